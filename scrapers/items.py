@@ -1,0 +1,55 @@
+"""Items that flow spider -> enrichment -> database.
+
+A tracklist page yields one ``SetlistItem`` and then one ``TrackItem`` per row. Track items point
+at their setlist by ``(setlist_source, setlist_source_id)``; the database pipeline always writes
+the setlist before its rows. Other producers may also send plain dicts in the testing plan's shape
+(``track_name``, ``artist_name``, ``isrc``, ``spotify_id``, ``bpm``, ...); the batch writer
+accepts both.
+"""
+
+import scrapy
+
+
+class SetlistItem(scrapy.Item):
+    source = scrapy.Field()  # "1001tracklists"
+    source_id = scrapy.Field()  # the site's tracklist id, e.g. "1gz59x6t"
+    url = scrapy.Field()
+    title = scrapy.Field()
+    djs = scrapy.Field()  # list[str], as linked in the header
+    event = scrapy.Field()  # event / source name, or None
+    date = scrapy.Field()  # ISO date "YYYY-MM-DD" of the set, or None
+    genres = scrapy.Field()  # list[str]
+    stated_track_count = scrapy.Field()  # the site's "with N tracks", or None
+
+
+class TrackItem(scrapy.Item):
+    # Where the row sits.
+    setlist_source = scrapy.Field()
+    setlist_source_id = scrapy.Field()
+    row_index = scrapy.Field()  # 0-based order of the div.tlpItem row on the page
+    position = scrapy.Field()  # int as shown ("01" -> 1), None for a "w/" row
+    played_with_previous = scrapy.Field()  # bool: a "w/" row
+    mashup_parent_row = scrapy.Field()  # row_index of the mashup parent for a part, else None
+    is_mashup = scrapy.Field()  # bool: this row is a mashup parent
+    cue_seconds = scrapy.Field()  # int, None when the set has no cues
+
+    # What was played. f"{artist} - {title}" is the line as the site shows it.
+    artist = scrapy.Field()
+    title = scrapy.Field()
+    artists = scrapy.Field()  # list[{"name": str, "role": "primary"|"featured"|"remixer"}]
+    label = scrapy.Field()  # as shown, several joined by "/", or None
+    site_track_id = scrapy.Field()  # data-trackid, or None
+    is_unknown = scrapy.Field()  # bool: an "ID - ID" row (no track)
+    is_partial_id = scrapy.Field()  # bool: "Artist - ID" (no track)
+
+    # Identifiers and metadata: empty from the site, filled by enrichment or an importer.
+    isrc = scrapy.Field()
+    spotify_id = scrapy.Field()
+    musicbrainz_id = scrapy.Field()
+    duration_ms = scrapy.Field()
+    bpm = scrapy.Field()
+    key = scrapy.Field()
+    genre = scrapy.Field()
+    release_date = scrapy.Field()
+    metadata = scrapy.Field()  # dict: provenance ("source", "confidence" per value), raw values
+    enrichment_status = scrapy.Field()  # "pending" to mark for backfill, else None
