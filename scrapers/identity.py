@@ -1,0 +1,213 @@
+"""The one place that decides when two spellings name the same thing.
+
+Every writer (database pipeline, importer, enrichment, the migration's merge rules) goes through
+these functions. Two normalisations that disagree is how duplicate tracks are born, so nothing
+else in the project may lower-case, strip or compare identifiers on its own.
+
+The migration's SQL mirrors ``normalize_isrc`` exactly (strip spaces, hyphens and dots,
+upper-case, validate); ``tests/test_identity.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+ISRC_PATTERN = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")
+# TuneCore hands out "TC…" catalogue codes that look like ISRCs but are not.
+_NOT_ISRC_PREFIXES = ("TC",)
+_ISRC_SEPARATORS = re.compile(r"[\s\-.]")
+
+_SPOTIFY_ID = re.compile(r"^[0-9A-Za-z]{22}$")
+_SPOTIFY_URI = re.compile(r"^spotify:track:([0-9A-Za-z]{22})$")
+_SPOTIFY_URL = re.compile(
+    r"^https?://open\.spotify\.com/(?:intl-[a-z]{2}(?:-[a-z]{2})?/|embed/)?track/"
+    r"([0-9A-Za-z]{22})(?:[/?#].*)?$"
+)
+
+# "ft.", "ft", "feat.", "feat", "featuring", "with" inside brackets count as featured credits.
+_FEAT_WORD = r"(?:ft\.?|feat\.?|featuring)"
+_FEAT_IN_ARTIST = re.compile(rf"\s+{_FEAT_WORD}\s+", re.IGNORECASE)
+_FEAT_IN_TITLE = re.compile(rf"[\(\[]\s*{_FEAT_WORD}\s+([^\)\]]+)[\)\]]", re.IGNORECASE)
+_FEAT_TRAILING_TITLE = re.compile(rf"\s+{_FEAT_WORD}\s+(.+)$", re.IGNORECASE)
+# Separators between credited artists. " vs. " joins mashup artists, who are primaries too.
+# "&" and "and" are not separators: "Above & Beyond" and "Chase & Status" are one act each.
+_ARTIST_SEPARATORS = re.compile(r"\s*(?:,|\s\bx\b\s|\bvs\.?\s|\s\+\s)\s*", re.IGNORECASE)
+# In a featured list ("feat. B & C") "&" does separate people.
+_FEATURED_SEPARATORS = re.compile(r"\s*(?:,|&|\sand\s|\s\bx\b\s|\s\+\s)\s*", re.IGNORECASE)
+_REMIX_CREDIT = re.compile(
+    r"[\(\[]([^\(\)\[\]]+?)\s+(?:remix|rework|re-?edit|edit|bootleg|flip|dub|mix|vip)[\)\]]",
+    re.IGNORECASE,
+)
+# Words in a version bracket that do not name a remixer.
+_NOT_REMIXERS = frozenset(
+    {
+        "extended",
+        "original",
+        "radio",
+        "club",
+        "live",
+        "instrumental",
+        "acapella",
+        "dub",
+        "short",
+        "long",
+        "album",
+        "single",
+        "vip",
+        "special",
+        "festival",
+        "intro",
+        "outro",
+    }
+)
+_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_SPACES = re.compile(r"\s+")
+
+UNKNOWN_TRACK_TEXT = "id"
+
+
+class InvalidIdentifier(ValueError):
+    """Raised by the ``parse_*`` functions; the message says what was wrong, for rejected_items."""
+
+
+def normalize_isrc(raw: object) -> str | None:
+    """The canonical 12-character ISRC, or None when ``raw`` is empty or not an ISRC."""
+    try:
+        return parse_isrc(raw)
+    except InvalidIdentifier:
+        return None
+
+
+def parse_isrc(raw: object) -> str | None:
+    """Like ``normalize_isrc`` but says why a non-empty value was refused."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidIdentifier(f"ISRC must be text, got {type(raw).__name__}")
+    candidate = _ISRC_SEPARATORS.sub("", raw).upper()
+    if not candidate:
+        return None
+    if not ISRC_PATTERN.match(candidate):
+        raise InvalidIdentifier(f"not an ISRC: {raw[:40]!r}")
+    if candidate.startswith(_NOT_ISRC_PREFIXES):
+        raise InvalidIdentifier(f"TuneCore code, not an ISRC: {raw[:40]!r}")
+    return candidate
+
+
+def normalize_spotify_id(raw: object) -> str | None:
+    """The bare 22-character Spotify track id, or None when ``raw`` is empty or invalid."""
+    try:
+        return parse_spotify_id(raw)
+    except InvalidIdentifier:
+        return None
+
+
+def parse_spotify_id(raw: object) -> str | None:
+    """Accepts a bare id, a ``spotify:track:`` URI or an open.spotify.com track URL."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidIdentifier(f"Spotify ID must be text, got {type(raw).__name__}")
+    candidate = raw.strip()
+    if not candidate:
+        return None
+    if _SPOTIFY_ID.match(candidate):
+        return candidate
+    for pattern in (_SPOTIFY_URI, _SPOTIFY_URL):
+        match = pattern.match(candidate)
+        if match:
+            return match.group(1)
+    raise InvalidIdentifier(f"not a Spotify track id: {raw[:60]!r}")
+
+
+def fold_text(text: str) -> str:
+    """Case-, accent-, punctuation- and whitespace-insensitive form of a name or title."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    without_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    words = _NON_WORD.sub(" ", without_marks.casefold()).replace("_", " ")
+    return _SPACES.sub(" ", words).strip()
+
+
+def artist_key(name: str) -> str:
+    """Key of the ``artists`` table: one row per folded name."""
+    return fold_text(name)
+
+
+def split_artist_credit(artist: str) -> list[tuple[str, str]]:
+    """``"A & B ft. C, D"`` -> ``[("A", "primary"), ("B", "primary"), ("C", "featured"), ...]``."""
+    main, *featured = _FEAT_IN_ARTIST.split(artist, maxsplit=1)
+    credits = [(name, "primary") for name in _split_names(main)]
+    credits += [
+        (name, "featured") for name in _split_names("".join(featured), _FEATURED_SEPARATORS)
+    ]
+    return _unique_credits(credits)
+
+
+def featured_from_title(title: str) -> list[str]:
+    """Featured artists named in a title: ``"Song (feat. X & Y)"`` -> ``["X", "Y"]``."""
+    names: list[str] = []
+    for group in _FEAT_IN_TITLE.findall(title):
+        names += _split_names(group, _FEATURED_SEPARATORS)
+    trailing = _FEAT_TRAILING_TITLE.search(_FEAT_IN_TITLE.sub("", title))
+    if trailing:
+        names += _split_names(trailing.group(1), _FEATURED_SEPARATORS)
+    return names
+
+
+def remixers_from_title(title: str) -> list[str]:
+    """Remixers credited in a version bracket: ``"Song (X & Y Remix)"`` -> ``["X", "Y"]``."""
+    names: list[str] = []
+    for group in _REMIX_CREDIT.findall(title):
+        for name in _split_names(group):
+            folded = fold_text(name)
+            if folded not in _NOT_REMIXERS and not folded.isdigit():
+                names.append(name)
+    return names
+
+
+def credits_for(artist: str, title: str) -> list[tuple[str, str]]:
+    """Every credited artist of a line, with roles primary / featured / remixer."""
+    credits = split_artist_credit(artist)
+    credits += [(name, "featured") for name in featured_from_title(title)]
+    credits += [(name, "remixer") for name in remixers_from_title(title)]
+    return _unique_credits(credits)
+
+
+def title_key(artist: str, title: str) -> str:
+    """Key of the title tier: same key means same recording.
+
+    Keeps what makes a different recording (remix, edit, version words stay in the title part)
+    and ignores what does not: case, accents, punctuation, whitespace, how "feat." is written,
+    where the featured credit sits (artist or title) and the order of credited artists.
+    """
+    names = {artist_key(name) for name, _ in split_artist_credit(artist)}
+    names |= {artist_key(name) for name in featured_from_title(title)}
+    bare_title = _FEAT_TRAILING_TITLE.sub("", _FEAT_IN_TITLE.sub("", title))
+    # Folded text holds only word characters and spaces, so "|" and "::" cannot be ambiguous.
+    return f"{'|'.join(sorted(n for n in names if n))}::{fold_text(bare_title)}"
+
+
+def normalized_title(title: str) -> str:
+    """Value of ``tracks.normalized_title``: the folded title, featured credits removed."""
+    return fold_text(_FEAT_TRAILING_TITLE.sub("", _FEAT_IN_TITLE.sub("", title)))
+
+
+def is_unknown_text(text: str | None) -> bool:
+    """True for the site's placeholder "ID" (an unidentified artist or title)."""
+    return text is None or fold_text(text) == UNKNOWN_TRACK_TEXT
+
+
+def _split_names(text: str, separators: re.Pattern[str] = _ARTIST_SEPARATORS) -> list[str]:
+    return [name.strip() for name in separators.split(text or "") if name.strip()]
+
+
+def _unique_credits(credits: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for name, role in credits:
+        key = (artist_key(name), role)
+        if key[0] and key not in seen:
+            seen.add(key)
+            unique.append((name, role))
+    return unique

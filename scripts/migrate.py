@@ -1,0 +1,48 @@
+"""Apply or roll back the SQL migrations: ``python scripts/migrate.py [status|up|down NAME]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scrapers.db import migrations
+from scrapers.db.connection import resolve_database_url
+from scrapers.db.embedded import EmbeddedDatabaseError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("status", help="list migrations and when each was applied")
+    up = commands.add_parser("up", help="apply pending migrations (the default)")
+    up.add_argument("target", nargs="?", help="stop after this migration")
+    down = commands.add_parser("down", help="roll back one migration (the latest applied)")
+    down.add_argument("name")
+    args = parser.parse_args(argv)
+
+    try:
+        url = resolve_database_url()
+        if args.command == "status":
+            for name, applied_at in migrations.status(url):
+                print(
+                    f"{name:45} {applied_at:%Y-%m-%d %H:%M:%S}"
+                    if applied_at
+                    else f"{name:45} pending"
+                )
+        elif args.command == "down":
+            migrations.downgrade(url, args.name, on_notice=print)
+            print(f"Rolled back {args.name}")
+        else:
+            done = migrations.upgrade(url, getattr(args, "target", None), on_notice=print)
+            print(f"Applied {', '.join(done)}" if done else "Nothing to apply: schema is current")
+    except (EmbeddedDatabaseError, migrations.MigrationError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, EmbeddedDatabaseError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

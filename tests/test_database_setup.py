@@ -1,0 +1,99 @@
+"""The connection layer: embedded server lifecycle, URL resolution, the migration runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from scrapers.db import migrations
+from scrapers.db.connection import connect, resolve_database_url
+from scrapers.db.embedded import EmbeddedPostgres
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def throwaway_state_dir(name: str) -> Path:
+    """A state folder the embedded server's service user can enter, also when run as root."""
+    base = Path("/tmp") / "tracklists-test-servers"
+    base.mkdir(mode=0o755, exist_ok=True)
+    base.chmod(0o755)
+    path = base / f"{name}-{os.getpid()}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def test_database_url_setting_wins_over_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    url = "postgresql://someone@db.example:5999/catalogue"
+    assert resolve_database_url({"DATABASE_URL": url}) == url
+    monkeypatch.setenv("DATABASE_URL", "postgresql://env@127.0.0.1/x")
+    assert resolve_database_url({"DATABASE_URL": url}) == "postgresql://env@127.0.0.1/x"
+
+
+def test_embedded_server_starts_persists_and_is_shared(tmp_path: Path) -> None:
+    state = throwaway_state_dir("lifecycle")
+    server = EmbeddedPostgres(state)
+    try:
+        first = server.ensure_running()
+        with closing(connect(first.url("postgres"))) as conn, conn, conn.cursor() as cursor:
+            cursor.execute("CREATE TABLE kept (value int); INSERT INTO kept VALUES (42)")
+        # A second process sees the same running server instead of starting another.
+        probe = (
+            "from pathlib import Path; from scrapers.db.embedded import EmbeddedPostgres;"
+            f"print(EmbeddedPostgres(Path({str(state)!r})).ensure_running().port)"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert int(other.stdout.strip()) == first.port
+        # Data survives a stop and a start.
+        assert server.stop() is True
+        assert server.status() is None
+        again = server.ensure_running()
+        with closing(connect(again.url("postgres"))) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT value FROM kept")
+            assert cursor.fetchall() == [(42,)]
+        with closing(connect(again.url("postgres"))) as conn, conn.cursor() as cursor:
+            cursor.execute("SHOW listen_addresses")
+            assert cursor.fetchone() == ("127.0.0.1",)
+    finally:
+        server.stop()
+
+
+def test_migrate_up_status_down(make_database) -> None:
+    url = make_database("")
+    names = [migration.name for migration in migrations.discover()]
+    assert migrations.upgrade(url) == names
+    assert migrations.upgrade(url) == []
+    assert all(applied_at is not None for _, applied_at in migrations.status(url))
+    if len(names) > 1:
+        with pytest.raises(migrations.MigrationError, match="roll back"):
+            migrations.downgrade(url, names[0])
+    for name in reversed(names):
+        migrations.downgrade(url, name)
+    with closing(connect(url)) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert cursor.fetchall() == [("schema_migrations",)]
+        cursor.execute("SELECT count(*) FROM schema_migrations")
+        assert cursor.fetchone() == (0,)
+
+
+def test_failed_migration_is_rolled_back_and_unrecorded(make_database, tmp_path: Path) -> None:
+    url = make_database("")
+    broken = tmp_path / "900_broken.sql"
+    broken.write_text("BEGIN; CREATE TABLE half_done (id int); SELECT 1/0; COMMIT;")
+    with closing(connect(url, autocommit=True)) as conn:
+        with pytest.raises(migrations.MigrationError, match="rolled back"):
+            migrations.run_sql_file(conn, broken)
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT to_regclass('half_done')")
+            assert cursor.fetchone() == (None,)
