@@ -5,7 +5,7 @@ the default registry, which the crawl serves at ``/metrics`` and batch runs can 
 Pushgateway.
 """
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 # Track items stored, by the strongest identifier they carried (the conflict target used).
 # Names are fixed: dashboards and the testing plan refer to them.
@@ -15,4 +15,70 @@ TRACKS_UPSERT_SPOTIFY = Counter(
 )
 TRACKS_UPSERT_TITLE = Counter(
     "tracks_upsert_title", "Track items stored via normalised artist + title (no identifier)"
+)
+
+# The batch writer (scrapers.db.writer): what happened to each item, and how long flushes take.
+TRACKS_WRITTEN = Counter(
+    "tracks_written",
+    "Track items stored, by whether they created a track or updated an existing one",
+    ["result"],
+)
+ITEMS_REJECTED = Counter(
+    "items_rejected", "Items refused and kept in rejected_items, by reason code", ["reason"]
+)
+INVALID_IDENTIFIERS = Counter(
+    "invalid_identifiers",
+    "Identifiers that failed validation; stored as NULL with the raw value in metadata",
+    ["identifier_type"],
+)
+IDENTIFIER_CONFLICTS = Counter(
+    "identifier_conflicts",
+    "Identifier conflicts recorded in identifier_conflicts",
+    ["identifier_type", "resolution"],
+)
+BATCH_FLUSH_SECONDS = Histogram(
+    "batch_flush_seconds",
+    "Time to write one batch to PostgreSQL, retries included",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+ITEMS_SPOOLED = Counter(
+    "items_spooled", "Items the database pipeline could not write and saved to a spool file"
+)
+
+# Enrichment (scrapers/enrichment): what each source was asked and how the lookups ended.
+ENRICHMENT_REQUESTS = Counter(
+    "enrichment_requests",
+    "HTTP requests sent to metadata sources, by source and outcome (HTTP status or error kind)",
+    ["source", "status"],
+)
+ENRICHMENT_CACHE_HITS = Counter(
+    "enrichment_cache_hits", "Source answers served from the response cache", ["source"]
+)
+ENRICHMENT_RATE_LIMIT_WAIT = Counter(
+    "enrichment_rate_limit_wait_seconds",
+    "Seconds spent waiting for a source's rate limiter",
+    ["source"],
+)
+ENRICHMENT_TRACKS = Counter(
+    "enrichment_tracks", "Tracks looked up, by outcome (enriched, not_found, failed)", ["outcome"]
+)
+ENRICHMENT_ISRC_NOT_FOUND = Counter(
+    "enrichment_isrc_not_found", "Tracks for which no source gave a valid ISRC"
+)
+ENRICHMENT_CONFLICTS = Counter(
+    "enrichment_conflicts", "Enriched identifiers already owned by another track (kept, recorded)"
+)
+ENRICHMENT_CIRCUIT_OPEN = Counter(
+    "enrichment_circuit_open", "Calls refused because a source's circuit was open", ["source"]
+)
+
+# Crawling (scrapers/spiders): pages the site served instead of content, and decoy rows.
+CRAWL_BLOCKED_PAGES = Counter(
+    "crawl_blocked_pages",
+    "Pages that were not content (interstitial, ip_limit, captcha, not_found, empty), by kind",
+    ["kind"],
+)
+CRAWL_DECOY_ROWS = Counter(
+    "crawl_decoy_rows",
+    "Track rows whose visible artist disagreed with their microdata; the microdata was kept",
 )

@@ -1,0 +1,249 @@
+"""The identifier conflict policy, in one place for every writer.
+
+Policy (README "Conflict policy"):
+
+* An identifier is never overwritten by a different value. A track that already has an ISRC
+  (or Spotify ID) keeps it; the contradicting value is recorded with resolution ``kept_stored``.
+* An identifier already owned by another track stays on that track; the claim is recorded with
+  resolution ``kept_on_other_track`` and both track ids. Nothing is merged automatically: two
+  tracks that may be one recording are listed in ``identifier_conflicts`` for a person (or a
+  later merge migration, which keeps an audit trail) to decide.
+* Otherwise the track gains the identifier (``assigned``).
+
+So with an item whose ISRC belongs to track A and whose Spotify ID belongs to track B, A wins
+(ISRC is the stronger identifier), the item's other values update A, the Spotify ID stays on B,
+and one conflict row names A and B. No unique violation escapes, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+from psycopg2 import sql
+from psycopg2.extras import execute_values
+
+from scrapers import identity, metrics
+from scrapers.db import records
+from scrapers.db.locks import lock_key, lock_keys
+
+KEPT_STORED = "kept_stored"
+KEPT_ON_OTHER_TRACK = "kept_on_other_track"
+IDENTIFIER_TYPES = ("isrc", "spotify_id")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One row of ``identifier_conflicts``."""
+
+    identifier_type: str
+    track_id: str
+    other_track_id: str | None
+    stored_value: str | None
+    incoming_value: str
+    resolution: str
+
+
+def decide(
+    identifier_type: str,
+    track_id: str,
+    incoming: str | None,
+    stored: str | None,
+    owner_id: str | None,
+) -> tuple[bool, Conflict | None]:
+    """Whether ``track_id`` gains ``incoming``, and the conflict to record if it does not.
+
+    ``stored`` is the track's current value, ``owner_id`` the other track holding ``incoming``.
+    """
+    if incoming is None or stored == incoming:
+        return False, None
+    if owner_id is not None and owner_id != track_id:
+        conflict = Conflict(
+            identifier_type, track_id, owner_id, stored, incoming, KEPT_ON_OTHER_TRACK
+        )
+        return False, conflict
+    if stored is not None:
+        return False, Conflict(identifier_type, track_id, None, stored, incoming, KEPT_STORED)
+    return True, None
+
+
+def insert_conflicts(
+    cursor: psycopg2.extensions.cursor, conflicts: Iterable[Conflict], origin: str
+) -> None:
+    rows = [
+        (
+            c.identifier_type,
+            c.track_id,
+            c.other_track_id,
+            c.stored_value,
+            c.incoming_value,
+            origin,
+            c.resolution,
+        )
+        for c in conflicts
+    ]
+    if rows:
+        execute_values(
+            cursor,
+            "INSERT INTO identifier_conflicts (identifier_type, track_id, other_track_id,"
+            " stored_value, incoming_value, origin, resolution) VALUES %s",
+            rows,
+        )
+
+
+def count_conflicts(conflicts: Iterable[Conflict]) -> None:
+    for conflict in conflicts:
+        metrics.IDENTIFIER_CONFLICTS.labels(conflict.identifier_type, conflict.resolution).inc()
+
+
+@dataclass
+class AssignmentOutcome:
+    """What ``assign_identifiers`` did: identifiers gained, conflicts recorded, invalid input."""
+
+    assigned: dict[str, str] = field(default_factory=dict)
+    conflicts: list[Conflict] = field(default_factory=list)
+    invalid: dict[str, str] = field(default_factory=dict)
+
+
+def assign_identifiers(
+    connection: psycopg2.extensions.connection,
+    track_id: str,
+    *,
+    isrc: str | None = None,
+    spotify_id: str | None = None,
+    values: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    origin: str,
+) -> AssignmentOutcome:
+    """Give an EXISTING track identifiers and descriptive values under the conflict policy.
+
+    For enrichment and repair scripts: never write ``tracks.isrc``/``spotify_id`` yourself.
+
+    * ``isrc``/``spotify_id`` are raw (hyphens, URIs and URLs are fine); an invalid value is not
+      stored, is reported in ``outcome.invalid`` and its raw text is kept in the track's
+      ``metadata["invalid"]``.
+    * ``values`` may hold ``bpm``, ``duration_ms``, ``key``, ``label``, ``release_date``,
+      ``genre`` (non-null replaces), ``musicbrainz_id``, ``version`` (only fill empty). They are
+      validated like pipeline items: a wrong type raises ``records.Rejected``.
+    * ``metadata`` keys are merged into the track's metadata (provenance, source ids).
+    * Conflicts are written to ``identifier_conflicts`` and counted; they never raise.
+
+    Runs inside the caller's transaction (inside a savepoint) and does not commit; on an
+    autocommit connection it is a transaction of its own. It takes the
+    writers' advisory locks on the identifiers, which are held until the caller commits: commit
+    after each track (or a small batch) so that crawls and imports are not held up. Raises
+    ``LookupError`` when the track does not exist.
+    """
+    outcome = AssignmentOutcome()
+    parsed: dict[str, str | None] = {}
+    for name, raw, parse in (
+        ("isrc", isrc, identity.parse_isrc),
+        ("spotify_id", spotify_id, identity.parse_spotify_id),
+    ):
+        try:
+            parsed[name] = parse(raw)
+        except identity.InvalidIdentifier:
+            parsed[name] = None
+            outcome.invalid[name] = str(raw)[: records.MAX_SHORT_CHARS]
+            metrics.INVALID_IDENTIFIERS.labels(name).inc()
+    row = _validated_values(values or {})
+    merged_metadata = dict(metadata or {})
+    if outcome.invalid:
+        merged_metadata.setdefault("invalid", {}).update(outcome.invalid)
+
+    # On an autocommit connection the call is its own transaction; otherwise the caller's.
+    begin, commit, rollback = (
+        ("BEGIN", "COMMIT", "ROLLBACK")
+        if connection.autocommit
+        else (
+            "SAVEPOINT assign_identifiers",
+            "RELEASE SAVEPOINT assign_identifiers",
+            "ROLLBACK TO SAVEPOINT assign_identifiers",
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(begin)
+        try:
+            _assign(cursor, track_id, parsed, row, merged_metadata, outcome, origin)
+        except BaseException:
+            cursor.execute(rollback)
+            raise
+        cursor.execute(commit)
+    count_conflicts(outcome.conflicts)
+    return outcome
+
+
+def _validated_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = (*records.OVERWRITE_COLUMNS, *records.FILL_ONLY_COLUMNS)
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise records.Rejected("wrong_value", f"not a track value: {', '.join(unknown)}")
+    record = records.to_record({"artist": "-", "title": "-", **values})
+    assert isinstance(record, records.TrackRecord)
+    return {name: record.values.get(name) for name in allowed if name in values}
+
+
+def _assign(
+    cursor: psycopg2.extensions.cursor,
+    track_id: str,
+    parsed: dict[str, str | None],
+    row: dict[str, Any],
+    metadata: dict[str, Any],
+    outcome: AssignmentOutcome,
+    origin: str,
+) -> None:
+    lock_keys(cursor, [lock_key(name, value) for name, value in parsed.items() if value])
+    cursor.execute("SELECT isrc, spotify_id FROM tracks WHERE id = %s FOR UPDATE", (track_id,))
+    current = cursor.fetchone()
+    if current is None:
+        raise LookupError(f"no track {track_id}")
+    stored = dict(zip(IDENTIFIER_TYPES, current, strict=True))
+    for name in IDENTIFIER_TYPES:
+        owner = None
+        if parsed[name] is not None:
+            cursor.execute(
+                sql.SQL("SELECT id::text FROM tracks WHERE {} = %s AND id <> %s LIMIT 1").format(
+                    sql.Identifier(name)
+                ),
+                (parsed[name], track_id),
+            )
+            found = cursor.fetchone()
+            owner = found[0] if found else None
+        gains, conflict = decide(name, str(track_id), parsed[name], stored[name], owner)
+        if gains:
+            outcome.assigned[name] = parsed[name]
+        if conflict:
+            outcome.conflicts.append(conflict)
+    columns = {**row, **outcome.assigned}
+    statement = sql.SQL("UPDATE tracks AS t SET {} FROM (SELECT").format(
+        records.update_assignments()
+    )
+    cursor.execute(
+        statement
+        + sql.SQL(
+            "  %(bpm)s::numeric AS bpm, %(duration_ms)s::int AS duration_ms,"
+            " %(key)s::text AS key, %(label)s::text AS label,"
+            " %(release_date)s::date AS release_date,"
+            " %(genre)s::text AS genre, %(musicbrainz_id)s::uuid AS musicbrainz_id,"
+            " %(version)s::text AS version, %(isrc)s::text AS isrc,"
+            " %(spotify_id)s::text AS spotify_id, NULL::text AS title_key,"
+            " %(metadata)s::jsonb AS metadata) AS u WHERE t.id = %(id)s"
+        ),
+        {
+            **{name: columns.get(name) for name in (*records.OVERWRITE_COLUMNS, "isrc")},
+            **{name: columns.get(name) for name in (*records.FILL_ONLY_COLUMNS, "spotify_id")},
+            "metadata": json.dumps(metadata),
+            "id": track_id,
+        },
+    )
+    insert_conflicts(cursor, outcome.conflicts, origin)
+    for name, value in outcome.assigned.items():
+        logger.debug("Track %s gained %s %s", track_id, name, value)

@@ -1,0 +1,45 @@
+"""Advisory locks that serialise writers on the keys they resolve.
+
+The title tier has no unique index (two recordings may share artist and title), so "look it up,
+insert when missing" is only safe while no other writer is resolving the same key. Every writer
+(batch writer, ``assign_identifiers``) locks hashes of its ISRCs, Spotify IDs, title keys and
+artist names before reading, in one statement and in sorted order, so two writers never deadlock
+on each other. Keys are folded into a fixed number of buckets: PostgreSQL's lock table is small
+(``max_locks_per_transaction``), and a big import batch must not exhaust it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import psycopg2.extensions
+
+# Arbitrary but fixed first half of the two-integer advisory lock key: "tl" for tracklists.
+LOCK_CLASS = 0x746C
+LOCK_BUCKETS = 1024
+
+
+def lock_key(kind: str, value: str) -> str:
+    """The string a writer locks for one resolved value, e.g. ``lock_key("isrc", "USRC1…")``."""
+    return f"{kind}:{value}"
+
+
+def bucket(key: str) -> int:
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % LOCK_BUCKETS
+
+
+def lock_keys(cursor: psycopg2.extensions.cursor, keys: Iterable[str]) -> int:
+    """Take the transaction-scoped locks for ``keys``; returns how many buckets were locked.
+
+    Released at COMMIT or ROLLBACK. Call before the first read of the values being resolved.
+    """
+    buckets = sorted({bucket(key) for key in keys})
+    if buckets:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, b)"
+            " FROM unnest(%s::int[]) WITH ORDINALITY AS t(b, n) ORDER BY n",
+            (LOCK_CLASS, buckets),
+        )
+    return len(buckets)

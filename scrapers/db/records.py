@@ -1,0 +1,484 @@
+"""Turn untrusted items into validated rows, or say exactly why not.
+
+Items come from the spider (``SetlistItem``/``TrackItem``), from importers and scripts as plain
+dicts in the testing plan's shape (``track_name``, ``artist_name``, ``isrc``, …), and from spool
+files written by an earlier crawl. Everything PostgreSQL would refuse (NUL bytes, values that
+break a CHECK) is caught here, so that one bad item is rejected alone instead of aborting the
+batch it travels in. Normalisation itself is ``scrapers.identity``'s job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from itemadapter import ItemAdapter
+from psycopg2 import sql
+
+from scrapers import identity
+
+MAX_NAME_CHARS = 500
+MAX_SHORT_CHARS = 200
+MAX_URL_CHARS = 2048
+MAX_LIST_ENTRIES = 100
+MAX_METADATA_CHARS = 20_000
+MAX_INT = 2**31 - 1
+
+# Descriptive track columns. A non-null incoming value replaces the stored one; null never
+# erases. ``FILL_ONLY`` columns are identifiers or identity: only filled when still empty.
+OVERWRITE_COLUMNS = ("bpm", "duration_ms", "key", "label", "release_date", "genre")
+FILL_ONLY_COLUMNS = ("musicbrainz_id", "version")
+ENRICHMENT_STATUSES = ("pending", "enriched", "not_found", "failed")
+ROLES = ("primary", "featured", "remixer")
+
+# Plan-shape dicts use these names for what the items call ``title`` and ``artist``.
+_ALIASES = {"track_name": "title", "artist_name": "artist", "name": "title"}
+_TRACK_FIELDS = frozenset(
+    {
+        "setlist_source",
+        "setlist_source_id",
+        "row_index",
+        "position",
+        "played_with_previous",
+        "mashup_parent_row",
+        "is_mashup",
+        "cue_seconds",
+        "artist",
+        "title",
+        "artists",
+        "label",
+        "site_track_id",
+        "is_unknown",
+        "is_partial_id",
+        "isrc",
+        "spotify_id",
+        "musicbrainz_id",
+        "duration_ms",
+        "bpm",
+        "key",
+        "genre",
+        "release_date",
+        "metadata",
+        "enrichment_status",
+        "version",
+        "is_remix",
+    }
+)
+_VERSION_BRACKET = re.compile(
+    r"[\(\[]([^\(\)\[\]]*\b(?:mix|edit|remix|version|rework|bootleg|dub|vip|flip|remaster(?:ed)?)"
+    r"\b[^\(\)\[\]]*)[\)\]]",
+    re.IGNORECASE,
+)
+
+
+class Rejected(ValueError):
+    """The item cannot be stored. ``code`` labels the metric; ``str()`` is the stored reason."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+
+
+@dataclass
+class SetlistRecord:
+    source: str
+    source_id: str
+    url: str | None = None
+    title: str | None = None
+    djs: list[str] = field(default_factory=list)
+    event: str | None = None
+    set_date: dt.date | None = None
+    genres: list[str] = field(default_factory=list)
+    stated_track_count: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.source_id)
+
+
+@dataclass
+class Placement:
+    """Where a track row sits in a setlist (``setlist_tracks``)."""
+
+    setlist_key: tuple[str, str]
+    row_index: int
+    position: int | None = None
+    played_with_previous: bool = False
+    is_mashup: bool = False
+    mashup_parent_row: int | None = None
+    cue_seconds: int | None = None
+    raw_artist: str | None = None
+    raw_title: str | None = None
+    label: str | None = None
+    site_track_id: str | None = None
+    is_unknown: bool = False
+    is_partial_id: bool = False
+
+
+@dataclass
+class TrackRecord:
+    """A row of a setlist and/or a recording. ``is_track`` is False for "ID - ID" rows."""
+
+    is_track: bool
+    placement: Placement | None
+    artist: str = ""
+    title: str = ""
+    title_key: str = ""
+    normalized_title: str = ""
+    isrc: str | None = None
+    spotify_id: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    is_remix: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+    credits: list[tuple[str, str]] = field(default_factory=list)
+    enrichment_status: str | None = None
+    # Identifier kinds whose raw value was invalid (stored NULL, raw kept in metadata).
+    invalid_identifiers: list[str] = field(default_factory=list)
+
+    @property
+    def tier(self) -> str:
+        """The strongest identifier the item carried: the conflict target its upsert uses."""
+        if self.isrc:
+            return "isrc"
+        if self.spotify_id:
+            return "spotify"
+        return "title"
+
+
+Record = SetlistRecord | TrackRecord
+
+
+def to_plain(item: Any) -> dict[str, Any]:
+    """The item as a plain dict (what ``scrapy crawl -O items.jsonl`` would write)."""
+    if isinstance(item, Mapping):
+        return dict(item)
+    return ItemAdapter(item).asdict()
+
+
+def payload_text(item: Any) -> str:
+    """JSON text of an item for ``rejected_items``; NUL bytes survive as ``\\u0000`` escapes."""
+    try:
+        return json.dumps(to_plain(item), ensure_ascii=False, default=str, sort_keys=True)
+    except (TypeError, ValueError):
+        return json.dumps({"unserialisable_item": repr(item)[:MAX_METADATA_CHARS]})
+
+
+def is_setlist(fields: Mapping[str, Any]) -> bool:
+    return "source_id" in fields and "setlist_source_id" not in fields
+
+
+def to_record(item: Any) -> Record:
+    """Validate and normalise one item; raises ``Rejected`` with the reason."""
+    try:
+        fields = to_plain(item)
+    except Exception as error:
+        raise Rejected("wrong_type", f"not an item or mapping: {type(item).__name__}") from error
+    for alias, name in _ALIASES.items():
+        if alias in fields and name not in fields:
+            fields[name] = fields.pop(alias)
+    _reject_nul_bytes(fields)
+    if is_setlist(fields):
+        return _setlist_record(fields)
+    return _track_record(fields)
+
+
+def _reject_nul_bytes(value: Any, path: str = "item") -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Rejected("nul_byte", f"{path} contains a NUL byte")
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            _reject_nul_bytes(str(key), f"{path} key")
+            _reject_nul_bytes(inner, f"{path}.{key}" if path != "item" else str(key))
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            _reject_nul_bytes(inner, path)
+
+
+def _setlist_record(fields: dict[str, Any]) -> SetlistRecord:
+    source = _text(fields, "source", MAX_SHORT_CHARS) or "unknown"
+    source_id = _text(fields, "source_id", MAX_SHORT_CHARS)
+    if not source_id:
+        raise Rejected("missing_source_id", "setlist item has no source_id")
+    return SetlistRecord(
+        source=source,
+        source_id=source_id,
+        url=_text(fields, "url", MAX_URL_CHARS),
+        title=_text(fields, "title", MAX_NAME_CHARS),
+        djs=_text_list(fields, "djs"),
+        event=_text(fields, "event", MAX_NAME_CHARS),
+        set_date=_date(fields, "date", {}),
+        genres=_text_list(fields, "genres"),
+        stated_track_count=_int(fields, "stated_track_count"),
+    )
+
+
+def _track_record(fields: dict[str, Any]) -> TrackRecord:
+    artist = _text(fields, "artist", MAX_NAME_CHARS)
+    title = _text(fields, "title", MAX_NAME_CHARS)
+    placement = _placement(fields, artist, title)
+    unknown = bool(fields.get("is_unknown") or fields.get("is_partial_id"))
+    if unknown or (title and identity.is_unknown_text(title)):
+        if placement is None:
+            raise Rejected("unknown_track", "an unidentified track (ID) with no setlist row")
+        placement.is_unknown = placement.is_unknown or not placement.is_partial_id
+        return TrackRecord(is_track=False, placement=placement, artist=artist or "", title=title)
+    if not title:
+        raise Rejected("missing_title", "track has no title")
+    if not artist:
+        raise Rejected("missing_artist", "track has no artist")
+
+    metadata = _metadata(fields)
+    invalid: dict[str, Any] = {}
+    record = TrackRecord(
+        is_track=True,
+        placement=placement,
+        artist=artist,
+        title=title,
+        title_key=identity.title_key(artist, title),
+        normalized_title=identity.normalized_title(title),
+        isrc=_identifier(fields, "isrc", identity.parse_isrc, invalid),
+        spotify_id=_identifier(fields, "spotify_id", identity.parse_spotify_id, invalid),
+        credits=_credits(fields, artist, title),
+        enrichment_status=_choice(fields, "enrichment_status", ENRICHMENT_STATUSES),
+    )
+    record.invalid_identifiers = sorted(invalid)
+    record.values = {
+        "bpm": _number(fields, "bpm", 0, 1000, invalid),
+        "duration_ms": _bounded_int(fields, "duration_ms", invalid),
+        "key": _text(fields, "key", MAX_SHORT_CHARS),
+        "label": _text(fields, "label", MAX_NAME_CHARS),
+        "release_date": _date(fields, "release_date", invalid),
+        "genre": _text(fields, "genre", MAX_SHORT_CHARS),
+        "musicbrainz_id": _uuid(fields, "musicbrainz_id", invalid),
+        "version": _text(fields, "version", MAX_SHORT_CHARS) or _version_from_title(title),
+    }
+    is_remix = fields.get("is_remix")
+    record.is_remix = (
+        bool(is_remix)
+        if isinstance(is_remix, bool)
+        else bool(identity.remixers_from_title(title)) or "remix" in title.casefold()
+    )
+    if invalid:
+        metadata.setdefault("invalid", {}).update(invalid)
+    extra = {k: v for k, v in fields.items() if k not in _TRACK_FIELDS and v is not None}
+    if extra:
+        metadata.setdefault("extra", {}).update(extra)
+    record.metadata = _bounded_metadata(metadata)
+    return record
+
+
+def _placement(fields: dict[str, Any], artist: str | None, title: str | None) -> Placement | None:
+    source_id = _text(fields, "setlist_source_id", MAX_SHORT_CHARS)
+    if not source_id:
+        return None
+    row_index = _int(fields, "row_index")
+    if row_index is None or row_index < 0:
+        raise Rejected("missing_row_index", "setlist track row has no valid row_index")
+    cue = _int(fields, "cue_seconds")
+    return Placement(
+        setlist_key=(_text(fields, "setlist_source", MAX_SHORT_CHARS) or "unknown", source_id),
+        row_index=row_index,
+        position=_int(fields, "position"),
+        played_with_previous=_bool(fields, "played_with_previous"),
+        is_mashup=_bool(fields, "is_mashup"),
+        mashup_parent_row=_int(fields, "mashup_parent_row"),
+        cue_seconds=cue if cue is not None and cue >= 0 else None,
+        raw_artist=artist,
+        raw_title=title,
+        label=_text(fields, "label", MAX_NAME_CHARS),
+        site_track_id=_text(fields, "site_track_id", MAX_SHORT_CHARS),
+        is_unknown=_bool(fields, "is_unknown"),
+        is_partial_id=_bool(fields, "is_partial_id"),
+    )
+
+
+def _text(fields: Mapping[str, Any], name: str, limit: int) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise Rejected("wrong_type", f"{name} must be text, got {type(value).__name__}")
+    text = str(value).strip()
+    if len(text) > limit:
+        raise Rejected("field_too_long", f"{name} has {len(text)} characters (limit {limit})")
+    return text or None
+
+
+def _text_list(fields: Mapping[str, Any], name: str) -> list[str]:
+    value = fields.get(name)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise Rejected("wrong_type", f"{name} must be a list of text")
+    if len(value) > MAX_LIST_ENTRIES:
+        raise Rejected("field_too_long", f"{name} has {len(value)} entries")
+    texts = [_text({name: entry}, name, MAX_NAME_CHARS) for entry in value]
+    return [text for text in texts if text]
+
+
+def _int(fields: Mapping[str, Any], name: str) -> int | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise Rejected("wrong_type", f"{name} must be an integer, got bool")
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as error:
+        raise Rejected("wrong_type", f"{name} must be an integer, got {value!r:.40}") from error
+    if abs(number) > MAX_INT:
+        raise Rejected("wrong_value", f"{name} {number} is out of range")
+    return number
+
+
+def _bool(fields: Mapping[str, Any], name: str) -> bool:
+    value = fields.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool | int):
+        raise Rejected("wrong_type", f"{name} must be true or false")
+    return bool(value)
+
+
+def _number(
+    fields: Mapping[str, Any], name: str, low: float, high: float, invalid: dict[str, Any]
+) -> Decimal | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise Rejected("wrong_type", f"{name} must be a number, got {type(value).__name__}")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as error:
+        raise Rejected("wrong_type", f"{name} must be a number, got {value!r:.40}") from error
+    if not number.is_finite() or not low < number < high:
+        invalid[name] = value
+        return None
+    return round(number, 2)
+
+
+def _bounded_int(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> int | None:
+    number = _number(fields, name, 0, MAX_INT, invalid)
+    return None if number is None else int(number)
+
+
+def _date(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> dt.date | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str):
+        raise Rejected("wrong_type", f"{name} must be an ISO date, got {type(value).__name__}")
+    try:
+        return dt.date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        # "2019" or "2019-05" (Spotify's coarse precision) or garbage: keep the raw text.
+        invalid[name] = value[:MAX_SHORT_CHARS]
+        return None
+
+
+def _uuid(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> str | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        invalid[name] = str(value)[:MAX_SHORT_CHARS]
+        return None
+
+
+def _identifier(fields: Mapping[str, Any], name: str, parse: Any, invalid: dict[str, Any]) -> Any:
+    try:
+        return parse(fields.get(name))
+    except identity.InvalidIdentifier:
+        invalid[name] = str(fields.get(name))[:MAX_SHORT_CHARS]
+        return None
+
+
+def _choice(fields: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if value not in allowed:
+        raise Rejected("wrong_value", f"{name} must be one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _credits(fields: Mapping[str, Any], artist: str, title: str) -> list[tuple[str, str]]:
+    given = fields.get("artists")
+    if not given:
+        return identity.credits_for(artist, title)
+    if not isinstance(given, list | tuple) or len(given) > MAX_LIST_ENTRIES:
+        raise Rejected("wrong_type", "artists must be a list of {name, role}")
+    credits = []
+    for entry in given:
+        if not isinstance(entry, Mapping):
+            raise Rejected("wrong_type", "artists entries must be {name, role}")
+        name = _text(entry, "name", MAX_NAME_CHARS)
+        role = entry.get("role") or "primary"
+        if role not in ROLES:
+            raise Rejected("wrong_value", f"artist role must be one of {', '.join(ROLES)}")
+        if name and identity.artist_key(name):
+            credits.append((name, str(role)))
+    return credits
+
+
+def _metadata(fields: Mapping[str, Any]) -> dict[str, Any]:
+    value = fields.get("metadata")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise Rejected("wrong_type", f"metadata must be an object, got {type(value).__name__}")
+    return dict(value)
+
+
+def _bounded_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    try:
+        text = json.dumps(metadata, default=str)
+    except (TypeError, ValueError) as error:
+        raise Rejected("wrong_type", f"metadata is not JSON: {error}") from error
+    if len(text) > MAX_METADATA_CHARS:
+        raise Rejected("field_too_long", f"metadata has {len(text)} characters")
+    return json.loads(text)
+
+
+def _version_from_title(title: str) -> str | None:
+    matches = _VERSION_BRACKET.findall(title)
+    return matches[-1].strip()[:MAX_SHORT_CHARS] if matches else None
+
+
+def update_assignments(stored: str = "t", incoming: str = "u") -> sql.Composed:
+    """The SET list that applies the merge rule from alias ``incoming`` onto alias ``stored``.
+
+    Non-null incoming descriptive values win, nulls never erase, identifiers and identity columns
+    are only filled when empty, metadata keys are merged.
+    """
+    old, new = sql.Identifier(stored), sql.Identifier(incoming)
+    overwrite = sql.SQL("{c} = coalesce({new}.{c}, {old}.{c})")
+    fill = sql.SQL("{c} = coalesce({old}.{c}, {new}.{c})")
+    assignments = [
+        overwrite.format(c=sql.Identifier(c), old=old, new=new) for c in OVERWRITE_COLUMNS
+    ]
+    assignments += [
+        fill.format(c=sql.Identifier(c), old=old, new=new)
+        for c in (*FILL_ONLY_COLUMNS, "isrc", "spotify_id", "title_key")
+    ]
+    assignments.append(
+        sql.SQL("metadata = {old}.metadata || coalesce({new}.metadata, '{{}}')").format(
+            old=old, new=new
+        )
+    )
+    assignments.append(sql.SQL("updated_at = now()"))
+    return sql.SQL(", ").join(assignments)
