@@ -1,0 +1,199 @@
+"""Read the elements of a JSON array one at a time, with line numbers, in bounded memory.
+
+Spotify's exports are single JSON documents that can hold hundreds of thousands of records; the
+standard ``json.load`` would hold the whole file (and its Python objects) at once. Here the text
+is read in chunks and each element is decoded with ``json.JSONDecoder.raw_decode`` as soon as it
+is complete, so memory is bounded by the chunk size plus the largest single element.
+
+A broken element does not end the file: it is reported with its line, and reading resumes at the
+next ``, {`` from which a whole element decodes (``{`` elements are what every export here holds).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any, TextIO
+
+CHUNK_CHARS = 1 << 20
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NEXT_OBJECT = re.compile(r",[ \t\n\r]*(?=\{)")
+_DECODER = json.JSONDecoder()
+
+
+class JsonStreamError(ValueError):
+    """The document is not shaped as expected (no array where one should start)."""
+
+
+@dataclass(frozen=True)
+class ArrayElement:
+    """One element: its value, or why it could not be decoded, with where it starts."""
+
+    line: int
+    value: Any
+    text: str
+    error: str | None = None
+
+
+class _Buffer:
+    """A window of the text with the line number of its read position."""
+
+    def __init__(self, stream: TextIO, chunk_chars: int) -> None:
+        self.stream = stream
+        self.chunk_chars = chunk_chars
+        self.text = ""
+        self.pos = 0
+        self.line = 1
+        self.eof = False
+
+    def fill(self, at_least: int = 0) -> bool:
+        """Read more text (keeping what is not consumed); False at the end of the stream."""
+        if self.eof:
+            return False
+        chunk = self.stream.read(max(self.chunk_chars, at_least))
+        if not chunk:
+            self.eof = True
+            return False
+        self.text = self.text[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def advance(self, to: int) -> None:
+        self.line += self.text.count("\n", self.pos, to)
+        self.pos = to
+
+    def skip_whitespace(self) -> str:
+        """The next non-blank character ("" at the end), without consuming it."""
+        while True:
+            self.advance(_WHITESPACE.match(self.text, self.pos).end())
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self.fill():
+                return ""
+
+
+def iter_array(
+    stream: TextIO,
+    opening: re.Pattern[str] | None = None,
+    *,
+    max_element_chars: int = 64 << 20,
+    chunk_chars: int = CHUNK_CHARS,
+    first_line: int = 1,
+) -> Iterator[ArrayElement]:
+    """Yield each element of the array that starts where ``opening`` matches (default: at once).
+
+    ``opening`` must end just after the array's ``[``; it is searched in the first
+    ``max_element_chars`` characters. ``first_line`` numbers the stream's first line.
+    """
+    buffer = _Buffer(stream, chunk_chars)
+    buffer.line = first_line
+    _seek_opening(buffer, opening or re.compile(r"\s*\["), max_element_chars)
+    expecting_element = True
+    while True:
+        next_char = buffer.skip_whitespace()
+        if next_char == "]" or (next_char == "" and not expecting_element):
+            return
+        if next_char == "":
+            raise JsonStreamError(f"line {buffer.line}: the array is not closed")
+        if not expecting_element:
+            if next_char != ",":
+                broken, resumed = _recover(buffer, "expected ',' or ']'", max_element_chars)
+                yield broken
+                if not resumed:
+                    return
+                expecting_element = True
+                continue
+            buffer.advance(buffer.pos + 1)
+            expecting_element = True
+            continue
+        element = _decode_element(buffer, max_element_chars)
+        if element.error is None:
+            yield element
+            expecting_element = False
+            continue
+        broken, resumed = _recover(buffer, element.error, max_element_chars)
+        yield broken
+        if not resumed:
+            return
+
+
+def _seek_opening(buffer: _Buffer, opening: re.Pattern[str], limit: int) -> None:
+    while True:
+        match = opening.search(buffer.text)
+        if match:
+            buffer.advance(match.end())
+            return
+        if len(buffer.text) > limit or not buffer.fill():
+            raise JsonStreamError(f"no JSON array found (looked for {opening.pattern!r})")
+
+
+def _decode_element(buffer: _Buffer, limit: int) -> ArrayElement:
+    while True:
+        try:
+            value, end = _DECODER.raw_decode(buffer.text, buffer.pos)
+        except json.JSONDecodeError as error:
+            pending = len(buffer.text) - buffer.pos
+            # Incomplete because the chunk ended mid-element: read more (doubling, so that a big
+            # element costs O(n) decode attempts in total, not O(n) per chunk).
+            truncated = _maybe_truncated(error, buffer.text) and pending < limit
+            if truncated and buffer.fill(at_least=pending):
+                continue
+            return ArrayElement(buffer.line, None, "", f"invalid JSON: {error.msg}")
+        element = ArrayElement(buffer.line, value, buffer.text[buffer.pos : end])
+        buffer.advance(end)
+        return element
+
+
+def _maybe_truncated(error: json.JSONDecodeError, text: str) -> bool:
+    """Whether the decode may have failed only because the text stops mid-element."""
+    return error.pos >= len(text) - 16 or error.msg.startswith("Unterminated string")
+
+
+def _recover(buffer: _Buffer, reason: str, limit: int) -> tuple[ArrayElement, bool]:
+    """Skip to the next element that decodes and report the skipped text as one broken element.
+
+    Returns the broken element and whether an element to resume at was found.
+    """
+    line = buffer.line
+    searched = 1
+    while True:
+        match = _NEXT_OBJECT.search(buffer.text, buffer.pos + searched)
+        if match is None:
+            searched = max(1, len(buffer.text) - buffer.pos - 1)
+            if len(buffer.text) - buffer.pos < limit and buffer.fill():
+                continue
+            skipped = buffer.text[buffer.pos :]
+            buffer.advance(len(buffer.text))
+            return ArrayElement(line, None, skipped, reason), False
+        try:
+            _DECODER.raw_decode(buffer.text, match.end())
+        except json.JSONDecodeError as error:
+            if _maybe_truncated(error, buffer.text) and buffer.fill():
+                searched = 1
+                continue
+            searched = match.end() - buffer.pos
+            continue
+        skipped = buffer.text[buffer.pos : match.start()]
+        buffer.advance(match.end())
+        return ArrayElement(line, None, skipped, reason), True
+
+
+def iter_lines(binary: IO[bytes], *, first_line: int = 1) -> Iterator[ArrayElement]:
+    """Yield each non-blank line of a JSON-lines stream, decoded, or why it is not JSON."""
+    for number, raw in enumerate(binary, start=first_line):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8-sig" if number == first_line else "utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            yield ArrayElement(number, None, text, "invalid UTF-8")
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield ArrayElement(number, None, line.rstrip("\r\n"), f"invalid JSON: {error.msg}")
+            continue
+        yield ArrayElement(number, value, line)

@@ -1,0 +1,141 @@
+"""What every reader shares: the row it yields and the file it reads.
+
+Readers only translate a format into ``TrackItem``/``SetlistItem`` fields. Deciding whether an
+item can be stored (artist and title present, no NUL bytes, ISRC valid, numbers in range) is the
+batch writer's job (``scrapers.db.records``), the same for the crawl and the importer; a reader
+rejects only what it cannot read at all (broken JSON or CSV, undecodable bytes).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from scrapers.identity import normalize_isrc
+from scrapers.importers.jsonstream import ArrayElement
+from scrapers.items import SetlistItem, TrackItem
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+# Kept in rejected_items.payload; a broken record can be arbitrarily long.
+MAX_RAW_CHARS = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One record of an input file: an item, or why it was rejected or skipped."""
+
+    location: str
+    item: TrackItem | SetlistItem | None = None
+    error: str | None = None
+    skipped: str | None = None
+    raw: str = ""
+
+    @classmethod
+    def rejected(cls, location: str, reason: str, raw: str) -> SourceRow:
+        return cls(location, error=reason, raw=raw[:MAX_RAW_CHARS])
+
+
+class FileReader:
+    """Base of every reader: opens the file and reports how far into it reading has got."""
+
+    format_name: ClassVar[str]
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.label = str(path)
+        self._binary: IO[bytes] | None = None
+        self._finished = False
+
+    def rows(self) -> Iterator[SourceRow]:
+        raise NotImplementedError
+
+    def total_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def bytes_read(self) -> int:
+        if self._finished:
+            return self.total_bytes()
+        if self._binary is None or self._binary.closed:
+            return 0
+        return self._binary.tell()
+
+    def location(self, line: int) -> str:
+        return f"{self.label}:{line}"
+
+    def open_binary(self) -> IO[bytes]:
+        self._binary = open(self.path, "rb")  # noqa: SIM115 - closed by the reader's with-block
+        return self._binary
+
+    def open_text(self, *, newline: str | None = None) -> io.TextIOWrapper:
+        """UTF-8 text (a BOM is dropped); undecodable bytes survive as surrogates, see below."""
+        return io.TextIOWrapper(
+            self.open_binary(), encoding="utf-8-sig", errors="surrogateescape", newline=newline
+        )
+
+    def finish(self) -> None:
+        self._finished = True
+
+
+def object_rows(
+    elements: Iterable[ArrayElement],
+    location: Callable[[int], str],
+    build: Callable[[str, dict[str, Any], str], SourceRow],
+) -> Iterator[SourceRow]:
+    """Rows from decoded JSON records: ``build(location, record, raw)`` for each object."""
+    for element in elements:
+        where = location(element.line)
+        if element.error is not None:
+            yield SourceRow.rejected(where, element.error, element.text)
+        elif not isinstance(element.value, dict):
+            yield SourceRow.rejected(where, "not a JSON object", element.text)
+        else:
+            yield build(where, element.value, element.text)
+
+
+def starts_with_array(path: Path) -> bool:
+    """Whether the file's first non-blank character (after a BOM) opens a JSON array."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"[")
+
+
+def undecodable_reason(values: Any) -> str | None:
+    """Rows decoded with surrogateescape carry invalid UTF-8 as surrogates: refuse them."""
+    for value in values:
+        if isinstance(value, str) and _UNDECODABLE.search(value):
+            return "invalid UTF-8 in the row"
+    return None
+
+
+def text(value: Any) -> str | None:
+    """A stripped string, or None for missing/empty; numbers (an all-digit title) become text."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    if not isinstance(value, str):
+        return None
+    stripped = value.strip()
+    return stripped or None
+
+
+def track_row(
+    location: str, fields: Mapping[str, Any], extra: Mapping[str, Any], raw: str
+) -> SourceRow:
+    """A ``TrackItem`` from an export row, marked for enrichment when it brings no valid ISRC.
+
+    Values go to the writer as read: it validates them (missing artist or title, NUL bytes,
+    invalid identifiers, numbers out of range) for every front door alike.
+    """
+    values = {name: value for name, value in fields.items() if value not in (None, "")}
+    reason = undecodable_reason(values.values())
+    if reason:
+        return SourceRow.rejected(location, reason, raw)
+    values["metadata"] = {k: v for k, v in extra.items() if v not in (None, {}, "", [])}
+    if normalize_isrc(values.get("isrc")) is None:
+        values["enrichment_status"] = "pending"
+    return SourceRow(location, TrackItem(values))

@@ -1,0 +1,297 @@
+"""The importer's readers, format detection, JSON streaming and progress output (no database)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import re
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from scrapers.importers.detect import READERS, UnknownFormat, detect_format
+from scrapers.importers.jsonstream import JsonStreamError, iter_array
+from scrapers.importers.progress import Progress
+from scrapers.importers.source import SourceRow
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "import"
+
+
+def read(path: Path, fmt: str | None = None) -> list[SourceRow]:
+    return list(READERS[fmt or detect_format(path)](path).rows())
+
+
+def line_of(row: SourceRow) -> int:
+    return int(row.location.rsplit(":", 1)[1])
+
+
+def stored(rows: list[SourceRow]) -> list[tuple[int, dict]]:
+    return [(line_of(row), dict(row.item)) for row in rows if row.item is not None]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("catalogue.csv", "csv"),
+        ("crawl_items.jsonl", "jsonl"),
+        ("listens.jsonl", "listenbrainz"),
+        ("Streaming_History_Audio_2023.json", "spotify"),
+        ("Playlist1.json", "spotify"),
+    ],
+)
+def test_detects_each_fixture(name: str, expected: str) -> None:
+    assert detect_format(FIXTURES / name) == expected
+
+
+def test_detects_listenbrainz_zip_and_array(tmp_path: Path) -> None:
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("user.json", "{}")
+        bundle.write(FIXTURES / "listens.jsonl", "listens/2023/11.jsonl")
+    listens = [json.loads(line) for line in (FIXTURES / "listens.jsonl").read_text().splitlines()]
+    array = tmp_path / "old_export.json"
+    array.write_text(json.dumps(listens, indent=2))
+    assert detect_format(archive) == "listenbrainz"
+    assert detect_format(array) == "listenbrainz"
+    # The same listens in three containers give the same items.
+    items = [dict(row.item) for row in read(FIXTURES / "listens.jsonl")]
+    assert [dict(row.item) for row in read(archive)] == items
+    assert [dict(row.item) for row in read(array)] == items
+    assert read(archive)[0].location.endswith("export.zip!listens/2023/11.jsonl:1")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"name,year\nx,1999\n", "CSV header"),
+        (b'[{"foo": 1}]', "neither a Spotify play"),
+        (b'{"foo": 1}\n', "neither a crawl item"),
+    ],
+)
+def test_detection_refuses_what_it_does_not_know(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "mystery.dat"
+    path.write_bytes(content)
+    with pytest.raises(UnknownFormat, match=message):
+        detect_format(path)
+
+
+def test_csv_reader_maps_columns_and_numbers_lines() -> None:
+    rows = stored(read(FIXTURES / "catalogue.csv"))
+    assert [line for line, _ in rows] == [2, 3, 4, 5, 6, 7]
+    first = rows[0][1]
+    assert first["artist"] == "Deadmau5"
+    assert first["isrc"] == "CA-7H3-09-00001"  # normalised by the writer, not the reader
+    assert first["duration_ms"] == "637000"
+    assert "enrichment_status" not in first  # has a valid ISRC: nothing to backfill
+    assert rows[2][1]["enrichment_status"] == "pending"
+    assert rows[4][1]["artist"] == "Above & Beyond ft. Zoë Johnston"
+    assert rows[4][1]["title"] == "Love Is Not Enough, Again"
+
+
+def test_csv_header_is_required(tmp_path: Path) -> None:
+    path = tmp_path / "no_header.csv"
+    path.write_text("Deadmau5,Strobe\n")
+    with pytest.raises(ValueError, match="header lacks artist, title"):
+        read(path, "csv")
+
+
+def test_csv_bad_rows_are_rejected_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(
+        b"Artist , TITLE,isrc\n"
+        b"A,One,\n"
+        b'"Multi\nLine",Two,\n'  # a quoted newline: the record starts on line 3
+        b"B,Three,,extra\n"
+        b"\n"
+        b"C,Fo\xffur,\n"
+        b"D,Five,\n"
+    )
+    rows = read(path, "csv")
+    assert [(line_of(row), row.error) for row in rows] == [
+        (2, None),
+        (3, None),
+        (5, "4 fields, header has 3"),
+        (7, "invalid UTF-8 in the row"),
+        (8, None),
+    ]
+    assert rows[1].item["artist"] == "Multi\nLine"
+    assert rows[2].raw == "B,Three,,extra"
+
+
+def test_crawl_export_round_trips_items() -> None:
+    rows = read(FIXTURES / "crawl_items.jsonl")
+    setlist, apollo, unknown, hypnotized = (row.item for row in rows)
+    assert type(setlist).__name__ == "SetlistItem"
+    assert setlist["source_id"] == "demo0001"
+    assert type(apollo).__name__ == "TrackItem"
+    assert apollo["row_index"] == 0
+    assert "enrichment_status" not in apollo
+    assert unknown["is_unknown"] is True
+    assert hypnotized["enrichment_status"] == "pending"
+
+
+def test_jsonl_bad_lines_are_rejected_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(
+        b'{"artist": "A", "title": "One"}\n'
+        b"{not json\n"
+        b"\n"
+        b"[1, 2]\n"
+        b'{"artist": "B", "title": "T\xe9"}\n'
+        b'{"artist_name": "C", "track_name": "Three"}\n'
+    )
+    rows = read(path, "jsonl")
+    assert [(line_of(row), row.error) for row in rows] == [
+        (1, None),
+        (2, "invalid JSON: Expecting property name enclosed in double quotes"),
+        (4, "not a JSON object"),
+        (5, "invalid UTF-8"),
+        (6, None),
+    ]
+    assert rows[1].raw == "{not json"
+    assert (rows[-1].item["artist"], rows[-1].item["title"]) == ("C", "Three")
+
+
+def test_listenbrainz_reader_takes_identifiers_from_additional_info_and_mapping() -> None:
+    rows = stored(read(FIXTURES / "listens.jsonl"))
+    kerala, bloom, kerala_again, emerald = (item for _, item in rows)
+    assert kerala["isrc"] == "GBCFB1600101"
+    assert kerala["spotify_id"] == "https://open.spotify.com/track/5aBcDeFgHiJkLmNoPqRsTu"
+    assert kerala["musicbrainz_id"] == "6a6b5d0e-2222-4c1d-8e2f-000000000002"
+    assert kerala["metadata"]["release_name"] == "Migration"
+    assert bloom["musicbrainz_id"] == "6a6b5d0e-2222-4c1d-8e2f-000000000006"  # mbid_mapping
+    assert bloom["duration_ms"] == 301000  # "duration" is in seconds
+    assert bloom["enrichment_status"] == "pending"
+    assert kerala_again["isrc"] == kerala["isrc"]
+    assert "isrc" not in emerald
+
+
+def test_listenbrainz_listen_without_track_metadata_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "listens.jsonl"
+    path.write_text('{"listened_at": 1}\n{"track_metadata": {"artist_name": "A"}}\n')
+    rows = read(path, "listenbrainz")
+    assert rows[0].error == "no track_metadata object"
+    # Missing title is the writer's call (same rule for every front door): passed on as read.
+    assert rows[1].item["artist"] == "A" and "title" not in rows[1].item
+
+
+def test_spotify_history_skips_podcasts_and_numbers_records() -> None:
+    rows = read(FIXTURES / "Streaming_History_Audio_2023.json")
+    assert [(line_of(row), row.skipped is not None) for row in rows] == [
+        (2, False),
+        (19, True),
+        (36, False),
+        (53, False),
+    ]
+    assert rows[0].item["spotify_id"] == "spotify:track:7aBcDeFgHiJkLmNoPqRsTu"
+    assert rows[0].item["metadata"]["album"] == "Windowlicker"
+
+
+def test_spotify_playlists_give_item_lines_local_tracks_and_skip_episodes() -> None:
+    rows = read(FIXTURES / "Playlist1.json")
+    assert [line_of(row) for row in rows] == [7, 18, 34, 45, 55]
+    assert rows[1].item["artist"] == "Unknown Artist"
+    assert rows[1].item["title"] == "Untitled Dub"
+    assert rows[3].skipped is not None
+    assert rows[4].item["title"] == "Losing It"
+
+
+def test_spotify_history_broken_record_is_rejected_and_reading_goes_on(tmp_path: Path) -> None:
+    records = [
+        {"master_metadata_track_name": f"T{i}", "master_metadata_album_artist_name": "A"}
+        for i in range(3)
+    ]
+    text = json.dumps(records, indent=1).replace('"T1"', '"T1" oops')
+    path = tmp_path / "Streaming_History_Audio_2024.json"
+    path.write_text(text)
+    rows = read(path, "spotify")
+    outcome = [(line_of(row), row.error is None) for row in rows]
+    assert outcome == [(2, True), (6, False), (10, True)]
+    assert "oops" in rows[1].raw
+    assert rows[2].item["title"] == "T2"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64, 1 << 20])
+def test_iter_array_is_independent_of_chunk_boundaries(chunk: int) -> None:
+    values = [{"n": i, "s": "x\ny" * i, "nested": {"list": [i, {"deep": "]"}]}} for i in range(30)]
+    text = "\n" + json.dumps(values, indent=2)
+    elements = list(iter_array(io.StringIO(text), chunk_chars=chunk))
+    assert [element.value for element in elements] == values
+    starts = [number for number, line in enumerate(text.splitlines(), 1) if line == "  {"]
+    assert [element.line for element in elements] == starts
+
+
+def test_iter_array_finds_a_nested_array_and_reports_truncation() -> None:
+    pattern = re.compile(r'"rows"\s*:\s*\[')
+    text = '{"meta": 1, "rows": [{"a": 1}, {"a": 2}], "tail": true}'
+    assert [e.value for e in iter_array(io.StringIO(text), pattern)] == [{"a": 1}, {"a": 2}]
+    truncated = list(iter_array(io.StringIO('[{"a": 1}, {"a": '), chunk_chars=4))
+    assert truncated[0].value == {"a": 1}
+    assert truncated[1].error is not None
+    with pytest.raises(JsonStreamError):
+        list(iter_array(io.StringIO('{"no": "array"}')))
+
+
+def test_iter_array_memory_stays_bounded_on_a_big_array() -> None:
+    class Generated(io.TextIOBase):
+        """A 40 MB JSON array produced on the fly, never held whole."""
+
+        def __init__(self, count: int) -> None:
+            records = (f'{{"i": {i}, "pad": "{"x" * 400}"}},' for i in range(count))
+            self.parts = itertools.chain(["["], records, ['{"i": -1}]'])
+
+        def read(self, size: int = -1) -> str:
+            out = []
+            total = 0
+            for part in self.parts:
+                out.append(part)
+                total += len(part)
+                if total >= size:
+                    break
+            return "".join(out)
+
+    tracemalloc.start()
+    count = sum(1 for _ in iter_array(Generated(100_000), chunk_chars=1 << 16))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == 100_001
+    assert peak < 5_000_000
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_logs_plain_lines_off_a_terminal(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    progress = Progress(1000, stream=io.StringIO(), interactive=False, log_every=10, clock=clock)
+    caplog.set_level("INFO", logger="scrapers.importers")
+    clock.now = 5
+    progress.update(100, 100)
+    assert not caplog.records  # not yet due
+    clock.now = 10
+    progress.update(2000, 250)
+    assert caplog.messages == ["import progress:  25%  2,000 rows  200 rows/s  ETA 0:00:30"]
+
+
+def test_progress_draws_a_bar_with_rate_and_eta_on_a_terminal() -> None:
+    clock = FakeClock()
+    stream = io.StringIO()
+    progress = Progress(1000, stream=stream, interactive=True, clock=clock)
+    clock.now = 4
+    progress.update(8000, 500)
+    progress.close()
+    output = stream.getvalue()
+    assert output.startswith("\r[")
+    assert "50%  8,000 rows  2,000 rows/s  ETA 0:00:04" in output
+    assert output.endswith("\n")
