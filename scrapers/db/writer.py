@@ -1,0 +1,761 @@
+"""The batch writer: the one engine that stores items in the catalogue.
+
+The database pipeline, the bulk importer and replayed spool files all hand their items here.
+A batch is resolved set-based, in one transaction and about fifteen statements whatever its
+size:
+
+1. every item is validated (``records``); refused items go to ``rejected_items``;
+2. advisory locks are taken on every key the batch resolves (``locks``), so two writers never
+   create the same track, artist or setlist;
+3. one query fetches every track the batch could match (by ISRC, Spotify ID, known spelling in
+   ``track_lookup``, or title key), and the tiers run in memory over that small set: ISRC, then
+   Spotify ID, then the Koito lookup of raw spellings, then the title key, else a new track.
+   Items of the same batch resolve against each other too, which is the in-batch dedupe;
+4. new tracks are COPYed, updates are COPYed into a temp table and applied with one UPDATE,
+   then artists, credits, the lookup cache, setlists and their rows follow, parents first.
+
+Identifier conflicts follow ``conflicts``' policy and never raise. A batch that hits a data
+error PostgreSQL refuses is split in halves until the one offending item is found and rejected
+with the database's message, so the rest is stored. Losing the connection is retried with
+backoff until ``retry_timeout``; re-applying a batch is idempotent because every step resolves
+before it inserts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+from psycopg2.extras import execute_values
+
+from scrapers import identity, metrics
+from scrapers.db import records
+from scrapers.db.conflicts import Conflict, count_conflicts, decide, insert_conflicts
+from scrapers.db.connection import connect, redacted
+from scrapers.db.locks import lock_key, lock_keys
+from scrapers.db.records import Placement, Rejected, SetlistRecord, TrackRecord
+
+logger = logging.getLogger(__name__)
+
+# Errors after which the same batch may succeed on a new connection or a new attempt.
+TRANSIENT_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# Errors caused by some item's data: split the batch to find and reject that item.
+DATA_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
+
+_TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS writer_track_updates (
+    id uuid, bpm numeric, duration_ms integer, key text, label text, release_date date,
+    genre text, musicbrainz_id uuid, version text, isrc text, spotify_id text, title_key text,
+    metadata jsonb
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS writer_names (name text, normalized_name text)
+    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS writer_credits (
+    track_id uuid, normalized_name text, role text, position smallint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS writer_lookup (raw_artist text, raw_title text, track_id uuid)
+    ON COMMIT DELETE ROWS;
+"""
+_NEW_TRACK_COLUMNS = (
+    "id",
+    "title",
+    "normalized_title",
+    "title_key",
+    "isrc",
+    "spotify_id",
+    "is_remix",
+    *records.OVERWRITE_COLUMNS,
+    *records.FILL_ONLY_COLUMNS,
+    "metadata",
+    "enrichment_status",
+)
+_UPDATE_COLUMNS = (
+    "id",
+    *records.OVERWRITE_COLUMNS,
+    *records.FILL_ONLY_COLUMNS,
+    "isrc",
+    "spotify_id",
+    "title_key",
+    "metadata",
+)
+_ROW_COLUMNS = (
+    "setlist_id",
+    "row_index",
+    "position",
+    "played_with_previous",
+    "is_mashup",
+    "mashup_parent_row",
+    "cue_seconds",
+    "track_id",
+    "raw_artist",
+    "raw_title",
+    "label",
+    "site_track_id",
+    "is_unknown",
+    "is_partial_id",
+)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached within the retry timeout; nothing of the batch is
+    known to be stored, and writing it again later is safe."""
+
+
+@dataclass
+class BatchResult:
+    """What one ``write`` stored. Counts are per item, not per distinct track."""
+
+    items: int = 0
+    inserted: int = 0
+    updated: int = 0
+    setlists: int = 0
+    setlist_rows: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    tiers: Counter[str] = field(default_factory=Counter)
+    conflicts: int = 0
+    invalid_identifiers: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        for name in ("items", "inserted", "updated", "setlists", "setlist_rows", "conflicts"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.invalid_identifiers += other.invalid_identifiers
+        self.rejected.update(other.rejected)
+        self.tiers.update(other.tiers)
+
+    @property
+    def stored(self) -> int:
+        return self.items - sum(self.rejected.values())
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A validated item with where it came from, kept for a rejection after a split."""
+
+    record: records.Record
+    location: str | None
+    item: Any
+
+
+@dataclass
+class _Rejection:
+    location: str | None
+    code: str
+    reason: str
+    payload: str
+
+
+@dataclass
+class _Track:
+    """A track as the batch sees it: fetched from the database or created by the batch."""
+
+    id: str
+    isrc: str | None
+    spotify_id: str | None
+    title_key: str | None
+    is_new: bool = False
+    source: TrackRecord | None = None  # the item that created it (new) or filled its key
+    values: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    changed: bool = False
+
+    def contradicts(self, record: TrackRecord) -> bool:
+        """A different recording: it holds another ISRC or Spotify ID than the item."""
+        return bool(
+            (record.isrc and self.isrc and record.isrc != self.isrc)
+            or (record.spotify_id and self.spotify_id and record.spotify_id != self.spotify_id)
+        )
+
+    def absorb(self, record: TrackRecord) -> None:
+        """The merge rule within a batch: later non-null values win, identity fills once."""
+        for name in records.OVERWRITE_COLUMNS:
+            if record.values.get(name) is not None:
+                self.values[name] = record.values[name]
+                self.changed = True
+        for name in records.FILL_ONLY_COLUMNS:
+            if self.values.get(name) is None and record.values.get(name) is not None:
+                self.values[name] = record.values[name]
+                self.changed = True
+        if record.metadata:
+            self.metadata.update(record.metadata)
+            self.changed = True
+
+
+class _Resolution:
+    """The tiers, run in memory over the candidates fetched for one batch."""
+
+    def __init__(self) -> None:
+        self.by_isrc: dict[str, _Track] = {}
+        self.by_spotify: dict[str, _Track] = {}
+        self.by_spelling: dict[tuple[str, str], _Track] = {}
+        self.by_title_key: dict[str, list[_Track]] = {}
+        self.tracks: dict[str, _Track] = {}
+        self.new_spellings: dict[tuple[str, str], str] = {}
+        self.conflicts: list[Conflict] = []
+
+    def add(self, track: _Track) -> _Track:
+        track = self.tracks.setdefault(track.id, track)
+        if track.isrc:
+            self.by_isrc.setdefault(track.isrc, track)
+        if track.spotify_id:
+            self.by_spotify.setdefault(track.spotify_id, track)
+        if track.title_key:
+            self.by_title_key.setdefault(track.title_key, []).append(track)
+        return track
+
+    def resolve(self, record: TrackRecord) -> tuple[_Track, bool]:
+        """The track ``record`` belongs to, and whether the batch created it."""
+        track = self._match(record)
+        created = track is None
+        if track is None:
+            track = self.add(_Track(str(uuid.uuid4()), None, None, record.title_key, True, record))
+        elif track.title_key is None:
+            # A row from before title keys (hand inserts, old scrapers): give it one and its
+            # credits, so the title tier can find it from now on.
+            track.title_key, track.source, track.changed = record.title_key, record, True
+            self.by_title_key.setdefault(record.title_key, []).append(track)
+        for name, index in (("isrc", self.by_isrc), ("spotify_id", self.by_spotify)):
+            incoming = getattr(record, name)
+            owner = index.get(incoming) if incoming else None
+            gains, conflict = decide(
+                name, track.id, incoming, getattr(track, name), owner.id if owner else None
+            )
+            if gains:
+                setattr(track, name, incoming)
+                index[incoming] = track
+                track.changed = True
+            if conflict:
+                self.conflicts.append(conflict)
+        track.absorb(record)
+        spelling = (record.artist, record.title)
+        if self.by_spelling.get(spelling) is not track:
+            self.by_spelling[spelling] = track
+            self.new_spellings[spelling] = track.id
+        return track, created
+
+    def _match(self, record: TrackRecord) -> _Track | None:
+        if record.isrc and record.isrc in self.by_isrc:
+            return self.by_isrc[record.isrc]
+        by_spotify = self.by_spotify.get(record.spotify_id) if record.spotify_id else None
+        if by_spotify and not by_spotify.contradicts(record):
+            return by_spotify
+        by_spelling = self.by_spelling.get((record.artist, record.title))
+        if by_spelling and not by_spelling.contradicts(record):
+            return by_spelling
+        for candidate in self.by_title_key.get(record.title_key, ()):
+            if not candidate.contradicts(record):
+                return candidate
+        return None
+
+
+class BatchWriter:
+    """Writes batches of items; one connection, used from one thread at a time.
+
+    ``origin`` names the producer in ``rejected_items`` and ``identifier_conflicts``
+    ("spider:1001tracklists", "import:export.jsonl"). ``retry_timeout`` bounds how long a batch
+    waits for a lost database before ``DatabaseUnavailable``.
+    """
+
+    def __init__(self, url: str, *, origin: str, retry_timeout: float = 60.0) -> None:
+        self.url = url
+        self.origin = origin
+        self.retry_timeout = retry_timeout
+        self._connection: psycopg2.extensions.connection | None = None
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def write(
+        self, items: Sequence[Any], locations: Sequence[str | None] | None = None
+    ) -> BatchResult:
+        """Store ``items`` in order; ``locations`` (same length) say where each came from."""
+        started = time.monotonic()
+        prepared: list[_Entry] = []
+        rejections: list[_Rejection] = []
+        invalid = 0
+        for index, item in enumerate(items):
+            location = locations[index] if locations else None
+            try:
+                record = records.to_record(item)
+            except Rejected as error:
+                rejections.append(
+                    _Rejection(location, error.code, str(error), records.payload_text(item))
+                )
+                continue
+            if isinstance(record, TrackRecord):
+                invalid += len(record.invalid_identifiers)
+            prepared.append(_Entry(record, location, item))
+        result = self._write_with_retries(prepared, rejections)
+        result.items = len(items)
+        result.invalid_identifiers = invalid
+        duration = time.monotonic() - started
+        metrics.BATCH_FLUSH_SECONDS.observe(duration)
+        logger.info(
+            "Stored batch of %d items from %s in %.2fs: %d inserted, %d updated, %d rejected,"
+            " %d identifier conflicts, %d setlists, %d setlist rows",
+            result.items,
+            self.origin,
+            duration,
+            result.inserted,
+            result.updated,
+            sum(result.rejected.values()),
+            result.conflicts,
+            result.setlists,
+            result.setlist_rows,
+        )
+        return result
+
+    def _write_with_retries(
+        self, prepared: list[_Entry], rejections: list[_Rejection]
+    ) -> BatchResult:
+        deadline = time.monotonic() + self.retry_timeout
+        delay = 0.2
+        while True:
+            try:
+                return self._write_splitting(prepared, rejections)
+            except TRANSIENT_ERRORS as error:
+                self.close()
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseUnavailable(
+                        f"cannot write to {redacted(self.url)}: {error}".strip()
+                    ) from error
+                logger.warning("Database write failed (%s); retrying in %.1fs", error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _write_splitting(self, prepared: list[_Entry], rejections: list[_Rejection]) -> BatchResult:
+        """One transaction; on a data error, halves in order until the bad item is alone."""
+        try:
+            return self._transaction(prepared, rejections)
+        except DATA_ERRORS as error:
+            if len(prepared) <= 1:
+                if not prepared:
+                    raise
+                entry = prepared[0]
+                message = error.diag.message_primary or str(error).strip()
+                reason = f"database_error: {error.pgcode} {message[:500]}"
+                logger.warning("Rejected item the database refused: %s", reason)
+                rejection = _Rejection(
+                    entry.location, "database_error", reason, records.payload_text(entry.item)
+                )
+                return self._transaction([], [*rejections, rejection])
+            middle = len(prepared) // 2
+            result = self._write_splitting(prepared[:middle], rejections)
+            result.add(self._write_splitting(prepared[middle:], []))
+            return result
+
+    def _transaction(self, prepared: list[_Entry], rejections: list[_Rejection]) -> BatchResult:
+        connection = self._connect()
+        batch = [entry.record for entry in prepared]
+        try:
+            with connection.cursor() as cursor:
+                result, applied = _apply(cursor, batch, rejections, self.origin)
+            connection.commit()
+        except BaseException:
+            if not connection.closed:
+                connection.rollback()
+            raise
+        # Counted only once stored: a rolled-back attempt must not count twice.
+        _count(result, batch, rejections, applied)
+        return result
+
+    def _connect(self) -> psycopg2.extensions.connection:
+        if self._connection is None or self._connection.closed:
+            connection = connect(self.url)
+            with connection.cursor() as cursor:
+                cursor.execute(_TEMP_TABLES)
+            connection.commit()
+            self._connection = connection
+        return self._connection
+
+
+@dataclass
+class _Applied:
+    """What a transaction did that is reported only after it commits."""
+
+    isrc_upserts: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+def _count(
+    result: BatchResult,
+    prepared: list[records.Record],
+    rejections: list[_Rejection],
+    applied: _Applied,
+) -> None:
+    metrics.TRACKS_UPSERT_ISRC.inc(result.tiers["isrc"])
+    metrics.TRACKS_UPSERT_SPOTIFY.inc(result.tiers["spotify"])
+    metrics.TRACKS_UPSERT_TITLE.inc(result.tiers["title"])
+    metrics.TRACKS_WRITTEN.labels("inserted").inc(result.inserted)
+    metrics.TRACKS_WRITTEN.labels("updated").inc(result.updated)
+    for rejection in rejections:
+        metrics.ITEMS_REJECTED.labels(rejection.code).inc()
+    for record in prepared:
+        if isinstance(record, TrackRecord):
+            for name in record.invalid_identifiers:
+                metrics.INVALID_IDENTIFIERS.labels(name).inc()
+    count_conflicts(applied.conflicts)
+    if logger.isEnabledFor(logging.DEBUG):
+        for isrc in applied.isrc_upserts:
+            logger.debug("Upserted track via ISRC: %s", isrc)
+
+
+def _apply(
+    cursor: psycopg2.extensions.cursor,
+    prepared: list[records.Record],
+    rejections: list[_Rejection],
+    origin: str,
+) -> tuple[BatchResult, _Applied]:
+    """Every statement of one batch, parents before children."""
+    result = BatchResult()
+    applied = _Applied()
+    setlists = _merged_setlists(r for r in prepared if isinstance(r, SetlistRecord))
+    rows = [r for r in prepared if isinstance(r, TrackRecord)]
+    tracks = [r for r in rows if r.is_track]
+
+    lock_keys(cursor, _lock_keys_for(setlists, rows))
+    resolution = _Resolution()
+    _fetch_candidates(cursor, tracks, resolution)
+
+    placements: dict[tuple[tuple[str, str], int], tuple[Placement, str | None]] = {}
+    for record in rows:
+        track_id = None
+        if record.is_track:
+            track, created = resolution.resolve(record)
+            track_id = track.id
+            result.tiers[record.tier] += 1
+            if created:
+                result.inserted += 1
+            else:
+                result.updated += 1
+            if record.isrc:
+                applied.isrc_upserts.append(record.isrc)
+        if record.placement is not None:
+            placements[(record.placement.setlist_key, record.placement.row_index)] = (
+                record.placement,
+                track_id,
+            )
+
+    setlist_ids = _write_setlists(cursor, setlists, {key for key, _ in placements})
+    result.setlists = len(setlists)
+    _write_tracks(cursor, resolution)
+    _write_lookup(cursor, resolution.new_spellings)
+    _write_setlist_rows(cursor, placements, setlist_ids)
+    result.setlist_rows = len(placements)
+    insert_conflicts(cursor, resolution.conflicts, origin)
+    result.conflicts = len(resolution.conflicts)
+    applied.conflicts = resolution.conflicts
+    if rejections:
+        execute_values(
+            cursor,
+            "INSERT INTO rejected_items (origin, location, reason, payload) VALUES %s",
+            [(origin, r.location, r.reason, r.payload) for r in rejections],
+        )
+        result.rejected.update(r.code for r in rejections)
+    return result, applied
+
+
+def _lock_keys_for(setlists: Iterable[SetlistRecord], rows: Iterable[TrackRecord]) -> set[str]:
+    keys = {lock_key("setlist", f"{s.source}/{s.source_id}") for s in setlists}
+    for record in rows:
+        if record.placement is not None:
+            source, source_id = record.placement.setlist_key
+            keys.add(lock_key("setlist", f"{source}/{source_id}"))
+        if not record.is_track:
+            continue
+        keys.add(lock_key("title", record.title_key))
+        if record.isrc:
+            keys.add(lock_key("isrc", record.isrc))
+        if record.spotify_id:
+            keys.add(lock_key("spotify_id", record.spotify_id))
+        keys.update(lock_key("artist", identity.artist_key(name)) for name, _ in record.credits)
+    return keys
+
+
+def _fetch_candidates(
+    cursor: psycopg2.extensions.cursor, tracks: list[TrackRecord], resolution: _Resolution
+) -> None:
+    """Every stored track any item of the batch could match, in one round trip."""
+    if not tracks:
+        return
+    isrcs = sorted({r.isrc for r in tracks if r.isrc})
+    spotify_ids = sorted({r.spotify_id for r in tracks if r.spotify_id})
+    title_keys = sorted({r.title_key for r in tracks})
+    spellings = sorted({(r.artist, r.title) for r in tracks})
+    cursor.execute(
+        """
+        WITH spelling AS (
+            SELECT l.raw_artist, l.raw_title, l.track_id
+            FROM track_lookup l
+            JOIN unnest(%(artists)s::text[], %(titles)s::text[]) AS s (artist, title)
+              ON l.raw_artist = s.artist AND l.raw_title = s.title
+        ), candidate AS (
+            SELECT id FROM tracks WHERE isrc = ANY(%(isrcs)s::text[])
+            UNION SELECT id FROM tracks WHERE spotify_id = ANY(%(spotify_ids)s::text[])
+            UNION SELECT id FROM tracks WHERE title_key = ANY(%(title_keys)s::text[])
+            UNION SELECT track_id FROM spelling
+        )
+        SELECT t.id::text, t.isrc, t.spotify_id, t.title_key, NULL, NULL, t.created_at
+        FROM tracks t JOIN candidate c ON c.id = t.id
+        UNION ALL
+        SELECT track_id::text, NULL, NULL, NULL, raw_artist, raw_title, NULL FROM spelling
+        ORDER BY 5 NULLS FIRST, 7, 1
+        """,
+        {
+            "artists": [a for a, _ in spellings],
+            "titles": [t for _, t in spellings],
+            "isrcs": isrcs,
+            "spotify_ids": spotify_ids,
+            "title_keys": title_keys,
+        },
+    )
+    # Oldest first: the title tier adopts the oldest track that does not contradict the item.
+    for track_id, isrc, spotify_id, title_key, raw_artist, raw_title, _ in cursor.fetchall():
+        if raw_artist is None:
+            resolution.add(_Track(track_id, isrc, spotify_id, title_key))
+        elif track_id in resolution.tracks:
+            resolution.by_spelling[(raw_artist, raw_title)] = resolution.tracks[track_id]
+
+
+def _merged_setlists(setlists: Iterable[SetlistRecord]) -> list[SetlistRecord]:
+    merged: dict[tuple[str, str], SetlistRecord] = {}
+    for setlist in setlists:
+        previous = merged.get(setlist.key)
+        if previous is not None:
+            for name, value in vars(setlist).items():
+                if value in (None, []):
+                    setattr(setlist, name, getattr(previous, name))
+        merged[setlist.key] = setlist
+    return [merged[key] for key in sorted(merged)]
+
+
+def _write_setlists(
+    cursor: psycopg2.extensions.cursor,
+    setlists: list[SetlistRecord],
+    referenced: set[tuple[str, str]],
+) -> dict[tuple[str, str], str]:
+    """Upsert the batch's setlists (and a bare row for any setlist a track row names that was
+    never seen, so that no row is dropped); returns their ids."""
+    rows = [
+        (
+            s.source,
+            s.source_id,
+            s.url,
+            s.title,
+            s.djs,
+            s.event,
+            s.set_date,
+            s.genres,
+            s.stated_track_count,
+        )
+        for s in setlists
+    ]
+    known = {s.key for s in setlists}
+    rows += [(*key, None, None, [], None, None, [], None) for key in sorted(referenced - known)]
+    if not rows:
+        return {}
+    returned = execute_values(
+        cursor,
+        """
+        INSERT INTO setlists (source, source_id, url, title, djs, event, set_date, genres,
+                              stated_track_count)
+        VALUES %s
+        ON CONFLICT (source, source_id) DO UPDATE SET
+            url = coalesce(EXCLUDED.url, setlists.url),
+            title = coalesce(EXCLUDED.title, setlists.title),
+            djs = CASE WHEN cardinality(EXCLUDED.djs) > 0 THEN EXCLUDED.djs ELSE setlists.djs END,
+            event = coalesce(EXCLUDED.event, setlists.event),
+            set_date = coalesce(EXCLUDED.set_date, setlists.set_date),
+            genres = CASE WHEN cardinality(EXCLUDED.genres) > 0
+                          THEN EXCLUDED.genres ELSE setlists.genres END,
+            stated_track_count = coalesce(EXCLUDED.stated_track_count,
+                                          setlists.stated_track_count),
+            updated_at = now()
+        RETURNING source, source_id, id::text
+        """,
+        rows,
+        template="(%s, %s, %s, %s, %s::text[], %s, %s, %s::text[], %s)",
+        page_size=len(rows),
+        fetch=True,
+    )
+    return {(source, source_id): setlist_id for source, source_id, setlist_id in returned}
+
+
+def _write_tracks(cursor: psycopg2.extensions.cursor, resolution: _Resolution) -> None:
+    new_rows, updates, names, credits = [], [], {}, []
+    for track in resolution.tracks.values():
+        if track.is_new:
+            record = track.source
+            assert record is not None
+            new_rows.append(
+                (
+                    track.id,
+                    record.title,
+                    record.normalized_title,
+                    track.title_key,
+                    track.isrc,
+                    track.spotify_id,
+                    record.is_remix,
+                    *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
+                    *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
+                    json.dumps(track.metadata),
+                    record.enrichment_status or "pending",
+                )
+            )
+        elif track.changed:
+            updates.append(
+                (
+                    track.id,
+                    *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
+                    *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
+                    track.isrc,
+                    track.spotify_id,
+                    track.title_key,
+                    json.dumps(track.metadata),
+                )
+            )
+        if track.source is not None:
+            positions: Counter[str] = Counter()
+            for name, role in track.source.credits:
+                key = identity.artist_key(name)
+                names.setdefault(key, name)
+                credits.append((track.id, key, role, positions[role]))
+                positions[role] += 1
+    copy_rows(cursor, "tracks", _NEW_TRACK_COLUMNS, new_rows)
+    if updates:
+        copy_rows(cursor, "writer_track_updates", _UPDATE_COLUMNS, updates)
+        cursor.execute(
+            sql.SQL(
+                "UPDATE tracks AS t SET {} FROM writer_track_updates AS u WHERE t.id = u.id"
+            ).format(records.update_assignments())
+        )
+    if names:
+        copy_rows(cursor, "writer_names", ("normalized_name", "name"), sorted(names.items()))
+        cursor.execute(
+            "INSERT INTO artists (name, normalized_name)"
+            " SELECT name, normalized_name FROM writer_names ORDER BY normalized_name"
+            " ON CONFLICT (normalized_name) DO NOTHING"
+        )
+        copy_rows(
+            cursor, "writer_credits", ("track_id", "normalized_name", "role", "position"), credits
+        )
+        cursor.execute(
+            "INSERT INTO track_artists (track_id, artist_id, role, position)"
+            " SELECT c.track_id, a.id, c.role, c.position"
+            " FROM writer_credits c JOIN artists a USING (normalized_name)"
+            " ON CONFLICT DO NOTHING"
+        )
+
+
+def _write_lookup(
+    cursor: psycopg2.extensions.cursor, spellings: Mapping[tuple[str, str], str]
+) -> None:
+    """Remember each new raw spelling; an existing mapping is never moved."""
+    if not spellings:
+        return
+    copy_rows(
+        cursor,
+        "writer_lookup",
+        ("raw_artist", "raw_title", "track_id"),
+        [(artist, title, track_id) for (artist, title), track_id in spellings.items()],
+    )
+    cursor.execute(
+        "INSERT INTO track_lookup (raw_artist, raw_title, track_id)"
+        " SELECT raw_artist, raw_title, track_id FROM writer_lookup"
+        " ON CONFLICT (raw_artist, raw_title) DO NOTHING"
+    )
+
+
+def _write_setlist_rows(
+    cursor: psycopg2.extensions.cursor,
+    placements: Mapping[tuple[tuple[str, str], int], tuple[Placement, str | None]],
+    setlist_ids: Mapping[tuple[str, str], str],
+) -> None:
+    if not placements:
+        return
+    rows = [
+        (
+            setlist_ids[p.setlist_key],
+            p.row_index,
+            p.position,
+            p.played_with_previous,
+            p.is_mashup,
+            p.mashup_parent_row,
+            p.cue_seconds,
+            track_id,
+            p.raw_artist,
+            p.raw_title,
+            p.label,
+            p.site_track_id,
+            p.is_unknown,
+            p.is_partial_id,
+        )
+        for p, track_id in placements.values()
+    ]
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in _ROW_COLUMNS[2:]
+    )
+    execute_values(
+        cursor,
+        sql.SQL(
+            "INSERT INTO setlist_tracks ({}) VALUES %s"
+            " ON CONFLICT (setlist_id, row_index) DO UPDATE SET {}"
+        ).format(sql.SQL(", ").join(map(sql.Identifier, _ROW_COLUMNS)), updates),
+        sorted(rows),
+        page_size=len(rows),
+    )
+
+
+def copy_rows(
+    cursor: psycopg2.extensions.cursor,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """COPY ``rows`` into ``table`` in PostgreSQL's text format (the fastest bulk path)."""
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(map(_copy_text, row)))
+        buffer.write("\n")
+    if not buffer.tell():
+        return
+    buffer.seek(0)
+    cursor.copy_expert(
+        sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        ),
+        buffer,
+    )
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    text = value if isinstance(value, str) else str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
