@@ -1,4 +1,7 @@
-"""Apply or roll back the SQL migrations: ``python scripts/migrate.py [status|up|down NAME]``."""
+"""Apply or roll back the SQL migrations.
+
+``python scripts/migrate.py [status | up [NAME] | apply NAME | down NAME]``
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="list migrations and when each was applied")
     up = commands.add_parser("up", help="apply pending migrations (the default)")
     up.add_argument("target", nargs="?", help="stop after this migration")
+    apply = commands.add_parser("apply", help="run one migration file (it skips if applied)")
+    apply.add_argument("name")
     down = commands.add_parser("down", help="roll back one migration (the latest applied)")
     down.add_argument("name")
     args = parser.parse_args(argv)
@@ -32,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                     if applied_at
                     else f"{name:45} pending"
                 )
+        elif args.command == "apply":
+            migrations.apply_one(url, args.name, on_notice=print)
         elif args.command == "down":
             migrations.downgrade(url, args.name, on_notice=print)
             print(f"Rolled back {args.name}")
@@ -40,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Applied {', '.join(done)}" if done else "Nothing to apply: schema is current")
     except (EmbeddedDatabaseError, migrations.MigrationError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, EmbeddedDatabaseError) else 1
+        usage_or_server = (EmbeddedDatabaseError, migrations.UnknownMigration)
+        return 2 if isinstance(error, usage_or_server) else 1
     return 0
 
 

@@ -30,6 +30,10 @@ class MigrationError(RuntimeError):
     """A migration failed; its transaction was rolled back and nothing was recorded."""
 
 
+class UnknownMigration(MigrationError):
+    """No migration file has that name: a usage error, nothing was run."""
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -46,6 +50,14 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         down = path.with_name(f"{path.stem}_down.sql")
         migrations.append(Migration(path.stem, path, down if down.exists() else None))
     return migrations
+
+
+def named(name: str) -> Migration:
+    """The migration called ``name``; UnknownMigration lists the known names otherwise."""
+    migrations = {migration.name: migration for migration in discover()}
+    if name not in migrations:
+        raise UnknownMigration(f"unknown migration {name!r}; known: {', '.join(migrations)}")
+    return migrations[name]
 
 
 def applied(connection: psycopg2.extensions.connection) -> dict[str, datetime]:
@@ -94,12 +106,16 @@ def upgrade(
     return done
 
 
+def apply_one(url: str, name: str, on_notice: Callable[[str], None] | None = None) -> None:
+    """Run one migration file as it is (it decides itself whether it is already applied)."""
+    migration = named(name)
+    with closing(connect(url, autocommit=True)) as connection, _locked(connection):
+        run_sql_file(connection, migration.up, on_notice)
+
+
 def downgrade(url: str, name: str, on_notice: Callable[[str], None] | None = None) -> None:
     """Roll back ``name``; refuses while a later migration is still applied."""
-    migrations = {migration.name: migration for migration in discover()}
-    if name not in migrations:
-        raise MigrationError(f"unknown migration {name!r}; known: {', '.join(migrations)}")
-    migration = migrations[name]
+    migration = named(name)
     if migration.down is None:
         raise MigrationError(f"{name} has no _down.sql file")
     with closing(connect(url, autocommit=True)) as connection, _locked(connection):

@@ -1,0 +1,585 @@
+-- 002_add_isrc_unique_constraints: merge duplicate tracks, keep an audit trail, then make
+-- tracks.isrc and tracks.spotify_id unique (partial unique indexes, NULLs allowed).
+--
+-- Run with: psql -v ON_ERROR_STOP=1 -f migrations/002_add_isrc_unique_constraints.sql
+-- (or `python scripts/migrate.py up`, or `./run_migration.sh 002_add_isrc_unique_constraints`).
+--
+-- One transaction: it completes, or it changes nothing and is not recorded. A second run prints
+-- "already applied. Skipping." and changes nothing. It takes the migration runner's advisory lock
+-- and an EXCLUSIVE lock on tracks and on every table referencing it: readers carry on, writers
+-- wait until COMMIT, so no duplicate can slip in between the merge and the unique indexes.
+--
+-- What it does, in order:
+-- 1. ISRCs are normalised exactly as scrapers.identity.normalize_isrc does (drop whitespace,
+--    hyphens and dots, upper-case, including the few non-ASCII letters Python upper-cases to
+--    ASCII). A value that is then empty becomes NULL. A value that fails
+--    ^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$ or starts with TC (TuneCore) is not an ISRC: isrc becomes NULL
+--    and the raw value is kept in metadata->'invalid_isrc'. Every rewrite is recorded in
+--    isrc_normalization_audit (the rollback puts the raw value back).
+-- 2. Duplicates are connected components over the two identifiers (A shares an ISRC with B, B
+--    shares a Spotify ID with C: one group), found set-based by propagating the smallest label
+--    along shared ISRCs and Spotify IDs until nothing changes.
+-- 3. Keeper rule: in each group the keeper is the most complete row (most non-NULL columns),
+--    then the oldest (created_at), then the smallest id. The keeper gains every column it lacks
+--    from the best-ranked duplicate that has it, and metadata keys it lacks. An identifier the
+--    keeper cannot take (a second, different ISRC or Spotify ID in the group) is recorded in
+--    identifier_conflicts (origin '002_add_isrc_unique_constraints'), not dropped.
+-- 4. Every row that references a duplicate, through any foreign key to tracks(id) found in the
+--    catalog at run time (so tables added by later migrations are covered), is re-pointed to
+--    the keeper. A row whose re-pointing would collide with a unique index (the keeper already
+--    has it) is removed instead. Both kinds are kept in the audit trail.
+-- 5. Each deleted duplicate gets a deleted_duplicate_tracks row; original_data holds "track"
+--    (the row), "references" (each referencing row before and after, and whether it was
+--    removed), "keeper_before" and "keeper_after". restore_merged_tracks(ids, unique) undoes a
+--    whole merge group from it; the _down migration and scripts/restore_duplicates.py use it.
+-- 6. The non-unique idx_tracks_isrc / idx_tracks_spotify_id make way for idx_tracks_isrc_unique
+--    and idx_tracks_spotify_id_unique, plus the lookup indexes; then the row in
+--    schema_migrations, last.
+--
+-- Settings (LOCAL: they end with the transaction): work_mem 256MB so the grouping and joins
+-- over the whole table hash in memory; maintenance_work_mem 512MB so each index sorts in one
+-- pass; lock_timeout 60s so a long-running writer makes the migration fail instead of queueing
+-- every other client behind it.
+BEGIN;
+SET LOCAL work_mem = '256MB';
+SET LOCAL maintenance_work_mem = '512MB';
+SET LOCAL lock_timeout = '60s';
+
+DO $migration$
+DECLARE
+    migration CONSTANT text := '002_add_isrc_unique_constraints';
+    track_columns text;
+    referencing record;
+    unique_index record;
+    statement text;
+    changed bigint;
+    changed_too bigint;
+    rounds integer := 0;
+BEGIN
+    -- The same key as scrapers.db.migrations.ADVISORY_LOCK_KEY: psql runs queue behind runners.
+    PERFORM pg_advisory_xact_lock(128034608999283);
+    IF EXISTS (SELECT 1 FROM schema_migrations WHERE migration_name = migration) THEN
+        RAISE NOTICE 'Migration % already applied. Skipping.', migration;
+        RETURN;
+    END IF;
+
+    LOCK TABLE tracks IN EXCLUSIVE MODE;
+    FOR referencing IN
+        SELECT DISTINCT conrelid::regclass AS tbl FROM pg_constraint
+        WHERE contype = 'f' AND confrelid = 'tracks'::regclass AND conrelid <> 'tracks'::regclass
+    LOOP
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', referencing.tbl);
+    END LOOP;
+
+    -- Every column of tracks but id, for whole-row writes from jsonb (later columns included).
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO track_columns
+    FROM pg_attribute
+    WHERE attrelid = 'tracks'::regclass AND attnum > 0 AND NOT attisdropped
+      AND attgenerated = '' AND attname <> 'id';
+
+    CREATE TABLE deleted_duplicate_tracks (
+        id             bigserial PRIMARY KEY,
+        original_id    uuid NOT NULL,
+        merged_into_id uuid NOT NULL,
+        duplicate_type text NOT NULL CHECK (duplicate_type IN ('ISRC', 'SPOTIFY_ID')),
+        identifier     text NOT NULL,
+        deleted_at     timestamptz NOT NULL DEFAULT now(),
+        original_data  jsonb NOT NULL,
+        restored_at    timestamptz
+    );
+    CREATE INDEX idx_deleted_duplicate_tracks_original ON deleted_duplicate_tracks (original_id);
+    CREATE INDEX idx_deleted_duplicate_tracks_merged_into
+        ON deleted_duplicate_tracks (merged_into_id);
+    CREATE INDEX idx_deleted_duplicate_tracks_identifier ON deleted_duplicate_tracks (identifier);
+
+    CREATE TABLE isrc_normalization_audit (
+        track_id              uuid PRIMARY KEY,
+        original_isrc         text NOT NULL,
+        stored_isrc           text,
+        -- metadata->'invalid_isrc' before it was overwritten (NULL: the key was absent).
+        previous_invalid_isrc jsonb,
+        action                text NOT NULL
+            CHECK (action IN ('normalized', 'invalid_moved_to_metadata', 'empty_cleared')),
+        changed_at            timestamptz NOT NULL DEFAULT now()
+    );
+
+    RAISE NOTICE '===========================================';
+    RAISE NOTICE 'STEP 1: Analyzing existing duplicates';
+    RAISE NOTICE '===========================================';
+
+    -- The mirror of scrapers.identity.normalize_isrc: Python's \s (str.isspace), '-' and '.'
+    -- removed; then the non-ASCII letters whose Python upper() is ASCII; then ASCII upper-case
+    -- (translate, so the result does not depend on the database's locale).
+    INSERT INTO isrc_normalization_audit
+        (track_id, original_isrc, stored_isrc, previous_invalid_isrc, action)
+    SELECT id, isrc, valid, CASE WHEN valid IS NULL AND cleaned <> '' THEN invalid_key END,
+           CASE WHEN cleaned = '' THEN 'empty_cleared'
+                WHEN valid IS NULL THEN 'invalid_moved_to_metadata'
+                ELSE 'normalized' END
+    FROM (
+        SELECT id, isrc, cleaned, metadata -> 'invalid_isrc' AS invalid_key,
+               CASE WHEN cleaned ~ '^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$' AND left(cleaned, 2) <> 'TC'
+                    THEN cleaned END AS valid
+        FROM (
+            SELECT id, isrc, metadata, translate(
+                replace(replace(replace(replace(replace(replace(replace(replace(
+                    regexp_replace(isrc,
+                        '[\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000.-]',
+                        '', 'g'),
+                    'ß', 'SS'), 'ﬀ', 'FF'), 'ﬁ', 'FI'), 'ﬂ', 'FL'), 'ﬃ', 'FFI'), 'ﬄ', 'FFL'),
+                    'ﬅ', 'ST'), 'ﬆ', 'ST'),
+                'abcdefghijklmnopqrstuvwxyzıſ', 'ABCDEFGHIJKLMNOPQRSTUVWXYZIS') AS cleaned
+            FROM tracks WHERE isrc IS NOT NULL
+        ) spelled
+    ) checked
+    WHERE valid IS DISTINCT FROM isrc;
+
+    UPDATE tracks t
+    SET isrc = a.stored_isrc,
+        metadata = CASE WHEN a.action = 'invalid_moved_to_metadata'
+                        THEN t.metadata || jsonb_build_object('invalid_isrc', a.original_isrc)
+                        ELSE t.metadata END
+    FROM isrc_normalization_audit a
+    WHERE t.id = a.track_id;
+    RAISE NOTICE 'Normalised % stored ISRC spellings (% invalid values moved to metadata.invalid_isrc)',
+        (SELECT count(*) FROM isrc_normalization_audit WHERE action = 'normalized'),
+        (SELECT count(*) FROM isrc_normalization_audit WHERE action = 'invalid_moved_to_metadata');
+
+    CREATE TEMP TABLE dup_isrc ON COMMIT DROP AS
+        SELECT isrc FROM tracks WHERE isrc IS NOT NULL GROUP BY isrc HAVING count(*) > 1;
+    CREATE TEMP TABLE dup_spotify ON COMMIT DROP AS
+        SELECT spotify_id FROM tracks WHERE spotify_id IS NOT NULL
+        GROUP BY spotify_id HAVING count(*) > 1;
+    RAISE NOTICE 'Found % duplicate ISRC groups', (SELECT count(*) FROM dup_isrc);
+    RAISE NOTICE 'Found % duplicate Spotify ID groups', (SELECT count(*) FROM dup_spotify);
+
+    -- Connected components: every track sharing a duplicated identifier starts with its own
+    -- label; each round gives every track the smallest label among tracks sharing its ISRC,
+    -- then its Spotify ID, until a round changes nothing.
+    CREATE TEMP TABLE dup_member ON COMMIT DROP AS
+        SELECT id, isrc, spotify_id, row_number() OVER () AS label
+        FROM tracks
+        WHERE isrc IN (SELECT isrc FROM dup_isrc)
+           OR spotify_id IN (SELECT spotify_id FROM dup_spotify);
+    LOOP
+        rounds := rounds + 1;
+        UPDATE dup_member m SET label = g.label
+        FROM (SELECT isrc, min(label) AS label FROM dup_member WHERE isrc IS NOT NULL
+              GROUP BY isrc) g
+        WHERE m.isrc = g.isrc AND g.label < m.label;
+        GET DIAGNOSTICS changed = ROW_COUNT;
+        UPDATE dup_member m SET label = g.label
+        FROM (SELECT spotify_id, min(label) AS label FROM dup_member
+              WHERE spotify_id IS NOT NULL GROUP BY spotify_id) g
+        WHERE m.spotify_id = g.spotify_id AND g.label < m.label;
+        GET DIAGNOSTICS changed_too = ROW_COUNT;
+        EXIT WHEN changed + changed_too = 0;
+    END LOOP;
+
+    CREATE TEMP TABLE dup_ranked ON COMMIT DROP AS
+        SELECT id, label, track_row,
+               row_number() OVER (PARTITION BY label
+                                  ORDER BY completeness DESC, created_at, id) AS rank
+        FROM (
+            SELECT m.id, m.label, t.created_at, to_jsonb(t) AS track_row,
+                   (SELECT count(*) FROM jsonb_each(to_jsonb(t)) f
+                    WHERE f.value <> 'null'::jsonb) AS completeness
+            FROM dup_member m JOIN tracks t ON t.id = m.id
+        ) scored;
+    CREATE TEMP TABLE merge_map ON COMMIT DROP AS
+        SELECT d.id AS duplicate_id, k.id AS keeper_id, d.label, d.track_row AS duplicate_row
+        FROM dup_ranked d JOIN dup_ranked k ON k.label = d.label AND k.rank = 1
+        WHERE d.rank > 1;
+    ALTER TABLE merge_map ADD PRIMARY KEY (duplicate_id);
+    ANALYZE merge_map;
+    RAISE NOTICE 'Found % connected duplicate groups (% rounds): % tracks will merge into % keepers',
+        (SELECT count(DISTINCT label) FROM dup_member), rounds,
+        (SELECT count(*) FROM merge_map), (SELECT count(DISTINCT keeper_id) FROM merge_map);
+
+    RAISE NOTICE '===========================================';
+    RAISE NOTICE 'STEP 2: Merging metadata into keeper records';
+    RAISE NOTICE '===========================================';
+
+    -- For every column, the value of the best-ranked member that has one (the keeper's own
+    -- first); for metadata, every key, the best-ranked member's value winning.
+    CREATE TEMP TABLE keeper_merge ON COMMIT DROP AS
+        SELECT k.id AS keeper_id, k.track_row AS keeper_before,
+               k.track_row || coalesce(best.fields, '{}'::jsonb)
+                   || jsonb_build_object('metadata', coalesce(meta.merged, k.track_row -> 'metadata'),
+                                         'updated_at', now()) AS keeper_after
+        FROM dup_ranked k
+        LEFT JOIN (
+            SELECT label, jsonb_object_agg(key, value) AS fields
+            FROM (SELECT DISTINCT ON (r.label, f.key) r.label, f.key, f.value
+                  FROM dup_ranked r, jsonb_each(r.track_row) f
+                  WHERE f.value <> 'null'::jsonb
+                    AND f.key NOT IN ('id', 'metadata', 'created_at', 'updated_at')
+                  ORDER BY r.label, f.key, r.rank) firsts
+            GROUP BY label
+        ) best ON best.label = k.label
+        LEFT JOIN (
+            SELECT label, jsonb_object_agg(key, value) AS merged
+            FROM (SELECT DISTINCT ON (r.label, f.key) r.label, f.key, f.value
+                  FROM dup_ranked r, jsonb_each(r.track_row -> 'metadata') f
+                  WHERE jsonb_typeof(r.track_row -> 'metadata') = 'object'
+                  ORDER BY r.label, f.key, r.rank) firsts
+            GROUP BY label
+        ) meta ON meta.label = k.label
+        WHERE k.rank = 1;
+    ALTER TABLE keeper_merge ADD PRIMARY KEY (keeper_id);
+
+    EXECUTE format(
+        'UPDATE tracks t SET (%1$s) = (SELECT %1$s FROM jsonb_populate_record(NULL::tracks, k.keeper_after))'
+        ' FROM keeper_merge k WHERE t.id = k.keeper_id', track_columns);
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RAISE NOTICE 'Merged identifiers and metadata into % keeper tracks', changed;
+
+    RAISE NOTICE '===========================================';
+    RAISE NOTICE 'STEP 3: Re-pointing references to merged tracks';
+    RAISE NOTICE '===========================================';
+
+    -- One row per referencing row: its image before and after re-pointing, and whether it can
+    -- stay (false: re-pointed it would collide with a row the keeper already has).
+    CREATE TEMP TABLE ref_rows (
+        tbl       regclass NOT NULL,
+        row_ctid  tid NOT NULL,
+        before    jsonb NOT NULL,
+        after     jsonb NOT NULL,
+        keep      boolean NOT NULL DEFAULT true
+    ) ON COMMIT DROP;
+
+    FOR referencing IN
+        SELECT c.conrelid::regclass AS tbl,
+               array_agg(DISTINCT a.attname::text) AS fk_columns
+        FROM pg_constraint c
+        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+        WHERE c.contype = 'f' AND c.confrelid = 'tracks'::regclass
+        GROUP BY c.conrelid
+        ORDER BY c.conrelid::regclass::text
+    LOOP
+        SELECT format(
+                   'INSERT INTO ref_rows (tbl, row_ctid, before, after)'
+                   ' SELECT DISTINCT ON (x.ctid) %1$L::regclass, x.ctid, to_jsonb(x),'
+                   ' to_jsonb(x) || jsonb_build_object(%2$s)'
+                   ' FROM %1$s x JOIN merge_map m ON m.duplicate_id IN (%3$s)',
+                   referencing.tbl,
+                   string_agg(format(
+                       '%1$L, coalesce((SELECT keeper_id FROM merge_map WHERE duplicate_id = x.%1$I), x.%1$I)',
+                       col), ', '),
+                   string_agg(format('x.%I', col), ', '))
+        INTO statement
+        FROM unnest(referencing.fk_columns) col;
+        EXECUTE statement;
+
+        -- Unique indexes holding a re-pointed column: drop the re-pointed rows that would
+        -- collide with a row that stays put, then all but one of those colliding among
+        -- themselves.
+        FOR unique_index IN
+            SELECT i.indexrelid,
+                   array_agg(a.attname::text ORDER BY k.ord) AS columns
+            FROM pg_index i
+            CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE i.indrelid = referencing.tbl AND i.indisunique AND k.ord <= i.indnkeyatts
+            GROUP BY i.indexrelid
+            HAVING array_agg(a.attname::text) && referencing.fk_columns
+        LOOP
+            SELECT format(
+                       'UPDATE ref_rows r SET keep = false WHERE r.tbl = %1$L::regclass AND r.keep'
+                       ' AND EXISTS (SELECT 1 FROM %1$s s WHERE %2$s AND NOT EXISTS'
+                       ' (SELECT 1 FROM ref_rows o WHERE o.tbl = r.tbl AND o.row_ctid = s.ctid))',
+                       referencing.tbl,
+                       string_agg(format(
+                           's.%1$I = (jsonb_populate_record(NULL::%2$s, r.after)).%1$I',
+                           col, referencing.tbl), ' AND '))
+            INTO statement
+            FROM unnest(unique_index.columns) col;
+            EXECUTE statement;
+            SELECT format(
+                       'UPDATE ref_rows r SET keep = false FROM (SELECT row_ctid, row_number()'
+                       ' OVER (PARTITION BY %2$s ORDER BY row_ctid) AS n FROM ref_rows'
+                       ' WHERE tbl = %1$L::regclass AND keep AND %3$s) ranked'
+                       ' WHERE r.tbl = %1$L::regclass AND r.row_ctid = ranked.row_ctid AND ranked.n > 1',
+                       referencing.tbl,
+                       string_agg(format('after -> %L', col), ', '),
+                       string_agg(format('after -> %L <> ''null''::jsonb', col), ' AND '))
+            INTO statement
+            FROM unnest(unique_index.columns) col;
+            EXECUTE statement;
+        END LOOP;
+
+        EXECUTE format(
+            'DELETE FROM %1$s x USING ref_rows r WHERE r.tbl = %1$L::regclass AND NOT r.keep'
+            ' AND x.ctid = r.row_ctid', referencing.tbl);
+        GET DIAGNOSTICS changed_too = ROW_COUNT;
+        changed := 0;
+        FOR statement IN
+            SELECT format(
+                       'UPDATE %1$s x SET %2$I = m.keeper_id FROM merge_map m'
+                       ' WHERE x.%2$I = m.duplicate_id', referencing.tbl, col)
+            FROM unnest(referencing.fk_columns) col
+        LOOP
+            EXECUTE statement;
+            GET DIAGNOSTICS rounds = ROW_COUNT;
+            changed := changed + rounds;
+        END LOOP;
+        RAISE NOTICE '%: re-pointed % references, removed % that the keeper already had',
+            referencing.tbl, changed, changed_too;
+    END LOOP;
+
+    RAISE NOTICE '===========================================';
+    RAISE NOTICE 'STEP 4: Recording and deleting duplicate records';
+    RAISE NOTICE '===========================================';
+
+    INSERT INTO deleted_duplicate_tracks
+        (original_id, merged_into_id, duplicate_type, identifier, original_data)
+    SELECT m.duplicate_id, m.keeper_id,
+           CASE WHEN m.duplicate_row ->> 'isrc' IN (SELECT isrc FROM dup_isrc)
+                THEN 'ISRC' ELSE 'SPOTIFY_ID' END,
+           CASE WHEN m.duplicate_row ->> 'isrc' IN (SELECT isrc FROM dup_isrc)
+                THEN m.duplicate_row ->> 'isrc' ELSE m.duplicate_row ->> 'spotify_id' END,
+           jsonb_build_object(
+               'track', m.duplicate_row,
+               'references', coalesce(refs.entries, '[]'::jsonb),
+               'keeper_before', k.keeper_before,
+               'keeper_after', k.keeper_after)
+    FROM merge_map m
+    JOIN keeper_merge k ON k.keeper_id = m.keeper_id
+    LEFT JOIN (
+        SELECT (f.value #>> '{}')::uuid AS duplicate_id,
+               jsonb_agg(jsonb_build_object(
+                   'table', format('%I.%I', n.nspname, c.relname),
+                   'before', r.before, 'after', r.after, 'removed', NOT r.keep)) AS entries
+        FROM ref_rows r
+        JOIN pg_class c ON c.oid = r.tbl
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        CROSS JOIN LATERAL jsonb_each(r.before) f
+        WHERE f.key IN (SELECT a.attname FROM pg_constraint fk
+                        JOIN pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = fk.conkey[1]
+                        WHERE fk.contype = 'f' AND fk.confrelid = 'tracks'::regclass
+                          AND fk.conrelid = r.tbl)
+          AND f.value #>> '{}' IN (SELECT duplicate_id::text FROM merge_map)
+        GROUP BY 1
+    ) refs ON refs.duplicate_id = m.duplicate_id;
+
+    -- Identifiers the keeper could not take: recorded, never silently dropped.
+    INSERT INTO identifier_conflicts
+        (identifier_type, track_id, stored_value, incoming_value, origin, resolution)
+    SELECT DISTINCT kind, m.keeper_id, k.keeper_after ->> kind, m.duplicate_row ->> kind,
+           migration,
+           'merged duplicate carried another value; the keeper kept its own '
+           '(see deleted_duplicate_tracks)'
+    FROM merge_map m
+    JOIN keeper_merge k ON k.keeper_id = m.keeper_id
+    CROSS JOIN (VALUES ('isrc'), ('spotify_id')) kinds(kind)
+    WHERE m.duplicate_row ->> kind IS NOT NULL
+      AND m.duplicate_row ->> kind <> k.keeper_after ->> kind;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    IF changed > 0 THEN
+        RAISE NOTICE 'Recorded % identifiers the keepers could not take in identifier_conflicts',
+            changed;
+    END IF;
+
+    DELETE FROM tracks t USING merge_map m WHERE t.id = m.duplicate_id;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RAISE NOTICE 'Deleted % duplicate track records (audit trail: deleted_duplicate_tracks)',
+        changed;
+
+    RAISE NOTICE '===========================================';
+    RAISE NOTICE 'STEP 5: Adding unique constraints';
+    RAISE NOTICE '===========================================';
+
+    DROP INDEX IF EXISTS idx_tracks_isrc;
+    DROP INDEX IF EXISTS idx_tracks_spotify_id;
+    BEGIN
+        CREATE UNIQUE INDEX idx_tracks_isrc_unique ON tracks (isrc) WHERE isrc IS NOT NULL;
+        CREATE UNIQUE INDEX idx_tracks_spotify_id_unique
+            ON tracks (spotify_id) WHERE spotify_id IS NOT NULL;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'uniqueness still does not hold after merging duplicates: %', SQLERRM
+            USING HINT = 'Nothing was changed. Report this with the duplicate query of the README.';
+    END;
+    RAISE NOTICE 'Created idx_tracks_isrc_unique and idx_tracks_spotify_id_unique';
+
+    RAISE NOTICE '===========================================';
+    RAISE NOTICE 'STEP 6: Adding lookup indexes';
+    RAISE NOTICE '===========================================';
+
+    CREATE INDEX idx_tracks_isrc_lookup ON tracks (isrc)
+        INCLUDE (id, title, normalized_title) WHERE isrc IS NOT NULL;
+    CREATE INDEX idx_tracks_spotify_id_lookup ON tracks (spotify_id)
+        INCLUDE (id, title, normalized_title) WHERE spotify_id IS NOT NULL;
+    CREATE INDEX idx_tracks_title_normalized_composite ON tracks (title, normalized_title);
+    RAISE NOTICE 'Created idx_tracks_isrc_lookup, idx_tracks_spotify_id_lookup, '
+        'idx_tracks_title_normalized_composite';
+    ANALYZE tracks;
+
+    CREATE FUNCTION restore_merged_tracks(duplicate_ids uuid[],
+                                          keep_identifiers_unique boolean DEFAULT true)
+    RETURNS integer LANGUAGE plpgsql AS $restore$
+    -- Undo whole merge groups (every unrestored duplicate merged into the same keeper as one of
+    -- duplicate_ids). The keeper gets back each column the merge changed, unless it changed
+    -- again since; the duplicates come back with their ids; every reference returns to the
+    -- duplicate it pointed at. With keep_identifiers_unique, an identifier another track now
+    -- holds stays there, the restored track is stored without it, and identifier_conflicts
+    -- records it (origin 'restore_duplicates').
+    DECLARE
+        all_columns text;
+        referencing record;
+        key_match text;
+        statement text;
+        restored integer;
+    BEGIN
+        DROP TABLE IF EXISTS pg_temp.restoring, pg_temp.restoring_refs;
+        CREATE TEMP TABLE restoring AS
+            SELECT d.id AS audit_id, d.original_id, d.merged_into_id, d.original_data,
+                   d.original_data -> 'track' AS track_row,
+                   NULL::text AS lost_isrc, NULL::text AS lost_spotify_id
+            FROM deleted_duplicate_tracks d
+            WHERE d.restored_at IS NULL
+              AND d.merged_into_id IN (SELECT merged_into_id FROM deleted_duplicate_tracks
+                                       WHERE original_id = ANY(duplicate_ids));
+        GET DIAGNOSTICS restored = ROW_COUNT;
+        IF restored = 0 THEN
+            RETURN 0;
+        END IF;
+
+        SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO all_columns
+        FROM pg_attribute
+        WHERE attrelid = 'tracks'::regclass AND attnum > 0 AND NOT attisdropped
+          AND attgenerated = '' AND attname <> 'id';
+
+        -- Keepers: back to keeper_before, column by column, where the value is still the one
+        -- the merge wrote.
+        EXECUTE format(
+            'UPDATE tracks t SET (%1$s) = (SELECT %1$s FROM jsonb_populate_record(NULL::tracks, p.new_row))'
+            ' FROM (SELECT k.id, to_jsonb(k) || coalesce((SELECT jsonb_object_agg(b.key, b.value)'
+            '   FROM jsonb_each(g.before) b'
+            '   WHERE g.after -> b.key IS DISTINCT FROM b.value'
+            '     AND to_jsonb(k) -> b.key IS NOT DISTINCT FROM g.after -> b.key), ''{}''::jsonb) AS new_row'
+            '   FROM (SELECT DISTINCT ON (merged_into_id) merged_into_id,'
+            '           original_data -> ''keeper_before'' AS before,'
+            '           original_data -> ''keeper_after'' AS after FROM restoring) g'
+            '   JOIN tracks k ON k.id = g.merged_into_id) p'
+            ' WHERE t.id = p.id', all_columns);
+        DELETE FROM identifier_conflicts
+        WHERE origin = '002_add_isrc_unique_constraints'
+          AND track_id IN (SELECT merged_into_id FROM restoring);
+
+        IF keep_identifiers_unique THEN
+            UPDATE restoring r
+            SET lost_isrc = r.track_row ->> 'isrc', track_row = r.track_row || '{"isrc": null}'
+            WHERE r.track_row ->> 'isrc' IS NOT NULL
+              AND (EXISTS (SELECT 1 FROM tracks t WHERE t.isrc = r.track_row ->> 'isrc')
+                   OR EXISTS (SELECT 1 FROM restoring o WHERE o.original_id < r.original_id
+                              AND o.track_row ->> 'isrc' = r.track_row ->> 'isrc'));
+            UPDATE restoring r
+            SET lost_spotify_id = r.track_row ->> 'spotify_id',
+                track_row = r.track_row || '{"spotify_id": null}'
+            WHERE r.track_row ->> 'spotify_id' IS NOT NULL
+              AND (EXISTS (SELECT 1 FROM tracks t
+                           WHERE t.spotify_id = r.track_row ->> 'spotify_id')
+                   OR EXISTS (SELECT 1 FROM restoring o WHERE o.original_id < r.original_id
+                              AND o.track_row ->> 'spotify_id' = r.track_row ->> 'spotify_id'));
+        END IF;
+
+        EXECUTE format(
+            'INSERT INTO tracks (id, %1$s) SELECT r.original_id, %2$s FROM restoring r,'
+            ' jsonb_populate_record(NULL::tracks, r.track_row) p', all_columns,
+            (SELECT string_agg('p.' || quote_ident(attname), ', ' ORDER BY attnum)
+             FROM pg_attribute
+             WHERE attrelid = 'tracks'::regclass AND attnum > 0 AND NOT attisdropped
+               AND attgenerated = '' AND attname <> 'id'));
+
+        INSERT INTO identifier_conflicts
+            (identifier_type, track_id, other_track_id, incoming_value, origin, resolution)
+        SELECT kind, r.original_id, holder.id, lost, 'restore_duplicates',
+               'restored track stored without it: another track holds it'
+        FROM restoring r
+        CROSS JOIN LATERAL (VALUES ('isrc', r.lost_isrc), ('spotify_id', r.lost_spotify_id))
+            lost_values(kind, lost)
+        LEFT JOIN LATERAL (SELECT t.id FROM tracks t
+                           WHERE (kind = 'isrc' AND t.isrc = lost)
+                              OR (kind = 'spotify_id' AND t.spotify_id = lost)) holder ON true
+        WHERE lost IS NOT NULL;
+
+        -- References: rows that were re-pointed go back; rows that were removed come back.
+        -- A foreign-key column returns to its old track only if that track exists again.
+        CREATE TEMP TABLE restoring_refs AS
+            SELECT DISTINCT e ->> 'table' AS tbl, e -> 'before' AS before, e -> 'after' AS after,
+                   (e ->> 'removed')::boolean AS removed
+            FROM restoring r, jsonb_array_elements(r.original_data -> 'references') e;
+        FOR referencing IN
+            SELECT rr.tbl, rr.tbl::regclass AS rel,
+                   (SELECT array_agg(DISTINCT a.attname::text) FROM pg_constraint c
+                    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+                    WHERE c.contype = 'f' AND c.confrelid = 'tracks'::regclass
+                      AND c.conrelid = rr.tbl::regclass) AS fk_columns
+            FROM (SELECT DISTINCT tbl FROM restoring_refs) rr
+        LOOP
+            -- The row's image with each foreign key back on a track that exists again.
+            UPDATE restoring_refs rr
+            SET after = rr.after || coalesce((
+                SELECT jsonb_object_agg(b.key, b.value) FROM jsonb_each(rr.before) b
+                WHERE b.key = ANY(referencing.fk_columns)
+                  AND b.value #>> '{}' IN (SELECT original_id::text FROM restoring)), '{}'::jsonb),
+                before = rr.after
+            WHERE rr.tbl = referencing.tbl;
+            -- (from here on: before = image as it is now, after = image to write back)
+
+            EXECUTE format(
+                'INSERT INTO %1$s SELECT (jsonb_populate_record(NULL::%1$s, rr.after)).*'
+                ' FROM restoring_refs rr WHERE rr.tbl = %2$L AND rr.removed',
+                referencing.rel, referencing.tbl);
+
+            -- Find each re-pointed row by its primary key (every column when it has none); a
+            -- key column that is a foreign key may still hold either image's value.
+            SELECT string_agg(CASE
+                       WHEN a.attname = ANY(referencing.fk_columns) THEN format(
+                           'x.%1$I IN ((jsonb_populate_record(NULL::%2$s, rr.before)).%1$I,'
+                           ' (jsonb_populate_record(NULL::%2$s, rr.after)).%1$I)',
+                           a.attname, referencing.rel)
+                       ELSE format(
+                           'x.%1$I IS NOT DISTINCT FROM (jsonb_populate_record(NULL::%2$s, rr.before)).%1$I',
+                           a.attname, referencing.rel)
+                   END, ' AND ')
+            INTO key_match
+            FROM pg_attribute a
+            WHERE a.attrelid = referencing.rel AND a.attnum > 0 AND NOT a.attisdropped
+              AND (EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = referencing.rel
+                           AND contype = 'p' AND a.attnum = ANY(conkey))
+                   OR NOT EXISTS (SELECT 1 FROM pg_constraint
+                                  WHERE conrelid = referencing.rel AND contype = 'p'));
+            SELECT format(
+                       'UPDATE %1$s x SET (%3$s) = ROW(%4$s) FROM restoring_refs rr'
+                       ' WHERE rr.tbl = %2$L AND NOT rr.removed AND %5$s',
+                       referencing.rel, referencing.tbl,
+                       string_agg(quote_ident(col), ', '),
+                       string_agg(format('(jsonb_populate_record(NULL::%s, rr.after)).%I',
+                                         referencing.rel, col), ', '),
+                       key_match)
+            INTO statement
+            FROM unnest(referencing.fk_columns) col;
+            EXECUTE statement;
+        END LOOP;
+
+        UPDATE deleted_duplicate_tracks d SET restored_at = now()
+        FROM restoring r WHERE d.id = r.audit_id;
+        DROP TABLE pg_temp.restoring, pg_temp.restoring_refs;
+        RETURN restored;
+    END
+    $restore$;
+
+    RAISE NOTICE '===========================================';
+    RAISE NOTICE 'FINAL VERIFICATION';
+    RAISE NOTICE '===========================================';
+    RAISE NOTICE 'Tracks: %, with ISRC: %, with Spotify ID: %',
+        (SELECT count(*) FROM tracks), (SELECT count(isrc) FROM tracks),
+        (SELECT count(spotify_id) FROM tracks);
+
+    INSERT INTO schema_migrations (migration_name) VALUES (migration);
+    RAISE NOTICE '✓ Migration % completed successfully', migration;
+END
+$migration$;
+
+COMMIT;
