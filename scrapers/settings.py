@@ -19,12 +19,20 @@ USER_AGENT = f"tracklists-catalogue/0.1 (+{PROJECT_CONTACT_URL})"
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS_PER_DOMAIN = 1
 DOWNLOAD_DELAY = 5.0
-RANDOMIZE_DOWNLOAD_DELAY = True
+DOWNLOAD_DELAY_JITTER = 0.5  # each wait is 0.5x to 1.5x DOWNLOAD_DELAY
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 5.0
 AUTOTHROTTLE_MAX_DELAY = 60.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 HTTPCACHE_ENABLED = False
+# Pages the site serves instead of content (README "Crawling"): after a throttling page every
+# request to the site waits BLOCKED_BACKOFF_BASE seconds, doubling per page in a row up to
+# BLOCKED_BACKOFF_MAX; a page is retried BLOCKED_PAGE_RETRY_TIMES times; the crawl stops after
+# BLOCKED_PAGES_MAX_IN_ROW such pages in a row.
+BLOCKED_BACKOFF_BASE = 60.0
+BLOCKED_BACKOFF_MAX = 900.0
+BLOCKED_PAGE_RETRY_TIMES = 3
+BLOCKED_PAGES_MAX_IN_ROW = 5
 
 ITEM_PIPELINES: dict[str, int] = {}
 

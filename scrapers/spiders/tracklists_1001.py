@@ -1,0 +1,179 @@
+"""``scrapy crawl 1001tracklists``: tracklist pages in, SetlistItem and TrackItem out.
+
+Arguments (``-a name=value``):
+
+- ``start_urls``: comma-separated tracklist, DJ, search or listing URLs; ``file://`` works;
+- ``search``: a tracklist search on the site;
+- ``dj``: a DJ's slug, as in ``/dj/<slug>/index.html``;
+- ``max_pages``: stop after this many tracklist pages.
+
+With none of ``start_urls``, ``search`` and ``dj`` the crawl starts from the front page, which
+lists the newest tracklists. Reading pages is ``parsing``'s job; keeping block pages out is
+``blocking.BlockedPageMiddleware``'s, which this spider always enables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import scrapy
+from scrapy.exceptions import CloseSpider
+from scrapy.http import FormRequest, Request, Response
+from scrapy.settings import BaseSettings
+
+from scrapers.items import SetlistItem, TrackItem
+from scrapers.metrics import CRAWL_DECOY_ROWS
+from scrapers.spiders.blocking import PAGE_KIND_META
+from scrapers.spiders.parsing import (
+    SOURCE,
+    PageKind,
+    classify_page,
+    parse_listing,
+    parse_tracklist,
+)
+
+SITE = "https://www.1001tracklists.com"
+SEARCH_URL = f"{SITE}/search/result.php"
+SEARCH_TRACKLISTS = "9"  # the search box's "Tracklists" choice
+MAX_QUERY_LENGTH = 150  # the site's search box accepts no more
+_DJ_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+BLOCK_MIDDLEWARE = "scrapers.spiders.blocking.BlockedPageMiddleware"
+BLOCK_MIDDLEWARE_PRIORITY = 560  # before RetryMiddleware (550) sees a 429/503 block page
+
+
+class TracklistsSpider(scrapy.Spider):
+    name = "1001tracklists"
+
+    def __init__(
+        self,
+        start_urls: str | list[str] | None = None,
+        search: str | None = None,
+        dj: str | None = None,
+        max_pages: str | int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.start_urls = _url_list(start_urls)
+        self.search = _search_query(search)
+        self.dj = _dj_slug(dj)
+        self.max_pages = _positive_int("max_pages", max_pages)
+        hosts = {urlparse(url).hostname for url in self.start_urls}
+        self.allowed_domains = ["1001tracklists.com", *sorted(host for host in hosts if host)]
+        self.tracklist_pages = 0  # tracklist pages read
+        self.tracklists_requested = 0  # tracklist links followed from listings
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        """Always enable the block-page middleware, keeping the project's own middlewares.
+
+        Set at "spider" priority: ``scrapy crawl`` re-applies the project settings to the
+        crawler afterwards, which would drop a change made at the project's priority.
+        """
+        super().update_settings(settings)
+        middlewares = settings.getdict("DOWNLOADER_MIDDLEWARES")
+        middlewares.setdefault(BLOCK_MIDDLEWARE, BLOCK_MIDDLEWARE_PRIORITY)
+        settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="spider")
+
+    async def start(self) -> AsyncIterator[Request]:
+        for url in self.start_urls:
+            # Asked for by name, so never filtered as off-site (file:// has no host at all).
+            yield Request(url, callback=self.parse, meta={"allow_offsite": True})
+        if self.search:
+            yield self._search_request(self.search, page=None)
+        if self.dj:
+            yield Request(f"{SITE}/dj/{self.dj}/index.html", callback=self.parse)
+        if not (self.start_urls or self.search or self.dj):
+            yield Request(f"{SITE}/", callback=self.parse)
+
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        kind = response.meta.get(PAGE_KIND_META) or classify_page(response.selector.root)
+        if kind == PageKind.TRACKLIST:
+            yield from self.parse_tracklist(response)
+        elif kind == PageKind.LISTING:
+            yield from self.parse_listing(response)
+        else:
+            self.logger.warning("Not a tracklist or listing (%s), skipped: %s", kind, response.url)
+
+    def parse_tracklist(self, response: Response) -> Iterator[SetlistItem | TrackItem]:
+        parsed = parse_tracklist(response.selector.root, response.url)
+        for warning in parsed.warnings:
+            self.logger.warning("%s: %s", response.url, warning)
+        if parsed.decoy_rows:
+            CRAWL_DECOY_ROWS.inc(parsed.decoy_rows)
+            self.crawler.stats.inc_value("tracklist/decoy_rows", parsed.decoy_rows)
+            self.logger.warning(
+                "%s: %d rows showed a decoy artist; kept the microdata's names",
+                response.url,
+                parsed.decoy_rows,
+            )
+        source_id = parsed.setlist["source_id"]
+        if not source_id:
+            self.logger.warning("%s: no tracklist id in the URL or page, skipped", response.url)
+            return
+        yield SetlistItem(**parsed.setlist)
+        for row in parsed.rows:
+            yield TrackItem(setlist_source=SOURCE, setlist_source_id=source_id, **row)
+        self.tracklist_pages += 1
+        self.crawler.stats.inc_value("tracklist/pages")
+        self.crawler.stats.inc_value("tracklist/rows", len(parsed.rows))
+        if self.max_pages is not None and self.tracklist_pages >= self.max_pages:
+            raise CloseSpider("max_pages")
+
+    def parse_listing(self, response: Response) -> Iterator[Request]:
+        listing = parse_listing(response.selector.root, response.url)
+        for url in listing.tracklist_urls:
+            if not self._wants_more_tracklists():
+                return
+            self.tracklists_requested += 1
+            yield response.follow(url, callback=self.parse)
+        if listing.next_page_url:
+            yield response.follow(listing.next_page_url, callback=self.parse)
+        elif listing.next_search_page and listing.search_query:
+            yield self._search_request(listing.search_query, page=listing.next_search_page)
+
+    def _wants_more_tracklists(self) -> bool:
+        return self.max_pages is None or self.tracklists_requested < self.max_pages
+
+    def _search_request(self, query: str, page: int | None) -> FormRequest:
+        formdata = {"main_search": query, "search_selection": SEARCH_TRACKLISTS}
+        if page is not None:
+            formdata["page"] = str(page)
+        return FormRequest(SEARCH_URL, formdata=formdata, callback=self.parse)
+
+
+def _url_list(value: str | list[str] | None) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    urls = [item.strip() for item in items if item.strip()]
+    for url in urls:
+        if urlparse(url).scheme not in ("http", "https", "file"):
+            raise ValueError(f"start_urls: not an http(s) or file URL: {url!r}")
+    return urls
+
+
+def _search_query(value: str | None) -> str | None:
+    query = " ".join((value or "").split())
+    if len(query) > MAX_QUERY_LENGTH:
+        raise ValueError(f"search: at most {MAX_QUERY_LENGTH} characters")
+    return query or None
+
+
+def _dj_slug(value: str | None) -> str | None:
+    slug = (value or "").strip().lower()
+    if slug and not _DJ_SLUG.match(slug):
+        raise ValueError(f"dj: not a DJ slug as in /dj/<slug>/index.html: {value!r}")
+    return slug or None
+
+
+def _positive_int(name: str, value: str | int | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name}: not a whole number: {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name}: must be at least 1")
+    return number
