@@ -36,6 +36,43 @@ BLOCKED_PAGES_MAX_IN_ROW = 5
 
 ITEM_PIPELINES: dict[str, int] = {}
 
+# Enrichment (ISRC and metadata from MusicBrainz, Deezer, Spotify). README "Enrichment".
+# "deferred": store tracks at once and mark them for the backfill service; "inline": look up
+# during the crawl. Deferred is the default because MusicBrainz allows 1 request/s while a crawl
+# yields several tracks per second.
+ENRICHMENT_MODE = "deferred"
+# MusicBrainz asks for an application name, version and a way to reach its operator.
+ENRICHMENT_CONTACT = os.environ.get("ENRICHMENT_CONTACT", PROJECT_CONTACT_URL)
+ENRICHMENT_USER_AGENT = f"tracklists-catalogue/0.1 ( {ENRICHMENT_CONTACT} )"
+ENRICHMENT_MUSICBRAINZ_URL = "https://musicbrainz.org"
+ENRICHMENT_DEEZER_URL = "https://api.deezer.com"
+ENRICHMENT_SPOTIFY_API_URL = "https://api.spotify.com"
+ENRICHMENT_SPOTIFY_ACCOUNTS_URL = "https://accounts.spotify.com"
+# Sustained requests per second per source: MusicBrainz allows 1/s, Deezer about 50 per 5 s.
+ENRICHMENT_RATES = {"musicbrainz": 1.0, "deezer": 9.5, "spotify": 5.0}
+# Seconds an answer stays in the PostgreSQL response cache; "not found" answers expire sooner.
+ENRICHMENT_CACHE_TTL = {"musicbrainz": 30 * 86400, "deezer": 7 * 86400, "spotify": 7 * 86400}
+ENRICHMENT_NEGATIVE_CACHE_TTL = 86400
+# A search candidate is taken only at or above this confidence (0..1), and only when no
+# candidate naming a different recording scores within the margin of it.
+ENRICHMENT_MATCH_THRESHOLD = 0.8
+ENRICHMENT_AMBIGUITY_MARGIN = 0.05
+# An ISRC lookup's answer must still resemble the track (labels attach wrong ISRCs).
+ENRICHMENT_ISRC_MATCH_THRESHOLD = 0.5
+ENRICHMENT_MAX_ATTEMPTS = 4
+ENRICHMENT_BACKOFF_BASE = 1.0
+ENRICHMENT_MAX_RETRY_AFTER = 120.0
+ENRICHMENT_TIMEOUT = 15.0
+# Consecutive failed calls that open a source's circuit, and seconds before it is tried again.
+ENRICHMENT_BREAKER_FAILURES = 5
+ENRICHMENT_BREAKER_RESET = 60.0
+# Lookups in flight at once (threads), in the pipeline and in the service.
+ENRICHMENT_CONCURRENCY = 4
+# The service retries a track whose lookup failed or found nothing after this many seconds.
+ENRICHMENT_RETRY_FAILED_AFTER = 6 * 3600
+ENRICHMENT_SERVICE_HOST = os.environ.get("ENRICHMENT_SERVICE_HOST", "127.0.0.1")
+ENRICHMENT_SERVICE_PORT = int(os.environ.get("ENRICHMENT_SERVICE_PORT", "8086"))
+
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

@@ -25,6 +25,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 MakeDatabase = Callable[..., str]
 
+# Fake MusicBrainz / Deezer / Spotify servers for the enrichment tests.
+pytest_plugins = ["tests.fakes.fixtures"]
+
 
 def database_url(server_url: str, name: str) -> str:
     """The same server as ``server_url``, database ``name``."""

@@ -1,0 +1,172 @@
+"""One track in, the values the sources agree on out, each with its source and confidence.
+
+With an ISRC, every source is asked by ISRC. Without one, the sources are searched by artist +
+title in order (MusicBrainz, Deezer, Spotify) until one gives a confident, unambiguous match
+carrying a valid ISRC; the sources not yet asked are then asked by that ISRC to fill what the
+first did not have (BPM from Deezer, the Spotify ID, the MusicBrainz recording id). Each source
+is asked at most once per track, and the response cache makes a repeated track free.
+
+A source that is down (retries exhausted, circuit open) is skipped; the track then ends
+``failed`` rather than ``not_found`` when no ISRC was found, so the backfill tries it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrapers import metrics
+from scrapers.enrichment.cache import ResponseCache
+from scrapers.enrichment.client import SourceClient, SourceError
+from scrapers.enrichment.config import EnrichmentConfig
+from scrapers.enrichment.deezer import DeezerClient
+from scrapers.enrichment.matching import FIELDS, Match, choose, contenders, ranked
+from scrapers.enrichment.musicbrainz import MusicBrainzClient
+from scrapers.enrichment.spotify import SpotifyClient
+
+logger = logging.getLogger(__name__)
+
+ENRICHED, NOT_FOUND, FAILED = "enriched", "not_found", "failed"
+CLIENT_CLASSES: dict[str, type[SourceClient]] = {
+    "musicbrainz": MusicBrainzClient,
+    "deezer": DeezerClient,
+    "spotify": SpotifyClient,
+}
+# Search results fetched in full to tell apart candidates that tie on name (Deezer).
+MAX_DETAIL_FETCHES = 3
+
+
+@dataclass(frozen=True)
+class TrackQuery:
+    artist: str
+    title: str
+    # Values the track already has; enrichment never replaces them.
+    known: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def isrc(self) -> str | None:
+        return self.known.get("isrc")
+
+
+@dataclass
+class EnrichmentResult:
+    status: str
+    # Only values the track did not have, keyed by the names in ``matching.FIELDS``.
+    values: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        """What goes under ``metadata["enrichment"]`` of the track."""
+        return {
+            "status": self.status,
+            "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "fields": self.provenance,
+            **({"rejected_identifiers": self.rejected} if self.rejected else {}),
+            **({"errors": self.errors} if self.errors else {}),
+        }
+
+
+class Enricher:
+    def __init__(self, config: EnrichmentConfig, clients: list[SourceClient]) -> None:
+        self.config = config
+        self.clients = clients
+
+    @classmethod
+    def from_config(cls, config: EnrichmentConfig, cache: ResponseCache | None) -> Enricher:
+        """A client per enabled source, each with its own limiter and breaker."""
+        clients = [CLIENT_CLASSES[name](config, cache=cache) for name in config.enabled_sources()]
+        return cls(config, clients)
+
+    def enrich(self, query: TrackQuery, *, refresh: bool = False) -> EnrichmentResult:
+        """Never raises for a source's failure; the result says what happened."""
+        result = EnrichmentResult(status=NOT_FOUND)
+        asked: set[str] = set()
+        if query.isrc is None:
+            for client in self.clients:
+                asked.add(client.name)
+                match = self._guarded(client, result, self._search, client, query, refresh)
+                if match is not None:
+                    _adopt(result, query, match, "search")
+                    if "isrc" in result.values:
+                        break
+        isrc = query.isrc or result.values.get("isrc")
+        if isrc:
+            for client in self.clients:
+                if client.name not in asked:
+                    match = self._guarded(
+                        client, result, self._by_isrc, client, query, isrc, refresh
+                    )
+                    if match is not None:
+                        _adopt(result, query, match, "isrc")
+        result.status = ENRICHED if isrc else (FAILED if result.errors else NOT_FOUND)
+        metrics.ENRICHMENT_TRACKS.labels(result.status).inc()
+        if not isrc:
+            metrics.ENRICHMENT_ISRC_NOT_FOUND.inc()
+            logger.warning(
+                "ISRC not found for %s - %s%s",
+                _printable(query.artist),
+                _printable(query.title),
+                f" (unavailable: {'; '.join(result.errors)})" if result.errors else "",
+            )
+        return result
+
+    def _search(self, client: SourceClient, query: TrackQuery, refresh: bool) -> Match | None:
+        candidates = client.search(query.artist, query.title, refresh=refresh)
+        duration = query.known.get("duration_ms")
+        matches = ranked(query.artist, query.title, duration, candidates)
+        close = contenders(matches, self.config.ambiguity_margin)
+        if close and close[0].confidence >= self.config.match_threshold:
+            incomplete = [m for m in close if m.candidate.needs_details][:MAX_DETAIL_FETCHES]
+            if incomplete:
+                complete = [client.details(m.candidate, refresh=refresh) for m in incomplete]
+                rest = [m.candidate for m in matches if m not in incomplete]
+                matches = ranked(
+                    query.artist, query.title, duration, [c for c in complete if c] + rest
+                )
+        return choose(matches, self.config.match_threshold, self.config.ambiguity_margin)
+
+    def _by_isrc(
+        self, client: SourceClient, query: TrackQuery, isrc: str, refresh: bool
+    ) -> Match | None:
+        """The recording filed under the ISRC that best resembles the track, if it does."""
+        candidates = client.lookup_isrc(isrc, refresh=refresh)
+        matches = ranked(query.artist, query.title, query.known.get("duration_ms"), candidates)
+        if matches and matches[0].confidence >= self.config.isrc_match_threshold:
+            return matches[0]
+        return None
+
+    @staticmethod
+    def _guarded(
+        client: SourceClient, result: EnrichmentResult, call: Any, *args: Any
+    ) -> Match | None:
+        try:
+            return call(*args)
+        except SourceError as error:
+            result.errors.append(f"{client.name}: {error}")
+            return None
+
+
+def _adopt(result: EnrichmentResult, query: TrackQuery, match: Match, matched_by: str) -> None:
+    """Take the match's values the track lacks; record where each came from."""
+    candidate = match.candidate
+    result.rejected += candidate.rejected
+    for name in FIELDS:
+        value = candidate.values.get(name)
+        if value is None or query.known.get(name) is not None or name in result.values:
+            continue
+        result.values[name] = value
+        result.provenance[name] = {
+            "source": candidate.source,
+            "source_id": candidate.source_id,
+            "confidence": match.confidence,
+            "matched_by": matched_by,
+        }
+
+
+def _printable(value: str, limit: int = 200) -> str:
+    """Page text in a log line: no control characters, bounded."""
+    return "".join(ch if ch.isprintable() else " " for ch in value[:limit])

@@ -1,0 +1,101 @@
+"""MusicBrainz web service v2: no key, a User-Agent with contact details, 1 request/s.
+
+ISRC lookup: ``GET /ws/2/isrc/{ISRC}?fmt=json`` -> ``{"isrc", "recordings": [...]}``, 404 when
+unknown. Search: ``GET /ws/2/recording?query=<lucene>&fmt=json`` -> ``{"count", "recordings":
+[...]}`` where each recording lists its ISRCs under ``isrcs`` (plural).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapers.enrichment.client import SourceClient
+from scrapers.enrichment.matching import (
+    Candidate,
+    compact,
+    text,
+    valid_date,
+    valid_duration_ms,
+    valid_isrcs,
+    valid_uuid,
+)
+from scrapers.identity import split_artist_credit
+
+SEARCH_LIMIT = 10
+
+
+class MusicBrainzClient(SourceClient):
+    name = "musicbrainz"
+
+    def lookup_isrc(self, isrc: str, *, refresh: bool = False) -> list[Candidate]:
+        answer = self.get_json(
+            f"/ws/2/isrc/{isrc}", {"fmt": "json", "inc": "artists"}, refresh=refresh
+        )
+        if not answer.found or not isinstance(answer.body, dict):
+            return []
+        return _candidates(answer.body.get("recordings"), known_isrc=isrc)
+
+    def search(self, artist: str, title: str, *, refresh: bool = False) -> list[Candidate]:
+        answer = self.get_json(
+            "/ws/2/recording",
+            {"query": lucene_query(artist, title), "fmt": "json", "limit": str(SEARCH_LIMIT)},
+            refresh=refresh,
+        )
+        if not answer.found or not isinstance(answer.body, dict):
+            return []
+        return _candidates(answer.body.get("recordings"), known_isrc=None)
+
+
+def lucene_query(artist: str, title: str) -> str:
+    """``recording:"T" AND artist:"A"`` on the first credited artist, phrase-escaped."""
+    credits = split_artist_credit(artist)
+    main_artist = credits[0][0] if credits else artist
+    return f"recording:{_phrase(title)} AND artist:{_phrase(main_artist)}"
+
+
+def _phrase(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _candidates(recordings: Any, known_isrc: str | None) -> list[Candidate]:
+    if not isinstance(recordings, list):
+        return []
+    candidates = []
+    for recording in recordings[: SEARCH_LIMIT * 5]:
+        if not isinstance(recording, dict):
+            continue
+        mbid = valid_uuid(recording.get("id"))
+        if mbid is None:
+            continue
+        raw_isrcs = recording.get("isrcs") if isinstance(recording.get("isrcs"), list) else []
+        isrcs, rejected = valid_isrcs("musicbrainz", [known_isrc, *raw_isrcs])
+        candidates.append(
+            Candidate(
+                source="musicbrainz",
+                source_id=mbid,
+                title=text(recording.get("title")),
+                artist=_credit_text(recording.get("artist-credit")),
+                values=compact(
+                    {
+                        "isrc": isrcs[0] if isrcs else None,
+                        "musicbrainz_id": mbid,
+                        "duration_ms": valid_duration_ms(recording.get("length")),
+                        "release_date": valid_date(recording.get("first-release-date")),
+                    }
+                ),
+                rejected=rejected,
+            )
+        )
+    return candidates
+
+
+def _credit_text(credit: Any) -> str:
+    """ "A & B feat. C" from MusicBrainz's artist-credit list (name + joinphrase)."""
+    if not isinstance(credit, list):
+        return ""
+    parts = []
+    for entry in credit[:20]:
+        if isinstance(entry, dict):
+            parts.append(text(entry.get("name"), 200) + text(entry.get("joinphrase"), 20))
+    return "".join(parts).strip()
