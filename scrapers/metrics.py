@@ -5,7 +5,7 @@ the default registry, which the crawl serves at ``/metrics`` and batch runs can 
 Pushgateway.
 """
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram, push_to_gateway
 
 # Track items stored, by the strongest identifier they carried (the conflict target used).
 # Names are fixed: dashboards and the testing plan refer to them.
@@ -82,3 +82,15 @@ CRAWL_DECOY_ROWS = Counter(
     "crawl_decoy_rows",
     "Track rows whose visible artist disagreed with their microdata; the microdata was kept",
 )
+
+
+# Bulk import (scrapers/importers): rows read, by what became of them before the batch writer
+# (sent to it, duplicate of an earlier row, skipped as not a track, unreadable).
+IMPORT_ROWS = Counter(
+    "import_rows", "Rows read by the bulk importer, by outcome before the writer", ["outcome"]
+)
+
+
+def push(gateway_url: str, job: str) -> None:
+    """Push every metric to a Pushgateway (batch runs have no long-lived /metrics to scrape)."""
+    push_to_gateway(gateway_url, job=job, registry=REGISTRY, timeout=10)

@@ -34,7 +34,30 @@ BLOCKED_BACKOFF_MAX = 900.0
 BLOCKED_PAGE_RETRY_TIMES = 3
 BLOCKED_PAGES_MAX_IN_ROW = 5
 
-ITEM_PIPELINES: dict[str, int] = {}
+ITEM_PIPELINES: dict[str, int] = {
+    "scrapers.pipelines.database_pipeline.DatabasePipeline": 800,
+}
+
+# Database pipeline (README "The database pipeline"). A batch is written when it holds
+# DATABASE_BATCH_SIZE items or its oldest item waited DATABASE_BATCH_MAX_LATENCY seconds. A lost
+# database is retried for DATABASE_RETRY_TIMEOUT seconds per flush; what is still unsaved at the
+# end goes to a JSON-lines file in DATABASE_SPOOL_DIR and the crawl exits with status 1.
+DATABASE_BATCH_SIZE = 500
+DATABASE_BATCH_MAX_LATENCY = 5.0
+DATABASE_RETRY_TIMEOUT = 60.0
+DATABASE_SPOOL_DIR = os.environ.get("DATABASE_SPOOL_DIR", "spool")
+# `scrapy crawl` exits non-zero when items had to be spooled (scrapers/commands/crawl.py).
+COMMANDS_MODULE = "scrapers.commands"
+
+# Prometheus (README "Metrics"): served on 127.0.0.1 during a crawl; 0 picks a free port,
+# PROMETHEUS_ENABLED = False turns it off. With PROMETHEUS_PUSHGATEWAY_URL set, the final values
+# are also pushed there when the crawl ends.
+PROMETHEUS_ENABLED = True
+PROMETHEUS_HOST = "127.0.0.1"
+PROMETHEUS_PORT = int(os.environ.get("PROMETHEUS_PORT", "9410"))
+PROMETHEUS_PUSHGATEWAY_URL = os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", "")
+PROMETHEUS_JOB = "tracklists_crawl"
+EXTENSIONS = {"scrapers.extensions.metrics_server.MetricsServer": 500}
 
 # Enrichment (ISRC and metadata from MusicBrainz, Deezer, Spotify). README "Enrichment".
 # "deferred": store tracks at once and mark them for the backfill service; "inline": look up
