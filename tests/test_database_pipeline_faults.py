@@ -1,0 +1,220 @@
+"""Faults around the database pipeline: a restarting server, SIGTERM, an unreachable database.
+
+The crawls here run ``scrapy crawl`` in a subprocess with the small spider below (Scrapy finds
+it through ``-s SPIDER_MODULES=tests.test_database_pipeline_faults``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import closing, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+
+from scrapers.db import migrations
+from scrapers.db.connection import connect, ensure_database
+from scrapers.db.embedded import EmbeddedPostgres
+from scrapers.pipelines.database_pipeline import DatabasePipeline
+from tests.test_database_pipeline import make_pipeline, query
+from tests.test_database_setup import throwaway_state_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class FeedSpider(scrapy.Spider):
+    """Yields ``count`` plan-shape track items, ``delay`` seconds apart, without any request."""
+
+    name = "pipeline_feed"
+
+    def __init__(self, count: str = "10", delay: str = "0", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.count = int(count)
+        self.delay = float(delay)
+
+    async def start(self):  # type: ignore[override]
+        for n in range(self.count):
+            yield {"artist_name": "Feed Artist", "track_name": f"Feed Song {n}"}
+            if self.delay:
+                await asyncio.sleep(self.delay)
+
+
+def crawl_command(db_url: str, *args: str) -> list[str]:
+    settings = {
+        "SPIDER_MODULES": "tests.test_database_pipeline_faults",
+        "ITEM_PIPELINES": json.dumps(
+            {"scrapers.pipelines.database_pipeline.DatabasePipeline": 800}
+        ),
+        "DATABASE_URL": db_url,
+        "PROMETHEUS_ENABLED": "False",
+        "LOG_LEVEL": "INFO",
+    }
+    command = [sys.executable, "-m", "scrapy", "crawl", "pipeline_feed"]
+    for name, value in settings.items():
+        command += ["-s", f"{name}={value}"]
+    return [*command, *args]
+
+
+def crawl_env(db_url: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(REPO_ROOT)}
+
+
+def scraped_count(log: str) -> int:
+    match = re.search(r"'item_scraped_count': (\d+)", log)
+    return int(match.group(1)) if match else 0
+
+
+def test_sigterm_flushes_every_item_before_exit(db_url: str) -> None:
+    # A batch far larger than the crawl and a latency longer than it: nothing is written
+    # before the signal, so only the flush on close can store the items.
+    command = crawl_command(
+        db_url,
+        "-a",
+        "count=100000",
+        "-a",
+        "delay=0.01",
+        "-s",
+        "DATABASE_BATCH_SIZE=100000",
+        "-s",
+        "DATABASE_BATCH_MAX_LATENCY=600",
+    )
+    crawl = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=crawl_env(db_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(5)  # the crawl starts and yields items for a few seconds
+        crawl.send_signal(signal.SIGTERM)
+        _, log = crawl.communicate(timeout=120)
+    finally:
+        if crawl.poll() is None:
+            crawl.kill()
+    scraped = scraped_count(log)
+    assert scraped > 0, log[-3000:]
+    assert query(db_url, "SELECT count(*) FROM tracks") == [(scraped,)]
+    assert crawl.returncode == 0, log[-3000:]
+
+
+def test_crawl_exits_non_zero_and_spools_when_the_database_is_gone(tmp_path: Path) -> None:
+    url = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+    command = crawl_command(
+        url,
+        "-a",
+        "count=7",
+        "-s",
+        "DATABASE_RETRY_TIMEOUT=0.5",
+        "-s",
+        f"DATABASE_SPOOL_DIR={tmp_path}",
+    )
+    crawl = subprocess.run(
+        command, cwd=REPO_ROOT, env=crawl_env(url), capture_output=True, text=True, timeout=120
+    )
+    assert crawl.returncode == 1, crawl.stderr[-3000:]
+    spooled = list(tmp_path.glob("pipeline_feed-*.jsonl"))
+    assert len(spooled) == 1
+    assert str(spooled[0].resolve()) in crawl.stderr
+    lines = spooled[0].read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["track_name"] for line in lines] == [
+        f"Feed Song {n}" for n in range(7)
+    ]
+
+
+class _Relay:
+    """A fixed local address in front of a server whose port changes when it restarts."""
+
+    def __init__(self) -> None:
+        self.target_port = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.links: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        """Drop every open connection, as a server going away does."""
+        for link in self.links:
+            with suppress(OSError):
+                link.shutdown(socket.SHUT_RDWR)
+        self.links.clear()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            self.links += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.mark.slow
+def test_database_restart_during_a_crawl_loses_nothing(monkeypatch, caplog) -> None:
+    server = EmbeddedPostgres(throwaway_state_dir("pipeline-restart"))
+    relay = _Relay()
+    try:
+        running = server.ensure_running()
+        ensure_database(running.url("postgres"), "restart")
+        migrations.upgrade(running.url("restart"))
+        relay.target_port = running.port
+        url = f"postgresql://postgres@127.0.0.1:{relay.port}/restart?connect_timeout=2"
+        pipeline, crawler = make_pipeline(
+            url, monkeypatch, DATABASE_BATCH_SIZE=10, DATABASE_RETRY_TIMEOUT=1
+        )
+
+        def item(n: int) -> dict[str, Any]:
+            return {"artist_name": "Restart", "track_name": f"Song {n}", "bpm": 100 + n % 50}
+
+        async def crawl(pipeline: DatabasePipeline) -> None:
+            await pipeline.open_spider()
+            for n in range(25):
+                await pipeline.process_item(item(n))
+            await asyncio.to_thread(server.stop)
+            relay.cut()
+            # Flushes while the server is down fail after the retry timeout; items are kept.
+            for n in range(25, 50):
+                await pipeline.process_item(item(n))
+            restarted = await asyncio.to_thread(server.ensure_running)
+            relay.target_port = restarted.port
+            for n in range(50, 75):
+                await pipeline.process_item(item(n))
+            await pipeline.close_spider()
+
+        with caplog.at_level("WARNING"):
+            asyncio.run(crawl(pipeline))
+        # The outage was real: flushes failed and were kept for the next attempt.
+        assert "keeping them for the next attempt" in caplog.text
+        assert query(url, "SELECT count(*), count(DISTINCT title) FROM tracks") == [(75, 75)]
+        assert crawler.stats.get_value("database/items_spooled") is None
+        assert crawler.stats.get_value("database/items_stored") == 75
+        with closing(connect(url)) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM track_lookup")
+            assert cursor.fetchone() == (75,)
+    finally:
+        server.stop()
