@@ -18,6 +18,8 @@ PROJECT_CONTACT_URL = "https://github.com/tracklists-catalogue/tracklists-catalo
 USER_AGENT = f"tracklists-catalogue/0.1 (+{PROJECT_CONTACT_URL})"
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS_PER_DOMAIN = 1
+# One site, one request in flight: the rest wait in the scheduler, where a stopped crawl drops them.
+CONCURRENT_REQUESTS = 1
 DOWNLOAD_DELAY = 5.0
 DOWNLOAD_DELAY_JITTER = 0.5  # each wait is 0.5x to 1.5x DOWNLOAD_DELAY
 AUTOTHROTTLE_ENABLED = True

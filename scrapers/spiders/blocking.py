@@ -67,6 +67,10 @@ class BlockedPageMiddleware:
     def from_crawler(cls, crawler: Crawler) -> BlockedPageMiddleware:
         return cls(crawler)
 
+    def process_request(self, request: Request) -> None:
+        if self.stopping:
+            raise IgnoreRequest(f"crawl stopping after blocked pages: {request.url}")
+
     def process_response(self, request: Request, response: Response) -> Request | Response:
         if not isinstance(response, HtmlResponse) or request.url.endswith("/robots.txt"):
             return response

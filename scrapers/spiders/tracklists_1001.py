@@ -126,9 +126,11 @@ class TracklistsSpider(scrapy.Spider):
         listing = parse_listing(response.selector.root, response.url)
         for url in listing.tracklist_urls:
             if not self._wants_more_tracklists():
-                return
+                break
             self.tracklists_requested += 1
             yield response.follow(url, callback=self.parse)
+        if not self._wants_more_tracklists():
+            return  # max_pages tracklists are on their way: no need for the next page
         if listing.next_page_url:
             yield response.follow(listing.next_page_url, callback=self.parse)
         elif listing.next_search_page and listing.search_query:

@@ -1,0 +1,233 @@
+"""Whole crawls of the 1001tracklists spider, in a child process, against pages served locally.
+
+A local HTTP server on 127.0.0.1 plays the site with the project's own fixture pages (and the
+block pages it serves when throttling); ``file://`` crawls run offline. Each crawl runs in its
+own process because a Twisted reactor cannot be restarted inside the test process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "1001tracklists"
+DEMO = FIXTURES / "demo_tracklist.html"
+BLOCK_KINDS = ("interstitial", "ip_limit", "captcha", "not_found", "empty")
+
+# Settings every test crawl uses: no database, no metrics server, no waiting between requests.
+QUIET = {
+    "ITEM_PIPELINES": {},
+    "EXTENSIONS": {},
+    "DOWNLOAD_DELAY": 0,
+    "DOWNLOAD_DELAY_JITTER": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "LOG_LEVEL": "INFO",
+    "TELNETCONSOLE_ENABLED": False,
+}
+
+RUNNER = """
+import json, sys
+from prometheus_client import REGISTRY
+from scrapy import signals
+from scrapy.crawler import CrawlerProcess
+from scrapy.utils.project import get_project_settings
+
+config = json.loads(sys.argv[1])
+settings = get_project_settings()
+settings.setdict(config["settings"], priority="cmdline")
+process = CrawlerProcess(settings)
+crawler = process.create_crawler("1001tracklists")
+items = []
+
+def keep(item, **kwargs):
+    items.append(dict(item))
+
+crawler.signals.connect(keep, signal=signals.item_scraped)
+process.crawl(crawler, **config["arguments"])
+process.start()
+blocked = {
+    kind: REGISTRY.get_sample_value("crawl_blocked_pages_total", {"kind": kind}) or 0
+    for kind in config["kinds"]
+}
+print("RESULT " + json.dumps({
+    "items": items,
+    "finish_reason": crawler.stats.get_value("finish_reason"),
+    "blocked": blocked,
+    "decoys": REGISTRY.get_sample_value("crawl_decoy_rows_total") or 0,
+    "stats": {
+        key: value for key, value in crawler.stats.get_stats().items()
+        if isinstance(value, (int, float))
+    },
+}))
+"""
+
+
+def run_crawl(arguments: dict[str, str], **settings: Any) -> tuple[dict[str, Any], str]:
+    config = {"arguments": arguments, "settings": {**QUIET, **settings}, "kinds": BLOCK_KINDS}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, json.dumps(config)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(line.removeprefix("RESULT ")), done.stderr
+
+
+class FakeSite:
+    """Answers like the site from fixture pages; records every request it gets."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[float, str, str]] = []  # (time, path, user agent)
+        self.tracklist_answers: Callable[[str, int], bytes] = self.demo_page
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @staticmethod
+    def demo_page(tracklist_id: str, attempt: int) -> bytes:
+        return DEMO.read_bytes().replace(b"9demo01x", tracklist_id.encode())
+
+    def paths(self) -> list[str]:
+        return [path for _, path, _ in self.requests]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                site.requests.append((time.monotonic(), self.path, self.headers["User-Agent"]))
+                body, content_type = site.answer(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", content_type)
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def answer(self, path: str) -> tuple[bytes | None, str]:
+        if path == "/robots.txt":
+            return b"User-agent: *\nDisallow: /private/\n", "text/plain"
+        if path == "/dj/novaharbor/index.html":
+            return (FIXTURES / "listing_page1.html").read_bytes(), "text/html; charset=utf-8"
+        if path == "/dj/novaharbor/index2.html":
+            return (FIXTURES / "listing_page2.html").read_bytes(), "text/html; charset=utf-8"
+        match = re.match(r"^(?:/private)?/tracklist/([0-9a-z]+)/", path)
+        if match:
+            attempt = sum(1 for seen in self.paths() if seen == path) - 1  # this one is logged
+            return self.tracklist_answers(match[1], attempt), "text/html; charset=utf-8"
+        return None, "text/html"
+
+
+@pytest.fixture
+def site() -> Iterator[FakeSite]:
+    fake = FakeSite()
+    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
+    thread.start()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def test_offline_crawl_of_a_saved_page_exports_items(tmp_path: Path) -> None:
+    """The README's offline command: ``scrapy crawl 1001tracklists -a start_urls=file://… -O``."""
+    out = tmp_path / "items.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
+         "-a", f"start_urls={DEMO.as_uri()}", "-O", str(out),
+         "-s", "ITEM_PIPELINES={}", "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 11
+    assert rows[0]["source_id"] == "9demo01x" and rows[0]["stated_track_count"] == 10
+    assert [row["row_index"] for row in rows[1:]] == list(range(10))
+    assert rows[4]["is_unknown"] and (rows[4]["artist"], rows[4]["title"]) == ("ID", "ID")
+    assert rows[9]["artist"] == "Juno Reyes & Tamsin Cole"  # the decoy row, corrected
+
+
+def test_listing_crawl_follows_pagination_politely(site: FakeSite) -> None:
+    result, _ = run_crawl(
+        {"start_urls": f"{site.base}/dj/novaharbor/index.html,{site.base}/private/tracklist/x/"}
+    )
+    setlists = [item for item in result["items"] if "source_id" in item]
+    assert sorted(item["source_id"] for item in setlists) == ["9demo01x", "9demo02x", "9demo03x"]
+    assert len(result["items"]) == 3 + 3 * 10
+    paths = site.paths()
+    assert paths[0] == "/robots.txt"
+    assert "/dj/novaharbor/index2.html" in paths
+    assert not any(path.startswith("/private/") for path in paths)  # robots.txt obeyed
+    assert result["stats"]["robotstxt/forbidden"] == 1
+    assert paths.count("/tracklist/9demo01x/nova-harbor-pier-stage-lowtide-festival-"
+                       "netherlands-2025-06-14.html") == 1  # fmt: skip
+    user_agents = {agent for _, _, agent in site.requests}
+    assert len(user_agents) == 1 and "tracklists-catalogue" in user_agents.pop()
+    assert result["finish_reason"] == "finished"
+    assert result["decoys"] == 3  # one decoy row on each served page
+
+
+def test_max_pages_stops_after_that_many_tracklists(site: FakeSite) -> None:
+    result, _ = run_crawl({"start_urls": f"{site.base}/dj/novaharbor/index.html", "max_pages": "2"})
+    setlists = [item for item in result["items"] if "source_id" in item]
+    assert len(setlists) == 2 and len(result["items"]) == 2 + 2 * 10
+    assert "/dj/novaharbor/index2.html" not in site.paths()
+    assert result["finish_reason"] == "max_pages"
+
+
+def test_block_pages_are_retried_with_growing_backoff(site: FakeSite) -> None:
+    interstitial = (FIXTURES / "blocked_interstitial.html").read_bytes()
+
+    def two_blocks_then_content(tracklist_id: str, attempt: int) -> bytes:
+        return interstitial if attempt < 2 else FakeSite.demo_page(tracklist_id, attempt)
+
+    site.tracklist_answers = two_blocks_then_content
+    result, log = run_crawl(
+        {"start_urls": f"{site.base}/tracklist/9demo01x/a.html"}, BLOCKED_BACKOFF_BASE=0.4
+    )
+    times = [when for when, path, _ in site.requests if path.startswith("/tracklist/")]
+    assert len(times) == 3
+    # 0.4 s after the first block, 0.8 s after the second (less a little clock jitter).
+    assert times[1] - times[0] >= 0.35 and times[2] - times[1] >= 0.75
+    assert result["blocked"]["interstitial"] == 2
+    assert len(result["items"]) == 11 and result["finish_reason"] == "finished"
+    assert log.count("Blocked page (interstitial)") == 2
+    assert f"{site.base}/tracklist/9demo01x/a.html" in log
+
+
+def test_too_many_blocks_in_a_row_stop_the_crawl(site: FakeSite) -> None:
+    site.tracklist_answers = lambda tracklist_id, attempt: (
+        FIXTURES / "blocked_ip_limit.html"
+    ).read_bytes()
+    urls = ",".join(f"{site.base}/tracklist/9demo0{n}x/a.html" for n in range(1, 6))
+    result, log = run_crawl(
+        {"start_urls": urls},
+        BLOCKED_BACKOFF_BASE=0.05,
+        BLOCKED_PAGES_MAX_IN_ROW=3,
+        BLOCKED_PAGE_RETRY_TIMES=10,
+    )
+    assert result["items"] == []
+    assert result["finish_reason"] == "blocked_pages_in_a_row"
+    assert result["blocked"]["ip_limit"] == 3
+    assert sum(path.startswith("/tracklist/") for path in site.paths()) == 3
+    assert "Stopping the crawl: 3 non-content pages in a row" in log
