@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,18 @@ def execute(url: str, statement: str, params: Iterable | None = None) -> list[tu
     with closing(connect(url, autocommit=True)) as conn, conn.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
+
+
+def run_script(script: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A script of scripts/ as a user runs it, against ``url``."""
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": url},
+        check=False,
+        timeout=120,
+    )
 
 
 def migrate_002(url: str) -> list[str]:
