@@ -1,0 +1,350 @@
+"""The import run: files -> readers -> batches -> the batch writer, with progress and a summary.
+
+Koito's bulk-import lessons, as they apply here:
+
+* batches, not rows: each batch is one transaction of set-based statements in the batch writer
+  (COPY into temporary tables, then merges), the same engine the crawl uses;
+* in-memory deduplication: a row identical to one already sent in this run is not sent again
+  (listening histories repeat the same play thousands of times);
+* no slow lookups during the import: enrichment is skipped, tracks without an ISRC are stored
+  with ``enrichment_status = 'pending'`` and the enrichment service backfills them later.
+
+Idempotency: every write is an upsert that resolves before it inserts, so running the same
+import again changes nothing, and an interrupted import (Ctrl-C, a killed process) is finished by
+running it again. The rejections of a file are those of its latest run: each run first clears the
+``rejected_items`` rows with the file's origin, then records its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+import psycopg2.extensions
+from psycopg2.extras import execute_values
+
+from scrapers import metrics
+from scrapers.db import records
+from scrapers.db.connection import connect
+from scrapers.db.writer import BatchResult, BatchWriter
+from scrapers.importers.detect import READERS, detect_format
+from scrapers.importers.progress import Progress, format_duration
+from scrapers.importers.source import SourceRow
+
+logger = logging.getLogger("scrapers.importers")
+
+DEFAULT_BATCH_SIZE = 5000
+# Digests of rows already sent; past this many the set starts afresh (memory stays bounded,
+# later identical rows are then written again, which the upsert makes harmless).
+MAX_REMEMBERED_ROWS = 4_000_000
+PROGRESS_EVERY_ROWS = 1024
+UNREADABLE = "unreadable"
+
+
+class Writer(Protocol):
+    def write(self, items: Sequence[Any], locations: Sequence[str | None]) -> BatchResult: ...
+
+    def close(self) -> None: ...
+
+
+class DryRunWriter:
+    """Validates like the batch writer (``records.to_record``) and counts; stores nothing.
+
+    It cannot tell a new track from an existing one without writing, so a dry run reports what
+    would be stored per tier and what would be rejected, not inserted versus updated.
+    """
+
+    def write(self, items: Sequence[Any], locations: Sequence[str | None]) -> BatchResult:
+        result = BatchResult(items=len(items))
+        for item in items:
+            try:
+                record = records.to_record(item)
+            except records.Rejected as error:
+                result.rejected[error.code] += 1
+                continue
+            if isinstance(record, records.SetlistRecord):
+                result.setlists += 1
+                continue
+            if record.is_track:
+                result.tiers[record.tier] += 1
+            if record.placement is not None:
+                result.setlist_rows += 1
+            result.invalid_identifiers += len(record.invalid_identifiers)
+        return result
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    format: str | None
+    detected: bool
+    error: str | None = None
+
+
+@dataclass
+class ImportSummary:
+    dry_run: bool = False
+    files: list[FileOutcome] = field(default_factory=list)
+    read: int = 0
+    duplicates: int = 0
+    unreadable: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    stored: BatchResult = field(default_factory=BatchResult)
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.unreadable.values()) + sum(self.stored.rejected.values())
+
+    @property
+    def failed_files(self) -> list[FileOutcome]:
+        return [outcome for outcome in self.files if outcome.error]
+
+    def lines(self) -> list[str]:
+        """The human summary printed at the end of a run."""
+        stored = self.stored
+        verb = "would be stored" if self.dry_run else "stored"
+        rate = self.read / self.elapsed if self.elapsed > 0 else 0.0
+        lines = [
+            f"{'DRY RUN, nothing written. ' if self.dry_run else ''}"
+            f"{'INTERRUPTED: run the same command again to finish. ' if self.interrupted else ''}"
+            f"Import of {len(self.files)} file(s) in {format_duration(self.elapsed)}"
+            f" ({rate:,.0f} rows/s)",
+        ]
+        for outcome in self.files:
+            how = "auto-detected" if outcome.detected else "as given"
+            state = f"FAILED: {outcome.error}" if outcome.error else f"{outcome.format} ({how})"
+            lines.append(f"  file {outcome.path}: {state}")
+        tiers = ", ".join(f"{tier} {stored.tiers[tier]:,}" for tier in ("isrc", "spotify", "title"))
+        lines += [
+            f"  rows read:              {self.read:,}",
+            f"  duplicates in input:    {self.duplicates:,} (identical to an earlier row)",
+            f"  tracks {verb} by tier: {tiers}",
+        ]
+        if not self.dry_run:
+            lines.append(
+                f"  inserted / updated:     {stored.inserted:,} new tracks, {stored.updated:,}"
+                " matched existing ones"
+            )
+        lines += [
+            f"  setlists / rows:        {stored.setlists:,} / {stored.setlist_rows:,}",
+            f"  invalid identifiers:    {stored.invalid_identifiers:,} (stored NULL, raw value"
+            " kept in metadata)",
+            f"  identifier conflicts:   {stored.conflicts:,}"
+            + ("" if self.dry_run else " (see identifier_conflicts)"),
+            f"  rejected:               {self.rejected:,}"
+            + ("" if self.dry_run else " (see rejected_items)"),
+        ]
+        reasons = Counter({f"{UNREADABLE}: {k}": n for k, n in self.unreadable.items()})
+        reasons.update(stored.rejected)
+        lines += [f"    {count:,}  {reason}" for reason, count in reasons.most_common()]
+        skipped = sum(self.skipped.values())
+        lines.append(f"  skipped (not tracks):   {skipped:,}")
+        lines += [f"    {count:,}  {reason}" for reason, count in self.skipped.most_common()]
+        return lines
+
+
+class Importer:
+    """Imports files into the catalogue at ``url`` (``None`` with ``dry_run``)."""
+
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        dry_run: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress_stream: TextIO | None = None,
+        interactive: bool | None = None,
+        log_every: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.dry_run = dry_run
+        self.batch_size = batch_size
+        self.progress_stream = progress_stream
+        self.interactive = interactive
+        self.log_every = log_every
+        self._sent: set[bytes] = set()
+
+    def run(self, paths: Iterable[Path], fmt: str = "auto") -> ImportSummary:
+        """Import every file in turn; a file that cannot be read at all does not stop the rest.
+
+        A Ctrl-C (``KeyboardInterrupt``) ends the run after rolling back the batch in flight; the
+        summary says so, and every batch already written stays written.
+        """
+        paths = list(paths)
+        summary = ImportSummary(dry_run=self.dry_run)
+        started = time.monotonic()
+        progress = Progress(
+            sum(path.stat().st_size for path in paths if path.is_file()),
+            stream=self.progress_stream,
+            interactive=self.interactive,
+            log_every=self.log_every,
+        )
+        done_bytes = 0
+        try:
+            for path in paths:
+                self._import_file(path, fmt, summary, progress, done_bytes)
+                done_bytes += path.stat().st_size if path.is_file() else 0
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            progress.close()
+            summary.elapsed = time.monotonic() - started
+        return summary
+
+    def _import_file(
+        self, path: Path, fmt: str, summary: ImportSummary, progress: Progress, done_bytes: int
+    ) -> None:
+        outcome = FileOutcome(str(path), None, fmt == "auto")
+        summary.files.append(outcome)
+        try:
+            outcome.format = detect_format(path) if fmt == "auto" else fmt
+        except (OSError, ValueError) as error:
+            outcome.error = str(error)
+            logger.error("%s", error)
+            return
+        if outcome.detected:
+            logger.info("%s: detected format %s", path, outcome.format)
+        reader = READERS[outcome.format](path)
+        origin = f"import:{path.resolve()}"
+        writer = self._writer(origin)
+        rejections = RejectionLog(None if self.dry_run else self.url, origin)
+        batch = _Batch()
+        try:
+            rejections.clear()
+            for row in reader.rows():
+                summary.read += 1
+                self._take(row, batch, summary)
+                if batch.full(self.batch_size):
+                    self._flush(batch, writer, rejections, summary)
+                if summary.read % PROGRESS_EVERY_ROWS == 0:
+                    progress.update(summary.read, done_bytes + reader.bytes_read())
+            self._flush(batch, writer, rejections, summary)
+        except (OSError, ValueError) as error:
+            # The reader could not go on (unreadable file, no CSV header, no JSON array): what was
+            # read before is stored, the rest of the file is reported as failed.
+            self._flush(batch, writer, rejections, summary)
+            outcome.error = str(error)
+            logger.error("%s: %s", path, error)
+        finally:
+            writer.close()
+            rejections.close()
+        progress.update(summary.read, done_bytes + reader.total_bytes())
+
+    def _writer(self, origin: str) -> Writer:
+        if self.dry_run:
+            return DryRunWriter()
+        assert self.url is not None
+        return BatchWriter(self.url, origin=origin)
+
+    def _take(self, row: SourceRow, batch: _Batch, summary: ImportSummary) -> None:
+        if row.error is not None:
+            summary.unreadable[row.error] += 1
+            batch.unreadable.append(row)
+        elif row.skipped is not None:
+            summary.skipped[row.skipped] += 1
+            metrics.IMPORT_ROWS.labels("skipped").inc()
+        elif self._seen(row.item):
+            summary.duplicates += 1
+            metrics.IMPORT_ROWS.labels("duplicate").inc()
+        else:
+            batch.items.append(row.item)
+            batch.locations.append(row.location)
+
+    def _seen(self, item: Any) -> bool:
+        digest = hashlib.blake2b(repr(sorted(item.items())).encode(), digest_size=16).digest()
+        if digest in self._sent:
+            return True
+        if len(self._sent) >= MAX_REMEMBERED_ROWS:
+            self._sent.clear()
+        self._sent.add(digest)
+        return False
+
+    def _flush(
+        self, batch: _Batch, writer: Writer, rejections: RejectionLog, summary: ImportSummary
+    ) -> None:
+        rejections.store(batch.unreadable)
+        if batch.items:
+            summary.stored.add(writer.write(batch.items, batch.locations))
+            metrics.IMPORT_ROWS.labels("sent").inc(len(batch.items))
+        batch.clear()
+
+
+class RejectionLog:
+    """``rejected_items`` rows for what a reader could not read (the writer logs the rest)."""
+
+    def __init__(self, url: str | None, origin: str) -> None:
+        self.url = url
+        self.origin = origin
+        self._connection: psycopg2.extensions.connection | None = None
+
+    def clear(self) -> None:
+        """Forget the rejections of an earlier run of this file: this run records them again."""
+        if self.url is None:
+            return
+        with self._cursor() as cursor:
+            cursor.execute("DELETE FROM rejected_items WHERE origin = %s", (self.origin,))
+            if cursor.rowcount:
+                logger.info("%s: cleared %d earlier rejections", self.origin, cursor.rowcount)
+
+    def store(self, rows: list[SourceRow]) -> None:
+        if not rows:
+            return
+        metrics.IMPORT_ROWS.labels(UNREADABLE).inc(len(rows))
+        if self.url is None:
+            return
+        values = [
+            (self.origin, row.location, f"{UNREADABLE}: {row.error}", storable_text(row.raw))
+            for row in rows
+        ]
+        with self._cursor() as cursor:
+            execute_values(
+                cursor,
+                "INSERT INTO rejected_items (origin, location, reason, payload) VALUES %s",
+                values,
+            )
+        metrics.ITEMS_REJECTED.labels(UNREADABLE).inc(len(rows))
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg2.extensions.cursor]:
+        """A cursor in its own committed transaction."""
+        assert self.url is not None
+        if self._connection is None:
+            self._connection = connect(self.url)
+        with self._connection, self._connection.cursor() as cursor:
+            yield cursor
+
+
+@dataclass
+class _Batch:
+    items: list[Any] = field(default_factory=list)
+    locations: list[str | None] = field(default_factory=list)
+    unreadable: list[SourceRow] = field(default_factory=list)
+
+    def full(self, size: int) -> bool:
+        return len(self.items) >= size or len(self.unreadable) >= size
+
+    def clear(self) -> None:
+        self.items, self.locations, self.unreadable = [], [], []
+
+
+def storable_text(raw: str) -> str:
+    """Raw input as PostgreSQL text: undecodable bytes replaced, NUL bytes escaped."""
+    text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text.replace("\x00", "\\u0000")

@@ -1,0 +1,85 @@
+"""Bulk-import track exports into the catalogue.
+
+``python scripts/import_tracks.py FILE... [--format auto|jsonl|csv|listenbrainz|spotify]
+[--dry-run] [--batch-size N]``
+
+Exit status: 0 when every file was read (rejected rows do not count as failure), 1 when a file
+could not be read at all, 2 when the database could not be used, 130 when interrupted. An
+interrupted import is finished by running the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg2
+
+from scrapers import metrics
+from scrapers.db.connection import redacted, resolve_database_url
+from scrapers.db.embedded import EmbeddedDatabaseError
+from scrapers.db.writer import DatabaseUnavailable
+from scrapers.importers.detect import FORMATS
+from scrapers.importers.driver import DEFAULT_BATCH_SIZE, Importer
+
+PUSHGATEWAY_JOB = "tracklists_import"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    parser.add_argument("--format", choices=("auto", *FORMATS), default="auto")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="read and validate, report, write nothing"
+    )
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N")
+    parser.add_argument(
+        "--log-every",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="progress line interval when stderr is not a terminal",
+    )
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # `kill` ends the import like Ctrl-C: the batch in flight is rolled back, the summary printed.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    url = None
+    try:
+        if not args.dry_run:
+            url = resolve_database_url()
+            logging.getLogger("scrapers.importers").info("importing into %s", redacted(url))
+        importer = Importer(
+            url, dry_run=args.dry_run, batch_size=args.batch_size, log_every=args.log_every
+        )
+        summary = importer.run(args.files, args.format)
+    except (EmbeddedDatabaseError, DatabaseUnavailable, psycopg2.Error) as error:
+        print(f"import_tracks: database error: {str(error).strip()}", file=sys.stderr)
+        return 2
+    print("\n".join(summary.lines()))
+    pushgateway = os.environ.get("PROMETHEUS_PUSHGATEWAY_URL")
+    if pushgateway and not args.dry_run:
+        metrics.push(pushgateway, PUSHGATEWAY_JOB)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed_files else 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
