@@ -27,6 +27,7 @@ AUTOTHROTTLE_START_DELAY = 5.0
 AUTOTHROTTLE_MAX_DELAY = 60.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 HTTPCACHE_ENABLED = False
+HTTPCACHE_POLICY = "scrapers.spiders.blocking.ContentOnlyCachePolicy"  # never stores block pages
 # Pages the site serves instead of content (README "Crawling"): after a throttling page every
 # request to the site waits BLOCKED_BACKOFF_BASE seconds, doubling per page in a row up to
 # BLOCKED_BACKOFF_MAX; a page is retried BLOCKED_PAGE_RETRY_TIMES times; the crawl stops after

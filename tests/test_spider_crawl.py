@@ -231,3 +231,18 @@ def test_too_many_blocks_in_a_row_stop_the_crawl(site: FakeSite) -> None:
     assert result["blocked"]["ip_limit"] == 3
     assert sum(path.startswith("/tracklist/") for path in site.paths()) == 3
     assert "Stopping the crawl: 3 non-content pages in a row" in log
+
+
+def test_http_cache_replays_content_but_never_a_block_page(site: FakeSite, tmp_path: Path) -> None:
+    interstitial = (FIXTURES / "blocked_interstitial.html").read_bytes()
+    site.tracklist_answers = lambda tracklist_id, attempt: (
+        interstitial if attempt == 0 else FakeSite.demo_page(tracklist_id, attempt)
+    )
+    cache = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": str(tmp_path / "cache")}
+    arguments = {"start_urls": f"{site.base}/tracklist/9demo01x/a.html"}
+    first, _ = run_crawl(arguments, BLOCKED_BACKOFF_BASE=0.05, **cache)
+    assert len(first["items"]) == 11 and first["blocked"]["interstitial"] == 1
+    served = len(site.requests)
+    again, _ = run_crawl(arguments, **cache)
+    assert len(again["items"]) == 11 and again["blocked"]["interstitial"] == 0
+    assert len(site.requests) == served  # the second run never asked the site

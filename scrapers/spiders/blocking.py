@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import IgnoreRequest
+from scrapy.extensions.httpcache import DummyPolicy
 from scrapy.http import HtmlResponse
 from scrapy.utils.defer import deferred_from_coro
 
@@ -132,3 +133,18 @@ class BlockedPageMiddleware:
         slot = downloader.slots.get(downloader.get_slot_key(request))
         if slot is not None and (not only_raise or delay > slot.delay):
             slot.delay = delay
+
+
+class ContentOnlyCachePolicy(DummyPolicy):
+    """``HTTPCACHE_POLICY`` for development re-runs: stores every page except block pages.
+
+    The cache sits nearer the downloader than the middleware above, so with Scrapy's own policy
+    an interstitial would be stored and then replayed on every later run.
+    """
+
+    def should_cache_response(self, response: Response, request: Request) -> bool:
+        if not super().should_cache_response(response, request):
+            return False
+        if not isinstance(response, HtmlResponse):
+            return True
+        return classify_page(response.selector.root) not in BLOCK_KINDS
