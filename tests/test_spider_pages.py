@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
-from scrapy.http import FormRequest, HtmlResponse
+from scrapy.http import FormRequest, HtmlResponse, Response
 from scrapy.utils.test import get_crawler
 
 from scrapers.items import SetlistItem, TrackItem
@@ -337,6 +337,23 @@ def test_block_counter_resets_on_content_and_retries_run_out() -> None:
         retry = middleware.process_response(retry, again)
     with pytest.raises(IgnoreRequest, match="retries"):
         middleware.process_response(retry, response_for(blocked.body, retry.url))
+
+
+def test_http_error_pages_are_left_to_scrapy_and_binary_bodies_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spider = make_spider()
+    middleware = BlockedPageMiddleware.from_crawler(spider.crawler)
+    url = f"{SITE}/tracklist/9demo01x/x.html"
+    before = counter("crawl_blocked_pages_total", kind="empty")
+    error = HtmlResponse(
+        url, status=503, body=b"<html><body>busy</body></html>", request=Request(url)
+    )
+    assert middleware.process_response(error.request, error) is error  # RetryMiddleware's turn
+    assert counter("crawl_blocked_pages_total", kind="empty") == before
+    with caplog.at_level(logging.WARNING):
+        assert list(spider.parse(Response(url, body=b"\x89PNG", request=Request(url)))) == []
+    assert "Not an HTML page" in caplog.text
 
 
 def test_listing_fixture_pagination_and_max_pages() -> None:

@@ -80,6 +80,8 @@ class BlockedPageMiddleware:
         if kind in CONTENT_KINDS:
             self._content_seen(request)
             return response
+        if kind == PageKind.EMPTY and not 200 <= response.status < 300:
+            return response  # an HTTP error page: RetryMiddleware and HttpError handle those
         CRAWL_BLOCKED_PAGES.labels(kind=kind.value).inc()
         self.crawler.stats.inc_value(f"blocked_pages/{kind.value}")
         if kind not in BLOCK_KINDS:

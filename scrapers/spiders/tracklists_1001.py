@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import scrapy
 from scrapy.exceptions import CloseSpider
-from scrapy.http import FormRequest, Request, Response
+from scrapy.http import FormRequest, Request, Response, TextResponse
 from scrapy.settings import BaseSettings
 
 from scrapers.items import SetlistItem, TrackItem
@@ -89,6 +89,9 @@ class TracklistsSpider(scrapy.Spider):
             yield Request(f"{SITE}/", callback=self.parse)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        if not isinstance(response, TextResponse):
+            self.logger.warning("Not an HTML page, skipped: %s", response.url)
+            return
         kind = response.meta.get(PAGE_KIND_META) or classify_page(response.selector.root)
         if kind == PageKind.TRACKLIST:
             yield from self.parse_tracklist(response)
