@@ -73,12 +73,14 @@ def title_similarity(wanted: str, offered: str) -> float:
 
 
 def artist_similarity(wanted: str, offered: str) -> float:
-    """Whole-credit resemblance, or the share of wanted artists the offer credits if higher.
+    """Whole-credit resemblance, or the share of wanted primary artists the offer credits.
 
-    Sources list collaborators differently ("A & B" versus "A, B" versus only "A"), so a credit
-    naming every wanted artist counts as a full match.
+    Sources list collaborators differently ("A & B" versus "A, B", featured artists in the
+    credit or only in the title), so a credit naming every wanted primary artist is a full match.
     """
-    wanted_names = {artist_key(name) for name, _ in split_artist_credit(wanted)} - {""}
+    wanted_names = {
+        artist_key(name) for name, role in split_artist_credit(wanted) if role == "primary"
+    } - {""}
     offered_names = {artist_key(name) for name, _ in split_artist_credit(offered)} - {""}
     shared = len(wanted_names & offered_names) / len(wanted_names) if wanted_names else 0.0
     return max(similarity(wanted, offered), shared)

@@ -1,0 +1,226 @@
+"""The backfill: enrich stored tracks that have no ISRC, one bounded batch at a time.
+
+Tracks never tried (``pending``) come first, then those whose last try found nothing or failed
+longer than ``ENRICHMENT_RETRY_FAILED_AFTER`` ago (``force_refresh`` takes those at once and
+bypasses the response cache). Only one batch runs at a time across every process: the batch
+holds a PostgreSQL advisory lock, and a second one is refused with ``BatchRunningError``.
+
+Lookups run in ``ENRICHMENT_CONCURRENCY`` threads; each result is written in a transaction of
+its own through ``scrapers.db.conflicts.assign_identifiers``, the same conflict policy as the
+batch writer. An ISRC that another track already owns stays there and the conflict is recorded:
+never an escaped unique violation, and a crash loses at most the lookups in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2.extras import Json
+
+from scrapers import metrics
+from scrapers.db import records
+from scrapers.db.conflicts import assign_identifiers
+from scrapers.db.connection import connect
+from scrapers.enrichment.config import EnrichmentConfig
+from scrapers.enrichment.enricher import (
+    ENRICHED,
+    FAILED,
+    NOT_FOUND,
+    Enricher,
+    EnrichmentResult,
+    TrackQuery,
+)
+
+logger = logging.getLogger(__name__)
+
+# Session advisory lock key shared by every backfill process ("enrich" in ASCII).
+BATCH_LOCK_KEY = 0x656E_7269_6368
+ORIGIN = "enrichment"
+IDENTIFIERS = ("isrc", "spotify_id")
+
+_SELECT_TRACKS = """
+SELECT t.id::text, t.title, t.duration_ms, t.spotify_id, t.musicbrainz_id::text, t.bpm,
+       t.release_date, coalesce(
+           (SELECT string_agg(a.name, ', ' ORDER BY ta.position)
+              FROM track_artists ta JOIN artists a ON a.id = ta.artist_id
+             WHERE ta.track_id = t.id AND ta.role = 'primary'), '') AS artist
+  FROM tracks t
+ WHERE t.isrc IS NULL
+   AND (%(force)s
+        OR t.enrichment_status = 'pending'
+        OR (t.enrichment_status IN ('not_found', 'failed')
+            AND coalesce(t.enrichment_checked_at, t.updated_at)
+                < now() - make_interval(secs => %(retry_after)s)))
+ ORDER BY t.enrichment_status <> 'pending', t.enrichment_checked_at NULLS FIRST, t.created_at, t.id
+ LIMIT %(limit)s
+"""
+
+
+class BatchRunningError(RuntimeError):
+    """Another batch holds the backfill lock."""
+
+
+@dataclass
+class BatchCounts:
+    tried: int = 0
+    enriched: int = 0
+    not_found: int = 0
+    failed: int = 0
+    conflicts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoredTrack:
+    id: str
+    query: TrackQuery
+
+
+class Backfill:
+    def __init__(self, database_url: str, config: EnrichmentConfig, enricher: Enricher) -> None:
+        self.database_url = database_url
+        self.config = config
+        self.enricher = enricher
+
+    def run(self, *, max_tracks: int, force_refresh: bool = False) -> BatchCounts:
+        """Enrich up to ``max_tracks`` tracks; raises ``BatchRunningError`` if one is running."""
+        counts = BatchCounts()
+        with closing(connect(self.database_url)) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (BATCH_LOCK_KEY,))
+                if not cursor.fetchone()[0]:
+                    connection.rollback()
+                    raise BatchRunningError("an enrichment batch is already running")
+            connection.commit()
+            try:
+                tracks = self._select(connection, max_tracks, force_refresh)
+                with ThreadPoolExecutor(self.config.concurrency, "backfill") as pool:
+                    results = pool.map(lambda t: self._enrich(t, force_refresh), tracks)
+                    for track, result in zip(tracks, results, strict=True):
+                        self._store(connection, track, result, counts)
+            finally:
+                connection.rollback()
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", (BATCH_LOCK_KEY,))
+                connection.commit()
+        logger.info("Enrichment batch done: %s", counts.as_dict())
+        return counts
+
+    def _select(
+        self, connection: psycopg2.extensions.connection, limit: int, force: bool
+    ) -> list[StoredTrack]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _SELECT_TRACKS,
+                {"force": force, "retry_after": self.config.retry_failed_after, "limit": limit},
+            )
+            rows = cursor.fetchall()
+        connection.commit()
+        tracks = []
+        for track_id, title, duration, spotify_id, mbid, bpm, release_date, artist in rows:
+            known = {
+                "duration_ms": duration,
+                "spotify_id": spotify_id,
+                "musicbrainz_id": mbid,
+                "bpm": bpm,
+                "release_date": release_date,
+            }
+            query = TrackQuery(artist, title, {k: v for k, v in known.items() if v is not None})
+            tracks.append(StoredTrack(track_id, query))
+        return tracks
+
+    def _enrich(self, track: StoredTrack, force_refresh: bool) -> EnrichmentResult:
+        try:
+            return self.enricher.enrich(track.query, refresh=force_refresh)
+        except Exception as error:  # a bug must cost one track, not the batch
+            logger.exception("Enrichment of track %s failed", track.id)
+            return EnrichmentResult(status=FAILED, errors=[f"internal error: {error}"])
+
+    def _store(
+        self,
+        connection: psycopg2.extensions.connection,
+        track: StoredTrack,
+        result: EnrichmentResult,
+        counts: BatchCounts,
+    ) -> None:
+        counts.tried += 1
+        try:
+            conflicts = self._apply(connection, track, result)
+        except (psycopg2.Error, records.Rejected, LookupError) as error:
+            connection.rollback()
+            logger.error("Could not store enrichment of track %s: %s", track.id, error)
+            result = EnrichmentResult(status=FAILED, errors=[f"store: {error}"[:300]])
+            self._mark(connection, track.id, result)
+            conflicts = 0
+        connection.commit()
+        counts.conflicts += conflicts
+        metrics.ENRICHMENT_CONFLICTS.inc(conflicts)
+        counts.enriched += result.status == ENRICHED
+        counts.not_found += result.status == NOT_FOUND
+        counts.failed += result.status == FAILED
+
+    def _apply(
+        self,
+        connection: psycopg2.extensions.connection,
+        track: StoredTrack,
+        result: EnrichmentResult,
+    ) -> int:
+        """Values through the conflict policy, then status and provenance of what was applied."""
+        values = {k: v for k, v in result.values.items() if k not in IDENTIFIERS}
+        outcome = assign_identifiers(
+            connection,
+            track.id,
+            isrc=result.values.get("isrc"),
+            spotify_id=result.values.get("spotify_id"),
+            values=values,
+            origin=ORIGIN,
+        )
+        applied = {name for name in result.provenance if name not in IDENTIFIERS}
+        applied |= set(outcome.assigned)
+        enrichment = result.metadata()
+        enrichment["fields"] = {k: v for k, v in result.provenance.items() if k in applied}
+        if outcome.conflicts:
+            enrichment["conflicts"] = [
+                {
+                    "identifier": c.identifier_type,
+                    "value": c.incoming_value,
+                    "owner": c.other_track_id,
+                    "resolution": c.resolution,
+                }
+                for c in outcome.conflicts
+            ]
+        self._mark(connection, track.id, result, enrichment)
+        return len(outcome.conflicts)
+
+    @staticmethod
+    def _mark(
+        connection: psycopg2.extensions.connection,
+        track_id: str,
+        result: EnrichmentResult,
+        enrichment: dict[str, Any] | None = None,
+    ) -> None:
+        """Status, check time and this run's report; provenance of earlier values is kept."""
+        enrichment = enrichment or result.metadata()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE tracks SET enrichment_status = %(status)s, enrichment_checked_at = now(),"
+                " metadata = jsonb_set(metadata, '{enrichment}', %(enrichment)s"
+                "   || jsonb_build_object('fields',"
+                "        coalesce(metadata#>'{enrichment,fields}', '{}') || %(fields)s)),"
+                " updated_at = now()"
+                " WHERE id = %(id)s",
+                {
+                    "status": result.status,
+                    "enrichment": Json({k: v for k, v in enrichment.items() if k != "fields"}),
+                    "fields": Json(enrichment.get("fields", {})),
+                    "id": track_id,
+                },
+            )
