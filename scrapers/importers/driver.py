@@ -263,7 +263,8 @@ class Importer:
             batch.locations.append(row.location)
 
     def _seen(self, item: Any) -> bool:
-        digest = hashlib.blake2b(repr(sorted(item.items())).encode(), digest_size=16).digest()
+        # Readers build items in a fixed key order, so equal rows have equal reprs.
+        digest = hashlib.blake2b(repr(item).encode(), digest_size=16).digest()
         if digest in self._sent:
             return True
         if len(self._sent) >= MAX_REMEMBERED_ROWS:

@@ -32,10 +32,10 @@ class JsonlReader(FileReader):
 def item_row(location: str, record: dict[str, Any], raw: str) -> SourceRow:
     """The item a crawl export line holds."""
     if "source_id" in record and record.keys() <= _SETLIST_FIELDS:
-        return SourceRow(location, SetlistItem(record))
+        return SourceRow(location, record)
     fields = {_PLAN_NAMES.get(name, name): value for name, value in record.items()}
     fields = {name: value for name, value in fields.items() if name in _TRACK_FIELDS}
     if fields.get("is_unknown") or fields.get("is_partial_id"):
         # "ID - ID" rows are setlist positions without a track; the writer keeps them as such.
-        return SourceRow(location, TrackItem(fields))
+        return SourceRow(location, fields)
     return track_row(location, fields, fields.pop("metadata", None) or {}, raw)

@@ -17,7 +17,6 @@ from typing import IO, Any, ClassVar
 
 from scrapers.identity import normalize_isrc
 from scrapers.importers.jsonstream import ArrayElement
-from scrapers.items import SetlistItem, TrackItem
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 # Kept in rejected_items.payload; a broken record can be arbitrarily long.
@@ -29,7 +28,9 @@ class SourceRow:
     """One record of an input file: an item, or why it was rejected or skipped."""
 
     location: str
-    item: TrackItem | SetlistItem | None = None
+    # The fields of a ``TrackItem`` or ``SetlistItem``, as a plain dict (the writer takes both;
+    # a dict is cheaper to build and to compare for the import's in-memory dedupe).
+    item: dict[str, Any] | None = None
     error: str | None = None
     skipped: str | None = None
     raw: str = ""
@@ -103,11 +104,10 @@ def starts_with_array(path: Path) -> bool:
     return head.startswith(b"[")
 
 
-def undecodable_reason(values: Any) -> str | None:
+def undecodable_reason(values: Iterable[Any]) -> str | None:
     """Rows decoded with surrogateescape carry invalid UTF-8 as surrogates: refuse them."""
-    for value in values:
-        if isinstance(value, str) and _UNDECODABLE.search(value):
-            return "invalid UTF-8 in the row"
+    if _UNDECODABLE.search("".join(value for value in values if isinstance(value, str))):
+        return "invalid UTF-8 in the row"
     return None
 
 
@@ -126,7 +126,7 @@ def text(value: Any) -> str | None:
 def track_row(
     location: str, fields: Mapping[str, Any], extra: Mapping[str, Any], raw: str
 ) -> SourceRow:
-    """A ``TrackItem`` from an export row, marked for enrichment when it brings no valid ISRC.
+    """``TrackItem`` fields from an export row, marked for enrichment when it has no valid ISRC.
 
     Values go to the writer as read: it validates them (missing artist or title, NUL bytes,
     invalid identifiers, numbers out of range) for every front door alike.
@@ -138,4 +138,4 @@ def track_row(
     values["metadata"] = {k: v for k, v in extra.items() if v not in (None, {}, "", [])}
     if normalize_isrc(values.get("isrc")) is None:
         values["enrichment_status"] = "pending"
-    return SourceRow(location, TrackItem(values))
+    return SourceRow(location, values)
