@@ -1,8 +1,9 @@
 """Reading 1001tracklists.com pages: what kind of page it is, its setlist, its rows, its links.
 
 Kept apart from the spider so that it can be benchmarked and tested on saved pages without a
-crawl. Everything works on the lxml tree Scrapy already built (``response.selector.root``) with
-precompiled XPath, because a 100-row page must parse in a few milliseconds.
+crawl. Everything works on the lxml tree Scrapy already built (``response.selector.root``), with
+precompiled XPath for the page and one walk per row, because a 100-row page must parse in a few
+milliseconds.
 
 The page is untrusted input: every value is whitespace-normalised and bounded, and anything that
 does not look like the site's markup becomes a warning instead of an exception.
@@ -32,6 +33,7 @@ MAX_TEXT = 500  # longest artist, title or label kept; the site's own lines are 
 MAX_ROWS = 2000  # the site caps sets well below this; more means a broken or hostile page
 
 _SPACES = re.compile(r"\s+")
+_SITE_ID = re.compile(r"^[0-9a-z]{3,16}$")  # the site's tracklist and track ids
 _TRACKLIST_ID = re.compile(r"/tracklist/([0-9a-z]{3,16})/")
 _TRACK_ID = re.compile(r"/track/([0-9a-z]{3,16})/")
 _STATED_COUNT = (
@@ -73,7 +75,7 @@ _LISTING_ITEMS = _xpath(
     f"//div[{_has_class('bItm')} and {_has_class('oItm')} and @data-id]"
     f"//div[{_has_class('bTitle')}]//a[starts-with(@href, '/tracklist/')]/@href"
 )
-_BODY_TEXT = _xpath("string(//body)")
+_BODY_TEXT = _xpath("//body//text()[not(ancestor::script) and not(ancestor::style)]")
 _CAPTCHA_MARKUP = _xpath(
     "boolean(//input[@name='captcha' and not(@type='hidden')] | //img[@alt='Captcha']"
     f" | //*[{_has_class('cf-turnstile')}])"
@@ -109,7 +111,8 @@ def text_of(node: Any) -> str:
 
 
 def _body_text(root: etree._Element) -> str:
-    return _SPACES.sub(" ", _BODY_TEXT(root)).lower()
+    """The page's visible words (scripts left out: their code may say "captcha" anywhere)."""
+    return _SPACES.sub(" ", " ".join(_BODY_TEXT(root))).lower()
 
 
 def classify_page(root: etree._Element) -> PageKind:
@@ -122,12 +125,12 @@ def classify_page(root: etree._Element) -> PageKind:
     # The site spells it "forwared" in some captures.
     if "you will be forwarded" in body or "you will be forwared" in body:
         return PageKind.INTERSTITIAL
+    if _LISTING_ITEMS(root):  # before the captcha test: result pages may embed a widget
+        return PageKind.LISTING
     if _CAPTCHA_MARKUP(root) or "captcha" in body:
         return PageKind.CAPTCHA
     if "page does not exist" in body:
         return PageKind.NOT_FOUND
-    if _LISTING_ITEMS(root):
-        return PageKind.LISTING
     return PageKind.EMPTY
 
 
@@ -172,7 +175,7 @@ def parse_listing(root: etree._Element, page_url: str) -> ParsedListing:
             urls.append(url)
     listing = ParsedListing(tracklist_urls=urls)
     for item in _PAGINATION(root):
-        if text_of(item).lower() != "next" or _has_class_value(item, "disabled"):
+        if text_of(item).lower() != "next" or "disabled" in _classes(item):
             continue
         href = next(iter(item.xpath("./a/@href")), "").strip()
         if href and href != "#" and not href.startswith("javascript:"):
@@ -184,10 +187,6 @@ def parse_listing(root: etree._Element, page_url: str) -> ParsedListing:
                 listing.next_search_page = int(page.group(1))
                 listing.search_query = query[:MAX_TEXT]
     return listing
-
-
-def _has_class_value(element: etree._Element, name: str) -> bool:
-    return name in (element.get("class") or "").split()
 
 
 def parse_tracklist(root: etree._Element, page_url: str) -> ParsedTracklist:
@@ -309,10 +308,11 @@ def _parse_setlist(
             return []
         return [text for text in map(text_of, _META_PROP[name](playlist)) if text]
 
+    playlist_id = (playlist.get("data-id") or "").strip() if playlist is not None else ""
     source_id = (
         tracklist_id_from_url(url)
         or tracklist_id_from_url(page_url)
-        or (playlist.get("data-id") if playlist is not None else None)
+        or (playlist_id if _SITE_ID.match(playlist_id) else None)
     )
     h1 = next(iter(_H1(root)), None)
     title = next(iter(prop("name")), None) or (text_of(h1) if h1 is not None else None)
@@ -394,8 +394,8 @@ def _parse_row(parts: _RowParts, index: int, warnings: list[str]) -> dict[str, A
     is_unknown = unknown_artist and unknown_title
     position_text = text_of(parts.position) if parts.position is not None else ""
     labels = "/".join(label for label in map(text_of, parts.labels) if label)[:MAX_TEXT]
-    track_id = (row.get("data-trackid") or "").strip()[:32]
-    if not track_id:
+    track_id = (row.get("data-trackid") or "").strip()
+    if not _SITE_ID.match(track_id):
         match = _TRACK_ID.search(meta.get("url", ""))
         track_id = match.group(1) if match else ""
     return {
@@ -495,11 +495,13 @@ def _credits(
 def _marked_up_remixers(remix_values: list[etree._Element]) -> list[str]:
     names = []
     for remix in remix_values:
-        for sibling in remix.itersiblings("span", preceding=True):
-            classes = _classes(sibling)
-            if "blueTxt" in classes and "remixValue" not in classes:
-                names.append(text_of(sibling))
-    return [name for name in reversed(names) if name]
+        group = [
+            text_of(sibling)
+            for sibling in remix.itersiblings("span", preceding=True)
+            if "blueTxt" in _classes(sibling) and "remixValue" not in _classes(sibling)
+        ]
+        names += reversed(group)  # preceding siblings come nearest first
+    return [name for name in names if name]
 
 
 def _cue_seconds(parts: _RowParts) -> int | None:
