@@ -69,8 +69,8 @@ def _has_class(name: str) -> str:
     return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
 
 
-_HAS_ROW = _xpath(f"boolean(//div[{_has_class('tlpItem')}])")
-_ROWS = _xpath(f"//div[{_has_class('tlpItem')}]")
+# Candidate rows by substring (cheap for libxml2); ``_rows`` keeps those with the exact class.
+_ROW_CANDIDATES = _xpath("//div[contains(@class, 'tlpItem')]")
 _LISTING_ITEMS = _xpath(
     f"//div[{_has_class('bItm')} and {_has_class('oItm')} and @data-id]"
     f"//div[{_has_class('bTitle')}]//a[starts-with(@href, '/tracklist/')]/@href"
@@ -117,7 +117,7 @@ def _body_text(root: etree._Element) -> str:
 
 def classify_page(root: etree._Element) -> PageKind:
     """Decide what a page is before reading it, so a block page never becomes data."""
-    if _HAS_ROW(root):
+    if _rows(root):
         return PageKind.TRACKLIST
     body = _body_text(root)
     if "limited due to overuse" in body:
@@ -239,6 +239,10 @@ def _classes(element: etree._Element) -> list[str]:
     return (element.get("class") or "").split()
 
 
+def _rows(root: etree._Element) -> list[etree._Element]:
+    return [row for row in _ROW_CANDIDATES(root) if "tlpItem" in _classes(row)]
+
+
 # Subtrees of a row that never hold track data: player buttons, user badges, artwork, links.
 _SKIPPED_TAGS = frozenset({"a", "i", "img", "meta", "script", "noscript", "br", "button"})
 _SKIPPED_CLASSES = frozenset({"mediaRow", "wRow", "bBtns", "mBtn"})
@@ -251,7 +255,7 @@ def _collect_rows(root: etree._Element) -> list[_RowParts]:
     every attribute predicate on every node of the row for each query.
     """
     rows = []
-    for row in _ROWS(root):
+    for row in _rows(root):
         parts = _RowParts(row)
         _walk(parts, row)
         rows.append(parts)
