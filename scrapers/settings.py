@@ -38,6 +38,7 @@ BLOCKED_PAGE_RETRY_TIMES = 3
 BLOCKED_PAGES_MAX_IN_ROW = 5
 
 ITEM_PIPELINES: dict[str, int] = {
+    "scrapers.pipelines.enrichment_pipeline.EnrichmentPipeline": 300,
     "scrapers.pipelines.database_pipeline.DatabasePipeline": 800,
 }
 

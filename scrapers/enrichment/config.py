@@ -7,6 +7,7 @@ environment only: they are secrets and never belong in a settings file or a log 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -79,7 +80,10 @@ class EnrichmentConfig:
 
         def get(name: str) -> Any:
             value = settings.get(name)
-            return getattr(project_settings, name) if value is None else value
+            default = getattr(project_settings, name)
+            if isinstance(default, dict) and isinstance(value, str):
+                value = json.loads(value)  # "-s ENRICHMENT_RATES='{...}'" on a command line
+            return default if value is None else value
 
         urls = {
             "musicbrainz": get("ENRICHMENT_MUSICBRAINZ_URL"),
