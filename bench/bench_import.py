@@ -1,0 +1,202 @@
+"""Benchmark of ``import_tracks``: bulk import against a per-row loop and a raw COPY, same run.
+
+    python bench/bench_import.py                 # 1,000,000 rows (about 10 minutes here)
+    python bench/bench_import.py --rows 50000    # a quick run
+
+Steps, each on a fresh database of the server ``scrapers.db.connection`` resolves:
+
+1. generate a CSV of ``--rows`` rows (``generate_import_file.py``: mixed identifiers, 30% repeats);
+2. import it into an empty catalogue, then again into the now full one (the re-run case), each in
+   a child process whose peak resident memory is measured;
+3. baseline (a): the same engine driven one row per transaction (a naive per-row upsert loop)
+   over the first ``--sample`` rows, scaled to the full row count;
+4. baseline (b): a raw ``COPY`` of the same file into an unindexed table of text columns.
+
+Targets (issue 6): 1M rows in at most 60 s, at least 0.3x the raw COPY rate, peak memory at most
+500 MB. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+from bench.generate_import_file import generate
+from scrapers.db import migrations
+from scrapers.db.connection import connect, resolve_database_url
+from scrapers.db.writer import BatchWriter
+from scrapers.importers.csv_reader import CsvReader
+from scrapers.importers.driver import DEFAULT_BATCH_SIZE, Importer
+
+TARGET_SECONDS_PER_MILLION = 60.0
+TARGET_COPY_RATIO = 0.3
+TARGET_PEAK_MB = 500.0
+
+
+def import_in_child(url: str, path: Path, batch_size: int) -> dict[str, float]:
+    """Run the import in a fresh process, so that its peak memory is the import's alone."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", url, str(path), "--batch-size", str(batch_size)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def child(url: str, path: Path, batch_size: int) -> None:
+    started = time.perf_counter()
+    importer = Importer(url, batch_size=batch_size, interactive=False, log_every=3600)
+    summary = importer.run([path], "csv")
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {
+        "seconds": seconds,
+        "rows": summary.read,
+        "peak_mb": peak_mb,
+        "inserted": summary.stored.inserted,
+        "updated": summary.stored.updated,
+        "duplicates": summary.duplicates,
+        "rejected": summary.rejected,
+    }
+    print(json.dumps(result))
+
+
+def naive_loop(url: str, sample: Path) -> tuple[int, float]:
+    """One transaction per row through the same writer: what an unbatched importer does."""
+    rows = 0
+    started = time.perf_counter()
+    with BatchWriter(url, origin="bench:naive") as writer:
+        for row in CsvReader(sample).rows():
+            if row.item is not None:
+                writer.write([row.item], [row.location])
+                rows += 1
+    return rows, time.perf_counter() - started
+
+
+def raw_copy(url: str, path: Path) -> float:
+    columns = path.open(encoding="utf-8").readline().strip().split(",")
+    definition = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)
+    with closing(connect(url)) as connection, connection.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE TABLE raw_copy ({})").format(definition))
+        connection.commit()
+        started = time.perf_counter()
+        with path.open(encoding="utf-8") as handle:
+            cursor.copy_expert("COPY raw_copy FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
+        connection.commit()
+        return time.perf_counter() - started
+
+
+class Databases:
+    """Throwaway databases on the resolved server, dropped at the end."""
+
+    def __init__(self) -> None:
+        self.admin = psycopg2.extensions.make_dsn(resolve_database_url(), dbname="postgres")
+        self.names: list[str] = []
+
+    def create(self) -> str:
+        name = f"bench_import_{uuid.uuid4().hex[:12]}"
+        with closing(connect(self.admin, autocommit=True)) as admin, admin.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.names.append(name)
+        url = psycopg2.extensions.make_dsn(self.admin, dbname=name)
+        migrations.upgrade(url)
+        return url
+
+    def drop(self) -> None:
+        with closing(connect(self.admin, autocommit=True)) as admin, admin.cursor() as cursor:
+            for name in self.names:
+                cursor.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+def verdict(ok: bool) -> str:
+    return "meets target" if ok else "MISSES target"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--sample", type=int, default=20_000, help="rows of the per-row loop")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--file", type=Path, help="reuse a generated file instead")
+    parser.add_argument("--child", nargs=2, metavar=("URL", "FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], Path(args.child[1]), args.batch_size)
+        return 0
+
+    databases = Databases()
+    with tempfile.TemporaryDirectory(prefix="bench_import_") as folder:
+        path = args.file or Path(folder) / "catalogue.csv"
+        if not args.file:
+            started = time.perf_counter()
+            generate(path, args.rows, 0.3, 6)
+            print(f"generated {args.rows:,} rows in {time.perf_counter() - started:.1f} s: {path}")
+        rows = sum(1 for _ in path.open(encoding="utf-8")) - 1
+        sample = Path(folder) / "sample.csv"
+        with path.open(encoding="utf-8") as source, sample.open("w", encoding="utf-8") as out:
+            for _ in range(min(args.sample, rows) + 1):
+                out.write(source.readline())
+        try:
+            bulk_url = databases.create()
+            empty = import_in_child(bulk_url, path, args.batch_size)
+            full = import_in_child(bulk_url, path, args.batch_size)
+            naive_rows, naive_seconds = naive_loop(databases.create(), sample)
+            copy_seconds = raw_copy(databases.create(), path)
+        finally:
+            databases.drop()
+
+    empty_rate = rows / empty["seconds"]
+    naive_rate = naive_rows / naive_seconds
+    copy_rate = rows / copy_seconds
+    print(f"\nimport of {rows:,} rows (batch size {args.batch_size}):")
+    for label, run in (("into an empty catalogue", empty), ("again, into the full one", full)):
+        print(
+            f"  {label:26} {run['seconds']:7.1f} s  {rows / run['seconds']:9,.0f} rows/s"
+            f"  peak {run['peak_mb']:5.0f} MB  ({run['inserted']:,} inserted, {run['updated']:,}"
+            f" updated, {run['duplicates']:,} duplicate rows, {run['rejected']:,} rejected)"
+        )
+    print(
+        f"  (a) per-row loop, {naive_rows:,} rows: {naive_seconds:.1f} s = {naive_rate:,.0f} rows/s"
+        f", {rows / naive_rate:,.0f} s scaled to {rows:,} rows;"
+        f" bulk import is {empty_rate / naive_rate:.1f}x faster"
+    )
+    print(
+        f"  (b) raw COPY into an unindexed table: {copy_seconds:.1f} s = {copy_rate:,.0f} rows/s;"
+        f" bulk import runs at {empty_rate / copy_rate:.2f}x of it"
+    )
+    per_million = empty["seconds"] * 1_000_000 / rows
+    peak = max(empty["peak_mb"], full["peak_mb"])
+    print("\ntargets:")
+    print(
+        f"  1M rows <= {TARGET_SECONDS_PER_MILLION:.0f} s: {per_million:.0f} s per 1M rows,"
+        f" {verdict(per_million <= TARGET_SECONDS_PER_MILLION)}"
+    )
+    print(
+        f"  >= {TARGET_COPY_RATIO}x raw COPY: {empty_rate / copy_rate:.2f}x,"
+        f" {verdict(empty_rate / copy_rate >= TARGET_COPY_RATIO)}"
+    )
+    print(
+        f"  peak memory <= {TARGET_PEAK_MB:.0f} MB: {peak:.0f} MB,"
+        f" {verdict(peak <= TARGET_PEAK_MB)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
