@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -96,6 +97,7 @@ class FakeSite:
 
     def __init__(self) -> None:
         self.requests: list[tuple[float, str, str]] = []  # (time, path, user agent)
+        self.forms: list[dict[str, list[str]]] = []  # bodies of POST requests
         self.tracklist_answers: Callable[[str, int], bytes] = self.demo_page
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -112,8 +114,17 @@ class FakeSite:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                site.requests.append((time.monotonic(), self.path, self.headers["User-Agent"]))
-                body, content_type = site.answer(self.path)
+                self.reply(self.path)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                site.forms.append(form)
+                self.reply(f"{self.path}?page={form.get('page', ['1'])[0]}")
+
+            def reply(self, path: str) -> None:
+                site.requests.append((time.monotonic(), path, self.headers["User-Agent"]))
+                body, content_type = site.answer(path)
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", content_type)
                 self.end_headers()
@@ -127,8 +138,14 @@ class FakeSite:
     def answer(self, path: str) -> tuple[bytes | None, str]:
         if path == "/robots.txt":
             return b"User-agent: *\nDisallow: /private/\n", "text/plain"
-        if path == "/dj/novaharbor/index.html":
-            return (FIXTURES / "listing_page1.html").read_bytes(), "text/html; charset=utf-8"
+        pages = {
+            "/": "listing_page1.html",  # the front page lists the newest tracklists
+            "/dj/novaharbor/index.html": "listing_page1.html",
+            "/search/result.php?page=1": "search_results.html",
+            "/search/result.php?page=2": "search_results_page2.html",
+        }
+        if path in pages:
+            return (FIXTURES / pages[path]).read_bytes(), "text/html; charset=utf-8"
         if path == "/dj/novaharbor/index2.html":
             return (FIXTURES / "listing_page2.html").read_bytes(), "text/html; charset=utf-8"
         match = re.match(r"^(?:/private)?/tracklist/([0-9a-z]+)/", path)
@@ -246,3 +263,28 @@ def test_http_cache_replays_content_but_never_a_block_page(site: FakeSite, tmp_p
     again, _ = run_crawl(arguments, **cache)
     assert len(again["items"]) == 11 and again["blocked"]["interstitial"] == 0
     assert len(site.requests) == served  # the second run never asked the site
+
+
+def setlist_ids(result: dict[str, Any]) -> list[str]:
+    return sorted(item["source_id"] for item in result["items"] if "source_id" in item)
+
+
+def test_without_arguments_the_crawl_starts_from_the_front_page(site: FakeSite) -> None:
+    result, _ = run_crawl({"max_pages": "2"}, TRACKLISTS_SITE_URL=site.base)
+    assert site.paths()[:2] == ["/robots.txt", "/"]
+    assert setlist_ids(result) == ["9demo01x", "9demo02x"]
+    assert result["finish_reason"] == "max_pages"
+
+
+def test_search_posts_the_form_and_follows_its_pages(site: FakeSite) -> None:
+    result, _ = run_crawl({"search": "Nova  Harbor"}, TRACKLISTS_SITE_URL=site.base)
+    assert [form["main_search"] for form in site.forms] == [["Nova Harbor"], ["Nova Harbor"]]
+    assert [form.get("page") for form in site.forms] == [None, ["2"]]
+    assert all(form["search_selection"] == ["9"] for form in site.forms)
+    assert setlist_ids(result) == ["9demo04x", "9demo05x", "9demo06x"]
+
+
+def test_dj_argument_reads_the_dj_page(site: FakeSite) -> None:
+    result, _ = run_crawl({"dj": "novaharbor", "max_pages": "1"}, TRACKLISTS_SITE_URL=site.base)
+    assert "/dj/novaharbor/index.html" in site.paths()
+    assert len(setlist_ids(result)) == 1

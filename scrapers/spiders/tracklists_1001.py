@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import scrapy
+from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
 from scrapy.http import FormRequest, Request, Response, TextResponse
 from scrapy.settings import BaseSettings
@@ -35,8 +36,9 @@ from scrapers.spiders.parsing import (
     parse_tracklist,
 )
 
-SITE = "https://www.1001tracklists.com"
-SEARCH_URL = f"{SITE}/search/result.php"
+SITE = "https://www.1001tracklists.com"  # TRACKLISTS_SITE_URL overrides it (tests, a mirror)
+SEARCH_PATH = "/search/result.php"
+SEARCH_URL = SITE + SEARCH_PATH
 SEARCH_TRACKLISTS = "9"  # the search box's "Tracklists" choice
 MAX_QUERY_LENGTH = 150  # the site's search box accepts no more
 _DJ_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -60,10 +62,20 @@ class TracklistsSpider(scrapy.Spider):
         self.search = _search_query(search)
         self.dj = _dj_slug(dj)
         self.max_pages = _positive_int("max_pages", max_pages)
-        hosts = {urlparse(url).hostname for url in self.start_urls}
-        self.allowed_domains = ["1001tracklists.com", *sorted(host for host in hosts if host)]
+        self.site = SITE
+        self.allowed_domains = _hosts([SITE, *self.start_urls])
         self.tracklist_pages = 0  # tracklist pages read
         self.tracklists_requested = 0  # tracklist links followed from listings
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> TracklistsSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        site = (crawler.settings.get("TRACKLISTS_SITE_URL") or SITE).rstrip("/")
+        if urlparse(site).scheme not in ("http", "https"):
+            raise ValueError(f"TRACKLISTS_SITE_URL: not an http(s) URL: {site!r}")
+        spider.site = site
+        spider.allowed_domains = _hosts([site, *spider.start_urls])
+        return spider
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
@@ -84,9 +96,9 @@ class TracklistsSpider(scrapy.Spider):
         if self.search:
             yield self._search_request(self.search, page=None)
         if self.dj:
-            yield Request(f"{SITE}/dj/{self.dj}/index.html", callback=self.parse)
+            yield Request(f"{self.site}/dj/{self.dj}/index.html", callback=self.parse)
         if not (self.start_urls or self.search or self.dj):
-            yield Request(f"{SITE}/", callback=self.parse)
+            yield Request(f"{self.site}/", callback=self.parse)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         if not isinstance(response, TextResponse):
@@ -146,7 +158,12 @@ class TracklistsSpider(scrapy.Spider):
         formdata = {"main_search": query, "search_selection": SEARCH_TRACKLISTS}
         if page is not None:
             formdata["page"] = str(page)
-        return FormRequest(SEARCH_URL, formdata=formdata, callback=self.parse)
+        return FormRequest(self.site + SEARCH_PATH, formdata=formdata, callback=self.parse)
+
+
+def _hosts(urls: list[str]) -> list[str]:
+    hosts = {urlparse(url).hostname for url in urls}
+    return sorted(host for host in hosts if host)
 
 
 def _url_list(value: str | list[str] | None) -> list[str]:
