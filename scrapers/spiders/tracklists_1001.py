@@ -106,13 +106,13 @@ class TracklistsSpider(scrapy.Spider):
             return
         kind = response.meta.get(PAGE_KIND_META) or classify_page(response.selector.root)
         if kind == PageKind.TRACKLIST:
-            yield from self.parse_tracklist(response)
+            yield from self.parse_tracklist_page(response)
         elif kind == PageKind.LISTING:
-            yield from self.parse_listing(response)
+            yield from self.parse_listing_page(response)
         else:
             self.logger.warning("Not a tracklist or listing (%s), skipped: %s", kind, response.url)
 
-    def parse_tracklist(self, response: Response) -> Iterator[SetlistItem | TrackItem]:
+    def parse_tracklist_page(self, response: Response) -> Iterator[SetlistItem | TrackItem]:
         parsed = parse_tracklist(response.selector.root, response.url)
         for warning in parsed.warnings:
             self.logger.warning("%s: %s", response.url, warning)
@@ -137,7 +137,7 @@ class TracklistsSpider(scrapy.Spider):
         if self.max_pages is not None and self.tracklist_pages >= self.max_pages:
             raise CloseSpider("max_pages")
 
-    def parse_listing(self, response: Response) -> Iterator[Request]:
+    def parse_listing_page(self, response: Response) -> Iterator[Request]:
         listing = parse_listing(response.selector.root, response.url)
         for url in listing.tracklist_urls:
             if not self._wants_more_tracklists():
