@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -103,9 +102,10 @@ def test_rate_limiter_spaces_requests_across_threads(fakes: Fakes) -> None:
         thread.join()
     times = sorted(request.at for request in fakes.musicbrainz.requests)
     assert len(times) == 96
-    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     interval = 1 / TEST_RATE
-    assert min(gaps) >= interval * 0.6, "limiter let two requests through together"
+    # Any ten consecutive arrivals span nine intervals, give or take scheduling jitter.
+    spans = [later - earlier for earlier, later in zip(times, times[9:], strict=False)]
+    assert min(spans) >= 9 * interval * 0.9, "limiter let a burst through"
     assert fakes.musicbrainz.throttled == 0
     achieved = (len(times) - 1) / (times[-1] - times[0])
     assert achieved <= TEST_RATE * 1.05

@@ -74,6 +74,8 @@ class FakeSource:
 
     def __init__(self, catalogue: list[Recording]) -> None:
         self.catalogue = catalogue
+        # Seconds each answer takes, like a real service across the internet.
+        self.latency = 0.0
         self.requests: list[Logged] = []
         self._scripted: deque[Scripted] = deque()
         self._lock = threading.Lock()
@@ -141,6 +143,8 @@ class FakeSource:
             scripted = next((s for s in self._scripted if s.path_contains in path), None)
             if scripted is not None:
                 self._scripted.remove(scripted)
+        if self.latency:
+            time.sleep(self.latency)
         if scripted is not None:
             status, headers, payload = scripted.status, scripted.headers, scripted.body
         else:
@@ -169,22 +173,32 @@ class FakeMusicBrainz(FakeSource):
 
     def __init__(self, catalogue: list[Recording], *, rate: float | None = None) -> None:
         super().__init__(catalogue)
-        self.min_interval = 1 / rate if rate else 0.0
-        self._last_served = float("-inf")
+        # A token bucket holding two requests: arrival jitter between a client's evenly spaced
+        # sends is forgiven, a client sending faster than ``rate`` is refused within a second.
+        self.rate = rate
+        self._tokens = self.BURST
+        self._refilled = time.monotonic()
         self.throttled = 0
+
+    BURST = 2.0
+
+    def _take_token(self) -> bool:
+        if not self.rate:
+            return True
+        now = time.monotonic()
+        self._tokens = min(self.BURST, self._tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def route(
         self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
     ) -> Reply:
-        now = time.monotonic()
         with self._lock:
-            # Slack for scheduling jitter between the client's send and our accept; a client
-            # that keeps the rate never sees a 503, one that bursts always does.
-            too_fast = now - self._last_served < self.min_interval * 0.6
-            if too_fast:
-                self.throttled += 1
-            else:
-                self._last_served = now
+            too_fast = not self._take_token()
+            self.throttled += too_fast
         if too_fast:
             return 503, {"Retry-After": "1"}, MB_THROTTLED
         if "(" not in headers.get("User-Agent", ""):  # no contact details
