@@ -129,7 +129,10 @@ BEGIN
                     'ß', 'SS'), 'ﬀ', 'FF'), 'ﬁ', 'FI'), 'ﬂ', 'FL'), 'ﬃ', 'FFI'), 'ﬄ', 'FFL'),
                     'ﬅ', 'ST'), 'ﬆ', 'ST'),
                 'abcdefghijklmnopqrstuvwxyzıſ', 'ABCDEFGHIJKLMNOPQRSTUVWXYZIS') AS cleaned
-            FROM tracks WHERE isrc IS NOT NULL
+            FROM tracks
+            -- A canonical value normalises to itself: only the others need the full rewrite.
+            WHERE isrc IS NOT NULL
+              AND (isrc !~ '^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$' OR left(isrc, 2) = 'TC')
         ) spelled
     ) checked
     WHERE valid IS DISTINCT FROM isrc;
@@ -150,6 +153,9 @@ BEGIN
     CREATE TEMP TABLE dup_spotify ON COMMIT DROP AS
         SELECT spotify_id FROM tracks WHERE spotify_id IS NOT NULL
         GROUP BY spotify_id HAVING count(*) > 1;
+    -- Temporary tables get no autovacuum statistics: without ANALYZE the planner guesses.
+    ANALYZE dup_isrc;
+    ANALYZE dup_spotify;
     RAISE NOTICE 'Found % duplicate ISRC groups', (SELECT count(*) FROM dup_isrc);
     RAISE NOTICE 'Found % duplicate Spotify ID groups', (SELECT count(*) FROM dup_spotify);
 
@@ -161,6 +167,7 @@ BEGIN
         FROM tracks
         WHERE isrc IN (SELECT isrc FROM dup_isrc)
            OR spotify_id IN (SELECT spotify_id FROM dup_spotify);
+    ANALYZE dup_member;
     LOOP
         rounds := rounds + 1;
         UPDATE dup_member m SET label = g.label
@@ -181,11 +188,13 @@ BEGIN
                row_number() OVER (PARTITION BY label
                                   ORDER BY completeness DESC, created_at, id) AS rank
         FROM (
-            SELECT m.id, m.label, t.created_at, to_jsonb(t) AS track_row,
-                   (SELECT count(*) FROM jsonb_each(to_jsonb(t)) f
+            SELECT m.id, m.label, t.created_at, j.track_row,
+                   (SELECT count(*) FROM jsonb_each(j.track_row) f
                     WHERE f.value <> 'null'::jsonb) AS completeness
             FROM dup_member m JOIN tracks t ON t.id = m.id
+            CROSS JOIN LATERAL (SELECT to_jsonb(t) AS track_row) j
         ) scored;
+    ANALYZE dup_ranked;
     CREATE TEMP TABLE merge_map ON COMMIT DROP AS
         SELECT d.id AS duplicate_id, k.id AS keeper_id, d.label, d.track_row AS duplicate_row
         FROM dup_ranked d JOIN dup_ranked k ON k.label = d.label AND k.rank = 1
@@ -227,6 +236,7 @@ BEGIN
         ) meta ON meta.label = k.label
         WHERE k.rank = 1;
     ALTER TABLE keeper_merge ADD PRIMARY KEY (keeper_id);
+    ANALYZE keeper_merge;
 
     EXECUTE format(
         'UPDATE tracks t SET (%1$s) = (SELECT %1$s FROM jsonb_populate_record(NULL::tracks, k.keeper_after))'
@@ -241,11 +251,13 @@ BEGIN
     -- One row per referencing row: its image before and after re-pointing, and whether it can
     -- stay (false: re-pointed it would collide with a row the keeper already has).
     CREATE TEMP TABLE ref_rows (
-        tbl       regclass NOT NULL,
-        row_ctid  tid NOT NULL,
-        before    jsonb NOT NULL,
-        after     jsonb NOT NULL,
-        keep      boolean NOT NULL DEFAULT true
+        tbl           regclass NOT NULL,
+        table_name    text NOT NULL,
+        row_ctid      tid NOT NULL,
+        duplicate_ids uuid[] NOT NULL,
+        before        jsonb NOT NULL,
+        after         jsonb NOT NULL,
+        keep          boolean NOT NULL DEFAULT true
     ) ON COMMIT DROP;
 
     FOR referencing IN
@@ -258,18 +270,23 @@ BEGIN
         ORDER BY c.conrelid::regclass::text
     LOOP
         SELECT format(
-                   'INSERT INTO ref_rows (tbl, row_ctid, before, after)'
-                   ' SELECT DISTINCT ON (x.ctid) %1$L::regclass, x.ctid, to_jsonb(x),'
-                   ' to_jsonb(x) || jsonb_build_object(%2$s)'
-                   ' FROM %1$s x JOIN merge_map m ON m.duplicate_id IN (%3$s)',
+                   'INSERT INTO ref_rows (tbl, table_name, row_ctid, duplicate_ids, before, after)'
+                   ' SELECT %1$L::regclass, %4$L, x.ctid,'
+                   ' ARRAY(SELECT duplicate_id FROM merge_map WHERE duplicate_id IN (%3$s)),'
+                   ' j.row, j.row || jsonb_build_object(%2$s)'
+                   ' FROM %1$s x CROSS JOIN LATERAL (SELECT to_jsonb(x) AS row) j WHERE EXISTS'
+                   ' (SELECT 1 FROM merge_map m WHERE m.duplicate_id IN (%3$s))',
                    referencing.tbl,
                    string_agg(format(
                        '%1$L, coalesce((SELECT keeper_id FROM merge_map WHERE duplicate_id = x.%1$I), x.%1$I)',
                        col), ', '),
-                   string_agg(format('x.%I', col), ', '))
+                   string_agg(format('x.%I', col), ', '),
+                   (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+                    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = referencing.tbl))
         INTO statement
         FROM unnest(referencing.fk_columns) col;
         EXECUTE statement;
+        ANALYZE ref_rows;
 
         -- Unique indexes holding a re-pointed column: drop the re-pointed rows that would
         -- collide with a row that stays put, then all but one of those colliding among
@@ -285,13 +302,17 @@ BEGIN
             HAVING array_agg(a.attname::text) && referencing.fk_columns
         LOOP
             SELECT format(
-                       'UPDATE ref_rows r SET keep = false WHERE r.tbl = %1$L::regclass AND r.keep'
-                       ' AND EXISTS (SELECT 1 FROM %1$s s WHERE %2$s AND NOT EXISTS'
-                       ' (SELECT 1 FROM ref_rows o WHERE o.tbl = r.tbl AND o.row_ctid = s.ctid))',
+                       'UPDATE ref_rows r SET keep = false FROM ('
+                       ' SELECT DISTINCT r2.row_ctid FROM ref_rows r2'
+                       ' CROSS JOIN LATERAL jsonb_populate_record(NULL::%1$s, r2.after) a'
+                       ' JOIN %1$s s ON %2$s'
+                       ' WHERE r2.tbl = %1$L::regclass AND r2.keep AND NOT EXISTS'
+                       ' (SELECT 1 FROM merge_map m WHERE m.duplicate_id IN (%3$s))) hit'
+                       ' WHERE r.tbl = %1$L::regclass AND r.row_ctid = hit.row_ctid',
                        referencing.tbl,
-                       string_agg(format(
-                           's.%1$I = (jsonb_populate_record(NULL::%2$s, r.after)).%1$I',
-                           col, referencing.tbl), ' AND '))
+                       string_agg(format('s.%1$I = a.%1$I', col), ' AND '),
+                       (SELECT string_agg(format('s.%I', fk), ', ')
+                        FROM unnest(referencing.fk_columns) fk))
             INTO statement
             FROM unnest(unique_index.columns) col;
             EXECUTE statement;
@@ -334,10 +355,8 @@ BEGIN
     INSERT INTO deleted_duplicate_tracks
         (original_id, merged_into_id, duplicate_type, identifier, original_data)
     SELECT m.duplicate_id, m.keeper_id,
-           CASE WHEN m.duplicate_row ->> 'isrc' IN (SELECT isrc FROM dup_isrc)
-                THEN 'ISRC' ELSE 'SPOTIFY_ID' END,
-           CASE WHEN m.duplicate_row ->> 'isrc' IN (SELECT isrc FROM dup_isrc)
-                THEN m.duplicate_row ->> 'isrc' ELSE m.duplicate_row ->> 'spotify_id' END,
+           CASE WHEN shared.isrc IS NOT NULL THEN 'ISRC' ELSE 'SPOTIFY_ID' END,
+           coalesce(shared.isrc, m.duplicate_row ->> 'spotify_id'),
            jsonb_build_object(
                'track', m.duplicate_row,
                'references', coalesce(refs.entries, '[]'::jsonb),
@@ -345,21 +364,14 @@ BEGIN
                'keeper_after', k.keeper_after)
     FROM merge_map m
     JOIN keeper_merge k ON k.keeper_id = m.keeper_id
+    LEFT JOIN dup_isrc shared ON shared.isrc = m.duplicate_row ->> 'isrc'
     LEFT JOIN (
-        SELECT (f.value #>> '{}')::uuid AS duplicate_id,
+        SELECT d.duplicate_id,
                jsonb_agg(jsonb_build_object(
-                   'table', format('%I.%I', n.nspname, c.relname),
-                   'before', r.before, 'after', r.after, 'removed', NOT r.keep)) AS entries
-        FROM ref_rows r
-        JOIN pg_class c ON c.oid = r.tbl
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        CROSS JOIN LATERAL jsonb_each(r.before) f
-        WHERE f.key IN (SELECT a.attname FROM pg_constraint fk
-                        JOIN pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = fk.conkey[1]
-                        WHERE fk.contype = 'f' AND fk.confrelid = 'tracks'::regclass
-                          AND fk.conrelid = r.tbl)
-          AND f.value #>> '{}' IN (SELECT duplicate_id::text FROM merge_map)
-        GROUP BY 1
+                   'table', r.table_name, 'before', r.before, 'after', r.after,
+                   'removed', NOT r.keep)) AS entries
+        FROM ref_rows r CROSS JOIN LATERAL unnest(r.duplicate_ids) d(duplicate_id)
+        GROUP BY d.duplicate_id
     ) refs ON refs.duplicate_id = m.duplicate_id;
 
     -- Identifiers the keeper could not take: recorded, never silently dropped.
@@ -573,6 +585,7 @@ BEGIN
     RAISE NOTICE '===========================================';
     RAISE NOTICE 'FINAL VERIFICATION';
     RAISE NOTICE '===========================================';
+    RAISE NOTICE 'Finished in % s', round(extract(epoch FROM clock_timestamp() - now()), 1);
     RAISE NOTICE 'Tracks: %, with ISRC: %, with Spotify ID: %',
         (SELECT count(*) FROM tracks), (SELECT count(isrc) FROM tracks),
         (SELECT count(spotify_id) FROM tracks);
