@@ -10,6 +10,7 @@ upper-case, validate); ``tests/test_identity.py`` checks the two agree.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -62,7 +63,7 @@ _NOT_REMIXERS = frozenset(
     }
 )
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
-_SPACES = re.compile(r"\s+")
+_APOSTROPHES = re.compile("['`\u00b4\u2018\u2019\u02bc]")
 
 UNKNOWN_TRACK_TEXT = "id"
 
@@ -121,12 +122,20 @@ def parse_spotify_id(raw: object) -> str | None:
     raise InvalidIdentifier(f"not a Spotify track id: {raw[:60]!r}")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def fold_text(text: str) -> str:
     """Case-, accent-, punctuation- and whitespace-insensitive form of a name or title."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    without_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    words = _NON_WORD.sub(" ", without_marks.casefold()).replace("_", " ")
-    return _SPACES.sub(" ", words).strip()
+    # Cached: artist names repeat on nearly every line of a crawl or an import.
+    if text.isascii():
+        # NFKD changes no ASCII text and leaves no marks to drop: skip the per-character pass.
+        without_marks = text
+    else:
+        decomposed = unicodedata.normalize("NFKD", text)
+        without_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    # Apostrophes join a word ("Love's" = "Loves"); other punctuation separates words.
+    joined = _APOSTROPHES.sub("", without_marks.casefold())
+    words = _NON_WORD.sub(" ", joined).replace("_", " ")
+    return " ".join(words.split())
 
 
 def artist_key(name: str) -> str:
@@ -136,12 +145,17 @@ def artist_key(name: str) -> str:
 
 def split_artist_credit(artist: str) -> list[tuple[str, str]]:
     """``"A & B ft. C, D"`` -> ``[("A", "primary"), ("B", "primary"), ("C", "featured"), ...]``."""
+    return list(_split_artist_credit(artist))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _split_artist_credit(artist: str) -> tuple[tuple[str, str], ...]:
     main, *featured = _FEAT_IN_ARTIST.split(artist, maxsplit=1)
     credits = [(name, "primary") for name in _split_names(main)]
     credits += [
         (name, "featured") for name in _split_names("".join(featured), _FEATURED_SEPARATORS)
     ]
-    return _unique_credits(credits)
+    return tuple(_unique_credits(credits))
 
 
 def featured_from_title(title: str) -> list[str]:

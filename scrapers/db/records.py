@@ -189,6 +189,8 @@ def to_record(item: Any) -> Record:
 
 
 def _reject_nul_bytes(value: Any, path: str = "item") -> None:
+    if value is None or isinstance(value, int | float):
+        return
     if isinstance(value, str):
         if "\x00" in value:
             raise Rejected("nul_byte", f"{path} contains a NUL byte")
@@ -445,6 +447,8 @@ def _metadata(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _bounded_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    if not metadata:
+        return metadata
     try:
         text = json.dumps(metadata, default=str)
     except (TypeError, ValueError) as error:

@@ -61,7 +61,7 @@ CREATE TEMP TABLE IF NOT EXISTS writer_track_updates (
 CREATE TEMP TABLE IF NOT EXISTS writer_names (name text, normalized_name text)
     ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS writer_credits (
-    track_id uuid, normalized_name text, role text, position smallint
+    track_id uuid, artist_id uuid, role text, position smallint
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS writer_lookup (raw_artist text, raw_title text, track_id uuid)
     ON COMMIT DELETE ROWS;
@@ -653,13 +653,23 @@ def _write_tracks(cursor: psycopg2.extensions.cursor, resolution: _Resolution) -
             " SELECT name, normalized_name FROM writer_names ORDER BY normalized_name"
             " ON CONFLICT (normalized_name) DO NOTHING"
         )
+        cursor.execute(
+            "SELECT normalized_name, id::text FROM artists WHERE normalized_name = ANY(%s)",
+            (list(names),),
+        )
+        artist_ids = dict(cursor.fetchall())
         copy_rows(
-            cursor, "writer_credits", ("track_id", "normalized_name", "role", "position"), credits
+            cursor,
+            "writer_credits",
+            ("track_id", "artist_id", "role", "position"),
+            [
+                (track_id, artist_ids[key], role, position)
+                for track_id, key, role, position in credits
+            ],
         )
         cursor.execute(
             "INSERT INTO track_artists (track_id, artist_id, role, position)"
-            " SELECT c.track_id, a.id, c.role, c.position"
-            " FROM writer_credits c JOIN artists a USING (normalized_name)"
+            " SELECT track_id, artist_id, role, position FROM writer_credits"
             " ON CONFLICT DO NOTHING"
         )
 

@@ -1,0 +1,195 @@
+"""scrapers.identity: identifiers and the artist + title key, on made-up and real spellings."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from scrapers import identity
+
+SPOTIFY = "4uLU6hMCjMI75M1A2tKUQC"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["USRC12345678", "us-rc1-23-45678", "US RC1 23 45678", "US.RC1.23.45678", " usrc12345678 "],
+)
+def test_isrc_spellings_normalise_to_one_code(raw: str) -> None:
+    assert identity.normalize_isrc(raw) == "USRC12345678"
+
+
+@pytest.mark.parametrize(
+    "raw", ["USRC1234567", "USRC123456789", "1SRC12345678", "USRC1234567X", "TC-ABC-12-34567"]
+)
+def test_invalid_isrcs_are_refused_with_a_reason(raw: str) -> None:
+    assert identity.normalize_isrc(raw) is None
+    with pytest.raises(identity.InvalidIdentifier):
+        identity.parse_isrc(raw)
+
+
+def test_empty_and_wrongly_typed_isrcs() -> None:
+    assert identity.parse_isrc(None) is None
+    assert identity.parse_isrc(" - ") is None
+    with pytest.raises(identity.InvalidIdentifier, match="must be text"):
+        identity.parse_isrc(12345678)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        SPOTIFY,
+        f"spotify:track:{SPOTIFY}",
+        f"https://open.spotify.com/track/{SPOTIFY}",
+        f"https://open.spotify.com/track/{SPOTIFY}?si=1a2b3c",
+        f"https://open.spotify.com/intl-de/track/{SPOTIFY}",
+        f"  {SPOTIFY}  ",
+    ],
+)
+def test_spotify_id_forms(raw: str) -> None:
+    assert identity.parse_spotify_id(raw) == SPOTIFY
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "spotify_new",
+        f"spotify:album:{SPOTIFY}",
+        f"https://open.spotify.com/album/{SPOTIFY}",
+        f"https://example.com/track/{SPOTIFY}",
+        SPOTIFY[:-1],
+    ],
+)
+def test_not_spotify_track_ids(raw: str) -> None:
+    assert identity.normalize_spotify_id(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (("Armin van Buuren", "Blah Blah Blah"), ("ARMIN VAN BUUREN", "blah  blah blah")),
+        (("Sven Väth", "Ritual Of Life"), ("Sven Vath", "Ritual of Life")),
+        (("Âme", "Asa"), ("Ame", "asa")),
+        (
+            ("deadmau5 ft. Lights", "When The Summer Dies"),
+            ("deadmau5 feat. Lights", "When the Summer Dies"),
+        ),
+        (("A ft. B", "Song"), ("A", "Song (feat. B)")),
+        (("A ft. B & C", "Song"), ("A featuring C and B", "Song")),
+        (("Mega 'Lo Mania", "Love's Infinity"), ("Mega Lo Mania", "Love\u2019s Infinity")),
+        (("Cloonee", "Sippin' Yak"), ("Cloonee", "Sippin Yak")),
+    ],
+)
+def test_title_key_ignores_what_does_not_make_another_recording(one, other) -> None:
+    assert identity.title_key(*one) == identity.title_key(*other)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (("Robbie Williams", "Angels (Extended Mix)"), ("Robbie Williams", "Angels (Radio Edit)")),
+        (("Robbie Williams", "Angels"), ("Robbie Williams", "Angels (Tiësto Remix)")),
+        (("Cloonee", "Sippin' Yak (JSTJR Remix)"), ("Cloonee", "Sippin' Yak (Other Remix)")),
+        (("Bicep", "Apricots (Live Edit)"), ("Bicep", "Apricots")),
+        (("deadmau5", "Ghosts 'n' Stuff"), ("deadmau5", "Moar Ghosts 'n' Stuff")),
+        (("Artist One", "Song"), ("Artist Two", "Song")),
+    ],
+)
+def test_title_key_keeps_what_makes_another_recording(one, other) -> None:
+    assert identity.title_key(*one) != identity.title_key(*other)
+
+
+def test_fold_text_shortcut_for_ascii_agrees_with_the_full_folding() -> None:
+    def reference(text: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", text)
+        bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+        joined = re.sub("['`\u00b4\u2018\u2019\u02bc]", "", bare.casefold())
+        words = re.sub(r"[^\w]+", " ", joined).replace("_", " ")
+        return re.sub(r"\s+", " ", words).strip()
+
+    for text in [
+        "  Don't_Stop-Me\tNow!! ",
+        "Don\u2019t",
+        "A&B",
+        "DJ   Snake",
+        "x__y",
+        "Ölé",
+        "ﬁnal",
+        "ＡＢＣ",
+    ]:
+        assert identity.fold_text(text) == reference(text)
+
+
+def test_cached_credit_split_is_not_shared_between_callers() -> None:
+    first = identity.split_artist_credit("Cached Artist ft. Guest")
+    first.append(("Intruder", "primary"))
+    assert identity.split_artist_credit("Cached Artist ft. Guest") == [
+        ("Cached Artist", "primary"),
+        ("Guest", "featured"),
+    ]
+
+
+def test_credits_and_roles() -> None:
+    assert identity.credits_for("JOYRYDE ft. Freddie Gibbs", "Damn (Don Dirty Remix)") == [
+        ("JOYRYDE", "primary"),
+        ("Freddie Gibbs", "featured"),
+        ("Don Dirty", "remixer"),
+    ]
+    assert identity.split_artist_credit("Remon Verhoeve X URI") == [
+        ("Remon Verhoeve", "primary"),
+        ("URI", "primary"),
+    ]
+    assert identity.remixers_from_title("Angels (Extended Mix)") == []
+
+
+# --- Real spellings from saved pages (../shared/samples), as listed in their .json sidecars ---
+
+_LINE = re.compile(r"^(?:\d+|w/) \| (?:\[[\d:]+\] )?(?P<line>.+?)(?: \[[^\]]+\])?$")
+
+
+def sample_lines(samples: Path) -> list[str]:
+    lines = []
+    for sidecar in sorted((samples / "tracklist").glob("*.json")):
+        facts = json.loads(sidecar.read_text(encoding="utf-8"))
+        for shown in facts.get("first_5_visible_tracks", []) + facts.get(
+            "last_3_visible_tracks", []
+        ):
+            match = _LINE.match(shown)
+            if match:
+                lines.append(match.group("line"))
+    return lines
+
+
+def test_real_spellings_keep_their_key_under_harmless_rewrites(shared_samples: Path) -> None:
+    lines = [line for line in sample_lines(shared_samples) if " - " in line]
+    assert len(lines) >= 30
+    keys = set()
+    for line in lines:
+        artist, title = line.split(" - ", 1)
+        if identity.is_unknown_text(title):
+            continue
+        key = identity.title_key(artist, title)
+        rewritten = (
+            artist.upper().replace(" ft. ", " Feat. ").replace("&", " & "),
+            f"  {title.lower()}  ",
+        )
+        assert identity.title_key(*rewritten) == key, line
+        keys.add(key)
+    # Different lines of real sets never collapse into one key.
+    assert len(keys) == len({line for line in lines if not line.endswith(" - ID")})
+
+
+def test_real_unknown_rows_and_remixes(shared_samples: Path) -> None:
+    lines = sample_lines(shared_samples)
+    unknown = [line for line in lines if line == "ID - ID"]
+    assert unknown and all(identity.is_unknown_text(line.split(" - ")[1]) for line in unknown)
+    remixes = [line for line in lines if line.endswith(" Remix)")]
+    assert remixes
+    for line in remixes:
+        artist, title = line.split(" - ", 1)
+        original = title[: title.rindex(" (")]
+        assert identity.title_key(artist, title) != identity.title_key(artist, original), line
+        assert any(role == "remixer" for _, role in identity.credits_for(artist, title)), line
