@@ -288,3 +288,32 @@ def test_dj_argument_reads_the_dj_page(site: FakeSite) -> None:
     result, _ = run_crawl({"dj": "novaharbor", "max_pages": "1"}, TRACKLISTS_SITE_URL=site.base)
     assert "/dj/novaharbor/index.html" in site.paths()
     assert len(setlist_ids(result)) == 1
+
+
+def test_offline_crawl_into_the_database(db_url: str, db: Any) -> None:
+    """The demo page through the project's real pipeline: ID rows keep their place, no track."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
+         "-a", f"start_urls={DEMO.as_uri()}",
+         "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "DATABASE_URL": db_url},
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    with db.cursor() as cursor:
+        cursor.execute("SELECT source_id, stated_track_count, set_date::text FROM setlists")
+        assert cursor.fetchall() == [("9demo01x", 10, "2025-06-14")]
+        cursor.execute(
+            "SELECT row_index, position, track_id IS NULL, is_unknown, is_partial_id,"
+            " mashup_parent_row, raw_artist FROM setlist_tracks ORDER BY row_index"
+        )
+        rows = cursor.fetchall()
+        cursor.execute("SELECT count(*), count(*) FILTER (WHERE title = 'ID') FROM tracks")
+        tracks, called_id = cursor.fetchone()
+    assert [row[0] for row in rows] == list(range(10))
+    assert rows[3][1:5] == (3, True, True, False)  # "ID - ID": position kept, no track
+    assert rows[4][1:5] == (4, True, False, True)  # "Orrin Vale - ID"
+    assert [row[5] for row in rows[6:8]] == [5, 5]  # the mashup's parts
+    assert rows[8][6] == "Juno Reyes & Tamsin Cole"  # the decoy row, corrected
+    assert sum(not row[2] for row in rows) == 8
+    assert (tracks, called_id) == (7, 0)  # "Lanterns" played twice is one track
