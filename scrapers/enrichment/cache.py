@@ -9,6 +9,7 @@ clients run in worker threads.
 from __future__ import annotations
 
 import json
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ class ResponseCache:
         self._pool = psycopg2.pool.ThreadedConnectionPool(
             1, max_connections, database_url, application_name="tracklists-enrichment-cache"
         )
+        # The pool raises when exhausted; more threads than connections wait here instead.
+        self._slots = threading.BoundedSemaphore(max_connections)
 
     def get(self, source: str, request_key: str) -> CachedAnswer | None:
         """The fresh answer for this request, or None when absent or expired."""
@@ -63,13 +66,14 @@ class ResponseCache:
 
     @contextmanager
     def _cursor(self):  # type: ignore[no-untyped-def]
-        connection: psycopg2.extensions.connection = self._pool.getconn()
-        try:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                yield cursor
-        finally:
-            self._pool.putconn(connection)
+        with self._slots:
+            connection: psycopg2.extensions.connection = self._pool.getconn()
+            try:
+                connection.autocommit = True
+                with connection.cursor() as cursor:
+                    yield cursor
+            finally:
+                self._pool.putconn(connection)
 
 
 def _dumps(value: Any) -> str:
