@@ -339,3 +339,17 @@ def test_debug_log_names_each_isrc_upsert(writer, caplog) -> None:
         writer.write([track("Artist", "Song", isrc="us-rc1-23-45678")])
     assert "Upserted track via ISRC: USRC12345678" in caplog.text
     assert "Stored batch of 1 items" in caplog.text
+
+
+def test_nul_bytes_hidden_in_nested_values_are_found(writer, db) -> None:
+    result = writer.write(
+        [
+            track("Artist", "Nested", metadata={"source": {"name": "deezer\x00"}}),
+            track("Artist", "Listed", artists=[{"name": "A\x00", "role": "primary"}]),
+        ]
+    )
+    assert result.rejected == {"nul_byte": 2}
+    assert query(db, "SELECT reason FROM rejected_items ORDER BY id") == [
+        ("nul_byte: metadata.source.name contains a NUL byte",),
+        ("nul_byte: artists.name contains a NUL byte",),
+    ]

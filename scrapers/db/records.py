@@ -188,19 +188,29 @@ def to_record(item: Any) -> Record:
     return _track_record(fields)
 
 
-def _reject_nul_bytes(value: Any, path: str = "item") -> None:
-    if value is None or isinstance(value, int | float):
-        return
+def _reject_nul_bytes(fields: Mapping[str, Any]) -> None:
+    where = _nul_path(fields)
+    if where is not None:
+        raise Rejected("nul_byte", f"{where or 'item'} contains a NUL byte")
+
+
+def _nul_path(value: Any) -> str | None:
+    """Where a NUL byte hides in ``value`` ("" for the value itself), or None."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise Rejected("nul_byte", f"{path} contains a NUL byte")
-    elif isinstance(value, Mapping):
+        return "" if "\x00" in value else None
+    if isinstance(value, Mapping):
         for key, inner in value.items():
-            _reject_nul_bytes(str(key), f"{path} key")
-            _reject_nul_bytes(inner, f"{path}.{key}" if path != "item" else str(key))
+            if "\x00" in str(key):
+                return "a key"
+            found = _nul_path(inner)
+            if found is not None:
+                return f"{key}.{found}" if found else str(key)
     elif isinstance(value, list | tuple):
         for inner in value:
-            _reject_nul_bytes(inner, path)
+            found = _nul_path(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _setlist_record(fields: dict[str, Any]) -> SetlistRecord:
@@ -263,9 +273,9 @@ def _track_record(fields: dict[str, Any]) -> TrackRecord:
     }
     is_remix = fields.get("is_remix")
     record.is_remix = (
-        bool(is_remix)
+        is_remix
         if isinstance(is_remix, bool)
-        else bool(identity.remixers_from_title(title)) or "remix" in title.casefold()
+        else "remix" in title.casefold() or any(role == "remixer" for _, role in record.credits)
     )
     if invalid:
         metadata.setdefault("invalid", {}).update(invalid)
@@ -359,6 +369,8 @@ def _number(
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise Rejected("wrong_type", f"{name} must be a number, got {type(value).__name__}")
+    if isinstance(value, int) and low < value < high:
+        return Decimal(value)
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation as error:
