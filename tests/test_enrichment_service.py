@@ -217,7 +217,7 @@ def test_a_second_batch_while_one_runs_is_refused(fakes: Fakes, catalogue_db: st
             target=lambda: first.update(answer=request(f"{service.url}/enrich/batch", PLAN_BODY))
         )
         runner.start()
-        while not service.batch_lock.locked():
+        while not fakes.musicbrainz.requests:  # the batch holds its lock and is looking up
             time.sleep(0.001)
         status, answer = request(f"{service.url}/enrich/batch", PLAN_BODY)
         assert (status, answer["error"]) == (409, "an enrichment batch is already running")
