@@ -187,6 +187,17 @@ def test_spotify_token_is_fetched_once_and_renewed_after_401(fakes: Fakes, caplo
     assert "token-" not in caplog.text
 
 
+def test_spotify_token_is_renewed_before_it_expires(fakes: Fakes) -> None:
+    """A token that lives 31 s is renewed 30 s early: after a second, without meeting a 401."""
+    fakes.spotify.expires_in = 31
+    client = SpotifyClient(fakes.config())
+    client.lookup_isrc("GBAYE2600001")
+    time.sleep(1.1)
+    client.lookup_isrc("GBAYE2600002")
+    assert fakes.spotify.tokens_issued == 2
+    assert [r.method for r in fakes.spotify.requests] == ["POST", "GET", "POST", "GET"]
+
+
 def test_spotify_429_honours_retry_after(fakes: Fakes) -> None:
     client = SpotifyClient(fakes.config())
     client.lookup_isrc("GBAYE2600001")
