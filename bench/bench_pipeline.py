@@ -34,10 +34,10 @@ from psycopg2 import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scrapers import identity  # noqa: E402
-from scrapers.db import migrations  # noqa: E402
-from scrapers.db.connection import connect, resolve_database_url  # noqa: E402
-from scrapers.db.writer import BatchWriter  # noqa: E402
+from scrapers import identity
+from scrapers.db import migrations
+from scrapers.db.connection import connect, resolve_database_url
+from scrapers.db.writer import BatchWriter
 
 VERSIONS = ("", " (Extended Mix)", " (Radio Edit)", " (Original Mix)", " (Dub Mix)")
 SPELLINGS = (
