@@ -12,12 +12,11 @@ from typing import Any
 from scrapers.enrichment.client import Outcome, RawResponse, SourceClient
 from scrapers.enrichment.matching import (
     Candidate,
-    compact,
+    build_candidate,
     text,
     valid_bpm,
     valid_date,
     valid_duration_ms,
-    valid_isrcs,
 )
 from scrapers.identity import split_artist_credit
 
@@ -81,25 +80,18 @@ def _candidate(track: Any, *, from_search: bool = False) -> Candidate | None:
     track_id = track.get("id")
     if isinstance(track_id, bool) or not isinstance(track_id, int) or track_id <= 0:
         return None
-    isrcs, rejected = valid_isrcs("deezer", [track.get("isrc")])
     duration = track.get("duration")
-    return Candidate(
-        source="deezer",
-        source_id=str(track_id),
-        title=text(track.get("title")),
-        artist=_artist_text(track),
-        values=compact(
-            {
-                "isrc": isrcs[0] if isrcs else None,
-                "duration_ms": valid_duration_ms(duration * 1000)
-                if isinstance(duration, int) and not isinstance(duration, bool)
-                else None,
-                "bpm": valid_bpm(track.get("bpm")),
-                "release_date": valid_date(track.get("release_date")),
-            }
-        ),
-        rejected=rejected,
+    seconds = duration if isinstance(duration, int) and not isinstance(duration, bool) else 0
+    return build_candidate(
+        "deezer",
+        str(track_id),
+        track.get("title"),
+        _artist_text(track),
+        [track.get("isrc")],
         needs_details=from_search,
+        duration_ms=valid_duration_ms(seconds * 1000),
+        bpm=valid_bpm(track.get("bpm")),
+        release_date=valid_date(track.get("release_date")),
     )
 
 

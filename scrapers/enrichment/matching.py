@@ -54,6 +54,29 @@ class Candidate:
         return self.values.get("isrc") or f"{self.source}:{self.source_id}"
 
 
+def build_candidate(
+    source: str,
+    source_id: str,
+    title: Any,
+    artist: str,
+    raw_isrcs: list[Any],
+    *,
+    needs_details: bool = False,
+    **values: Any,
+) -> Candidate:
+    """A candidate from a source's raw fields: the first valid ISRC kept, invalid ones noted."""
+    isrcs, rejected = valid_isrcs(source, raw_isrcs)
+    return Candidate(
+        source=source,
+        source_id=source_id,
+        title=text(title),
+        artist=artist,
+        values=compact({"isrc": isrcs[0] if isrcs else None, **values}),
+        rejected=rejected,
+        needs_details=needs_details,
+    )
+
+
 @dataclass(frozen=True)
 class Match:
     candidate: Candidate

@@ -12,11 +12,10 @@ from typing import Any
 from scrapers.enrichment.client import SourceClient
 from scrapers.enrichment.matching import (
     Candidate,
-    compact,
+    build_candidate,
     text,
     valid_date,
     valid_duration_ms,
-    valid_isrcs,
     valid_uuid,
 )
 from scrapers.identity import split_artist_credit
@@ -69,22 +68,16 @@ def _candidates(recordings: Any, known_isrc: str | None) -> list[Candidate]:
         if mbid is None:
             continue
         raw_isrcs = recording.get("isrcs") if isinstance(recording.get("isrcs"), list) else []
-        isrcs, rejected = valid_isrcs("musicbrainz", [known_isrc, *raw_isrcs])
         candidates.append(
-            Candidate(
-                source="musicbrainz",
-                source_id=mbid,
-                title=text(recording.get("title")),
-                artist=_credit_text(recording.get("artist-credit")),
-                values=compact(
-                    {
-                        "isrc": isrcs[0] if isrcs else None,
-                        "musicbrainz_id": mbid,
-                        "duration_ms": valid_duration_ms(recording.get("length")),
-                        "release_date": valid_date(recording.get("first-release-date")),
-                    }
-                ),
-                rejected=rejected,
+            build_candidate(
+                "musicbrainz",
+                mbid,
+                recording.get("title"),
+                _credit_text(recording.get("artist-credit")),
+                [known_isrc, *raw_isrcs],
+                musicbrainz_id=mbid,
+                duration_ms=valid_duration_ms(recording.get("length")),
+                release_date=valid_date(recording.get("first-release-date")),
             )
         )
     return candidates

@@ -16,11 +16,10 @@ from typing import Any
 from scrapers.enrichment.client import SourceClient, SourceRequestError
 from scrapers.enrichment.matching import (
     Candidate,
-    compact,
+    build_candidate,
     text,
     valid_date,
     valid_duration_ms,
-    valid_isrcs,
 )
 from scrapers.identity import normalize_spotify_id, split_artist_credit
 
@@ -105,22 +104,16 @@ def _candidate(item: Any) -> Candidate | None:
     if spotify_id is None:
         return None
     external = item.get("external_ids") if isinstance(item.get("external_ids"), dict) else {}
-    isrcs, rejected = valid_isrcs("spotify", [external.get("isrc")])
     album = item.get("album") if isinstance(item.get("album"), dict) else {}
     artists = item.get("artists") if isinstance(item.get("artists"), list) else []
     names = [text(a.get("name"), 200) for a in artists[:20] if isinstance(a, dict)]
-    return Candidate(
-        source="spotify",
-        source_id=spotify_id,
-        title=text(item.get("name")),
-        artist=", ".join(name for name in names if name),
-        values=compact(
-            {
-                "isrc": isrcs[0] if isrcs else None,
-                "spotify_id": spotify_id,
-                "duration_ms": valid_duration_ms(item.get("duration_ms")),
-                "release_date": valid_date(album.get("release_date")),
-            }
-        ),
-        rejected=rejected,
+    return build_candidate(
+        "spotify",
+        spotify_id,
+        item.get("name"),
+        ", ".join(name for name in names if name),
+        [external.get("isrc")],
+        spotify_id=spotify_id,
+        duration_ms=valid_duration_ms(item.get("duration_ms")),
+        release_date=valid_date(album.get("release_date")),
     )
