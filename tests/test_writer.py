@@ -200,6 +200,9 @@ def test_bad_items_are_rejected_and_the_rest_of_the_batch_is_kept(writer, db) ->
     assert "\\u0000" in rejected[0][2]
     assert {origin for *_, origin in rejected} == {"test:writer"}
     assert counter("items_rejected_total", reason="missing_title") == rejected_before + 1
+    # Importing the same file again stores nothing new and lists no refusal twice.
+    assert writer.write(items, locations).inserted == 0
+    assert query(db, "SELECT count(*) FROM rejected_items") == [(4,)]
 
 
 def test_an_item_the_database_refuses_is_isolated_and_rejected(writer, db) -> None:
@@ -327,8 +330,11 @@ def test_known_spellings_resolve_through_the_lookup_cache(writer, db) -> None:
 
 def test_nulls_never_erase_and_identifiers_are_never_overwritten(writer, db) -> None:
     writer.write([track("Artist", "Song", isrc=ISRC, spotify_id=SPOTIFY, bpm=128, key="8A")])
-    writer.write([track("Artist", "Song", isrc=ISRC, spotify_id=OTHER_SPOTIFY, bpm=None)])
+    again = [track("Artist", "Song", isrc=ISRC, spotify_id=OTHER_SPOTIFY, bpm=None)]
+    assert writer.write(again).conflicts == 1
     assert query(db, "SELECT spotify_id, bpm, key FROM tracks") == [(SPOTIFY, 128, "8A")]
+    # The same contradiction again is the same fact: recorded once.
+    assert writer.write(again).conflicts == 0
     assert query(
         db, "SELECT stored_value, incoming_value, resolution FROM identifier_conflicts"
     ) == [(SPOTIFY, OTHER_SPOTIFY, "kept_stored")]

@@ -77,7 +77,8 @@ def decide(
 
 def insert_conflicts(
     cursor: psycopg2.extensions.cursor, conflicts: Iterable[Conflict], origin: str
-) -> None:
+) -> list[Conflict]:
+    """Record conflicts not already recorded (a replayed batch adds nothing); returns the new."""
     rows = [
         (
             c.identifier_type,
@@ -90,13 +91,33 @@ def insert_conflicts(
         )
         for c in conflicts
     ]
-    if rows:
-        execute_values(
-            cursor,
-            "INSERT INTO identifier_conflicts (identifier_type, track_id, other_track_id,"
-            " stored_value, incoming_value, origin, resolution) VALUES %s",
-            rows,
-        )
+    if not rows:
+        return []
+    inserted = execute_values(
+        cursor,
+        """
+        INSERT INTO identifier_conflicts (identifier_type, track_id, other_track_id,
+                                          stored_value, incoming_value, origin, resolution)
+        SELECT v.identifier_type, v.track_id, v.other_track_id, v.stored_value,
+               v.incoming_value, v.origin, v.resolution
+        FROM (VALUES %s) AS v (n, identifier_type, track_id, other_track_id, stored_value,
+                               incoming_value, origin, resolution)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM identifier_conflicts c
+            WHERE c.identifier_type = v.identifier_type AND c.track_id = v.track_id
+              AND c.other_track_id IS NOT DISTINCT FROM v.other_track_id
+              AND c.stored_value IS NOT DISTINCT FROM v.stored_value
+              AND c.incoming_value = v.incoming_value AND c.resolution = v.resolution)
+        ORDER BY v.n
+        RETURNING identifier_type, track_id::text, other_track_id::text, stored_value,
+                  incoming_value, resolution
+        """,
+        [(n, *row) for n, row in enumerate(dict.fromkeys(rows))],
+        template="(%s, %s, %s::uuid, %s::uuid, %s::text, %s, %s, %s)",
+        page_size=len(rows),
+        fetch=True,
+    )
+    return [Conflict(*row) for row in inserted]
 
 
 def count_conflicts(conflicts: Iterable[Conflict]) -> None:
@@ -106,10 +127,12 @@ def count_conflicts(conflicts: Iterable[Conflict]) -> None:
 
 @dataclass
 class AssignmentOutcome:
-    """What ``assign_identifiers`` did: identifiers gained, conflicts recorded, invalid input."""
+    """What ``assign_identifiers`` did: identifiers gained, conflicts met (``recorded``: those
+    new to ``identifier_conflicts``), invalid input."""
 
     assigned: dict[str, str] = field(default_factory=dict)
     conflicts: list[Conflict] = field(default_factory=list)
+    recorded: list[Conflict] = field(default_factory=list)
     invalid: dict[str, str] = field(default_factory=dict)
 
 
@@ -177,7 +200,7 @@ def assign_identifiers(
             cursor.execute(rollback)
             raise
         cursor.execute(commit)
-    count_conflicts(outcome.conflicts)
+    count_conflicts(outcome.recorded)
     return outcome
 
 
@@ -244,6 +267,6 @@ def _assign(
             "id": track_id,
         },
     )
-    insert_conflicts(cursor, outcome.conflicts, origin)
+    outcome.recorded = insert_conflicts(cursor, outcome.conflicts, origin)
     for name, value in outcome.assigned.items():
         logger.debug("Track %s gained %s %s", track_id, name, value)

@@ -30,6 +30,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -369,7 +370,8 @@ class BatchWriter:
                 result, applied = _apply(cursor, batch, rejections, self.origin)
             connection.commit()
         except BaseException:
-            if not connection.closed:
+            # A lost connection cannot roll back; the server has already discarded the work.
+            with suppress(psycopg2.Error):
                 connection.rollback()
             raise
         # Counted only once stored: a rolled-back attempt must not count twice.
@@ -459,14 +461,26 @@ def _apply(
     _write_lookup(cursor, resolution.new_spellings)
     _write_setlist_rows(cursor, placements, setlist_ids)
     result.setlist_rows = len(placements)
-    insert_conflicts(cursor, resolution.conflicts, origin)
-    result.conflicts = len(resolution.conflicts)
-    applied.conflicts = resolution.conflicts
+    applied.conflicts = insert_conflicts(cursor, resolution.conflicts, origin)
+    result.conflicts = len(applied.conflicts)
     if rejections:
+        # A replayed batch does not list the same refusal twice.
+        unique = list(dict.fromkeys((origin, r.location, r.reason, r.payload) for r in rejections))
         execute_values(
             cursor,
-            "INSERT INTO rejected_items (origin, location, reason, payload) VALUES %s",
-            [(origin, r.location, r.reason, r.payload) for r in rejections],
+            """
+            INSERT INTO rejected_items (origin, location, reason, payload)
+            SELECT v.origin, v.location, v.reason, v.payload
+            FROM (VALUES %s) AS v (n, origin, location, reason, payload)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM rejected_items r
+                WHERE r.reason = v.reason AND r.origin = v.origin
+                  AND r.location IS NOT DISTINCT FROM v.location AND r.payload = v.payload)
+            ORDER BY v.n
+            """,
+            [(n, *row) for n, row in enumerate(unique)],
+            template="(%s, %s, %s::text, %s, %s)",
+            page_size=len(unique),
         )
         result.rejected.update(r.code for r in rejections)
     return result, applied
