@@ -250,8 +250,15 @@ def test_auto_detection_names_each_format(db_url: str) -> None:
 def test_unknown_file_fails_alone(db_url: str, tmp_path: Path) -> None:
     mystery = tmp_path / "notes.txt"
     mystery.write_text("just some text\n")
-    result = run_import(db_url, mystery, FIXTURES / "catalogue.csv", expect=1)
+    missing = tmp_path / "missing.csv"
+    result = run_import(db_url, mystery, missing, FIXTURES / "catalogue.csv", expect=1)
     assert "FAILED" in summary_value(result.stdout, f"file {mystery}")
+    assert "FAILED" in summary_value(result.stdout, f"file {missing}")
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("Deadmau5,Strobe\n")
+    result = run_import(db_url, headerless, missing, "--format", "csv", expect=1)
+    assert "header lacks artist, title" in summary_value(result.stdout, f"file {headerless}")
+    assert "No such file" in summary_value(result.stdout, f"file {missing}")
     assert query(db_url, "SELECT count(*) FROM tracks") == [(5,)]
 
 

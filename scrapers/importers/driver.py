@@ -186,7 +186,7 @@ class Importer:
         summary = ImportSummary(dry_run=self.dry_run)
         started = time.monotonic()
         progress = Progress(
-            sum(path.stat().st_size for path in paths if path.is_file()),
+            sum(map(file_size, paths)),
             stream=self.progress_stream,
             interactive=self.interactive,
             log_every=self.log_every,
@@ -195,7 +195,7 @@ class Importer:
         try:
             for path in paths:
                 self._import_file(path, fmt, summary, progress, done_bytes)
-                done_bytes += path.stat().st_size if path.is_file() else 0
+                done_bytes += file_size(path)
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
@@ -240,7 +240,7 @@ class Importer:
         finally:
             writer.close()
             rejections.close()
-        progress.update(summary.read, done_bytes + reader.total_bytes())
+        progress.update(summary.read, done_bytes + file_size(path))
 
     def _writer(self, origin: str) -> Writer:
         if self.dry_run:
@@ -343,6 +343,11 @@ class _Batch:
 
     def clear(self) -> None:
         self.items, self.locations, self.unreadable = [], [], []
+
+
+def file_size(path: Path) -> int:
+    """Bytes in ``path``; 0 for a missing file (reported as failed, not fatal to the run)."""
+    return path.stat().st_size if path.is_file() else 0
 
 
 def storable_text(raw: str) -> str:
