@@ -359,3 +359,10 @@ def test_nul_bytes_hidden_in_nested_values_are_found(writer, db) -> None:
         ("nul_byte: metadata.source.name contains a NUL byte",),
         ("nul_byte: artists.name contains a NUL byte",),
     ]
+
+
+def test_text_with_copy_control_characters_round_trips(writer, db) -> None:
+    title = "Back\\slash\tTab\nNew\rLine \\N"
+    writer.write([track("Artist\t2", title, metadata={"note": "a\tb"})])
+    assert query(db, "SELECT title, metadata FROM tracks") == [(title, {"note": "a\tb"})]
+    assert query(db, "SELECT raw_artist, raw_title FROM track_lookup") == [("Artist\t2", title)]
