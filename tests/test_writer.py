@@ -366,3 +366,14 @@ def test_text_with_copy_control_characters_round_trips(writer, db) -> None:
     writer.write([track("Artist\t2", title, metadata={"note": "a\tb"})])
     assert query(db, "SELECT title, metadata FROM tracks") == [(title, {"note": "a\tb"})]
     assert query(db, "SELECT raw_artist, raw_title FROM track_lookup") == [("Artist\t2", title)]
+
+
+def test_enrichment_outcome_replaces_pending_but_pending_never_replaces_an_outcome(
+    writer, db
+) -> None:
+    writer.write([track("Artist", "Queued", enrichment_status="pending")])
+    assert query(db, "SELECT enrichment_status FROM tracks") == [("pending",)]
+    writer.write([track("Artist", "Queued", enrichment_status="enriched", isrc=ISRC)])
+    assert query(db, "SELECT enrichment_status, isrc FROM tracks") == [("enriched", ISRC)]
+    writer.write([track("Artist", "Queued", enrichment_status="pending")])
+    assert query(db, "SELECT enrichment_status FROM tracks") == [("enriched",)]

@@ -258,7 +258,8 @@ def _assign(
             " %(genre)s::text AS genre, %(musicbrainz_id)s::uuid AS musicbrainz_id,"
             " %(version)s::text AS version, %(isrc)s::text AS isrc,"
             " %(spotify_id)s::text AS spotify_id, NULL::text AS title_key,"
-            " %(metadata)s::jsonb AS metadata) AS u WHERE t.id = %(id)s"
+            " %(metadata)s::jsonb AS metadata, NULL::text AS enrichment_status) AS u"
+            " WHERE t.id = %(id)s"
         ),
         {
             **{name: columns.get(name) for name in (*records.OVERWRITE_COLUMNS, "isrc")},

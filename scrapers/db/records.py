@@ -496,5 +496,14 @@ def update_assignments(stored: str = "t", incoming: str = "u") -> sql.Composed:
             old=old, new=new
         )
     )
+    # A real outcome (enriched, not_found, failed) replaces "pending"; "pending" never replaces
+    # an outcome, so re-crawling an enriched track does not queue it again.
+    assignments.append(
+        sql.SQL(
+            "enrichment_status = CASE WHEN {new}.enrichment_status IN"
+            " ('enriched', 'not_found', 'failed') THEN {new}.enrichment_status"
+            " ELSE {old}.enrichment_status END"
+        ).format(old=old, new=new)
+    )
     assignments.append(sql.SQL("updated_at = now()"))
     return sql.SQL(", ").join(assignments)

@@ -57,7 +57,7 @@ _TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS writer_track_updates (
     id uuid, bpm numeric, duration_ms integer, key text, label text, release_date date,
     genre text, musicbrainz_id uuid, version text, isrc text, spotify_id text, title_key text,
-    metadata jsonb
+    metadata jsonb, enrichment_status text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS writer_names (name text, normalized_name text)
     ON COMMIT DELETE ROWS;
@@ -88,6 +88,7 @@ _UPDATE_COLUMNS = (
     "spotify_id",
     "title_key",
     "metadata",
+    "enrichment_status",
 )
 _ROW_COLUMNS = (
     "setlist_id",
@@ -167,6 +168,7 @@ class _Track:
     source: TrackRecord | None = None  # the item that created it (new) or filled its key
     values: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    enrichment_status: str | None = None
     changed: bool = False
 
     def contradicts(self, record: TrackRecord) -> bool:
@@ -188,6 +190,9 @@ class _Track:
                 self.changed = True
         if record.metadata:
             self.metadata.update(record.metadata)
+            self.changed = True
+        if record.enrichment_status and record.enrichment_status != "pending":
+            self.enrichment_status = record.enrichment_status
             self.changed = True
 
 
@@ -630,7 +635,7 @@ def _write_tracks(cursor: psycopg2.extensions.cursor, resolution: _Resolution) -
                     *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
                     *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
                     json.dumps(track.metadata) if track.metadata else "{}",
-                    record.enrichment_status or "pending",
+                    track.enrichment_status or "pending",
                 )
             )
         elif track.changed:
@@ -643,6 +648,7 @@ def _write_tracks(cursor: psycopg2.extensions.cursor, resolution: _Resolution) -
                     track.spotify_id,
                     track.title_key,
                     json.dumps(track.metadata),
+                    track.enrichment_status,
                 )
             )
         if track.source is not None:
