@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from contextlib import closing
 from pathlib import Path
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         redacted(url),
         ", ".join(config.enabled_sources()),
     )
+    # SIGTERM (systemd, docker stop) ends like Ctrl-C. A batch cut short loses only its lookups
+    # in flight: each track is committed on its own, and the batch lock dies with the session.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         service.serve_forever()
     except KeyboardInterrupt:
@@ -81,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         service.server_close()
         cache.close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -300,3 +302,48 @@ def test_isrc_coverage_rises_in_the_verify_script_after_a_batch(
     with running_service(catalogue_db, fakes.config()) as service:
         assert request(f"{service.url}/enrich/batch", PLAN_BODY)[0] == 200
     assert isrc_coverage(catalogue_db) == pytest.approx(60.0)  # + Strobe and Opus
+
+
+def test_the_service_command_serves_the_plan_curl(fakes: Fakes, catalogue_db: str) -> None:
+    """``scripts/enrichment_service.py`` on 127.0.0.1 and a chosen port; SIGTERM stops it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    overrides = {
+        "ENRICHMENT_MUSICBRAINZ_URL": fakes.musicbrainz.url,
+        "ENRICHMENT_DEEZER_URL": fakes.deezer.url,
+        "ENRICHMENT_RATES": json.dumps({"musicbrainz": 20, "deezer": 20}),
+    }
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "enrichment_service.py")]
+    command += ["--port", str(port)]
+    for name, value in overrides.items():
+        command += ["-s", f"{name}={value}"]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SPOTIFY_")} | {
+        "DATABASE_URL": catalogue_db
+    }
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, health = request(f"{url}/health", method="GET")
+                break
+            except urllib.error.URLError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "service did not start"
+                time.sleep(0.1)
+        assert status == 200 and health["sources"] == {
+            "musicbrainz": "closed",
+            "deezer": "closed",
+        }
+        status, answer = request(f"{url}/enrich/batch", PLAN_BODY)
+        assert status == 200 and (answer["tried"], answer["enriched"]) == (4, 2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert f"Enrichment service on http://127.0.0.1:{port}" in output
+    assert "ISRC not found for Twin Artist - Same Name" in output
