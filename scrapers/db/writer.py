@@ -59,13 +59,9 @@ CREATE TEMP TABLE IF NOT EXISTS writer_track_updates (
     genre text, musicbrainz_id uuid, version text, isrc text, spotify_id text, title_key text,
     metadata jsonb, enrichment_status text
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS writer_names (name text, normalized_name text)
-    ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS writer_credits (
     track_id uuid, artist_id uuid, role text, position smallint
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS writer_lookup (raw_artist text, raw_title text, track_id uuid)
-    ON COMMIT DELETE ROWS;
 """
 _NEW_TRACK_COLUMNS = (
     "id",
@@ -90,6 +86,7 @@ _UPDATE_COLUMNS = (
     "metadata",
     "enrichment_status",
 )
+_CREDIT_COLUMNS = ("track_id", "artist_id", "role", "position")
 _ROW_COLUMNS = (
     "setlist_id",
     "row_index",
@@ -243,7 +240,8 @@ class _Resolution:
                 self.conflicts.append(conflict)
         track.absorb(record)
         spelling = (record.artist, record.title)
-        if self.by_spelling.get(spelling) is not track:
+        if spelling not in self.by_spelling:
+            # The first track a spelling resolved to keeps it, as in track_lookup.
             self.by_spelling[spelling] = track
             self.new_spellings[spelling] = track.id
         return track, created
@@ -667,26 +665,37 @@ def _write_tracks(cursor: psycopg2.extensions.cursor, resolution: _Resolution) -
             ).format(records.update_assignments())
         )
     if names:
-        copy_rows(cursor, "writer_names", ("normalized_name", "name"), sorted(names.items()))
-        cursor.execute(
-            "INSERT INTO artists (name, normalized_name)"
-            " SELECT name, normalized_name FROM writer_names ORDER BY normalized_name"
-            " ON CONFLICT (normalized_name) DO NOTHING"
+        _write_credits(
+            cursor, names, credits, {t.id for t in resolution.tracks.values() if t.is_new}
         )
-        cursor.execute(
-            "SELECT normalized_name, id::text FROM artists WHERE normalized_name = ANY(%s)",
-            (list(names),),
-        )
-        artist_ids = dict(cursor.fetchall())
-        copy_rows(
-            cursor,
-            "writer_credits",
-            ("track_id", "artist_id", "role", "position"),
-            [
-                (track_id, artist_ids[key], role, position)
-                for track_id, key, role, position in credits
-            ],
-        )
+
+
+def _write_credits(
+    cursor: psycopg2.extensions.cursor,
+    names: Mapping[str, str],
+    credits: list[tuple[str, str, str, int]],
+    new_track_ids: set[str],
+) -> None:
+    """Artists, then their roles. The batch holds the artists' locks, so an artist missing now
+    stays missing until commit: plain COPY, no ON CONFLICT round of speculative inserts."""
+    cursor.execute(
+        "SELECT normalized_name, id::text FROM artists WHERE normalized_name = ANY(%s)",
+        (sorted(names),),
+    )
+    artist_ids = dict(cursor.fetchall())
+    missing = [
+        (str(uuid.uuid4()), key, names[key]) for key in sorted(names) if key not in artist_ids
+    ]
+    copy_rows(cursor, "artists", ("id", "normalized_name", "name"), missing)
+    artist_ids.update((key, artist_id) for artist_id, key, _ in missing)
+    rows = [
+        (track_id, artist_ids[key], role, position) for track_id, key, role, position in credits
+    ]
+    # A new track has no credits yet; a pre-existing one given a title key may have some.
+    copy_rows(cursor, "track_artists", _CREDIT_COLUMNS, [r for r in rows if r[0] in new_track_ids])
+    existing = [r for r in rows if r[0] not in new_track_ids]
+    if existing:
+        copy_rows(cursor, "writer_credits", _CREDIT_COLUMNS, existing)
         cursor.execute(
             "INSERT INTO track_artists (track_id, artist_id, role, position)"
             " SELECT track_id, artist_id, role, position FROM writer_credits"
@@ -697,19 +706,13 @@ def _write_tracks(cursor: psycopg2.extensions.cursor, resolution: _Resolution) -
 def _write_lookup(
     cursor: psycopg2.extensions.cursor, spellings: Mapping[tuple[str, str], str]
 ) -> None:
-    """Remember each new raw spelling; an existing mapping is never moved."""
-    if not spellings:
-        return
+    """Remember each raw spelling seen for the first time (the batch fetched every stored
+    spelling it uses, under the title-key locks, so these cannot exist yet)."""
     copy_rows(
         cursor,
-        "writer_lookup",
+        "track_lookup",
         ("raw_artist", "raw_title", "track_id"),
         [(artist, title, track_id) for (artist, title), track_id in spellings.items()],
-    )
-    cursor.execute(
-        "INSERT INTO track_lookup (raw_artist, raw_title, track_id)"
-        " SELECT raw_artist, raw_title, track_id FROM writer_lookup"
-        " ON CONFLICT (raw_artist, raw_title) DO NOTHING"
     )
 
 
