@@ -195,3 +195,28 @@ def test_unreachable_database_spools_items_as_jsonl(tmp_path: Path, monkeypatch)
     assert pipeline.spool_path is not None and pipeline.spool_path.parent == tmp_path
     lines = pipeline.spool_path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == items
+
+
+def test_closing_during_a_timed_flush_loses_nothing(tmp_path: Path, monkeypatch) -> None:
+    url = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+    pipeline, crawler = make_pipeline(
+        url,
+        monkeypatch,
+        DATABASE_BATCH_MAX_LATENCY=0.1,
+        DATABASE_RETRY_TIMEOUT=1.0,
+        DATABASE_SPOOL_DIR=str(tmp_path),
+    )
+    items = [{"artist_name": "A", "track_name": f"Timed {n}"} for n in range(3)]
+
+    async def crawl() -> None:
+        await pipeline.open_spider()
+        for item in items:
+            await pipeline.process_item(item)
+        await asyncio.sleep(0.3)  # the timed flush is now retrying the unreachable database
+        await pipeline.close_spider()
+
+    asyncio.run(crawl())
+    assert crawler.stats.get_value(SPOOLED_STAT) == 3
+    assert pipeline.spool_path is not None
+    spooled = pipeline.spool_path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in spooled] == items

@@ -99,8 +99,10 @@ class DatabasePipeline:
         return item
 
     async def close_spider(self, spider: Any = None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._timer is not None and self._lock is not None:
+            # Never cancel a timed flush half-way: its batch would be in neither buffer.
+            async with self._lock:
+                self._timer.cancel()
         await self.flush()
         if self._unsaved:
             await self._in_thread(self._spool)
