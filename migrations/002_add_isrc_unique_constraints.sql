@@ -29,16 +29,17 @@
 --    the keeper. A row whose re-pointing would collide with a unique index (the keeper already
 --    has it) is removed instead. Both kinds are kept in the audit trail.
 -- 5. Each deleted duplicate gets a deleted_duplicate_tracks row; original_data holds "track"
---    (the row), "references" (each referencing row before and after, and whether it was
---    removed), "keeper_before" and "keeper_after". restore_merged_tracks(ids, unique) undoes a
+--    (the row), "references" (each referencing row as it was, the foreign-key values that
+--    changed, and whether it was removed), "keeper_before" (the keeper's row before the merge)
+--    and "keeper_changes" (the columns the merge changed). restore_merged_tracks(ids, unique) undoes a
 --    whole merge group from it; the _down migration and scripts/restore_duplicates.py use it.
 -- 6. The non-unique idx_tracks_isrc / idx_tracks_spotify_id make way for idx_tracks_isrc_unique
 --    and idx_tracks_spotify_id_unique, plus the lookup indexes; then the row in
 --    schema_migrations, last.
 --
 -- Settings (LOCAL: they end with the transaction): work_mem 256MB so the grouping and joins
--- over the whole table hash in memory; maintenance_work_mem 512MB so each index sorts in one
--- pass; lock_timeout 60s so a long-running writer makes the migration fail instead of queueing
+-- over the whole table hash in memory; temp_buffers 512MB so the working set (temporary tables)
+-- stays in memory; maintenance_work_mem 512MB so each index sorts in one pass; lock_timeout 60s so a long-running writer makes the migration fail instead of queueing
 -- every other client behind it.
 BEGIN;
 SET LOCAL work_mem = '256MB';
@@ -70,6 +71,15 @@ BEGIN
     LOOP
         EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', referencing.tbl);
     END LOOP;
+
+    -- The working set lives in temporary tables: give them room in memory. temp_buffers can
+    -- only change before a session's first temporary table; if that is past, keep the default.
+    BEGIN
+        PERFORM set_config('temp_buffers', '512MB', true);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RAISE NOTICE 'temp_buffers stays at %: this session already used temporary tables',
+            current_setting('temp_buffers');
+    END;
 
     -- Every column of tracks but id, for whole-row writes from jsonb (later columns included).
     SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO track_columns
@@ -235,6 +245,10 @@ BEGIN
             GROUP BY label
         ) meta ON meta.label = k.label
         WHERE k.rank = 1;
+    ALTER TABLE keeper_merge ADD COLUMN keeper_changes jsonb;
+    UPDATE keeper_merge SET keeper_changes = coalesce((
+        SELECT jsonb_object_agg(f.key, f.value) FROM jsonb_each(keeper_after) f
+        WHERE keeper_before -> f.key IS DISTINCT FROM f.value), '{}'::jsonb);
     ALTER TABLE keeper_merge ADD PRIMARY KEY (keeper_id);
     ANALYZE keeper_merge;
 
@@ -256,7 +270,8 @@ BEGIN
         row_ctid      tid NOT NULL,
         duplicate_ids uuid[] NOT NULL,
         before        jsonb NOT NULL,
-        after         jsonb NOT NULL,
+        -- The re-pointed foreign-key columns: the row after is before || changes.
+        changes       jsonb NOT NULL,
         keep          boolean NOT NULL DEFAULT true
     ) ON COMMIT DROP;
 
@@ -270,10 +285,10 @@ BEGIN
         ORDER BY c.conrelid::regclass::text
     LOOP
         SELECT format(
-                   'INSERT INTO ref_rows (tbl, table_name, row_ctid, duplicate_ids, before, after)'
+                   'INSERT INTO ref_rows (tbl, table_name, row_ctid, duplicate_ids, before, changes)'
                    ' SELECT %1$L::regclass, %4$L, x.ctid,'
                    ' ARRAY(SELECT duplicate_id FROM merge_map WHERE duplicate_id IN (%3$s)),'
-                   ' j.row, j.row || jsonb_build_object(%2$s)'
+                   ' j.row, jsonb_build_object(%2$s)'
                    ' FROM %1$s x CROSS JOIN LATERAL (SELECT to_jsonb(x) AS row) j WHERE EXISTS'
                    ' (SELECT 1 FROM merge_map m WHERE m.duplicate_id IN (%3$s))',
                    referencing.tbl,
@@ -304,7 +319,7 @@ BEGIN
             SELECT format(
                        'UPDATE ref_rows r SET keep = false FROM ('
                        ' SELECT DISTINCT r2.row_ctid FROM ref_rows r2'
-                       ' CROSS JOIN LATERAL jsonb_populate_record(NULL::%1$s, r2.after) a'
+                       ' CROSS JOIN LATERAL jsonb_populate_record(NULL::%1$s, r2.before || r2.changes) a'
                        ' JOIN %1$s s ON %2$s'
                        ' WHERE r2.tbl = %1$L::regclass AND r2.keep AND NOT EXISTS'
                        ' (SELECT 1 FROM merge_map m WHERE m.duplicate_id IN (%3$s))) hit'
@@ -322,28 +337,31 @@ BEGIN
                        ' WHERE tbl = %1$L::regclass AND keep AND %3$s) ranked'
                        ' WHERE r.tbl = %1$L::regclass AND r.row_ctid = ranked.row_ctid AND ranked.n > 1',
                        referencing.tbl,
-                       string_agg(format('after -> %L', col), ', '),
-                       string_agg(format('after -> %L <> ''null''::jsonb', col), ' AND '))
+                       string_agg(format('(before || changes) -> %L', col), ', '),
+                       string_agg(format('(before || changes) -> %L <> ''null''::jsonb', col), ' AND '))
             INTO statement
             FROM unnest(unique_index.columns) col;
             EXECUTE statement;
         END LOOP;
 
         EXECUTE format(
-            'DELETE FROM %1$s x USING ref_rows r WHERE r.tbl = %1$L::regclass AND NOT r.keep'
-            ' AND x.ctid = r.row_ctid', referencing.tbl);
+            'DELETE FROM %1$s x WHERE x.ctid = ANY(ARRAY('
+            ' SELECT row_ctid FROM ref_rows WHERE tbl = %1$L::regclass AND NOT keep))',
+            referencing.tbl);
         GET DIAGNOSTICS changed_too = ROW_COUNT;
-        changed := 0;
-        FOR statement IN
-            SELECT format(
-                       'UPDATE %1$s x SET %2$I = m.keeper_id FROM merge_map m'
-                       ' WHERE x.%2$I = m.duplicate_id', referencing.tbl, col)
-            FROM unnest(referencing.fk_columns) col
-        LOOP
-            EXECUTE statement;
-            GET DIAGNOSTICS rounds = ROW_COUNT;
-            changed := changed + rounds;
-        END LOOP;
+        -- Only the captured rows, fetched by ctid, all foreign-key columns in one statement
+        -- (a second statement would no longer find the rows the first one moved).
+        SELECT format(
+                   'UPDATE %1$s x SET %2$s WHERE x.ctid = ANY(ARRAY('
+                   ' SELECT row_ctid FROM ref_rows WHERE tbl = %1$L::regclass AND keep))',
+                   referencing.tbl,
+                   string_agg(format(
+                       '%1$I = coalesce((SELECT keeper_id FROM merge_map WHERE duplicate_id = x.%1$I), x.%1$I)',
+                       col), ', '))
+        INTO statement
+        FROM unnest(referencing.fk_columns) col;
+        EXECUTE statement;
+        GET DIAGNOSTICS changed = ROW_COUNT;
         RAISE NOTICE '%: re-pointed % references, removed % that the keeper already had',
             referencing.tbl, changed, changed_too;
     END LOOP;
@@ -361,14 +379,14 @@ BEGIN
                'track', m.duplicate_row,
                'references', coalesce(refs.entries, '[]'::jsonb),
                'keeper_before', k.keeper_before,
-               'keeper_after', k.keeper_after)
+               'keeper_changes', k.keeper_changes)
     FROM merge_map m
     JOIN keeper_merge k ON k.keeper_id = m.keeper_id
     LEFT JOIN dup_isrc shared ON shared.isrc = m.duplicate_row ->> 'isrc'
     LEFT JOIN (
         SELECT d.duplicate_id,
                jsonb_agg(jsonb_build_object(
-                   'table', r.table_name, 'before', r.before, 'after', r.after,
+                   'table', r.table_name, 'before', r.before, 'changes', r.changes,
                    'removed', NOT r.keep)) AS entries
         FROM ref_rows r CROSS JOIN LATERAL unnest(r.duplicate_ids) d(duplicate_id)
         GROUP BY d.duplicate_id
@@ -471,7 +489,8 @@ BEGIN
             '     AND to_jsonb(k) -> b.key IS NOT DISTINCT FROM g.after -> b.key), ''{}''::jsonb) AS new_row'
             '   FROM (SELECT DISTINCT ON (merged_into_id) merged_into_id,'
             '           original_data -> ''keeper_before'' AS before,'
-            '           original_data -> ''keeper_after'' AS after FROM restoring) g'
+            '           (original_data -> ''keeper_before'') || (original_data -> ''keeper_changes'') AS after'
+            '         FROM restoring) g'
             '   JOIN tracks k ON k.id = g.merged_into_id) p'
             ' WHERE t.id = p.id', all_columns);
         DELETE FROM identifier_conflicts
@@ -518,7 +537,8 @@ BEGIN
         -- References: rows that were re-pointed go back; rows that were removed come back.
         -- A foreign-key column returns to its old track only if that track exists again.
         CREATE TEMP TABLE restoring_refs AS
-            SELECT DISTINCT e ->> 'table' AS tbl, e -> 'before' AS before, e -> 'after' AS after,
+            SELECT DISTINCT e ->> 'table' AS tbl, e -> 'before' AS before,
+                   (e -> 'before') || (e -> 'changes') AS after,
                    (e ->> 'removed')::boolean AS removed
             FROM restoring r, jsonb_array_elements(r.original_data -> 'references') e;
         FOR referencing IN
