@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
@@ -323,6 +325,43 @@ def test_failure_midway_leaves_everything_as_it_was(before_002: str) -> None:
     assert execute(before_002, "SELECT to_regclass('deleted_duplicate_tracks')") == [(None,)]
 
 
+def test_writers_wait_while_the_migration_runs(before_002: str) -> None:
+    insert_tracks(before_002, [(1, "A", "USRC12345678", None), (2, "B", "USRC12345678", None)])
+    # Slow the merge down at its delete step, long after the locks were taken.
+    execute(
+        before_002,
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN PERFORM pg_sleep(3); RETURN OLD; END$$; "
+        "CREATE TRIGGER slow_delete BEFORE DELETE ON tracks FOR EACH ROW EXECUTE FUNCTION slow()",
+    )
+    migration = threading.Thread(target=migrate_002, args=(before_002,))
+    migration.start()
+    try:
+        with closing(connect(before_002)) as writer, writer.cursor() as cursor:
+            for _ in range(100):  # wait until the migration holds its lock
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE relation = 'tracks'::regclass "
+                    "AND mode = 'ExclusiveLock' AND granted"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                writer.rollback()
+                time.sleep(0.05)
+            cursor.execute("SET lock_timeout = '500ms'")
+            with pytest.raises(psycopg2.errors.LockNotAvailable):
+                cursor.execute(
+                    "INSERT INTO tracks (title, normalized_title, isrc) "
+                    "VALUES ('C', 'c', 'USRC12345678')"
+                )
+            writer.rollback()
+            # Reads carry on.
+            cursor.execute("SELECT count(*) FROM tracks")
+            assert cursor.fetchone() == (2,)
+    finally:
+        migration.join()
+    assert execute(before_002, "SELECT count(*) FROM tracks") == [(1,)]
+
+
 def test_up_down_up_gives_back_the_same_rows(before_002: str) -> None:
     insert_tracks(
         before_002,
@@ -418,6 +457,15 @@ def test_sql_normalisation_agrees_with_identity_module(before_002: str, spelling
     assert invalid == expected_invalid
 
 
+def psql_file(url: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_every_migration_file_runs_under_psql_on_error_stop(make_database) -> None:
     if shutil.which("psql") is None:
         pytest.skip("psql is not installed")
@@ -425,13 +473,11 @@ def test_every_migration_file_runs_under_psql_on_error_stop(make_database) -> No
     files = [m.up for m in migrations.discover()]
     files += [m.down for m in reversed(migrations.discover()) if m.down]
     for path in files:
-        result = subprocess.run(
-            ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = psql_file(url, path)
         assert result.returncode == 0, f"{path.name}: {result.stderr}"
+        if path.stem == MIGRATION:
+            again = psql_file(url, path)
+            assert again.returncode == 0 and "already applied. Skipping." in again.stderr
 
 
 def test_run_migration_script_applies_then_skips(before_002: str) -> None:
