@@ -49,7 +49,9 @@ SET LOCAL lock_timeout = '60s';
 DO $migration$
 DECLARE
     migration CONSTANT text := '002_add_isrc_unique_constraints';
+    -- The columns the merge fills on keepers (every one but id, metadata and timestamps).
     track_columns text;
+    fill_values text;
     referencing record;
     unique_index record;
     statement text;
@@ -80,12 +82,6 @@ BEGIN
         RAISE NOTICE 'temp_buffers stays at %: this session already used temporary tables',
             current_setting('temp_buffers');
     END;
-
-    -- Every column of tracks but id, for whole-row writes from jsonb (later columns included).
-    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO track_columns
-    FROM pg_attribute
-    WHERE attrelid = 'tracks'::regclass AND attnum > 0 AND NOT attisdropped
-      AND attgenerated = '' AND attname <> 'id';
 
     CREATE TABLE deleted_duplicate_tracks (
         id             bigserial PRIMARY KEY,
@@ -193,22 +189,22 @@ BEGIN
         EXIT WHEN changed + changed_too = 0;
     END LOOP;
 
-    CREATE TEMP TABLE dup_ranked ON COMMIT DROP AS
-        SELECT id, label, track_row,
-               row_number() OVER (PARTITION BY label
-                                  ORDER BY completeness DESC, created_at, id) AS rank
-        FROM (
-            SELECT m.id, m.label, t.created_at, j.track_row,
-                   (SELECT count(*) FROM jsonb_each(j.track_row) f
-                    WHERE f.value <> 'null'::jsonb) AS completeness
-            FROM dup_member m JOIN tracks t ON t.id = m.id
-            CROSS JOIN LATERAL (SELECT to_jsonb(t) AS track_row) j
-        ) scored;
+    -- Each member with its rank in its group: most non-NULL columns first, then the oldest,
+    -- then the smallest id. Rank 1 is the keeper. The typed columns are kept for the merge.
+    EXECUTE format(
+        'CREATE TEMP TABLE dup_ranked ON COMMIT DROP AS'
+        ' SELECT t.*, m.label AS merge_group, to_jsonb(t) AS track_row,'
+        '        row_number() OVER (PARTITION BY m.label'
+        '                           ORDER BY num_nonnulls(%s) DESC, t.created_at, t.id) AS merge_rank'
+        ' FROM dup_member m JOIN tracks t ON t.id = m.id',
+        (SELECT string_agg('t.' || quote_ident(attname), ', ' ORDER BY attnum)
+         FROM pg_attribute
+         WHERE attrelid = 'tracks'::regclass AND attnum > 0 AND NOT attisdropped));
     ANALYZE dup_ranked;
     CREATE TEMP TABLE merge_map ON COMMIT DROP AS
-        SELECT d.id AS duplicate_id, k.id AS keeper_id, d.label, d.track_row AS duplicate_row
-        FROM dup_ranked d JOIN dup_ranked k ON k.label = d.label AND k.rank = 1
-        WHERE d.rank > 1;
+        SELECT d.id AS duplicate_id, k.id AS keeper_id, d.merge_group, d.track_row AS duplicate_row
+        FROM dup_ranked d JOIN dup_ranked k ON k.merge_group = d.merge_group AND k.merge_rank = 1
+        WHERE d.merge_rank > 1;
     ALTER TABLE merge_map ADD PRIMARY KEY (duplicate_id);
     ANALYZE merge_map;
     RAISE NOTICE 'Found % connected duplicate groups (% rounds): % tracks will merge into % keepers',
@@ -220,42 +216,49 @@ BEGIN
     RAISE NOTICE '===========================================';
 
     -- For every column, the value of the best-ranked member that has one (the keeper's own
-    -- first); for metadata, every key, the best-ranked member's value winning.
+    -- first). Arrays go through text: array_agg of arrays would stack them.
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+           string_agg('f.' || quote_ident(a.attname), ', ' ORDER BY a.attnum),
+           string_agg(CASE WHEN t.typcategory = 'A'
+                THEN format('((array_agg(%1$I::text ORDER BY merge_rank) FILTER (WHERE %1$I IS NOT NULL))[1])::%2$s',
+                            a.attname, format_type(a.atttypid, a.atttypmod))
+                ELSE format('(array_agg(%1$I ORDER BY merge_rank) FILTER (WHERE %1$I IS NOT NULL))[1]',
+                            a.attname) END || ' AS ' || quote_ident(a.attname),
+                      ', ' ORDER BY a.attnum)
+    INTO track_columns, fill_values, statement
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = 'tracks'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.attgenerated = ''
+      AND a.attname NOT IN ('id', 'metadata', 'created_at', 'updated_at');
+    EXECUTE format(
+        'CREATE TEMP TABLE keeper_fill ON COMMIT DROP AS'
+        ' SELECT merge_group, %s FROM dup_ranked GROUP BY merge_group', statement);
+    -- Metadata: every key of every member, the best-ranked member's value winning.
+    CREATE TEMP TABLE keeper_metadata ON COMMIT DROP AS
+        SELECT merge_group, jsonb_object_agg(key, value) AS merged
+        FROM (SELECT DISTINCT ON (r.merge_group, f.key) r.merge_group, f.key, f.value
+              FROM dup_ranked r, jsonb_each(r.metadata) f
+              WHERE jsonb_typeof(r.metadata) = 'object'
+              ORDER BY r.merge_group, f.key, r.merge_rank) firsts
+        GROUP BY merge_group;
+    EXECUTE format(
+        'UPDATE tracks t SET (%1$s, metadata, updated_at) = (SELECT %2$s, coalesce(mm.merged, t.metadata), now())'
+        ' FROM keeper_fill f JOIN dup_ranked k ON k.merge_group = f.merge_group AND k.merge_rank = 1'
+        ' LEFT JOIN keeper_metadata mm ON mm.merge_group = f.merge_group'
+        ' WHERE t.id = k.id',
+        track_columns, fill_values);
+    GET DIAGNOSTICS changed = ROW_COUNT;
+
+    -- The keeper before the merge, and the columns the merge changed (to undo it later).
     CREATE TEMP TABLE keeper_merge ON COMMIT DROP AS
         SELECT k.id AS keeper_id, k.track_row AS keeper_before,
-               k.track_row || coalesce(best.fields, '{}'::jsonb)
-                   || jsonb_build_object('metadata', coalesce(meta.merged, k.track_row -> 'metadata'),
-                                         'updated_at', now()) AS keeper_after
-        FROM dup_ranked k
-        LEFT JOIN (
-            SELECT label, jsonb_object_agg(key, value) AS fields
-            FROM (SELECT DISTINCT ON (r.label, f.key) r.label, f.key, f.value
-                  FROM dup_ranked r, jsonb_each(r.track_row) f
-                  WHERE f.value <> 'null'::jsonb
-                    AND f.key NOT IN ('id', 'metadata', 'created_at', 'updated_at')
-                  ORDER BY r.label, f.key, r.rank) firsts
-            GROUP BY label
-        ) best ON best.label = k.label
-        LEFT JOIN (
-            SELECT label, jsonb_object_agg(key, value) AS merged
-            FROM (SELECT DISTINCT ON (r.label, f.key) r.label, f.key, f.value
-                  FROM dup_ranked r, jsonb_each(r.track_row -> 'metadata') f
-                  WHERE jsonb_typeof(r.track_row -> 'metadata') = 'object'
-                  ORDER BY r.label, f.key, r.rank) firsts
-            GROUP BY label
-        ) meta ON meta.label = k.label
-        WHERE k.rank = 1;
-    ALTER TABLE keeper_merge ADD COLUMN keeper_changes jsonb;
-    UPDATE keeper_merge SET keeper_changes = coalesce((
-        SELECT jsonb_object_agg(f.key, f.value) FROM jsonb_each(keeper_after) f
-        WHERE keeper_before -> f.key IS DISTINCT FROM f.value), '{}'::jsonb);
+               coalesce((SELECT jsonb_object_agg(f.key, f.value) FROM jsonb_each(to_jsonb(t)) f
+                         WHERE k.track_row -> f.key IS DISTINCT FROM f.value), '{}'::jsonb)
+                   AS keeper_changes
+        FROM dup_ranked k JOIN tracks t ON t.id = k.id
+        WHERE k.merge_rank = 1;
     ALTER TABLE keeper_merge ADD PRIMARY KEY (keeper_id);
     ANALYZE keeper_merge;
-
-    EXECUTE format(
-        'UPDATE tracks t SET (%1$s) = (SELECT %1$s FROM jsonb_populate_record(NULL::tracks, k.keeper_after))'
-        ' FROM keeper_merge k WHERE t.id = k.keeper_id', track_columns);
-    GET DIAGNOSTICS changed = ROW_COUNT;
     RAISE NOTICE 'Merged identifiers and metadata into % keeper tracks', changed;
 
     RAISE NOTICE '===========================================';
@@ -395,7 +398,8 @@ BEGIN
     -- Identifiers the keeper could not take: recorded, never silently dropped.
     INSERT INTO identifier_conflicts
         (identifier_type, track_id, stored_value, incoming_value, origin, resolution)
-    SELECT DISTINCT kind, m.keeper_id, k.keeper_after ->> kind, m.duplicate_row ->> kind,
+    SELECT DISTINCT kind, m.keeper_id, (k.keeper_before || k.keeper_changes) ->> kind,
+           m.duplicate_row ->> kind,
            migration,
            'merged duplicate carried another value; the keeper kept its own '
            '(see deleted_duplicate_tracks)'
@@ -403,7 +407,7 @@ BEGIN
     JOIN keeper_merge k ON k.keeper_id = m.keeper_id
     CROSS JOIN (VALUES ('isrc'), ('spotify_id')) kinds(kind)
     WHERE m.duplicate_row ->> kind IS NOT NULL
-      AND m.duplicate_row ->> kind <> k.keeper_after ->> kind;
+      AND m.duplicate_row ->> kind <> (k.keeper_before || k.keeper_changes) ->> kind;
     GET DIAGNOSTICS changed = ROW_COUNT;
     IF changed > 0 THEN
         RAISE NOTICE 'Recorded % identifiers the keepers could not take in identifier_conflicts',
