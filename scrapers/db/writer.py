@@ -518,19 +518,28 @@ def _fetch_candidates(
     spellings = sorted({(r.artist, r.title) for r in tracks})
     cursor.execute(
         """
-        WITH spelling AS (
-            SELECT l.raw_artist, l.raw_title, l.track_id
-            FROM track_lookup l
-            JOIN unnest(%(artists)s::text[], %(titles)s::text[]) AS s (artist, title)
-              ON l.raw_artist = s.artist AND l.raw_title = s.title
+        WITH spelling AS MATERIALIZED (
+            -- LATERAL … LIMIT keeps these per-key index lookups: a join here would let the
+            -- planner hash the whole table, a cost that grows with the catalogue.
+            SELECT s.artist AS raw_artist, s.title AS raw_title, l.track_id
+            FROM unnest(%(artists)s::text[], %(titles)s::text[]) AS s (artist, title)
+            CROSS JOIN LATERAL (
+                SELECT track_id FROM track_lookup
+                WHERE raw_artist = s.artist AND raw_title = s.title LIMIT 1
+            ) AS l
         ), candidate AS (
             SELECT id FROM tracks WHERE isrc = ANY(%(isrcs)s::text[])
             UNION SELECT id FROM tracks WHERE spotify_id = ANY(%(spotify_ids)s::text[])
-            UNION SELECT id FROM tracks WHERE title_key = ANY(%(title_keys)s::text[])
+            UNION SELECT k.id FROM unnest(%(title_keys)s::text[]) AS key (title_key)
+                  CROSS JOIN LATERAL (
+                      SELECT id FROM tracks WHERE title_key = key.title_key LIMIT 1000
+                  ) AS k
             UNION SELECT track_id FROM spelling
         )
         SELECT t.id::text, t.isrc, t.spotify_id, t.title_key, NULL, NULL, t.created_at
-        FROM tracks t JOIN candidate c ON c.id = t.id
+        FROM candidate c CROSS JOIN LATERAL (
+            SELECT * FROM tracks WHERE tracks.id = c.id LIMIT 1
+        ) AS t
         UNION ALL
         SELECT track_id::text, NULL, NULL, NULL, raw_artist, raw_title, NULL FROM spelling
         ORDER BY 5 NULLS FIRST, 7, 1
