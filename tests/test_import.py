@@ -273,6 +273,8 @@ def test_bad_rows_are_rejected_with_file_line_and_reason(db_url: str, tmp_path: 
         b"Nul Byte,Ti\x00tle,,\n"  # 6: NUL byte
         b"Too,Many,Fields,1,2\n"  # 7: unreadable
         b"TuneCore,Not Isrc,TCABC1234567,\n"  # 8: stored, ISRC NULL
+        b"No Title,,,\n"  # 9: the same bad row again: rejected again, with its own line
+        b"Good Artist,Good Title,USRC17607839,128\n"  # 10: identical to line 2: a duplicate
     )
     listens = tmp_path / "listens.jsonl"
     listens.write_text(
@@ -286,7 +288,7 @@ def test_bad_rows_are_rejected_with_file_line_and_reason(db_url: str, tmp_path: 
     )
     by_location = {location: (origin, reason) for origin, location, reason, _ in rejected}
     assert sorted(by_location) == sorted(
-        [f"{catalogue}:{n}" for n in (3, 4, 6, 7)] + [f"{listens}:{n}" for n in (2, 3)]
+        [f"{catalogue}:{n}" for n in (3, 4, 6, 7, 9)] + [f"{listens}:{n}" for n in (2, 3)]
     )
     assert by_location[f"{catalogue}:3"][1].startswith("missing_title")
     assert by_location[f"{catalogue}:4"][1].startswith("missing_artist")
@@ -309,7 +311,8 @@ def test_bad_rows_are_rejected_with_file_line_and_reason(db_url: str, tmp_path: 
         ("Kept Anyway", None, "NOT-AN-ISRC"),
         ("Not Isrc", None, "TCABC1234567"),
     ]
-    assert summary_value(result.stdout, "rejected") == "6 (see rejected_items)"
+    assert summary_value(result.stdout, "rejected") == "7 (see rejected_items)"
+    assert summary_value(result.stdout, "duplicates in input").startswith("1 ")
     assert summary_value(result.stdout, "invalid identifiers").startswith("2 ")
 
 

@@ -45,6 +45,8 @@ DEFAULT_BATCH_SIZE = 5000
 # later identical rows are then written again, which the upsert makes harmless).
 MAX_REMEMBERED_ROWS = 4_000_000
 PROGRESS_EVERY_ROWS = 1024
+# Raw text of unreadable rows held before it is written out (each row keeps up to 64 KiB).
+MAX_PENDING_REJECTED_CHARS = 16 << 20
 UNREADABLE = "unreadable"
 
 
@@ -251,7 +253,7 @@ class Importer:
     def _take(self, row: SourceRow, batch: _Batch, summary: ImportSummary) -> None:
         if row.error is not None:
             summary.unreadable[row.error] += 1
-            batch.unreadable.append(row)
+            batch.reject(row)
         elif row.skipped is not None:
             summary.skipped[row.skipped] += 1
             metrics.IMPORT_ROWS.labels("skipped").inc()
@@ -262,9 +264,17 @@ class Importer:
             batch.items.append(row.item)
             batch.locations.append(row.location)
 
-    def _seen(self, item: Any) -> bool:
+    def _seen(self, item: dict[str, Any]) -> bool:
+        """Whether an identical item was already sent in this run.
+
+        Items the writer will reject (no artist or title, a NUL byte) are never folded: each
+        such row gets its own ``rejected_items`` entry with its own line.
+        """
         # Readers build items in a fixed key order, so equal rows have equal reprs.
-        digest = hashlib.blake2b(repr(item).encode(), digest_size=16).digest()
+        text = repr(item)
+        if not item.get("artist") or not item.get("title") or "\\x00" in text:
+            return False
+        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
         if digest in self._sent:
             return True
         if len(self._sent) >= MAX_REMEMBERED_ROWS:
@@ -337,12 +347,22 @@ class _Batch:
     items: list[Any] = field(default_factory=list)
     locations: list[str | None] = field(default_factory=list)
     unreadable: list[SourceRow] = field(default_factory=list)
+    unreadable_chars: int = 0
 
     def full(self, size: int) -> bool:
-        return len(self.items) >= size or len(self.unreadable) >= size
+        return (
+            len(self.items) >= size
+            or len(self.unreadable) >= size
+            or self.unreadable_chars >= MAX_PENDING_REJECTED_CHARS
+        )
+
+    def reject(self, row: SourceRow) -> None:
+        self.unreadable.append(row)
+        self.unreadable_chars += len(row.raw)
 
     def clear(self) -> None:
         self.items, self.locations, self.unreadable = [], [], []
+        self.unreadable_chars = 0
 
 
 def file_size(path: Path) -> int:
