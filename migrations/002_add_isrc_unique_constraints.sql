@@ -31,16 +31,19 @@
 -- 5. Each deleted duplicate gets a deleted_duplicate_tracks row; original_data holds "track"
 --    (the row), "references" (each referencing row as it was, the foreign-key values that
 --    changed, and whether it was removed), "keeper_before" (the keeper's row before the merge)
---    and "keeper_changes" (the columns the merge changed). restore_merged_tracks(ids, unique) undoes a
---    whole merge group from it; the _down migration and scripts/restore_duplicates.py use it.
+--    and "keeper_changes" (the columns the merge changed). restore_merged_tracks(ids, unique)
+--    undoes whole merge groups from it; the _down migration and scripts/restore_duplicates.py
+--    use it.
 -- 6. The non-unique idx_tracks_isrc / idx_tracks_spotify_id make way for idx_tracks_isrc_unique
 --    and idx_tracks_spotify_id_unique, plus the lookup indexes; then the row in
 --    schema_migrations, last.
 --
 -- Settings (LOCAL: they end with the transaction): work_mem 256MB so the grouping and joins
 -- over the whole table hash in memory; temp_buffers 512MB so the working set (temporary tables)
--- stays in memory; maintenance_work_mem 512MB so each index sorts in one pass; lock_timeout 60s so a long-running writer makes the migration fail instead of queueing
--- every other client behind it.
+-- stays in memory; maintenance_work_mem 512MB so each index sorts in one pass; lock_timeout 60s
+-- so a long-running writer makes the migration fail instead of queueing every other client
+-- behind it. Every statement is set-based; the only loops run per round of label propagation,
+-- per referencing table and per unique index, never per row.
 BEGIN;
 SET LOCAL work_mem = '256MB';
 SET LOCAL maintenance_work_mem = '512MB';
