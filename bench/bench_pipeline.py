@@ -102,16 +102,20 @@ def bench_writer(url: str, count: int, batch_size: int) -> float:
     started = time.perf_counter()
     batch: list[dict[str, Any]] = []
     checkpoints = {count * k // 5 for k in range(1, 6)}
+    pending = []
     with BatchWriter(url, origin="bench") as writer:
+        # submit: batch n+1 is validated while batch n is in PostgreSQL.
         for n, item in enumerate(synthetic_items(count), start=1):
             batch.append(item)
             if len(batch) >= batch_size:
-                writer.write(batch)
+                pending.append(writer.submit(batch))
                 batch = []
             if n in checkpoints:
                 print(f"  writer: {n:>9,} items, peak RSS {peak_rss_mb():7.1f} MB", flush=True)
         if batch:
-            writer.write(batch)
+            pending.append(writer.submit(batch))
+        stored = sum(future.result().stored for future in pending)
+    assert stored == count, f"stored {stored} of {count}"
     return time.perf_counter() - started
 
 

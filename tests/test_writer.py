@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 from psycopg2 import sql
 
-from scrapers.db.writer import BatchWriter
+from scrapers.db.writer import BatchWriter, DatabaseUnavailable
 from scrapers.items import SetlistItem, TrackItem
 
 ISRC = "USRC12345678"
@@ -377,3 +377,24 @@ def test_enrichment_outcome_replaces_pending_but_pending_never_replaces_an_outco
     assert query(db, "SELECT enrichment_status, isrc FROM tracks") == [("enriched", ISRC)]
     writer.write([track("Artist", "Queued", enrichment_status="pending")])
     assert query(db, "SELECT enrichment_status FROM tracks") == [("enriched",)]
+
+
+def test_submitted_batches_are_stored_in_order(writer, db) -> None:
+    setlist, *rows = setlist_items()
+    futures = [writer.submit([setlist]), writer.submit(rows[:3]), writer.submit(rows[3:])]
+    results = [future.result(timeout=60) for future in futures]
+    assert [r.setlists for r in results] == [1, 0, 0]
+    assert [r.setlist_rows for r in results] == [0, 3, 3]
+    # The setlist from the first batch is the one the later rows hang on: nothing was doubled.
+    assert query(db, "SELECT count(*) FROM setlists") == [(1,)]
+    assert query(db, "SELECT count(*) FROM setlist_tracks") == [(6,)]
+
+
+def test_an_unreachable_database_fails_each_batch_loudly() -> None:
+    url = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+    with BatchWriter(url, origin="test", retry_timeout=0.3) as unreachable:
+        future = unreachable.submit([track("A", "Lost?")])
+        with pytest.raises(DatabaseUnavailable):
+            future.result(timeout=30)
+        with pytest.raises(DatabaseUnavailable):
+            unreachable.write([track("A", "Lost?")])

@@ -28,8 +28,9 @@ import json
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -261,12 +262,34 @@ class _Resolution:
         return None
 
 
+def _prepare(
+    items: Sequence[Any], locations: Sequence[str | None] | None
+) -> tuple[list[_Entry], list[_Rejection]]:
+    """Validate every item: the entries to store, and the refusals with their reasons."""
+    prepared: list[_Entry] = []
+    rejections: list[_Rejection] = []
+    for index, item in enumerate(items):
+        location = locations[index] if locations else None
+        try:
+            prepared.append(_Entry(records.to_record(item), location, item))
+        except Rejected as error:
+            rejections.append(
+                _Rejection(location, error.code, str(error), records.payload_text(item))
+            )
+    return prepared, rejections
+
+
 class BatchWriter:
-    """Writes batches of items; one connection, used from one thread at a time.
+    """Writes batches of items, in the order given, on one connection.
 
     ``origin`` names the producer in ``rejected_items`` and ``identifier_conflicts``
     ("spider:1001tracklists", "import:export.jsonl"). ``retry_timeout`` bounds how long a batch
     waits for a lost database before ``DatabaseUnavailable``.
+
+    ``write`` stores one batch and returns its result. ``submit`` is for bulk loads: it
+    validates the batch in the caller's thread and hands it to the writer's own thread, so the
+    next batch is prepared while this one is in PostgreSQL; at most one batch waits behind the
+    one being written, so memory stays bounded. Use one ``BatchWriter`` from one thread.
     """
 
     def __init__(self, url: str, *, origin: str, retry_timeout: float = 60.0) -> None:
@@ -274,6 +297,8 @@ class BatchWriter:
         self.origin = origin
         self.retry_timeout = retry_timeout
         self._connection: psycopg2.extensions.connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._in_flight: deque[Future[BatchResult]] = deque()
 
     def __enter__(self) -> BatchWriter:
         return self
@@ -282,33 +307,49 @@ class BatchWriter:
         self.close()
 
     def close(self) -> None:
+        """Wait for submitted batches, then release the thread and the connection."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._in_flight.clear()
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
         if self._connection is not None:
-            self._connection.close()
+            with suppress(psycopg2.Error):
+                self._connection.close()
             self._connection = None
 
     def write(
         self, items: Sequence[Any], locations: Sequence[str | None] | None = None
     ) -> BatchResult:
         """Store ``items`` in order; ``locations`` (same length) say where each came from."""
+        return self.submit(items, locations).result()
+
+    def submit(
+        self, items: Sequence[Any], locations: Sequence[str | None] | None = None
+    ) -> Future[BatchResult]:
+        """Validate ``items`` now and store them after every batch submitted before."""
         started = time.monotonic()
-        prepared: list[_Entry] = []
-        rejections: list[_Rejection] = []
-        invalid = 0
-        for index, item in enumerate(items):
-            location = locations[index] if locations else None
-            try:
-                record = records.to_record(item)
-            except Rejected as error:
-                rejections.append(
-                    _Rejection(location, error.code, str(error), records.payload_text(item))
-                )
-                continue
-            if isinstance(record, TrackRecord):
-                invalid += len(record.invalid_identifiers)
-            prepared.append(_Entry(record, location, item))
+        prepared, rejections = _prepare(items, locations)
+        while len(self._in_flight) > 1 or (self._in_flight and self._in_flight[0].done()):
+            self._in_flight.popleft().exception()  # wait; errors stay with their future
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
+        future = self._executor.submit(self._store, prepared, rejections, len(items), started)
+        self._in_flight.append(future)
+        return future
+
+    def _store(
+        self, prepared: list[_Entry], rejections: list[_Rejection], count: int, started: float
+    ) -> BatchResult:
         result = self._write_with_retries(prepared, rejections)
-        result.items = len(items)
-        result.invalid_identifiers = invalid
+        result.items = count
+        result.invalid_identifiers = sum(
+            len(entry.record.invalid_identifiers)
+            for entry in prepared
+            if isinstance(entry.record, TrackRecord)
+        )
         duration = time.monotonic() - started
         metrics.BATCH_FLUSH_SECONDS.observe(duration)
         logger.info(
@@ -335,7 +376,7 @@ class BatchWriter:
             try:
                 return self._write_splitting(prepared, rejections)
             except TRANSIENT_ERRORS as error:
-                self.close()
+                self._drop_connection()
                 if time.monotonic() + delay > deadline:
                     raise DatabaseUnavailable(
                         f"cannot write to {redacted(self.url)}: {error}".strip()
