@@ -48,6 +48,8 @@ BEGIN;
 SET LOCAL work_mem = '256MB';
 SET LOCAL maintenance_work_mem = '512MB';
 SET LOCAL lock_timeout = '60s';
+-- The whole migration is one DO statement: a server-wide statement_timeout would cut it short.
+SET LOCAL statement_timeout = 0;
 
 DO $migration$
 DECLARE
