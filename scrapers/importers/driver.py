@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,9 @@ UNREADABLE = "unreadable"
 
 
 class Writer(Protocol):
-    def write(self, items: Sequence[Any], locations: Sequence[str | None]) -> BatchResult: ...
+    def submit(
+        self, items: Sequence[Any], locations: Sequence[str | None]
+    ) -> Future[BatchResult]: ...
 
     def close(self) -> None: ...
 
@@ -63,7 +66,12 @@ class DryRunWriter:
     would be stored per tier and what would be rejected, not inserted versus updated.
     """
 
-    def write(self, items: Sequence[Any], locations: Sequence[str | None]) -> BatchResult:
+    def submit(self, items: Sequence[Any], locations: Sequence[str | None]) -> Future[BatchResult]:
+        future: Future[BatchResult] = Future()
+        future.set_result(self.check(items))
+        return future
+
+    def check(self, items: Sequence[Any]) -> BatchResult:
         result = BatchResult(items=len(items))
         for item in items:
             try:
@@ -177,6 +185,7 @@ class Importer:
         self.interactive = interactive
         self.log_every = log_every
         self._sent: set[bytes] = set()
+        self._pending: deque[Future[BatchResult]] = deque()
 
     def run(self, paths: Iterable[Path], fmt: str = "auto") -> ImportSummary:
         """Import every file in turn; a file that cannot be read at all does not stop the rest.
@@ -233,15 +242,19 @@ class Importer:
                 if summary.read % PROGRESS_EVERY_ROWS == 0:
                     progress.update(summary.read, done_bytes + reader.bytes_read())
             self._flush(batch, writer, rejections, summary)
+            self._collect(summary, wait=True)
         except (OSError, ValueError) as error:
             # The reader could not go on (unreadable file, no CSV header, no JSON array): what was
             # read before is stored, the rest of the file is reported as failed.
             self._flush(batch, writer, rejections, summary)
+            self._collect(summary, wait=True)
             outcome.error = str(error)
             logger.error("%s: %s", path, error)
         finally:
+            # After Ctrl-C this waits for the batches already handed over (at most two) to commit.
             writer.close()
             rejections.close()
+            self._collect(summary, wait=False)
         progress.update(summary.read, done_bytes + file_size(path))
 
     def _writer(self, origin: str) -> Writer:
@@ -287,9 +300,18 @@ class Importer:
     ) -> None:
         rejections.store(batch.unreadable)
         if batch.items:
-            summary.stored.add(writer.write(batch.items, batch.locations))
+            # Validated here, written by the writer's thread while the next batch is read.
+            self._pending.append(writer.submit(batch.items, batch.locations))
             metrics.IMPORT_ROWS.labels("sent").inc(len(batch.items))
+            self._collect(summary, wait=False)
         batch.clear()
+
+    def _collect(self, summary: ImportSummary, *, wait: bool) -> None:
+        """Add the results of written batches, in order; ``wait`` for all, raising failures."""
+        while self._pending and (wait or self._pending[0].done()):
+            future = self._pending.popleft()
+            if wait or future.exception() is None:
+                summary.stored.add(future.result())
 
 
 class RejectionLog:
