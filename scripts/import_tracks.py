@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # `kill` ends the import like Ctrl-C: the batch in flight is rolled back, the summary printed.
+    # `kill` ends the import like Ctrl-C: reading stops, handed-over batches commit, summary shown.
     signal.signal(signal.SIGTERM, _interrupt)
 
     url = None

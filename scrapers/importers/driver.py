@@ -190,8 +190,8 @@ class Importer:
     def run(self, paths: Iterable[Path], fmt: str = "auto") -> ImportSummary:
         """Import every file in turn; a file that cannot be read at all does not stop the rest.
 
-        A Ctrl-C (``KeyboardInterrupt``) ends the run after rolling back the batch in flight; the
-        summary says so, and every batch already written stays written.
+        A Ctrl-C (``KeyboardInterrupt``) stops reading; the batches already handed to the writer
+        (at most two) are committed first, and the summary says the run was interrupted.
         """
         paths = list(paths)
         summary = ImportSummary(dry_run=self.dry_run)
