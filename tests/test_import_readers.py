@@ -247,6 +247,27 @@ def test_iter_array_finds_a_nested_array_and_reports_truncation() -> None:
         list(iter_array(io.StringIO('{"no": "array"}')))
 
 
+@pytest.mark.parametrize("chunk", [3, 16, 64])
+def test_iter_array_skips_an_oversized_record_and_goes_on(chunk: int) -> None:
+    text = json.dumps([{"big": "x" * 500}, {"a": 1}, {"a": 2}], indent=1)
+    elements = list(iter_array(io.StringIO(text), max_element_chars=100, chunk_chars=chunk))
+    assert elements[0].error == "record longer than 100 chars"
+    assert [element.value for element in elements[1:]] == [{"a": 1}, {"a": 2}]
+    assert [element.line for element in elements] == [2, 5, 8]
+
+
+def test_iter_array_crosses_long_garbage_in_bounded_memory() -> None:
+    garbage = "x" * 3_000_000
+    stream = io.StringIO('[{"a": 1}, ' + garbage + ', {"a": 2}]')
+    tracemalloc.start()
+    elements = list(iter_array(stream, max_element_chars=1000, chunk_chars=4096))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert [element.value for element in elements] == [{"a": 1}, None, {"a": 2}]
+    assert elements[1].text == garbage[: len(elements[1].text)]
+    assert peak < 1_000_000  # the 3 MB stretch was never held whole
+
+
 def test_iter_array_memory_stays_bounded_on_a_big_array() -> None:
     class Generated(io.TextIOBase):
         """A 40 MB JSON array produced on the fly, never held whole."""

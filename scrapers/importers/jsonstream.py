@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import IO, Any, TextIO
 
 CHUNK_CHARS = 1 << 20
+# How much of a broken stretch is kept to report it (rejected_items.payload).
+REPORTED_CHARS = 64 * 1024
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NEXT_OBJECT = re.compile(r",[ \t\n\r]*(?=\{)")
 _DECODER = json.JSONDecoder()
@@ -78,7 +80,7 @@ def iter_array(
     stream: TextIO,
     opening: re.Pattern[str] | None = None,
     *,
-    max_element_chars: int = 64 << 20,
+    max_element_chars: int = 8 << 20,
     chunk_chars: int = CHUNK_CHARS,
     first_line: int = 1,
 ) -> Iterator[ArrayElement]:
@@ -137,9 +139,11 @@ def _decode_element(buffer: _Buffer, limit: int) -> ArrayElement:
             pending = len(buffer.text) - buffer.pos
             # Incomplete because the chunk ended mid-element: read more (doubling, so that a big
             # element costs O(n) decode attempts in total, not O(n) per chunk).
-            truncated = _maybe_truncated(error, buffer.text) and pending < limit
-            if truncated and buffer.fill(at_least=pending):
+            truncated = _maybe_truncated(error, buffer.text)
+            if truncated and pending < limit and buffer.fill(at_least=pending):
                 continue
+            if truncated and pending >= limit:
+                return ArrayElement(buffer.line, None, "", f"record longer than {limit:,} chars")
             return ArrayElement(buffer.line, None, "", f"invalid JSON: {error.msg}")
         element = ArrayElement(buffer.line, value, buffer.text[buffer.pos : end])
         buffer.advance(end)
@@ -154,30 +158,56 @@ def _maybe_truncated(error: json.JSONDecodeError, text: str) -> bool:
 def _recover(buffer: _Buffer, reason: str, limit: int) -> tuple[ArrayElement, bool]:
     """Skip to the next element that decodes and report the skipped text as one broken element.
 
-    Returns the broken element and whether an element to resume at was found.
+    Returns the broken element and whether an element to resume at was found. Skipped text is
+    consumed as it is scanned (only its first ``REPORTED_CHARS`` are kept for the report), so a
+    broken stretch of any length is crossed in bounded memory.
     """
     line = buffer.line
-    searched = 1
+    skipped = _Skipped()
+    search_from = buffer.pos + 1
     while True:
-        match = _NEXT_OBJECT.search(buffer.text, buffer.pos + searched)
+        match = _NEXT_OBJECT.search(buffer.text, search_from)
         if match is None:
-            searched = max(1, len(buffer.text) - buffer.pos - 1)
-            if len(buffer.text) - buffer.pos < limit and buffer.fill():
-                continue
-            skipped = buffer.text[buffer.pos :]
-            buffer.advance(len(buffer.text))
-            return ArrayElement(line, None, skipped, reason), False
+            # Keep from the last comma on: its "{" may be in the next chunk.
+            comma = buffer.text.rfind(",", search_from)
+            cut = comma if comma > buffer.pos else max(buffer.pos, len(buffer.text) - 1)
+            skipped.take(buffer, cut)
+            if not buffer.fill():
+                skipped.take(buffer, len(buffer.text))
+                return ArrayElement(line, None, skipped.text(), reason), False
+            search_from = buffer.pos
+            continue
+        skipped.take(buffer, match.start())
         try:
             _DECODER.raw_decode(buffer.text, match.end())
         except json.JSONDecodeError as error:
-            if _maybe_truncated(error, buffer.text) and buffer.fill():
-                searched = 1
+            pending = len(buffer.text) - buffer.pos
+            truncated = _maybe_truncated(error, buffer.text) and pending < limit
+            if truncated and buffer.fill(at_least=pending):
+                search_from = buffer.pos
                 continue
-            searched = match.end() - buffer.pos
+            search_from = match.end()
             continue
-        skipped = buffer.text[buffer.pos : match.start()]
         buffer.advance(match.end())
-        return ArrayElement(line, None, skipped, reason), True
+        return ArrayElement(line, None, skipped.text(), reason), True
+
+
+class _Skipped:
+    """The start of a skipped stretch of text, for the report."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.kept = 0
+
+    def take(self, buffer: _Buffer, to: int) -> None:
+        if to > buffer.pos and self.kept < REPORTED_CHARS:
+            part = buffer.text[buffer.pos : min(to, buffer.pos + REPORTED_CHARS - self.kept)]
+            self.parts.append(part)
+            self.kept += len(part)
+        buffer.advance(max(to, buffer.pos))
+
+    def text(self) -> str:
+        return "".join(self.parts)
 
 
 def iter_lines(binary: IO[bytes], *, first_line: int = 1) -> Iterator[ArrayElement]:

@@ -34,7 +34,7 @@ from scrapers.importers.source import (
 _PLAYLISTS = re.compile(r'"playlists"\s*:\s*\[')
 _PLAYLIST_ITEMS = re.compile(r'"items"\s*:\s*\[')
 # A playlist holds at most 10,000 items; this bounds one decoded playlist with room to spare.
-MAX_PLAYLIST_CHARS = 256 << 20
+MAX_PLAYLIST_CHARS = 64 << 20
 
 
 class SpotifyReader(FileReader):
