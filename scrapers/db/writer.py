@@ -122,6 +122,8 @@ class BatchResult:
     setlist_rows: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     tiers: Counter[str] = field(default_factory=Counter)
+    # (tier, "inserted" | "updated"): the import summary's per-tier split.
+    tier_outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     conflicts: int = 0
     invalid_identifiers: int = 0
 
@@ -131,6 +133,7 @@ class BatchResult:
         self.invalid_identifiers += other.invalid_identifiers
         self.rejected.update(other.rejected)
         self.tiers.update(other.tiers)
+        self.tier_outcomes.update(other.tier_outcomes)
 
     @property
     def stored(self) -> int:
@@ -487,6 +490,7 @@ def _apply(
             track, created = resolution.resolve(record)
             track_id = track.id
             result.tiers[record.tier] += 1
+            result.tier_outcomes[(record.tier, "inserted" if created else "updated")] += 1
             if created:
                 result.inserted += 1
             else:
