@@ -145,7 +145,9 @@ def test_csv_import_stores_tracks_through_the_tiers(db_url: str) -> None:
     ]
     # "deadmau5 - strobe" with the same ISRC unhyphenated is the same track: matched, not new.
     assert summary_value(result.stdout, "inserted / updated").startswith("5 new tracks, 1 matched")
-    assert summary_value(result.stdout, "tracks stored by tier") == "isrc 3, spotify 2, title 1"
+    assert summary_value(result.stdout, "tracks stored by tier") == (
+        "isrc 3 = 2 new + 1 matched, spotify 2 = 2 new + 0 matched, title 1 = 1 new + 0 matched"
+    )
     credits = query(
         db_url,
         "SELECT a.name, ta.role FROM track_artists ta JOIN artists a ON a.id = ta.artist_id"

@@ -121,6 +121,15 @@ class ImportSummary:
     def failed_files(self) -> list[FileOutcome]:
         return [outcome for outcome in self.files if outcome.error]
 
+    def _tier_text(self, tier: str) -> str:
+        """``isrc 3 = 2 new + 1 matched``; a dry run cannot split new from matched."""
+        count = f"{tier} {self.stored.tiers[tier]:,}"
+        if self.dry_run:
+            return count
+        outcomes = self.stored.tier_outcomes
+        inserted, updated = outcomes[(tier, "inserted")], outcomes[(tier, "updated")]
+        return f"{count} = {inserted:,} new + {updated:,} matched"
+
     def lines(self) -> list[str]:
         """The human summary printed at the end of a run."""
         stored = self.stored
@@ -136,7 +145,7 @@ class ImportSummary:
             how = "auto-detected" if outcome.detected else "as given"
             state = f"FAILED: {outcome.error}" if outcome.error else f"{outcome.format} ({how})"
             lines.append(f"  file {outcome.path}: {state}")
-        tiers = ", ".join(f"{tier} {stored.tiers[tier]:,}" for tier in ("isrc", "spotify", "title"))
+        tiers = ", ".join(self._tier_text(tier) for tier in ("isrc", "spotify", "title"))
         lines += [
             f"  rows read:              {self.read:,}",
             f"  duplicates in input:    {self.duplicates:,} (identical to an earlier row)",
