@@ -469,7 +469,9 @@ BEGIN
         statement text;
         restored integer;
     BEGIN
-        DROP TABLE IF EXISTS pg_temp.restoring, pg_temp.restoring_refs;
+        IF to_regclass('pg_temp.restoring') IS NOT NULL THEN
+            DROP TABLE pg_temp.restoring, pg_temp.restoring_ids, pg_temp.restoring_refs;
+        END IF;
         CREATE TEMP TABLE restoring AS
             SELECT d.id AS audit_id, d.original_id, d.merged_into_id, d.original_data,
                    d.original_data -> 'track' AS track_row,
@@ -477,11 +479,12 @@ BEGIN
             FROM deleted_duplicate_tracks d
             WHERE d.restored_at IS NULL
               AND d.merged_into_id IN (SELECT merged_into_id FROM deleted_duplicate_tracks
-                                       WHERE original_id = ANY(duplicate_ids));
+                                       WHERE original_id IN (SELECT unnest(duplicate_ids)));
         GET DIAGNOSTICS restored = ROW_COUNT;
-        IF restored = 0 THEN
-            RETURN 0;
-        END IF;
+        CREATE TEMP TABLE restoring_ids AS SELECT original_id::text AS id FROM restoring;
+        ALTER TABLE restoring_ids ADD PRIMARY KEY (id);
+        ANALYZE restoring;
+        ANALYZE restoring_ids;
 
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO all_columns
         FROM pg_attribute
@@ -533,14 +536,15 @@ BEGIN
 
         INSERT INTO identifier_conflicts
             (identifier_type, track_id, other_track_id, incoming_value, origin, resolution)
-        SELECT kind, r.original_id, holder.id, lost, 'restore_duplicates',
+        SELECT kind, original_id,
+               CASE kind WHEN 'isrc' THEN (SELECT id FROM tracks WHERE isrc = lost)
+                         ELSE (SELECT id FROM tracks WHERE spotify_id = lost) END,
+               lost, 'restore_duplicates',
                'restored track stored without it: another track holds it'
-        FROM restoring r
-        CROSS JOIN LATERAL (VALUES ('isrc', r.lost_isrc), ('spotify_id', r.lost_spotify_id))
-            lost_values(kind, lost)
-        LEFT JOIN LATERAL (SELECT t.id FROM tracks t
-                           WHERE (kind = 'isrc' AND t.isrc = lost)
-                              OR (kind = 'spotify_id' AND t.spotify_id = lost)) holder ON true
+        FROM (SELECT r.original_id, v.kind, v.lost FROM restoring r
+              CROSS JOIN LATERAL (VALUES ('isrc', r.lost_isrc),
+                                         ('spotify_id', r.lost_spotify_id)) v(kind, lost)
+              WHERE r.lost_isrc IS NOT NULL OR r.lost_spotify_id IS NOT NULL) lost_values
         WHERE lost IS NOT NULL;
 
         -- References: rows that were re-pointed go back; rows that were removed come back.
@@ -550,6 +554,7 @@ BEGIN
                    (e -> 'before') || (e -> 'changes') AS after,
                    (e ->> 'removed')::boolean AS removed
             FROM restoring r, jsonb_array_elements(r.original_data -> 'references') e;
+        ANALYZE restoring_refs;
         FOR referencing IN
             SELECT rr.tbl, rr.tbl::regclass AS rel,
                    (SELECT array_agg(DISTINCT a.attname::text) FROM pg_constraint c
@@ -563,7 +568,8 @@ BEGIN
             SET after = rr.after || coalesce((
                 SELECT jsonb_object_agg(b.key, b.value) FROM jsonb_each(rr.before) b
                 WHERE b.key = ANY(referencing.fk_columns)
-                  AND b.value #>> '{}' IN (SELECT original_id::text FROM restoring)), '{}'::jsonb),
+                  AND EXISTS (SELECT 1 FROM restoring_ids WHERE id = b.value #>> '{}')),
+                '{}'::jsonb),
                 before = rr.after
             WHERE rr.tbl = referencing.tbl;
             -- (from here on: before = image as it is now, after = image to write back)
@@ -576,13 +582,10 @@ BEGIN
             -- Find each re-pointed row by its primary key (every column when it has none); a
             -- key column that is a foreign key may still hold either image's value.
             SELECT string_agg(CASE
-                       WHEN a.attname = ANY(referencing.fk_columns) THEN format(
-                           'x.%1$I IN ((jsonb_populate_record(NULL::%2$s, rr.before)).%1$I,'
-                           ' (jsonb_populate_record(NULL::%2$s, rr.after)).%1$I)',
-                           a.attname, referencing.rel)
-                       ELSE format(
-                           'x.%1$I IS NOT DISTINCT FROM (jsonb_populate_record(NULL::%2$s, rr.before)).%1$I',
-                           a.attname, referencing.rel)
+                       WHEN a.attname = ANY(referencing.fk_columns)
+                           THEN format('x.%1$I IN ((w.as_is).%1$I, (w.restored).%1$I)', a.attname)
+                       WHEN a.attnotnull THEN format('x.%1$I = (w.as_is).%1$I', a.attname)
+                       ELSE format('x.%1$I IS NOT DISTINCT FROM (w.as_is).%1$I', a.attname)
                    END, ' AND ')
             INTO key_match
             FROM pg_attribute a
@@ -592,12 +595,13 @@ BEGIN
                    OR NOT EXISTS (SELECT 1 FROM pg_constraint
                                   WHERE conrelid = referencing.rel AND contype = 'p'));
             SELECT format(
-                       'UPDATE %1$s x SET (%3$s) = ROW(%4$s) FROM restoring_refs rr'
-                       ' WHERE rr.tbl = %2$L AND NOT rr.removed AND %5$s',
+                       'WITH w AS MATERIALIZED (SELECT jsonb_populate_record(NULL::%1$s, rr.before) AS as_is,'
+                       ' jsonb_populate_record(NULL::%1$s, rr.after) AS restored'
+                       ' FROM restoring_refs rr WHERE rr.tbl = %2$L AND NOT rr.removed)'
+                       ' UPDATE %1$s x SET (%3$s) = ROW(%4$s) FROM w WHERE %5$s',
                        referencing.rel, referencing.tbl,
                        string_agg(quote_ident(col), ', '),
-                       string_agg(format('(jsonb_populate_record(NULL::%s, rr.after)).%I',
-                                         referencing.rel, col), ', '),
+                       string_agg(format('(w.restored).%I', col), ', '),
                        key_match)
             INTO statement
             FROM unnest(referencing.fk_columns) col;
@@ -606,7 +610,7 @@ BEGIN
 
         UPDATE deleted_duplicate_tracks d SET restored_at = now()
         FROM restoring r WHERE d.id = r.audit_id;
-        DROP TABLE pg_temp.restoring, pg_temp.restoring_refs;
+        DROP TABLE pg_temp.restoring, pg_temp.restoring_ids, pg_temp.restoring_refs;
         RETURN restored;
     END
     $restore$;
