@@ -34,7 +34,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class FeedSpider(scrapy.Spider):
-    """Yields ``count`` plan-shape track items, ``delay`` seconds apart, without any request."""
+    """Yields ``count`` plan-shape track items, one per ``data:`` response (no network),
+    requesting one every ``delay`` seconds.
+
+    Items come from callbacks, as a real crawl's do: Scrapy's graceful shutdown lets in-flight
+    responses finish and stops scheduling new ones.
+    """
 
     name = "pipeline_feed"
 
@@ -45,9 +50,13 @@ class FeedSpider(scrapy.Spider):
 
     async def start(self):  # type: ignore[override]
         for n in range(self.count):
-            yield {"artist_name": "Feed Artist", "track_name": f"Feed Song {n}"}
+            yield scrapy.Request(f"data:,{n}", callback=self.parse_item, dont_filter=True)
             if self.delay:
                 await asyncio.sleep(self.delay)
+
+    def parse_item(self, response: scrapy.http.Response):
+        n = int(response.text)
+        yield {"artist_name": "Feed Artist", "track_name": f"Feed Song {n}"}
 
 
 def crawl_command(db_url: str, *args: str) -> list[str]:
@@ -58,6 +67,8 @@ def crawl_command(db_url: str, *args: str) -> list[str]:
         ),
         "DATABASE_URL": db_url,
         "PROMETHEUS_ENABLED": "False",
+        "DOWNLOAD_DELAY": "0",
+        "AUTOTHROTTLE_ENABLED": "False",
         "LOG_LEVEL": "INFO",
     }
     command = [sys.executable, "-m", "scrapy", "crawl", "pipeline_feed"]
@@ -83,7 +94,7 @@ def test_sigterm_flushes_every_item_before_exit(db_url: str) -> None:
         "-a",
         "count=100000",
         "-a",
-        "delay=0.01",
+        "delay=0.005",
         "-s",
         "DATABASE_BATCH_SIZE=100000",
         "-s",
