@@ -548,11 +548,13 @@ BEGIN
         WHERE lost IS NOT NULL;
 
         -- References: rows that were re-pointed go back; rows that were removed come back.
-        -- A foreign-key column returns to its old track only if that track exists again.
+        -- original: the row before the merge; as_is: the row the merge left; restored: as_is
+        -- with each foreign key back on its old track if that track exists again (a row that
+        -- also pointed at a track of another, still merged group keeps that keeper).
         CREATE TEMP TABLE restoring_refs AS
-            SELECT DISTINCT e ->> 'table' AS tbl, e -> 'before' AS before,
-                   (e -> 'before') || (e -> 'changes') AS after,
-                   (e ->> 'removed')::boolean AS removed
+            SELECT DISTINCT e ->> 'table' AS tbl, e -> 'before' AS original,
+                   (e -> 'before') || (e -> 'changes') AS as_is,
+                   NULL::jsonb AS restored, (e ->> 'removed')::boolean AS removed
             FROM restoring r, jsonb_array_elements(r.original_data -> 'references') e;
         ANALYZE restoring_refs;
         FOR referencing IN
@@ -563,27 +565,27 @@ BEGIN
                       AND c.conrelid = rr.tbl::regclass) AS fk_columns
             FROM (SELECT DISTINCT tbl FROM restoring_refs) rr
         LOOP
-            -- The row's image with each foreign key back on a track that exists again.
             UPDATE restoring_refs rr
-            SET after = rr.after || coalesce((
-                SELECT jsonb_object_agg(b.key, b.value) FROM jsonb_each(rr.before) b
+            SET restored = rr.as_is || coalesce((
+                SELECT jsonb_object_agg(b.key, b.value) FROM jsonb_each(rr.original) b
                 WHERE b.key = ANY(referencing.fk_columns)
                   AND EXISTS (SELECT 1 FROM restoring_ids WHERE id = b.value #>> '{}')),
-                '{}'::jsonb),
-                before = rr.after
+                '{}'::jsonb)
             WHERE rr.tbl = referencing.tbl;
-            -- (from here on: before = image as it is now, after = image to write back)
 
             EXECUTE format(
-                'INSERT INTO %1$s SELECT (jsonb_populate_record(NULL::%1$s, rr.after)).*'
+                'INSERT INTO %1$s SELECT (jsonb_populate_record(NULL::%1$s, rr.restored)).*'
                 ' FROM restoring_refs rr WHERE rr.tbl = %2$L AND rr.removed',
                 referencing.rel, referencing.tbl);
 
-            -- Find each re-pointed row by its primary key (every column when it has none); a
-            -- key column that is a foreign key may still hold either image's value.
+            -- Find each re-pointed row by its primary key (every column when it has none). A
+            -- key column that is a foreign key may hold any of the three images' values (an
+            -- earlier restore of another group may have moved it already); only the foreign
+            -- keys this restore brings back are written.
             SELECT string_agg(CASE
-                       WHEN a.attname = ANY(referencing.fk_columns)
-                           THEN format('x.%1$I IN ((w.as_is).%1$I, (w.restored).%1$I)', a.attname)
+                       WHEN a.attname = ANY(referencing.fk_columns) THEN format(
+                           'x.%1$I IN ((w.as_is).%1$I, (w.restored).%1$I, (w.original).%1$I)',
+                           a.attname)
                        WHEN a.attnotnull THEN format('x.%1$I = (w.as_is).%1$I', a.attname)
                        ELSE format('x.%1$I IS NOT DISTINCT FROM (w.as_is).%1$I', a.attname)
                    END, ' AND ')
@@ -595,13 +597,17 @@ BEGIN
                    OR NOT EXISTS (SELECT 1 FROM pg_constraint
                                   WHERE conrelid = referencing.rel AND contype = 'p'));
             SELECT format(
-                       'WITH w AS MATERIALIZED (SELECT jsonb_populate_record(NULL::%1$s, rr.before) AS as_is,'
-                       ' jsonb_populate_record(NULL::%1$s, rr.after) AS restored'
+                       'WITH w AS MATERIALIZED (SELECT'
+                       ' jsonb_populate_record(NULL::%1$s, rr.original) AS original,'
+                       ' jsonb_populate_record(NULL::%1$s, rr.as_is) AS as_is,'
+                       ' jsonb_populate_record(NULL::%1$s, rr.restored) AS restored'
                        ' FROM restoring_refs rr WHERE rr.tbl = %2$L AND NOT rr.removed)'
                        ' UPDATE %1$s x SET (%3$s) = ROW(%4$s) FROM w WHERE %5$s',
                        referencing.rel, referencing.tbl,
                        string_agg(quote_ident(col), ', '),
-                       string_agg(format('(w.restored).%I', col), ', '),
+                       string_agg(format(
+                           'CASE WHEN (w.restored).%1$I IS DISTINCT FROM (w.as_is).%1$I'
+                           ' THEN (w.restored).%1$I ELSE x.%1$I END', col), ', '),
                        key_match)
             INTO statement
             FROM unnest(referencing.fk_columns) col;

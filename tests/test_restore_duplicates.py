@@ -38,8 +38,10 @@ def merged(make_database) -> tuple[str, dict[str, list[tuple]]]:
         link(url, n, row_index=n)  # every track: the same artist as primary, one position
     execute(
         url,
-        "INSERT INTO track_lookup (raw_artist, raw_title, track_id) VALUES ('x', 'song dup', %s)",
-        (track_id(2),),
+        "INSERT INTO track_lookup (raw_artist, raw_title, track_id) VALUES ('x', 'song dup', %s); "
+        "INSERT INTO identifier_conflicts (identifier_type, track_id, other_track_id, "
+        "incoming_value, origin, resolution) VALUES ('isrc', %s, %s, 'v', 'test', 'kept')",
+        (track_id(2), track_id(2), track_id(4)),
     )
     before = snapshot(url)
     migrate_002(url)
@@ -127,3 +129,28 @@ def test_rollback_after_a_partial_restore_restores_the_rest(merged: tuple[str, d
     untouched = ("setlist_tracks", "track_artists", "track_lookup", "artists", "setlists")
     assert {t: after[t] for t in untouched} == {t: before[t] for t in untouched}
     assert execute(url, "SELECT count(*) FROM tracks") == [(4,)]
+
+
+def test_a_row_pointing_into_two_groups_is_restored_group_by_group(
+    merged: tuple[str, dict],
+) -> None:
+    url, _ = merged
+    # Recorded before the merge: a conflict between duplicate 2 (group 1+2) and 4 (group 3+4).
+    row = execute(
+        url,
+        "SELECT track_id::text, other_track_id::text FROM identifier_conflicts "
+        "WHERE origin = 'test'",
+    )
+    assert row == [(track_id(1), track_id(3))]  # both re-pointed to the keepers
+    assert run_script(SCRIPT, url, "--id", track_id(2)).returncode == 0
+    assert execute(
+        url,
+        "SELECT track_id::text, other_track_id::text FROM identifier_conflicts "
+        "WHERE origin = 'test'",
+    ) == [(track_id(2), track_id(3))]
+    assert run_script(SCRIPT, url, "--id", track_id(4)).returncode == 0
+    assert execute(
+        url,
+        "SELECT track_id::text, other_track_id::text FROM identifier_conflicts "
+        "WHERE origin = 'test'",
+    ) == [(track_id(2), track_id(4))]
