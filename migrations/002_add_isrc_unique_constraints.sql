@@ -596,21 +596,31 @@ BEGIN
                            AND contype = 'p' AND a.attnum = ANY(conkey))
                    OR NOT EXISTS (SELECT 1 FROM pg_constraint
                                   WHERE conrelid = referencing.rel AND contype = 'p'));
+            -- Entries with identical images (possible without a key) each take one row: the
+            -- n-th entry of an image pairs with the n-th matching row.
             SELECT format(
-                       'WITH w AS MATERIALIZED (SELECT'
+                       'WITH w AS MATERIALIZED (SELECT rr.as_is AS image,'
                        ' jsonb_populate_record(NULL::%1$s, rr.original) AS original,'
                        ' jsonb_populate_record(NULL::%1$s, rr.as_is) AS as_is,'
-                       ' jsonb_populate_record(NULL::%1$s, rr.restored) AS restored'
-                       ' FROM restoring_refs rr WHERE rr.tbl = %2$L AND NOT rr.removed)'
-                       ' UPDATE %1$s x SET (%3$s) = ROW(%4$s) FROM w WHERE %5$s',
+                       ' jsonb_populate_record(NULL::%1$s, rr.restored) AS restored,'
+                       ' row_number() OVER (PARTITION BY rr.as_is'
+                       '                    ORDER BY rr.original::text, rr.restored::text) AS n'
+                       ' FROM restoring_refs rr WHERE rr.tbl = %2$L AND NOT rr.removed),'
+                       ' pairs AS (SELECT x.ctid AS row_ctid, w.n,'
+                       ' dense_rank() OVER (PARTITION BY w.image ORDER BY x.ctid) AS row_n, %4$s'
+                       ' FROM %1$s x JOIN w ON %5$s)'
+                       ' UPDATE %1$s x SET (%3$s) = ROW(%6$s) FROM pairs p'
+                       ' WHERE x.ctid = p.row_ctid AND p.n = p.row_n',
                        referencing.rel, referencing.tbl,
-                       string_agg(quote_ident(col), ', '),
+                       string_agg(quote_ident(col), ', ' ORDER BY position),
                        string_agg(format(
                            'CASE WHEN (w.restored).%1$I IS DISTINCT FROM (w.as_is).%1$I'
-                           ' THEN (w.restored).%1$I ELSE x.%1$I END', col), ', '),
-                       key_match)
+                           ' THEN (w.restored).%1$I ELSE x.%1$I END AS value_%2$s', col, position),
+                           ', ' ORDER BY position),
+                       key_match,
+                       string_agg(format('p.value_%s', position), ', ' ORDER BY position))
             INTO statement
-            FROM unnest(referencing.fk_columns) col;
+            FROM unnest(referencing.fk_columns) WITH ORDINALITY fk(col, position);
             EXECUTE statement;
         END LOOP;
 

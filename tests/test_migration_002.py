@@ -290,17 +290,30 @@ def test_table_added_later_is_repointed_and_restored(before_002: str) -> None:
     execute(
         before_002,
         "CREATE TABLE playlist_entries (id serial PRIMARY KEY, "
-        "track_id uuid NOT NULL REFERENCES tracks (id))",
+        "track_id uuid NOT NULL REFERENCES tracks (id)); "
+        # No key at all, two foreign keys, and rows that are identical once re-pointed.
+        "CREATE TABLE transitions (from_track uuid REFERENCES tracks (id), "
+        "to_track uuid REFERENCES tracks (id), note text)",
     )
-    insert_tracks(before_002, [(1, "A", "GBAAA2400009", None), (2, "B", "GBAAA2400009", None)])
+    insert_tracks(
+        before_002,
+        [(1, "A", "GBAAA2400009", None), (2, "B", "GBAAA2400009", None), (3, "C", None, None)],
+    )
     execute(
         before_002,
-        "INSERT INTO playlist_entries (track_id) VALUES (%s), (%s)",
-        (track_id(1), track_id(2)),
+        "INSERT INTO playlist_entries (track_id) VALUES (%(a)s), (%(b)s); "
+        "INSERT INTO transitions VALUES (%(a)s, %(c)s, 'x'), (%(b)s, %(c)s, 'x'), "
+        "(%(b)s, %(b)s, NULL), (%(c)s, %(a)s, NULL)",
+        {"a": track_id(1), "b": track_id(2), "c": track_id(3)},
     )
     before = snapshot(before_002)
     migrate_002(before_002)
     assert execute(before_002, "SELECT count(DISTINCT track_id) FROM playlist_entries") == [(1,)]
+    assert execute(
+        before_002,
+        "SELECT count(*) FROM transitions WHERE %s IN (from_track, to_track)",
+        (track_id(2),),
+    ) == [(0,)]
     migrations.downgrade(before_002, MIGRATION)
     assert snapshot(before_002) == before
 
