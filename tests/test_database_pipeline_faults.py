@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -187,7 +188,8 @@ class _Relay:
 
 @pytest.mark.slow
 def test_database_restart_during_a_crawl_loses_nothing(monkeypatch, caplog) -> None:
-    server = EmbeddedPostgres(throwaway_state_dir("pipeline-restart"))
+    state_dir = throwaway_state_dir("pipeline-restart")
+    server = EmbeddedPostgres(state_dir)
     relay = _Relay()
     try:
         running = server.ensure_running()
@@ -229,3 +231,4 @@ def test_database_restart_during_a_crawl_loses_nothing(monkeypatch, caplog) -> N
             assert cursor.fetchone() == (75,)
     finally:
         server.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
