@@ -47,7 +47,6 @@ CREATE TABLE IF NOT EXISTS tracks (
 CREATE INDEX IF NOT EXISTS idx_tracks_isrc ON tracks (isrc);
 CREATE INDEX IF NOT EXISTS idx_tracks_spotify_id ON tracks (spotify_id);
 CREATE INDEX IF NOT EXISTS idx_tracks_title_key ON tracks (title_key);
-CREATE INDEX IF NOT EXISTS idx_tracks_normalized_title ON tracks (normalized_title);
 CREATE INDEX IF NOT EXISTS idx_tracks_enrichment_queue
     ON tracks (enrichment_checked_at NULLS FIRST) WHERE isrc IS NULL;
 

@@ -35,7 +35,7 @@
 --    undoes whole merge groups from it; the _down migration and scripts/restore_duplicates.py
 --    use it.
 -- 6. The non-unique idx_tracks_isrc / idx_tracks_spotify_id make way for idx_tracks_isrc_unique
---    and idx_tracks_spotify_id_unique, plus the lookup indexes; then the row in
+--    and idx_tracks_spotify_id_unique (no other index: each one slows every write); then the row in
 --    schema_migrations, last.
 --
 -- Settings (LOCAL: they end with the transaction): work_mem 256MB so the grouping and joins
@@ -440,17 +440,8 @@ BEGIN
     END;
     RAISE NOTICE 'Created idx_tracks_isrc_unique and idx_tracks_spotify_id_unique';
 
-    RAISE NOTICE '===========================================';
-    RAISE NOTICE 'STEP 6: Adding lookup indexes';
-    RAISE NOTICE '===========================================';
-
-    CREATE INDEX idx_tracks_isrc_lookup ON tracks (isrc)
-        INCLUDE (id, title, normalized_title) WHERE isrc IS NOT NULL;
-    CREATE INDEX idx_tracks_spotify_id_lookup ON tracks (spotify_id)
-        INCLUDE (id, title, normalized_title) WHERE spotify_id IS NOT NULL;
-    CREATE INDEX idx_tracks_title_normalized_composite ON tracks (title, normalized_title);
-    RAISE NOTICE 'Created idx_tracks_isrc_lookup, idx_tracks_spotify_id_lookup, '
-        'idx_tracks_title_normalized_composite';
+    -- No further lookup indexes: the unique indexes serve the ISRC and Spotify tiers, and
+    -- idx_tracks_title_key (001) the title tier. Every extra index on tracks slows each write.
     ANALYZE tracks;
 
     CREATE FUNCTION restore_merged_tracks(duplicate_ids uuid[],

@@ -28,9 +28,6 @@ BEGIN
 
     DROP INDEX IF EXISTS idx_tracks_isrc_unique;
     DROP INDEX IF EXISTS idx_tracks_spotify_id_unique;
-    DROP INDEX IF EXISTS idx_tracks_isrc_lookup;
-    DROP INDEX IF EXISTS idx_tracks_spotify_id_lookup;
-    DROP INDEX IF EXISTS idx_tracks_title_normalized_composite;
     CREATE INDEX IF NOT EXISTS idx_tracks_isrc ON tracks (isrc);
     CREATE INDEX IF NOT EXISTS idx_tracks_spotify_id ON tracks (spotify_id);
     RAISE NOTICE 'Dropped the unique indexes; restored idx_tracks_isrc and idx_tracks_spotify_id';

@@ -20,11 +20,9 @@ UNIQUE_INDEXES = (
     ("idx_tracks_isrc_unique", "isrc"),
     ("idx_tracks_spotify_id_unique", "spotify_id"),
 )
-LOOKUP_INDEXES = (
-    "idx_tracks_isrc_lookup",
-    "idx_tracks_spotify_id_lookup",
-    "idx_tracks_title_normalized_composite",
-)
+# What the matching tiers read besides the unique indexes: the title tier's key and the
+# enrichment backfill's queue.
+LOOKUP_INDEXES = ("idx_tracks_title_key", "idx_tracks_enrichment_queue")
 
 Status = Literal["pass", "warn", "fail"]
 Cursor = psycopg2.extensions.cursor
