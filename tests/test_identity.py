@@ -193,3 +193,49 @@ def test_real_unknown_rows_and_remixes(shared_samples: Path) -> None:
         original = title[: title.rindex(" (")]
         assert identity.title_key(artist, title) != identity.title_key(artist, original), line
         assert any(role == "remixer" for _, role in identity.credits_for(artist, title)), line
+
+
+def test_cached_line_gives_each_spelling_its_own_keys() -> None:
+    identity.line_identity.cache_clear()
+    assert identity.title_key("Cache Artist", "Cache Song") == "cache artist::cache song"
+    # Another spelling of the same recording after the first one is cached: same key...
+    assert identity.title_key("CACHE ARTIST", "cache song (feat. Guest)") == (
+        "cache artist|guest::cache song"
+    )
+    assert identity.title_key("Cache Artist ft. Guest", "Cache Song") == (
+        "cache artist|guest::cache song"
+    )
+    # ...and a different recording keeps its own, whatever was cached before.
+    assert identity.title_key("Cache Artist", "Cache Song (Other Remix)") == (
+        "cache artist::cache song other remix"
+    )
+    assert identity.credits_for("Cache Artist", "Cache Song (Other Remix)") == [
+        ("Cache Artist", "primary"),
+        ("Other", "remixer"),
+    ]
+    assert identity.line_identity.cache_info().hits >= 1
+
+
+def test_cached_credits_are_not_shared_between_callers() -> None:
+    first = identity.credits_for("Shared Artist", "Shared (feat. Guest)")
+    first.append(("Intruder", "primary"))
+    assert identity.credits_for("Shared Artist", "Shared (feat. Guest)") == [
+        ("Shared Artist", "primary"),
+        ("Guest", "featured"),
+    ]
+
+
+def test_line_cache_is_bounded() -> None:
+    maxsize = identity.line_identity.cache_info().maxsize
+    assert maxsize is not None
+    for n in range(maxsize + 100):
+        identity.line_identity("Bound", f"Line {n}")
+    assert identity.line_identity.cache_info().currsize == maxsize
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_ascii_folding_table_agrees_with_the_regular_expressions(code: int) -> None:
+    text = f"Ab{chr(code)}Cd {chr(code)}9"
+    joined = re.sub("['`]", "", text.casefold())
+    words = re.sub(r"[^\w]+", " ", joined).replace("_", " ")
+    assert identity.fold_text(text) == " ".join(words.split())

@@ -70,6 +70,8 @@ _TRACK_FIELDS = frozenset(
         "is_remix",
     }
 )
+# Values that cannot hold a NUL byte.
+_SCALARS = (int, float, bool, Decimal)
 _VERSION_BRACKET = re.compile(
     r"[\(\[]([^\(\)\[\]]*\b(?:mix|edit|remix|version|rework|bootleg|dub|vip|flip|remaster(?:ed)?)"
     r"\b[^\(\)\[\]]*)[\)\]]",
@@ -189,9 +191,17 @@ def to_record(item: Any) -> Record:
 
 
 def _reject_nul_bytes(fields: Mapping[str, Any]) -> None:
-    where = _nul_path(fields)
-    if where is not None:
-        raise Rejected("nul_byte", f"{where or 'item'} contains a NUL byte")
+    # Items are nearly always flat dicts of text, numbers and None: one substring test per
+    # text, and the recursive walk only for a value that may hide a NUL byte.
+    for key, value in fields.items():
+        if type(value) is str and type(key) is str:
+            if "\x00" not in value and "\x00" not in key:
+                continue
+        elif (value is None or type(value) in _SCALARS) and "\x00" not in str(key):
+            continue
+        where = _nul_path({key: value})
+        if where is not None:
+            raise Rejected("nul_byte", f"{where or 'item'} contains a NUL byte")
 
 
 def _nul_path(value: Any) -> str | None:
@@ -248,16 +258,17 @@ def _track_record(fields: dict[str, Any]) -> TrackRecord:
 
     metadata = _metadata(fields)
     invalid: dict[str, Any] = {}
+    line = identity.line_identity(artist, title)
     record = TrackRecord(
         is_track=True,
         placement=placement,
         artist=artist,
         title=title,
-        title_key=identity.title_key(artist, title),
-        normalized_title=identity.normalized_title(title),
+        title_key=line.title_key,
+        normalized_title=line.normalized_title,
         isrc=_identifier(fields, "isrc", identity.parse_isrc, invalid),
         spotify_id=_identifier(fields, "spotify_id", identity.parse_spotify_id, invalid),
-        credits=_credits(fields, artist, title),
+        credits=_credits(fields, line),
         enrichment_status=_choice(fields, "enrichment_status", ENRICHMENT_STATUSES),
     )
     record.invalid_identifiers = sorted(invalid)
@@ -315,9 +326,11 @@ def _text(fields: Mapping[str, Any], name: str, limit: int) -> str | None:
     value = fields.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise Rejected("wrong_type", f"{name} must be text, got {type(value).__name__}")
-    text = str(value).strip()
+    if type(value) is not str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise Rejected("wrong_type", f"{name} must be text, got {type(value).__name__}")
+        value = str(value)
+    text = value.strip()
     if len(text) > limit:
         raise Rejected("field_too_long", f"{name} has {len(text)} characters (limit {limit})")
     return text or None
@@ -430,10 +443,10 @@ def _choice(fields: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> s
     return str(value)
 
 
-def _credits(fields: Mapping[str, Any], artist: str, title: str) -> list[tuple[str, str]]:
+def _credits(fields: Mapping[str, Any], line: identity.LineIdentity) -> list[tuple[str, str]]:
     given = fields.get("artists")
     if not given:
-        return identity.credits_for(artist, title)
+        return list(line.credits)
     if not isinstance(given, list | tuple) or len(given) > MAX_LIST_ENTRIES:
         raise Rejected("wrong_type", "artists must be a list of {name, role}")
     credits = []

@@ -1,0 +1,54 @@
+"""Validation of single items, without a database: what ``to_record`` refuses and why."""
+
+from __future__ import annotations
+
+import pytest
+
+from scrapers.db import records
+from scrapers.db.records import Rejected
+
+
+def track(**fields: object) -> dict[str, object]:
+    return {"artist_name": "Artist", "track_name": "Title", **fields}
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        (track(track_name="Ti\x00tle"), "nul_byte: title contains a NUL byte"),
+        (track(label="La\x00bel"), "nul_byte: label contains a NUL byte"),
+        ({**track(), "odd\x00key": 1}, "nul_byte: a key contains a NUL byte"),
+        ({**track(), "odd\x00key": None}, "nul_byte: a key contains a NUL byte"),
+        ({**track(), "odd\x00key": "text"}, "nul_byte: a key contains a NUL byte"),
+        (track(metadata={"a": ["x", "y\x00"]}), "nul_byte: metadata.a contains a NUL byte"),
+        (track(genres=("House", "Te\x00chno")), "nul_byte: genres contains a NUL byte"),
+    ],
+)
+def test_nul_bytes_are_refused_with_where_they_hide(item: dict, reason: str) -> None:
+    with pytest.raises(Rejected) as raised:
+        records.to_record(item)
+    assert str(raised.value) == reason
+
+
+def test_clean_scalars_pass_the_nul_check() -> None:
+    record = records.to_record(track(bpm=128, duration_ms=200_000.0, is_remix=False, key=None))
+    assert record.title == "Title"
+
+
+class Text(str):
+    """A str subclass, as some HTML libraries return."""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(Text(" Label "), "Label"), (7, "7"), (1.5, "1.5"), ("  ", None)]
+)
+def test_text_fields_accept_text_and_numbers(value: object, expected: str | None) -> None:
+    record = records.to_record(track(label=value))
+    assert record.values["label"] == expected
+    assert type(record.values["label"]) in (str, type(None))
+
+
+@pytest.mark.parametrize("value", [True, ["a"], {"a": 1}])
+def test_text_fields_refuse_other_types(value: object) -> None:
+    with pytest.raises(Rejected, match="wrong_type: label must be text"):
+        records.to_record(track(label=value))
