@@ -62,6 +62,9 @@ PROMETHEUS_PORT = int(os.environ.get("PROMETHEUS_PORT", "9410"))
 PROMETHEUS_PUSHGATEWAY_URL = os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", "")
 PROMETHEUS_JOB = "tracklists_crawl"
 EXTENSIONS = {"scrapers.extensions.metrics_server.MetricsServer": 500}
+# Scrapy's own telnet console and remote-control server are not used: no listener we do not need.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 
 # Enrichment (ISRC and metadata from MusicBrainz, Deezer, Spotify). README "Enrichment".
 # "deferred": store tracks at once and mark them for the backfill service; "inline": look up
