@@ -141,6 +141,10 @@ CREATE TABLE IF NOT EXISTS identifier_conflicts (
     resolution      text NOT NULL,
     detected_at     timestamptz NOT NULL DEFAULT now()
 );
+-- Deleting or merging a track checks these references: without indexes, one scan per track.
+CREATE INDEX IF NOT EXISTS idx_identifier_conflicts_track ON identifier_conflicts (track_id);
+CREATE INDEX IF NOT EXISTS idx_identifier_conflicts_other_track
+    ON identifier_conflicts (other_track_id);
 
 INSERT INTO schema_migrations (migration_name) VALUES ('001_initial_schema')
 ON CONFLICT (migration_name) DO NOTHING;

@@ -11,8 +11,7 @@
 --
 -- What it does, in order:
 -- 1. ISRCs are normalised exactly as scrapers.identity.normalize_isrc does (drop whitespace,
---    hyphens and dots, upper-case, including the few non-ASCII letters Python upper-cases to
---    ASCII). A value that is then empty becomes NULL. A value that fails
+--    hyphens and dots, upper-case ASCII letters; other letters fail the format). A value that is then empty becomes NULL. A value that fails
 --    ^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$ or starts with TC (TuneCore) is not an ISRC: isrc becomes NULL
 --    and the raw value is kept in metadata->'invalid_isrc'. Every rewrite is recorded in
 --    isrc_normalization_audit (the rollback puts the raw value back).
@@ -119,8 +118,8 @@ BEGIN
     RAISE NOTICE '===========================================';
 
     -- The mirror of scrapers.identity.normalize_isrc: Python's \s (str.isspace), '-' and '.'
-    -- removed; then the non-ASCII letters whose Python upper() is ASCII; then ASCII upper-case
-    -- (translate, so the result does not depend on the database's locale).
+    -- removed; then ASCII upper-case (translate, so the result does not depend on the
+    -- database's locale). Any other letter is left as it is and fails the format.
     INSERT INTO isrc_normalization_audit
         (track_id, original_isrc, stored_isrc, previous_invalid_isrc, action)
     SELECT id, isrc, valid, CASE WHEN valid IS NULL AND cleaned <> '' THEN invalid_key END,
@@ -133,13 +132,10 @@ BEGIN
                     THEN cleaned END AS valid
         FROM (
             SELECT id, isrc, metadata, translate(
-                replace(replace(replace(replace(replace(replace(replace(replace(
-                    regexp_replace(isrc,
-                        '[\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000.-]',
-                        '', 'g'),
-                    'ß', 'SS'), 'ﬀ', 'FF'), 'ﬁ', 'FI'), 'ﬂ', 'FL'), 'ﬃ', 'FFI'), 'ﬄ', 'FFL'),
-                    'ﬅ', 'ST'), 'ﬆ', 'ST'),
-                'abcdefghijklmnopqrstuvwxyzıſ', 'ABCDEFGHIJKLMNOPQRSTUVWXYZIS') AS cleaned
+                regexp_replace(isrc,
+                    '[\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000.-]',
+                    '', 'g'),
+                'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ') AS cleaned
             FROM tracks
             -- A canonical value normalises to itself: only the others need the full rewrite.
             WHERE isrc IS NOT NULL

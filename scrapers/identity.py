@@ -4,8 +4,8 @@ Every writer (database pipeline, importer, enrichment, the migration's merge rul
 these functions. Two normalisations that disagree is how duplicate tracks are born, so nothing
 else in the project may lower-case, strip or compare identifiers on its own.
 
-The migration's SQL mirrors ``normalize_isrc`` exactly (strip spaces, hyphens and dots,
-upper-case, validate); ``tests/test_identity.py`` checks the two agree.
+Migration 002's SQL mirrors ``normalize_isrc`` exactly (strip whitespace, hyphens and dots,
+upper-case ASCII, validate); ``tests/test_migration_002.py`` checks the two agree.
 """
 
 from __future__ import annotations
@@ -95,9 +95,11 @@ def parse_isrc(raw: object) -> str | None:
         return None
     if not isinstance(raw, str):
         raise InvalidIdentifier(f"ISRC must be text, got {type(raw).__name__}")
-    candidate = _ISRC_SEPARATORS.sub("", raw).upper()
+    candidate = _ISRC_SEPARATORS.sub("", raw)
     if not candidate:
         return None
+    # ASCII only: str.upper() would turn "ß" into "SS" and "ı" into "I" and accept them.
+    candidate = candidate.upper() if candidate.isascii() else candidate
     if not ISRC_PATTERN.match(candidate):
         raise InvalidIdentifier(f"not an ISRC: {raw[:40]!r}")
     if candidate.startswith(_NOT_ISRC_PREFIXES):

@@ -23,7 +23,18 @@ def test_isrc_spellings_normalise_to_one_code(raw: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["USRC1234567", "USRC123456789", "1SRC12345678", "USRC1234567X", "TC-ABC-12-34567"]
+    "raw",
+    [
+        "USRC1234567",
+        "USRC123456789",
+        "1SRC12345678",
+        "USRC1234567X",
+        "TC-ABC-12-34567",
+        # Non-ASCII letters that str.upper() turns into ASCII ones are not ISRC characters.
+        "ıSRC12345678",
+        "UßC12345678",
+        "ﬁRC112345678",
+    ],
 )
 def test_invalid_isrcs_are_refused_with_a_reason(raw: str) -> None:
     assert identity.normalize_isrc(raw) is None
