@@ -817,12 +817,14 @@ def copy_rows(
     rows: Iterable[Sequence[Any]],
 ) -> None:
     """COPY ``rows`` into ``table`` in PostgreSQL's text format (the fastest bulk path)."""
-    # Plain text needs no escaping and is by far the common value: test it inline, without a
-    # function call per value, which is most of the cost of building the text.
+    # Plain text needs no escaping and, with NULL, is by far the common value: test both
+    # inline, without a function call per value, which is most of the cost of building the text.
     lines = [
         "\t".join(
             [
-                value
+                "\\N"
+                if value is None
+                else value
                 if type(value) is str
                 and "\\" not in value
                 and "\t" not in value
