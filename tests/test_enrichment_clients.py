@@ -150,9 +150,10 @@ def test_deezer_quota_error_with_status_200_is_retried(fakes: Fakes) -> None:
 
 
 def test_deezer_quota_is_kept_by_the_limiter(fakes: Fakes) -> None:
-    """A quota of 10 per second: the limiter at 9.5/s never trips it."""
+    """A quota of 10 per second: the limiter at 8/s never trips it, with room for scheduling
+    jitter on a loaded machine."""
     with FakeDeezer([], quota=10, window=1.0) as deezer:
-        config = fakes.config().with_source("deezer", base_url=deezer.url, rate=9.5)
+        config = fakes.config().with_source("deezer", base_url=deezer.url, rate=8.0)
         client = DeezerClient(config)
         for n in range(25):
             client.lookup_isrc(f"GBAYE26{n:05d}")
