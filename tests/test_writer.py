@@ -398,3 +398,14 @@ def test_an_unreachable_database_fails_each_batch_loudly() -> None:
             future.result(timeout=30)
         with pytest.raises(DatabaseUnavailable):
             unreachable.write([track("A", "Lost?")])
+
+
+def test_the_writer_session_never_jit_compiles(writer) -> None:
+    """A candidate fetch's row estimate crosses jit_above_cost; compiling it cost 0.5 s a batch."""
+    writer.write([track("A", "Warm up")])
+    connection = writer._connection
+    assert connection is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)
+    connection.rollback()
