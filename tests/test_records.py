@@ -52,3 +52,35 @@ def test_text_fields_accept_text_and_numbers(value: object, expected: str | None
 def test_text_fields_refuse_other_types(value: object) -> None:
     with pytest.raises(Rejected, match="wrong_type: label must be text"):
         records.to_record(track(label=value))
+
+
+def test_an_escape_written_as_text_is_not_a_nul_byte() -> None:
+    record = records.to_record(track(metadata={"note": ["a \\x00 written out"]}))
+    assert record.metadata == {"note": ["a \\x00 written out"]}
+
+
+@pytest.mark.parametrize(
+    ("bpm", "duration_ms", "expected"),
+    [
+        ("128", "215000", (128, 215000)),
+        ("128.456", "215000.4", (records.Decimal("128.46"), 215000)),
+        ("1000", "0", (None, None)),  # out of range: stored NULL, raw value kept
+    ],
+)
+def test_numbers_written_as_text(bpm: str, duration_ms: str, expected: tuple) -> None:
+    record = records.to_record(track(bpm=bpm, duration_ms=duration_ms))
+    assert (record.values["bpm"], record.values["duration_ms"]) == expected
+
+
+@pytest.mark.parametrize("bpm", ["\u00b2", "12\u00b3"])
+def test_digits_that_are_not_decimal_numbers_are_refused(bpm: str) -> None:
+    with pytest.raises(Rejected, match="wrong_type: bpm must be a number"):
+        records.to_record(track(bpm=bpm))
+
+
+def test_flat_metadata_is_kept_as_given_and_big_metadata_refused() -> None:
+    assert records.to_record(track(metadata={"source": "import:csv"})).metadata == {
+        "source": "import:csv"
+    }
+    with pytest.raises(Rejected, match="field_too_long: metadata has"):
+        records.to_record(track(metadata={"note": "\x01" * 5000}))

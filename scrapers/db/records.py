@@ -72,6 +72,8 @@ _TRACK_FIELDS = frozenset(
 )
 # Values that cannot hold a NUL byte.
 _SCALARS = (int, float, bool, Decimal)
+# Values that JSON stores unchanged and whose size their length bounds.
+_FLAT_JSON = frozenset({str, bool, type(None)})
 _VERSION_BRACKET = re.compile(
     r"[\(\[]([^\(\)\[\]]*\b(?:mix|edit|remix|version|rework|bootleg|dub|vip|flip|remaster(?:ed)?)"
     r"\b[^\(\)\[\]]*)[\)\]]",
@@ -198,6 +200,9 @@ def _reject_nul_bytes(fields: Mapping[str, Any]) -> None:
             if "\x00" not in value and "\x00" not in key:
                 continue
         elif (value is None or type(value) in _SCALARS) and "\x00" not in str(key):
+            continue
+        elif "\\x00" not in repr(value) and "\x00" not in str(key):
+            # repr() escapes a NUL byte anywhere inside as "\x00": no escape, no NUL to find.
             continue
         where = _nul_path({key: value})
         if where is not None:
@@ -382,7 +387,10 @@ def _number(
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise Rejected("wrong_type", f"{name} must be a number, got {type(value).__name__}")
-    if isinstance(value, int) and low < value < high:
+    if type(value) is str and value.isascii() and value.isdigit():
+        # Exports write whole numbers as text ("128", "215000"): no Decimal parse needed.
+        value = int(value)
+    if type(value) is int and low < value < high:
         return Decimal(value)
     try:
         number = Decimal(str(value).strip())
@@ -474,6 +482,12 @@ def _metadata(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _bounded_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     if not metadata:
         return metadata
+    if all(type(key) is str and type(value) in _FLAT_JSON for key, value in metadata.items()):
+        # The common case ({"source": "import:csv"}) is JSON as it stands: only its size to check.
+        # JSON escapes a character into at most 6 ("\\u0001").
+        size = sum(len(key) + len(value) for key, value in metadata.items() if type(value) is str)
+        if 6 * size <= MAX_METADATA_CHARS:
+            return metadata
     try:
         text = json.dumps(metadata, default=str)
     except (TypeError, ValueError) as error:
