@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 from psycopg2 import sql
 
-from scrapers.db.writer import BatchWriter, DatabaseUnavailable
+from scrapers.db.writer import BatchWriter, DatabaseUnavailable, new_id
 from scrapers.items import SetlistItem, TrackItem
 
 ISRC = "USRC12345678"
@@ -409,3 +411,12 @@ def test_the_writer_session_never_jit_compiles(writer) -> None:
         cursor.execute("SHOW jit")
         assert cursor.fetchone() == ("off",)
     connection.rollback()
+
+
+def test_new_ids_are_version_7_uuids_that_sort_by_creation() -> None:
+    first = new_id()
+    time.sleep(0.002)
+    second = new_id()
+    assert uuid.UUID(first).version == 7
+    assert uuid.UUID(first).variant == uuid.RFC_4122
+    assert first < second
