@@ -10,7 +10,9 @@ Steps, each on a fresh database of the server ``scrapers.db.connection`` resolve
    a child process whose peak resident memory is measured;
 3. baseline (a): the same engine driven one row per transaction (a naive per-row upsert loop)
    over the first ``--sample`` rows, scaled to the full row count;
-4. baseline (b): a raw ``COPY`` of the same file into an unindexed table of text columns.
+4. baseline (b): a raw ``COPY`` of the same file into an unindexed table of text columns;
+5. reference (c): the schema's floor (``schema_floor``), the rows the import stored inserted
+   set-based into an empty catalogue: PostgreSQL's share alone.
 
 Targets (issue 6): 1M rows in at most 60 s, at least 0.3x the raw COPY rate, peak memory at most
 500 MB. Not part of the test suite.
@@ -35,6 +37,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from bench.generate_import_file import generate
+from bench.schema_floor import floor_seconds
 from scrapers.db import migrations
 from scrapers.db.connection import connect, resolve_database_url
 from scrapers.db.writer import BatchWriter
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             full = import_in_child(bulk_url, path, args.batch_size)
             naive_rows, naive_seconds = naive_loop(databases.create(), sample)
             copy_seconds = raw_copy(databases.create(), path)
+            floor, counts = floor_seconds(bulk_url, databases.create())
         finally:
             databases.drop()
 
@@ -179,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  (b) raw COPY into an unindexed table: {copy_seconds:.1f} s = {copy_rate:,.0f} rows/s;"
         f" bulk import runs at {empty_rate / copy_rate:.2f}x of it"
+    )
+    stored = ", ".join(f"{count:,} {table}" for table, count in counts.items())
+    print(
+        f"  (c) schema floor, the stored rows inserted set-based ({stored}): {floor:.1f} s;"
+        f" bulk import runs at {floor / empty['seconds']:.2f}x of it"
     )
     per_million = empty["seconds"] * 1_000_000 / rows
     peak = max(empty["peak_mb"], full["peak_mb"])

@@ -8,7 +8,9 @@ line again), as a re-crawl or an overlapping export would. References:
 
 * naive: one ``INSERT … ON CONFLICT`` round trip per item (conflict target by identifier),
   timed on a sample and scaled;
-* ceiling: a raw COPY of the same rows into a table without indexes.
+* ceiling: a raw COPY of the same rows into a table without indexes;
+* floor: the rows the writer stored, inserted set-based into the real schema from temporary
+  tables (``schema_floor``): what PostgreSQL alone needs, with no resolution work at all.
 
 Each runs in a fresh database created on the server ``scrapers.db.connection`` resolves and
 dropped at the end. Peak RSS is printed after each fifth of the items: flat means memory does
@@ -34,6 +36,7 @@ from psycopg2 import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.schema_floor import floor_seconds
 from scrapers import identity
 from scrapers.db import migrations
 from scrapers.db.connection import connect, resolve_database_url
@@ -152,6 +155,65 @@ def bench_naive(url: str, sample: int) -> float:
         return time.perf_counter() - started
 
 
+# The same rows the writer stores (track, artists, credits, lookup), still one round trip per
+# item: one statement whose data-modifying CTEs write all four tables.
+NAIVE_SAME_ROWS = """
+WITH track AS (
+    INSERT INTO tracks (title, normalized_title, title_key, isrc, spotify_id, bpm)
+    VALUES (%(title)s, %(normalized_title)s, %(title_key)s, %(isrc)s, %(spotify_id)s, %(bpm)s)
+    {upsert}
+    RETURNING id
+), artist AS (
+    INSERT INTO artists (normalized_name, name)
+    SELECT * FROM unnest(%(keys)s::text[], %(names)s::text[])
+    ON CONFLICT (normalized_name) DO UPDATE SET name = artists.name
+    RETURNING id, normalized_name
+), credit AS (
+    INSERT INTO track_artists (track_id, artist_id, role, position)
+    SELECT track.id, artist.id, c.role, c.position
+    FROM track, unnest(%(credit_keys)s::text[], %(roles)s::text[], %(positions)s::int[])
+        AS c (key, role, position)
+    JOIN artist ON artist.normalized_name = c.key
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO track_lookup (raw_artist, raw_title, track_id)
+SELECT %(artist)s, %(title)s, id FROM track
+ON CONFLICT DO NOTHING
+"""
+
+
+def bench_naive_same_rows(url: str, sample: int) -> float:
+    """One statement per item writing what the writer writes, committed at the end."""
+    with closing(connect(url)) as connection, connection.cursor() as cursor:
+        started = time.perf_counter()
+        for item in synthetic_items(sample):
+            artist, title = item["artist_name"], item["track_name"]
+            isrc = identity.normalize_isrc(item.get("isrc"))
+            spotify_id = identity.normalize_spotify_id(item.get("spotify_id"))
+            target = "isrc" if isrc else "spotify_id" if spotify_id else "title"
+            credits = identity.credits_for(artist, title)
+            names = {identity.artist_key(name): name for name, _ in credits}
+            cursor.execute(
+                NAIVE_SAME_ROWS.format(upsert=NAIVE_UPSERT[target]),
+                {
+                    "title": title,
+                    "normalized_title": identity.normalized_title(title),
+                    "title_key": identity.title_key(artist, title),
+                    "isrc": isrc,
+                    "spotify_id": spotify_id,
+                    "bpm": item.get("bpm"),
+                    "keys": list(names),
+                    "names": list(names.values()),
+                    "credit_keys": [identity.artist_key(name) for name, _ in credits],
+                    "roles": [role for _, role in credits],
+                    "positions": list(range(len(credits))),
+                    "artist": artist,
+                },
+            )
+        connection.commit()
+        return time.perf_counter() - started
+
+
 def bench_copy(url: str, count: int, batch_size: int) -> float:
     """The ceiling: the same rows COPYed into a table without any index or constraint."""
     with closing(connect(url)) as connection, connection.cursor() as cursor:
@@ -189,13 +251,17 @@ def main() -> None:
     args = parser.parse_args()
 
     server_url = psycopg2.extensions.make_dsn(resolve_database_url(), dbname="postgres")
-    databases = [fresh_database(server_url) for _ in range(3)]
+    databases = [fresh_database(server_url) for _ in range(5)]
     try:
         print(f"{args.items:,} items, batches of {args.batch_size:,}")
         writer_seconds = bench_writer(databases[0], args.items, args.batch_size)
         naive_sample = min(args.naive_sample, args.items)
         naive_seconds = bench_naive(databases[1], naive_sample) * args.items / naive_sample
+        same_rows_seconds = (
+            bench_naive_same_rows(databases[4], naive_sample) * args.items / naive_sample
+        )
         copy_seconds = bench_copy(databases[2], args.items, args.batch_size)
+        floor, counts = floor_seconds(databases[0], databases[3])
     finally:
         for url in databases:
             drop_database(server_url, url)
@@ -208,9 +274,17 @@ def main() -> None:
         f"naive per-item loop {naive_seconds:8.2f} s  {rate(naive_seconds):10,.0f} items/s"
         f"  (measured on {naive_sample:,} items, scaled)"
     )
+    print(
+        f"naive, same rows    {same_rows_seconds:8.2f} s  {rate(same_rows_seconds):10,.0f} items/s"
+        "  (track, artists, credits, lookup: one statement per item)"
+    )
     print(f"raw COPY, no index  {copy_seconds:8.2f} s  {rate(copy_seconds):10,.0f} items/s")
+    stored = ", ".join(f"{count:,} {table}" for table, count in counts.items())
+    print(f"schema floor        {floor:8.2f} s  {rate(floor):10,.0f} items/s  ({stored})")
     print(f"writer / naive loop: {naive_seconds / writer_seconds:5.1f}x  (target >= 15x)")
+    print(f"writer / naive loop writing the same rows: {same_rows_seconds / writer_seconds:5.1f}x")
     print(f"writer / raw COPY:   {copy_seconds / writer_seconds:5.2f}x  (target >= 0.3x)")
+    print(f"writer / floor:      {floor / writer_seconds:5.2f}x  (1.0 = PostgreSQL's share alone)")
     print(f"peak RSS: {peak_rss_mb():.1f} MB")
 
 
