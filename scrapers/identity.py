@@ -63,6 +63,13 @@ _NOT_REMIXERS = frozenset(
         "outro",
     }
 )
+# The original version named in brackets, "(Original Mix)", "[original]", "( Original Version )",
+# or after a dash at the end, Spotify's way: "Strobe - Original Mix". Other version words name
+# another recording and are not matched.
+_ORIGINAL_WORDS = r"\s*original(?:\s+(?:mix|version))?\s*"
+_ORIGINAL_VERSION = re.compile(
+    rf"\s*(?:\({_ORIGINAL_WORDS}\)|\[{_ORIGINAL_WORDS}\]|\s-{_ORIGINAL_WORDS}$)", re.IGNORECASE
+)
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _APOSTROPHES = re.compile("['`\u00b4\u2018\u2019\u02bc]")
 # ``fold_text`` for ASCII: apostrophes vanish, letters and digits stay, the rest (``_`` too)
@@ -243,6 +250,20 @@ def title_key(artist: str, title: str) -> str:
 def normalized_title(title: str) -> str:
     """Value of ``tracks.normalized_title``: the folded title, featured credits removed."""
     return fold_text(_FEAT_TRAILING_TITLE.sub("", _FEAT_IN_TITLE.sub("", title)))
+
+
+def comparable_title(title: str) -> str:
+    """The title without a bracket naming the original version, for comparing with a source.
+
+    Tracklists and Beatport write "Strobe (Original Mix)" where MusicBrainz writes "Strobe" and
+    Spotify "Strobe - Original Mix": the same recording. Only matching and search queries use
+    this; ``title_key`` and ``normalized_title`` keep the words, since stored keys depend on
+    them. "Extended Mix", "Radio Edit", remixes and the like name other recordings and stay.
+    """
+    if "original" not in title.lower():
+        return title
+    # A title that is nothing but the bracket keeps it: an empty title matches nothing.
+    return _ORIGINAL_VERSION.sub("", title).strip() or title
 
 
 def is_unknown_text(text: str | None) -> bool:

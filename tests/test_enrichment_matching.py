@@ -7,8 +7,11 @@ import logging
 import pytest
 
 from scrapers.enrichment.cache import ResponseCache
+from scrapers.enrichment.deezer import DeezerClient
 from scrapers.enrichment.enricher import ENRICHED, FAILED, NOT_FOUND, Enricher, TrackQuery
-from scrapers.enrichment.matching import Candidate, choose, ranked
+from scrapers.enrichment.matching import Candidate, choose, ranked, title_similarity
+from scrapers.enrichment.musicbrainz import lucene_query
+from scrapers.enrichment.spotify import SpotifyClient
 from tests.fakes.fixtures import Fakes
 from tests.fakes.sources import MB_THROTTLED
 
@@ -87,6 +90,77 @@ def test_featured_credit_and_case_do_not_hurt_a_match() -> None:
         [candidate("1", "Avicii", "Levels", isrc="GBAYE2600003")],
     )
     assert matches[0].confidence == 1.0
+
+
+@pytest.mark.parametrize(
+    ("wanted", "offered"),
+    [
+        ("Strobe (Original Mix)", "Strobe"),
+        ("Strobe [original mix]", "Strobe"),
+        ("Strobe (Original)", "Strobe"),
+        ("Strobe", "Strobe (Original Mix)"),
+        ("Strobe (Original Mix)", "Strobe (Original Version)"),
+    ],
+)
+def test_naming_the_original_version_does_not_hurt_a_match(wanted: str, offered: str) -> None:
+    """Tracklists write "(Original Mix)" where MusicBrainz and Spotify write nothing."""
+    assert title_similarity(wanted, offered) == title_similarity("Strobe", "Strobe") == 1.0
+    matches = ranked(
+        "Deadmau5", wanted, None, [candidate("1", "deadmau5", offered, isrc="GBAYE2600001")]
+    )
+    chosen = choose(matches, threshold=0.8, margin=0.05)
+    assert chosen is not None and chosen.confidence == 1.0
+
+
+@pytest.mark.parametrize(
+    ("wanted", "offered"),
+    [
+        ("Strobe (Extended Mix)", "Strobe (Radio Edit)"),
+        ("Strobe (Original Mix)", "Strobe (Radio Edit)"),
+        ("Strobe (Original Mix)", "Strobe (Extended Mix)"),
+        ("Strobe", "Strobe (Tiesto Remix)"),
+        ("Strobe (Original Mix)", "Strobe (VIP)"),
+        ("Strobe (Original Mix)", "Strobe (Dub)"),
+    ],
+)
+def test_other_version_words_still_name_another_recording(wanted: str, offered: str) -> None:
+    matches = ranked(
+        "Deadmau5", wanted, None, [candidate("1", "deadmau5", offered, isrc="GBAYE2600001")]
+    )
+    assert matches[0].confidence < 0.8
+    assert choose(matches, threshold=0.8, margin=0.05) is None
+
+
+def test_musicbrainz_query_searches_without_the_original_version_bracket() -> None:
+    """A phrase "Strobe (Original Mix)" would miss the recording MusicBrainz calls "Strobe"."""
+    assert lucene_query("deadmau5", "Strobe (Original Mix)") == (
+        'recording:"Strobe" AND artist:"deadmau5"'
+    )
+    assert lucene_query("deadmau5", "Strobe (Extended Mix)") == (
+        'recording:"Strobe (Extended Mix)" AND artist:"deadmau5"'
+    )
+
+
+@pytest.mark.parametrize("client_class", [DeezerClient, SpotifyClient])
+def test_deezer_and_spotify_search_without_the_original_version_bracket(
+    fakes: Fakes, client_class: type[DeezerClient] | type[SpotifyClient]
+) -> None:
+    client = client_class(fakes.config())
+    found = client.search("Deadmau5", "Strobe (Original Mix)")
+    assert [c.title for c in found] == [fakes.catalogue[0].title]
+
+
+def test_original_mix_in_the_tracklist_is_found_by_search(fakes: Fakes) -> None:
+    enricher = Enricher.from_config(fakes.config(spotify=False), cache=None)
+    result = enricher.enrich(TrackQuery("Deadmau5", "Strobe (Original Mix)"))
+    assert result.status == ENRICHED
+    assert result.values["isrc"] == fakes.catalogue[0].isrc
+    assert result.provenance["isrc"] == {
+        "source": "musicbrainz",
+        "source_id": fakes.catalogue[0].mbid,
+        "confidence": 1.0,
+        "matched_by": "search",
+    }
 
 
 def test_search_without_isrc_fills_every_field_with_provenance(fakes: Fakes) -> None:

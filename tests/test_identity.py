@@ -113,6 +113,47 @@ def test_title_key_keeps_what_makes_another_recording(one, other) -> None:
     assert identity.title_key(*one) != identity.title_key(*other)
 
 
+@pytest.mark.parametrize(
+    ("title", "comparable"),
+    [
+        ("Strobe (Original Mix)", "Strobe"),
+        ("Strobe [original mix]", "Strobe"),
+        ("Strobe (Original)", "Strobe"),
+        ("Strobe (Original Version)", "Strobe"),
+        ("Strobe ( ORIGINAL   Mix )", "Strobe"),
+        ("Strobe\u00a0(Original\u00a0Mix)", "Strobe"),
+        ("Angels (Original Mix) (feat. X)", "Angels (feat. X)"),
+        ("Angels (feat. X) [Original Mix]", "Angels (feat. X)"),
+        # Everything else names another recording, or is part of the name, and stays.
+        ("Strobe (Extended Mix)", "Strobe (Extended Mix)"),
+        ("Strobe (Radio Edit)", "Strobe (Radio Edit)"),
+        ("Strobe (Original Dub)", "Strobe (Original Dub)"),
+        ("Strobe (Original Mix Edit)", "Strobe (Original Mix Edit)"),
+        ("Strobe (Unoriginal Mix)", "Strobe (Unoriginal Mix)"),
+        ("Original Sin", "Original Sin"),
+        ("Original Sin (Original Mix)", "Original Sin"),
+        ("Strobe - Original Mix", "Strobe"),
+        ("Strobe - original", "Strobe"),
+        ("Strobe - Original Mix Edit", "Strobe - Original Mix Edit"),
+        ("Levels - Radio Edit", "Levels - Radio Edit"),
+        # A title that is only the bracket keeps it: nothing would be left to compare.
+        ("(Original Mix)", "(Original Mix)"),
+    ],
+)
+def test_comparable_title_drops_only_the_original_version_bracket(
+    title: str, comparable: str
+) -> None:
+    assert identity.comparable_title(title) == comparable
+
+
+def test_comparable_title_leaves_the_stored_keys_alone() -> None:
+    """``title_key`` and ``normalized_title`` are stored: they keep "Original Mix"."""
+    assert identity.normalized_title("Strobe (Original Mix)") == "strobe original mix"
+    assert identity.title_key("deadmau5", "Strobe (Original Mix)") == (
+        "deadmau5::strobe original mix"
+    )
+
+
 def test_fold_text_shortcut_for_ascii_agrees_with_the_full_folding() -> None:
     def reference(text: str) -> str:
         decomposed = unicodedata.normalize("NFKD", text)

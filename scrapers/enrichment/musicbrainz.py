@@ -18,7 +18,7 @@ from scrapers.enrichment.matching import (
     valid_duration_ms,
     valid_uuid,
 )
-from scrapers.identity import split_artist_credit
+from scrapers.identity import comparable_title, split_artist_credit
 
 SEARCH_LIMIT = 10
 
@@ -46,10 +46,14 @@ class MusicBrainzClient(SourceClient):
 
 
 def lucene_query(artist: str, title: str) -> str:
-    """``recording:"T" AND artist:"A"`` on the first credited artist, phrase-escaped."""
+    """``recording:"T" AND artist:"A"`` on the first credited artist, phrase-escaped.
+
+    The phrase "Strobe (Original Mix)" would miss a recording MusicBrainz calls "Strobe", so
+    the title goes without a bracket naming the original version, as matching compares it.
+    """
     credits = split_artist_credit(artist)
     main_artist = credits[0][0] if credits else artist
-    return f"recording:{_phrase(title)} AND artist:{_phrase(main_artist)}"
+    return f"recording:{_phrase(comparable_title(title))} AND artist:{_phrase(main_artist)}"
 
 
 def _phrase(value: str) -> str:

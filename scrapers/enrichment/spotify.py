@@ -21,7 +21,7 @@ from scrapers.enrichment.matching import (
     valid_date,
     valid_duration_ms,
 )
-from scrapers.identity import normalize_spotify_id, split_artist_credit
+from scrapers.identity import comparable_title, normalize_spotify_id, split_artist_credit
 
 SEARCH_LIMIT = 10  # Spotify's maximum since 2026
 # Renew this many seconds before the stated expiry, so a token never dies mid-request.
@@ -52,7 +52,7 @@ class SpotifyClient(SourceClient):
 
     def search(self, artist: str, title: str, *, refresh: bool = False) -> list[Candidate]:
         main_artist = next(iter(split_artist_credit(artist)), (artist, ""))[0]
-        query = f"track:{_quoted(title)} artist:{_quoted(main_artist)}"
+        query = f"track:{_quoted(comparable_title(title))} artist:{_quoted(main_artist)}"
         return self._search(query, refresh)
 
     def _search(self, query: str, refresh: bool) -> list[Candidate]:
