@@ -44,12 +44,15 @@ class FeedSpider(scrapy.Spider):
 
     name = "pipeline_feed"
 
-    def __init__(self, count: str = "10", delay: str = "0", **kwargs: Any) -> None:
+    def __init__(self, count: str = "10", delay: str = "0", stall: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.count = int(count)
         self.delay = float(delay)
+        self.stall = stall  # a URL that never answers: a graceful stop waits for it
 
     async def start(self):  # type: ignore[override]
+        if self.stall:
+            yield scrapy.Request(self.stall, callback=self.parse_item, dont_filter=True)
         for n in range(self.count):
             yield scrapy.Request(f"data:,{n}", callback=self.parse_item, dont_filter=True)
             if self.delay:
@@ -87,6 +90,29 @@ def scraped_count(log: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+def signalled_crawl(
+    command: list[str], db_url: str, signals: list[tuple[float, int]]
+) -> tuple[int, str]:
+    """Run the crawl, send each signal after its pause, and return the exit status and log."""
+    crawl = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=crawl_env(db_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for pause, signum in signals:
+            time.sleep(pause)
+            crawl.send_signal(signum)
+        _, log = crawl.communicate(timeout=120)
+    finally:
+        if crawl.poll() is None:
+            crawl.kill()
+    return crawl.returncode, log
+
+
 def test_sigterm_flushes_every_item_before_exit(db_url: str) -> None:
     # A batch far larger than the crawl and a latency longer than it: nothing is written
     # before the signal, so only the flush on close can store the items.
@@ -101,25 +127,51 @@ def test_sigterm_flushes_every_item_before_exit(db_url: str) -> None:
         "-s",
         "DATABASE_BATCH_MAX_LATENCY=600",
     )
-    crawl = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env=crawl_env(db_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(5)  # the crawl starts and yields items for a few seconds
-        crawl.send_signal(signal.SIGTERM)
-        _, log = crawl.communicate(timeout=120)
-    finally:
-        if crawl.poll() is None:
-            crawl.kill()
+    # The crawl starts and yields items for a few seconds.
+    returncode, log = signalled_crawl(command, db_url, [(5, signal.SIGTERM)])
     scraped = scraped_count(log)
     assert scraped > 0, log[-3000:]
     assert query(db_url, "SELECT count(*) FROM tracks") == [(scraped,)]
-    assert crawl.returncode == 0, log[-3000:]
+    assert returncode == 0, log[-3000:]
+
+
+def test_second_ctrl_c_spools_the_items_the_pipeline_held(db_url: str, tmp_path: Path) -> None:
+    """The first Ctrl-C waits for a download that never ends; the second forces Scrapy out
+    without closing the spider, so no flush runs: the items must reach the spool file."""
+    with closing(socket.create_server(("127.0.0.1", 0))) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        command = crawl_command(
+            db_url,
+            "-a",
+            "count=40",
+            "-a",
+            f"stall=http://127.0.0.1:{port}/",
+            "-s",
+            "DATABASE_BATCH_SIZE=100000",
+            "-s",
+            "DATABASE_BATCH_MAX_LATENCY=600",
+            "-s",
+            "DOWNLOAD_TIMEOUT=300",
+            "-s",
+            "ROBOTSTXT_OBEY=False",
+            "-s",
+            "CONCURRENT_REQUESTS=8",
+            "-s",
+            "CONCURRENT_REQUESTS_PER_DOMAIN=8",
+            "-s",
+            f"DATABASE_SPOOL_DIR={tmp_path}",
+        )
+        # The 40 items pass into the pipeline's buffer; then Ctrl-C, and again.
+        returncode, log = signalled_crawl(command, db_url, [(5, signal.SIGINT), (2, signal.SIGINT)])
+    assert "forcing unclean shutdown" in log, log[-3000:]
+    assert returncode == 1, log[-3000:]
+    spooled = list(tmp_path.glob("pipeline_feed-*.jsonl"))
+    assert len(spooled) == 1, log[-3000:]
+    lines = spooled[0].read_text(encoding="utf-8").splitlines()
+    assert sorted(json.loads(line)["track_name"] for line in lines) == sorted(
+        f"Feed Song {n}" for n in range(40)
+    )
+    assert query(db_url, "SELECT count(*) FROM tracks") == [(0,)]
 
 
 def test_crawl_exits_non_zero_and_spools_when_the_database_is_gone(tmp_path: Path) -> None:

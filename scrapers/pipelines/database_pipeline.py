@@ -10,6 +10,10 @@ again at the next flush. Whatever is still unsaved when the spider closes (end o
 Ctrl-C, SIGTERM: Scrapy closes the spider gracefully on all three) goes to a spool file of JSON
 lines, the same shape ``scrapy crawl -O items.jsonl`` writes, for the importer to replay; the
 crawl then exits non-zero (``scrapers.commands.crawl``).
+
+A second Ctrl-C makes Scrapy stop at once, without closing the spider. ``scrapy crawl`` then
+sends ``CRAWL_ENDED`` and the pipeline spools what it holds (the buffer, the batch being
+written, the batch kept after a failure), so nothing it accepted is lost either way.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from scrapers.db.writer import BatchResult, BatchWriter
 logger = logging.getLogger(__name__)
 
 SPOOLED_STAT = "database/items_spooled"
+# Sent by ``scrapy crawl`` once the crawl has ended, however it ended. After a graceful close
+# the pipeline holds nothing; after a forced stop it holds what the spider never got to flush.
+CRAWL_ENDED = object()
 
 
 class DatabasePipeline:
@@ -56,6 +63,7 @@ class DatabasePipeline:
         self.spool_path: Path | None = None
         self._buffer: list[tuple[Any, str | None]] = []
         self._unsaved: list[tuple[Any, str | None]] = []
+        self._in_flight: list[tuple[Any, str | None]] = []
         self._oldest = 0.0
         self._writer: BatchWriter | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -65,13 +73,15 @@ class DatabasePipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DatabasePipeline:
         settings = crawler.settings
-        return cls(
+        pipeline = cls(
             crawler,
             batch_size=settings.getint("DATABASE_BATCH_SIZE", 500),
             max_latency=settings.getfloat("DATABASE_BATCH_MAX_LATENCY", 5.0),
             retry_timeout=settings.getfloat("DATABASE_RETRY_TIMEOUT", 60.0),
             spool_dir=Path(settings.get("DATABASE_SPOOL_DIR") or "spool"),
         )
+        crawler.signals.connect(pipeline.spool_unflushed_items, signal=CRAWL_ENDED)
+        return pipeline
 
     @property
     def _spider_name(self) -> str:
@@ -105,7 +115,8 @@ class DatabasePipeline:
                 self._timer.cancel()
         await self.flush()
         if self._unsaved:
-            await self._in_thread(self._spool)
+            unsaved, self._unsaved = self._unsaved, []
+            await self._in_thread(self._spool, unsaved, "The database stayed unreachable")
         if self._writer is not None:
             await self._in_thread(self._writer.close)
         if self._executor is not None:
@@ -121,6 +132,7 @@ class DatabasePipeline:
                 return
             items = [item for item, _ in batch]
             locations = [location for _, location in batch]
+            self._in_flight = batch
             try:
                 result = await self._in_thread(self._writer.write, items, locations)
             except Exception as error:
@@ -133,6 +145,8 @@ class DatabasePipeline:
                     error,
                 )
                 return
+            finally:
+                self._in_flight = []
             self._record(result)
 
     async def _flush_when_stale(self) -> None:
@@ -159,25 +173,34 @@ class DatabasePipeline:
         for reason, count in result.rejected.items():
             stats.inc_value(f"database/items_rejected/{reason}", count)
 
-    def _spool(self) -> None:
-        """Save unsaved items as JSON lines, log where, and mark the crawl as failed."""
+    def spool_unflushed_items(self) -> None:
+        """Save whatever a crawl stopped by force (a second Ctrl-C) left in the pipeline.
+
+        The batch being written may commit after all; replaying it is idempotent.
+        """
+        pending = self._unsaved + self._in_flight + self._buffer
+        self._unsaved, self._in_flight, self._buffer = [], [], []
+        if pending:
+            self._spool(pending, "Forced shutdown before the pipeline could flush")
+
+    def _spool(self, pending: list[tuple[Any, str | None]], why: str) -> None:
+        """Save items as JSON lines, log where, and mark the crawl as failed."""
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.spool_dir / f"{self._spider_name}-{stamp}.jsonl"
         with path.open("w", encoding="utf-8") as spool:
-            for item, _ in self._unsaved:
+            for item, _ in pending:
                 spool.write(json.dumps(to_plain(item), ensure_ascii=False, default=str))
                 spool.write("\n")
-        count = len(self._unsaved)
         self.spool_path = path.resolve()
-        self._unsaved = []
-        metrics.ITEMS_SPOOLED.inc(count)
+        metrics.ITEMS_SPOOLED.inc(len(pending))
         if self.crawler.stats is not None:
-            self.crawler.stats.inc_value(SPOOLED_STAT, count)
+            self.crawler.stats.inc_value(SPOOLED_STAT, len(pending))
         logger.error(
-            "The database stayed unreachable: %d unsaved items written to %s."
+            "%s: %d unsaved items written to %s."
             " Replay them with the importer (jsonl) once the database is back.",
-            count,
+            why,
+            len(pending),
             self.spool_path,
         )
 
