@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -420,3 +421,19 @@ def test_new_ids_are_version_7_uuids_that_sort_by_creation() -> None:
     assert uuid.UUID(first).version == 7
     assert uuid.UUID(first).variant == uuid.RFC_4122
     assert first < second
+
+
+def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
+    """Two processes that shared a random sequence would create the same ids in one millisecond."""
+    random_part = (1 << 80) - 1
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(write_end, new_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    parent_id = new_id()
+    os.waitpid(child, 0)
+    with os.fdopen(read_end) as pipe:
+        child_id = pipe.read()
+    assert uuid.UUID(child_id).int & random_part != uuid.UUID(parent_id).int & random_part
