@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,30 @@ def run_import(url: str, *args: object, expect: int = 0) -> subprocess.Completed
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert result.returncode == expect, f"exit {result.returncode}\n{stdout}\n{stderr[-3000:]}"
     return result
+
+
+def _state_and_parent(stat: Path) -> tuple[str, int]:
+    # "pid (command) state ppid ...": the command may hold spaces, so split after the ")".
+    fields = stat.read_text().rpartition(")")[2].split()
+    return fields[0], int(fields[1])
+
+
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            if _state_and_parent(stat)[1] == pid:
+                children.append(int(stat.parent.name))
+    return children
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` exists and has not ended (a zombie waiting to be reaped has ended)."""
+    try:
+        return _state_and_parent(Path(f"/proc/{pid}/stat"))[0] != "Z"
+    except OSError:
+        return False
 
 
 def generate(path: Path, rows: int, seed: int = 6) -> Path:
@@ -264,7 +288,12 @@ def test_unknown_file_fails_alone(db_url: str, tmp_path: Path) -> None:
     assert query(db_url, "SELECT count(*) FROM tracks") == [(5,)]
 
 
-def test_bad_rows_are_rejected_with_file_line_and_reason(db_url: str, tmp_path: Path) -> None:
+# The default batch holds the whole file, validated in the importer's own process; batches of
+# two start the validation process after the first one.
+@pytest.mark.parametrize("batch_size", [5000, 2])
+def test_bad_rows_are_rejected_with_file_line_and_reason(
+    db_url: str, tmp_path: Path, batch_size: int
+) -> None:
     catalogue = tmp_path / "bad.csv"
     catalogue.write_bytes(
         b"artist,title,isrc,bpm\n"
@@ -284,7 +313,7 @@ def test_bad_rows_are_rejected_with_file_line_and_reason(db_url: str, tmp_path: 
         "{broken json\n"
         '{"listened_at": 5}\n'
     )
-    result = run_import(db_url, catalogue, listens)
+    result = run_import(db_url, catalogue, listens, "--batch-size", batch_size)
     rejected = query(
         db_url, "SELECT origin, location, reason, payload FROM rejected_items ORDER BY id"
     )
@@ -358,8 +387,15 @@ def test_killed_import_rerun_reaches_the_clean_state(
         assert process.poll() is None, "the import finished before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    helpers = child_pids(process.pid)
+    assert helpers, "the validation process should be running"
     process.kill()
-    process.communicate()
+    # The validation process (and multiprocessing's resource tracker) end with the importer.
+    deadline = time.monotonic() + 30
+    while any(map(running, helpers)):
+        assert time.monotonic() < deadline, "a helper process outlived the killed importer"
+        time.sleep(0.05)
+    process.communicate(timeout=60)  # a surviving helper would hold its pipes open
     partial = query(db_url, "SELECT count(*) FROM tracks")[0][0]
     assert 0 < partial < query(clean_url, "SELECT count(*) FROM tracks")[0][0]
 

@@ -26,12 +26,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import random
+import signal
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -291,21 +295,68 @@ def new_id() -> str:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
-def _prepare(
-    items: Sequence[Any], locations: Sequence[str | None] | None
-) -> tuple[list[_Entry], list[_Rejection]]:
-    """Validate every item: the entries to store, and the refusals with their reasons."""
-    prepared: list[_Entry] = []
+Validated = tuple[list[tuple[int, records.Record]], list[_Rejection]]
+
+
+def validate(items: Sequence[Any], locations: Sequence[str | None] | None) -> Validated:
+    """Every item's record with its index in ``items``, and the refusals with their reasons.
+
+    A module-level function of plain data, so that ``validation_pool`` can run it in another
+    process; only the records travel back, the items stay with the caller.
+    """
+    valid: list[tuple[int, records.Record]] = []
     rejections: list[_Rejection] = []
     for index, item in enumerate(items):
-        location = locations[index] if locations else None
         try:
-            prepared.append(_Entry(records.to_record(item), location, item))
+            valid.append((index, records.to_record(item)))
         except Rejected as error:
+            location = locations[index] if locations else None
             rejections.append(
                 _Rejection(location, error.code, str(error), records.payload_text(item))
             )
-    return prepared, rejections
+    return valid, rejections
+
+
+def validation_pool() -> ProcessPoolExecutor:
+    """One process that validates batches while this one reads and writes (bulk loads).
+
+    Validation is about a third of an import's Python time, and one process holds one core's
+    worth of Python. The worker ignores Ctrl-C and SIGTERM: the importer decides when to stop,
+    and batches already handed over must still be validated to be committed. It exits when its
+    parent does, however that ends (a killed importer would otherwise leave it waiting).
+    The caller's main module must be importable without side effects (multiprocessing's
+    "spawn": ``if __name__ == "__main__":``), as ``scripts/import_tracks.py`` is.
+    """
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_validation_worker,
+    )
+
+
+def _start_validation_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    """Wait for the parent process to end, then end this one at once."""
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(1)
+
+
+def _entries(
+    validated: Validated, items: Sequence[Any], locations: Sequence[str | None] | None
+) -> tuple[list[_Entry], list[_Rejection]]:
+    valid, rejections = validated
+    entries = [
+        _Entry(record, locations[index] if locations else None, items[index])
+        for index, record in valid
+    ]
+    return entries, rejections
 
 
 class BatchWriter:
@@ -316,15 +367,24 @@ class BatchWriter:
     waits for a lost database before ``DatabaseUnavailable``.
 
     ``write`` stores one batch and returns its result. ``submit`` is for bulk loads: it
-    validates the batch in the caller's thread and hands it to the writer's own thread, so the
-    next batch is prepared while this one is in PostgreSQL; at most one batch waits behind the
-    one being written, so memory stays bounded. Use one ``BatchWriter`` from one thread.
+    validates the batch in the caller's thread, or in ``validation_pool`` when given, and hands
+    it to the writer's own thread, so the next batch is prepared while this one is in
+    PostgreSQL; at most one batch waits behind the one being written, so memory stays bounded.
+    Use one ``BatchWriter`` from one thread.
     """
 
-    def __init__(self, url: str, *, origin: str, retry_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        origin: str,
+        retry_timeout: float = 60.0,
+        validation_pool: Executor | None = None,
+    ) -> None:
         self.url = url
         self.origin = origin
         self.retry_timeout = retry_timeout
+        self.validation_pool = validation_pool
         self._connection: psycopg2.extensions.connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: deque[Future[BatchResult]] = deque()
@@ -358,22 +418,32 @@ class BatchWriter:
     def submit(
         self, items: Sequence[Any], locations: Sequence[str | None] | None = None
     ) -> Future[BatchResult]:
-        """Validate ``items`` now and store them after every batch submitted before."""
+        """Validate ``items`` and store them after every batch submitted before."""
         started = time.monotonic()
-        prepared, rejections = _prepare(items, locations)
+        validated: Future[Validated]
+        if self.validation_pool is None:
+            validated = Future()
+            validated.set_result(validate(items, locations))
+        else:
+            validated = self.validation_pool.submit(validate, items, locations)
         while len(self._in_flight) > 1 or (self._in_flight and self._in_flight[0].done()):
             self._in_flight.popleft().exception()  # wait; errors stay with their future
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
-        future = self._executor.submit(self._store, prepared, rejections, len(items), started)
+        future = self._executor.submit(self._store, validated, items, locations, started)
         self._in_flight.append(future)
         return future
 
     def _store(
-        self, prepared: list[_Entry], rejections: list[_Rejection], count: int, started: float
+        self,
+        validated: Future[Validated],
+        items: Sequence[Any],
+        locations: Sequence[str | None] | None,
+        started: float,
     ) -> BatchResult:
+        prepared, rejections = _entries(validated.result(), items, locations)
         result = self._write_with_retries(prepared, rejections)
-        result.items = count
+        result.items = len(items)
         result.invalid_identifiers = sum(
             len(entry.record.invalid_identifiers)
             for entry in prepared

@@ -7,7 +7,10 @@ Koito's bulk-import lessons, as they apply here:
 * in-memory deduplication: a row identical to one already sent in this run is not sent again
   (listening histories repeat the same play thousands of times);
 * no slow lookups during the import: enrichment is skipped, tracks without an ISRC are stored
-  with ``enrichment_status = 'pending'`` and the enrichment service backfills them later.
+  with ``enrichment_status = 'pending'`` and the enrichment service backfills them later;
+* three stages at once: this process reads the next batch while a second process validates the
+  one before (``writer.validation_pool``, started once the first batch is full, so a small
+  file costs no process) and the writer's thread stores the one before that.
 
 Idempotency: every write is an upsert that resolves before it inserts, so running the same
 import again changes nothing, and an interrupted import (Ctrl-C, a killed process) is finished by
@@ -22,7 +25,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +37,7 @@ from psycopg2.extras import execute_values
 from scrapers import metrics
 from scrapers.db import records
 from scrapers.db.connection import connect
-from scrapers.db.writer import BatchResult, BatchWriter
+from scrapers.db.writer import BatchResult, BatchWriter, validation_pool
 from scrapers.importers.detect import READERS, detect_format
 from scrapers.importers.progress import Progress, format_duration
 from scrapers.importers.source import SourceRow
@@ -175,7 +178,10 @@ class ImportSummary:
 
 
 class Importer:
-    """Imports files into the catalogue at ``url`` (``None`` with ``dry_run``)."""
+    """Imports files into the catalogue at ``url`` (``None`` with ``dry_run``).
+
+    ``validation_process`` False validates in this process (one core's worth of Python).
+    """
 
     def __init__(
         self,
@@ -186,8 +192,11 @@ class Importer:
         progress_stream: TextIO | None = None,
         interactive: bool | None = None,
         log_every: float = 10.0,
+        validation_process: bool = True,
     ) -> None:
         self.url = url
+        self.validation_process = validation_process and not dry_run
+        self._validation_pool: ProcessPoolExecutor | None = None
         self.dry_run = dry_run
         self.batch_size = batch_size
         self.progress_stream = progress_stream
@@ -219,6 +228,9 @@ class Importer:
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
+            if self._validation_pool is not None:
+                self._validation_pool.shutdown(wait=True)
+                self._validation_pool = None
             progress.close()
             summary.elapsed = time.monotonic() - started
         return summary
@@ -247,6 +259,7 @@ class Importer:
                 summary.read += 1
                 self._take(row, batch, summary)
                 if batch.full(self.batch_size):
+                    self._use_validation_process(writer)
                     self._flush(batch, writer, rejections, summary)
                 if summary.read % PROGRESS_EVERY_ROWS == 0:
                     progress.update(summary.read, done_bytes + reader.bytes_read())
@@ -271,6 +284,13 @@ class Importer:
             return DryRunWriter()
         assert self.url is not None
         return BatchWriter(self.url, origin=origin)
+
+    def _use_validation_process(self, writer: Writer) -> None:
+        if not self.validation_process or not isinstance(writer, BatchWriter):
+            return
+        if self._validation_pool is None:
+            self._validation_pool = validation_pool()
+        writer.validation_pool = self._validation_pool
 
     def _take(self, row: SourceRow, batch: _Batch, summary: ImportSummary) -> None:
         if row.error is not None:
@@ -309,7 +329,7 @@ class Importer:
     ) -> None:
         rejections.store(batch.unreadable)
         if batch.items:
-            # Validated here, written by the writer's thread while the next batch is read.
+            # Validated and written while the next batch is read.
             self._pending.append(writer.submit(batch.items, batch.locations))
             metrics.IMPORT_ROWS.labels("sent").inc(len(batch.items))
             self._collect(summary, wait=False)
