@@ -20,7 +20,7 @@ import pytest
 
 from scrapers.db.writer import BatchWriter
 from scrapers.enrichment.backfill import Backfill, BatchRunningError
-from scrapers.enrichment.cache import ResponseCache
+from scrapers.enrichment.cache import CachedAnswer, ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher
 from scrapers.enrichment.service import EnrichmentService
@@ -106,6 +106,7 @@ def test_plan_curl_batch_enriches_and_answers_counts(fakes: Fakes, catalogue_db:
         "not_found": 2,
         "failed": 0,
         "conflicts": 0,
+        "cache_purged": 0,
     }
     strobe = track_row(db, "Strobe")
     recording = fakes.catalogue[0]
@@ -122,6 +123,21 @@ def test_plan_curl_batch_enriches_and_answers_counts(fakes: Fakes, catalogue_db:
     assert fields["bpm"]["source"] == "deezer"
     twin = track_row(db, "Same Name")
     assert twin["isrc"] is None and twin["enrichment_status"] == "not_found"
+
+
+def test_each_batch_purges_expired_cache_answers(fakes: Fakes, db_url: str, db) -> None:
+    cache = ResponseCache(db_url)
+    try:
+        cache.put("deezer", "/track/stale", CachedAnswer(200, {"id": 1}), -1)
+        cache.put("deezer", "/track/fresh", CachedAnswer(200, {"id": 2}), 3600)
+    finally:
+        cache.close()
+    with running_service(db_url, fakes.config()) as service:
+        status, answer = request(f"{service.url}/enrich/batch", PLAN_BODY)
+    assert status == 200 and answer["cache_purged"] == 1
+    with db.cursor() as cursor:
+        cursor.execute("SELECT request_key FROM enrichment_cache ORDER BY request_key")
+        assert cursor.fetchall() == [("/track/fresh",)]
 
 
 def test_second_batch_skips_recent_results_and_force_refresh_retries(

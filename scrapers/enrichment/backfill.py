@@ -3,7 +3,8 @@
 Tracks never tried (``pending``) come first, then those whose last try found nothing or failed
 longer than ``ENRICHMENT_RETRY_FAILED_AFTER`` ago (``force_refresh`` takes those at once and
 bypasses the response cache). Only one batch runs at a time across every process: the batch
-holds a PostgreSQL advisory lock, and a second one is refused with ``BatchRunningError``.
+holds a PostgreSQL advisory lock, and a second one is refused with ``BatchRunningError``. Each
+batch ends by deleting the response cache's expired answers, which nothing reads again.
 
 Lookups run in ``ENRICHMENT_CONCURRENCY`` threads; each result is written in a transaction of
 its own through ``scrapers.db.conflicts.assign_identifiers``, the same conflict policy as the
@@ -73,6 +74,7 @@ class BatchCounts:
     not_found: int = 0
     failed: int = 0
     conflicts: int = 0
+    cache_purged: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -106,6 +108,8 @@ class Backfill:
                     results = pool.map(lambda t: self._enrich(t, force_refresh), tracks)
                     for track, result in zip(tracks, results, strict=True):
                         self._store(connection, track, result, counts)
+                if self.enricher.cache is not None:
+                    counts.cache_purged = self.enricher.cache.purge_expired()
             finally:
                 connection.rollback()
                 with connection.cursor() as cursor:

@@ -71,15 +71,21 @@ class EnrichmentResult:
 
 
 class Enricher:
-    def __init__(self, config: EnrichmentConfig, clients: list[SourceClient]) -> None:
+    def __init__(
+        self,
+        config: EnrichmentConfig,
+        clients: list[SourceClient],
+        cache: ResponseCache | None = None,
+    ) -> None:
         self.config = config
         self.clients = clients
+        self.cache = cache  # the clients' response cache, kept for its upkeep
 
     @classmethod
     def from_config(cls, config: EnrichmentConfig, cache: ResponseCache | None) -> Enricher:
         """A client per enabled source, each with its own limiter and breaker."""
         clients = [CLIENT_CLASSES[name](config, cache=cache) for name in config.enabled_sources()]
-        return cls(config, clients)
+        return cls(config, clients, cache)
 
     def enrich(self, query: TrackQuery, *, refresh: bool = False) -> EnrichmentResult:
         """Never raises for a source's failure; the result says what happened."""
