@@ -49,6 +49,7 @@ from scrapers import identity, metrics
 from scrapers.db import records
 from scrapers.db.conflicts import Conflict, count_conflicts, decide, insert_conflicts
 from scrapers.db.connection import connect, redacted
+from scrapers.db.garbage import collect_rarely
 from scrapers.db.locks import lock_key, lock_keys
 from scrapers.db.records import Placement, Rejected, SetlistRecord, TrackRecord
 
@@ -337,6 +338,7 @@ def validation_pool() -> ProcessPoolExecutor:
 def _start_validation_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    collect_rarely()
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()

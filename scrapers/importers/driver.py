@@ -37,6 +37,7 @@ from psycopg2.extras import execute_values
 from scrapers import metrics
 from scrapers.db import records
 from scrapers.db.connection import connect
+from scrapers.db.garbage import rare_collection
 from scrapers.db.writer import BatchResult, BatchWriter, validation_pool
 from scrapers.importers.detect import READERS, detect_format
 from scrapers.importers.progress import Progress, format_duration
@@ -222,9 +223,10 @@ class Importer:
         )
         done_bytes = 0
         try:
-            for path in paths:
-                self._import_file(path, fmt, summary, progress, done_bytes)
-                done_bytes += file_size(path)
+            with rare_collection():
+                for path in paths:
+                    self._import_file(path, fmt, summary, progress, done_bytes)
+                    done_bytes += file_size(path)
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
