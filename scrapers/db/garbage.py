@@ -27,8 +27,7 @@ def collect_rarely() -> None:
 def rare_collection() -> Iterator[None]:
     """For the length of a bulk run in a process that does other things too."""
     previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*BULK_THRESHOLDS)
+    collect_rarely()
     try:
         yield
     finally:
