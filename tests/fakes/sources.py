@@ -372,3 +372,40 @@ class FakeSpotify(FakeSource):
             for r in found
         ]
         return 200, {}, {"tracks": {"items": items, "total": len(items), "limit": 10, "offset": 0}}
+
+
+class RecordedAnswers(FakeSource):
+    """MusicBrainz and Deezer on one server, replaying one labelled case's recorded answers.
+
+    A case (``tests/fixtures/enrichment/*.json``) holds what each source answered for one track:
+    MusicBrainz's recording search and ISRC lookups, Deezer's search, ISRC and track lookups. Any
+    search query gets the case's search answer, as the real service answered the query the
+    recorder sent; what the case does not hold is "not found" in each service's own shape. Point
+    both sources' base URLs at ``url`` and set ``case`` before each lookup.
+    """
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.case: dict[str, Any] = {}
+
+    def route(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
+    ) -> Reply:
+        musicbrainz, deezer = self.case.get("musicbrainz", {}), self.case.get("deezer", {})
+        if path == "/ws/2/recording":
+            empty = {"created": "2026-01-01T00:00:00Z", "count": 0, "offset": 0, "recordings": []}
+            return 200, {}, musicbrainz.get("search") or empty
+        isrc_path = re.fullmatch(r"/ws/2/isrc/([^/]+)", path)
+        if isrc_path:
+            found = musicbrainz.get("isrc", {}).get(isrc_path.group(1))
+            return (200, {}, found) if found else (404, {}, {"error": "Not Found"})
+        if path == "/search":
+            return 200, {}, deezer.get("search") or {"data": [], "total": 0}
+        by_isrc = re.fullmatch(r"/track/isrc:(.+)", path)
+        by_id = re.fullmatch(r"/track/(\d+)", path)
+        found = None
+        if by_isrc:
+            found = deezer.get("isrc", {}).get(by_isrc.group(1))
+        elif by_id:
+            found = deezer.get("track", {}).get(by_id.group(1))
+        return 200, {}, found or DEEZER_NO_DATA
