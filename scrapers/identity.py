@@ -19,6 +19,7 @@ ISRC_PATTERN = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")
 # TuneCore hands out "TC…" catalogue codes that look like ISRCs but are not.
 _NOT_ISRC_PREFIXES = ("TC",)
 _ISRC_SEPARATORS = re.compile(r"[\s\-.]")
+_AMPERSAND = re.compile(r"\s*&\s*")
 
 _SPOTIFY_ID = re.compile(r"^[0-9A-Za-z]{22}$")
 _SPOTIFY_URI = re.compile(r"^spotify:track:([0-9A-Za-z]{22})$")
@@ -264,6 +265,143 @@ def comparable_title(title: str) -> str:
         return title
     # A title that is nothing but the bracket keeps it: an empty title matches nothing.
     return _ORIGINAL_VERSION.sub("", title).strip() or title
+
+
+def search_title(title: str) -> str:
+    """The title to search a source for: no featured credit, no bracket naming the original.
+
+    Sources file "(feat. X)" in the artist credit, not the title, so a phrase search with it
+    finds nothing.
+    """
+    bare = " ".join(_FEAT_TRAILING_TITLE.sub("", _FEAT_IN_TITLE.sub("", title)).split())
+    return comparable_title(bare or title)
+
+
+def search_artists(artist: str) -> list[str]:
+    """The primary artists to search a source for, "A & B" split into "A" and "B".
+
+    The phrase "A & B" misses a recording credited "B & A" or "A and B"; each name searched
+    on its own finds it, and finds "Above & Beyond" too, whose credit holds both words.
+    """
+    names = [
+        part.strip()
+        for name, role in split_artist_credit(artist)
+        if role == "primary"
+        for part in _AMPERSAND.split(name)
+        if part.strip()
+    ]
+    return names or [artist]
+
+
+def credited_names(artist: str, title: str = "") -> tuple[frozenset[str], frozenset[str]]:
+    """Folded primary and featured names of a credit (and of a title's "(feat. X)").
+
+    "&" splits here: whether "A & B" is one act or two, both sides split it the same way.
+    """
+    primary: set[str] = set()
+    featured: set[str] = {artist_key(name) for name in featured_from_title(title)}
+    for name, role in split_artist_credit(artist):
+        keys = {artist_key(part) for part in _AMPERSAND.split(name)} - {""}
+        (primary if role == "primary" else featured).update(keys)
+    return frozenset(primary), frozenset(featured - primary)
+
+
+# Words that make a title name another recording, with another ISRC: a live take, an edit, a
+# remix, a mix made for a purpose. "Original Mix", "Album Version", "Mix" and "Version" alone
+# name no other version, so "Strobe (Original Mix)" and "Strobe" carry the same (empty) set.
+VERSION_WORDS = frozenset(
+    {
+        "live",
+        "edit",
+        "remix",
+        "extended",
+        "radio",
+        "dub",
+        "vip",
+        "instrumental",
+        "acoustic",
+        "acapella",
+        "demo",
+        "rework",
+        "bootleg",
+        "flip",
+        "unplugged",
+        "reprise",
+        "single",
+        "club",
+        "video",
+        "mashup",
+        "intro",
+        "stripped",
+        "orchestral",
+        "karaoke",
+    }
+)
+_VERSION_FILLERS = frozenset({"mix", "version", "original", "album"})
+_VERSION_SYNONYMS = {"rmx": "remix", "acappella": "acapella", "remixed": "remix", "edited": "edit"}
+_BRACKETED = re.compile(r"[\(\[]([^\(\)\[\]]*)[\)\]]")
+# Spotify and Deezer append the version after a dash: "Strobe - Radio Edit".
+_DASHED_VERSION = re.compile(r"\s[-\u2013\u2014]\s+(.+)$")
+
+
+def split_version(title: str) -> tuple[str, frozenset[str]]:
+    """A title's folded words less its version words, and its version words.
+
+    Version words count only in brackets or after a final " - ": "Live Forever" and "Dub Be
+    Good to Me" are titles, "(Live)" and "- Radio Edit" are versions. The rest of a version
+    part stays with the title ("(Four Tet Remix)" keeps "four tet"), the words that name no
+    version go ("(Original Mix)", "(Album Version)"), and featured credits are no part of it.
+    """
+    bare = _FEAT_TRAILING_TITLE.sub("", _FEAT_IN_TITLE.sub("", title))
+    parts = _BRACKETED.findall(bare)
+    base = _BRACKETED.sub(" ", bare)
+    tail = _DASHED_VERSION.search(base)
+    if tail:
+        parts.append(tail.group(1))
+        base = base[: tail.start()]
+    words = [_VERSION_SYNONYMS.get(word, word) for word in fold_text(" ".join(parts)).split()]
+    rest = [word for word in words if word not in VERSION_WORDS and word not in _VERSION_FILLERS]
+    core = " ".join([fold_text(base), *rest]).strip()
+    return core, frozenset(word for word in words if word in VERSION_WORDS)
+
+
+def described_version(text: str) -> frozenset[str]:
+    """The version words anywhere in a description, e.g. MusicBrainz's ``disambiguation``.
+
+    "live, 1997-12-19: Hammerstein Ballroom" -> {"live"}; "UK single version" -> {"single"};
+    "album original mix" and "explicit" name no version.
+    """
+    words = (_VERSION_SYNONYMS.get(word, word) for word in fold_text(text).split())
+    return frozenset(word for word in words if word in VERSION_WORDS)
+
+
+# First two letters of an ISRC: the ISO 3166-1 alpha-2 code of the agency that allocated the
+# registrant code, or a code the ISRC agencies assigned themselves: ZZ (the International ISRC
+# Agency, IFPI bulletin 2007/01), QM, QT and QZ (the US agency, beside US), CP and DG (reserved
+# by the International ISRC Agency). Any other pair is a typo ("CB" for "GB"), and an ISRC with
+# a typo names nothing: it must not be stored.
+ISRC_COUNTRY_CODES = frozenset(
+    re.findall(
+        r"[A-Z]{2}",
+        """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
+    BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ
+    EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW
+    GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY
+    KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV
+    MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY
+    QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG
+    TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
+    ZW
+    QM QT QZ ZZ CP DG
+    """,
+    )
+)
+
+
+def isrc_country_assigned(isrc: str) -> bool:
+    """True when a (valid, normalised) ISRC starts with a country code an agency can hold."""
+    return isrc[:2] in ISRC_COUNTRY_CODES
 
 
 def is_unknown_text(text: str | None) -> bool:

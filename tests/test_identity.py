@@ -291,3 +291,114 @@ def test_ascii_folding_table_agrees_with_the_regular_expressions(code: int) -> N
     joined = re.sub("['`]", "", text.casefold())
     words = re.sub(r"[^\w]+", " ", joined).replace("_", " ")
     assert identity.fold_text(text) == " ".join(words.split())
+
+
+# Version words (issue 15, item 3): a version on one side only names another recording.
+
+
+@pytest.mark.parametrize(
+    ("title", "core", "version"),
+    [
+        ("Strobe", "strobe", set()),
+        ("Strobe (Original Mix)", "strobe", set()),
+        ("Strobe - Original Mix", "strobe", set()),
+        ("Strobe (Album Version)", "strobe", set()),
+        ("Last Ferry (Live Edit)", "last ferry", {"live", "edit"}),
+        ("Strobe - Radio Edit", "strobe", {"radio", "edit"}),
+        ("Strobe [Extended Mix]", "strobe", {"extended"}),
+        ("Strobe (Extended Version)", "strobe", {"extended"}),
+        ("Opus (Four Tet Remix)", "opus four tet", {"remix"}),
+        ("Opus (Four Tet RMX)", "opus four tet", {"remix"}),
+        ("Song (VIP)", "song", {"vip"}),
+        ("Song (Dub)", "song", {"dub"}),
+        ("Song (Instrumental)", "song", {"instrumental"}),
+        ("Song (Acoustic)", "song", {"acoustic"}),
+        # Words in the title itself are the title, not a version.
+        ("Live Forever", "live forever", set()),
+        ("Dub Be Good to Me", "dub be good to me", set()),
+        # A featured credit in brackets is no version, whatever the guest is called.
+        ("Song (feat. Radio Man)", "song", set()),
+        ("Song (feat. X) (Live)", "song", {"live"}),
+    ],
+)
+def test_split_version(title: str, core: str, version: set[str]) -> None:
+    assert identity.split_version(title) == (core, frozenset(version))
+
+
+@pytest.mark.parametrize(
+    ("description", "version"),
+    [
+        ("live, 1997-12-19: Hammerstein Ballroom, New York City, NY, USA", {"live"}),
+        ("UK single version", {"single"}),
+        ("official music video", {"video"}),
+        ("20th anniversary remix", {"remix"}),
+        ("album original mix", set()),
+        ("explicit", set()),
+        ("", set()),
+    ],
+)
+def test_described_version(description: str, version: set[str]) -> None:
+    assert identity.described_version(description) == frozenset(version)
+
+
+@pytest.mark.parametrize(
+    ("isrc", "assigned"),
+    [
+        ("GBAYE9700325", True),
+        ("USWB10302417", True),
+        ("FR89R1500001", True),
+        ("QMDA61300150", True),  # the US agency's own code
+        ("QZES71800001", True),
+        ("ZZA012300001", True),  # the International ISRC Agency's
+        ("CBAHT1200073", False),  # a typo of GB
+        ("UKAAA0000001", False),
+        ("XXAAA0000001", False),
+    ],
+)
+def test_isrc_country_assigned(isrc: str, assigned: bool) -> None:
+    assert identity.isrc_country_assigned(isrc) is assigned
+
+
+@pytest.mark.parametrize(
+    ("artist", "names"),
+    [
+        ("Deadmau5", ["Deadmau5"]),
+        ("Queen & David Bowie", ["Queen", "David Bowie"]),
+        ("Above & Beyond", ["Above", "Beyond"]),
+        ("Kanye West ft. The Game", ["Kanye West"]),
+        ("A, B feat. C", ["A", "B"]),
+    ],
+)
+def test_search_artists_are_the_primaries_with_ampersands_split(
+    artist: str, names: list[str]
+) -> None:
+    assert identity.search_artists(artist) == names
+
+
+@pytest.mark.parametrize(
+    ("title", "searched"),
+    [
+        ("Crack Music", "Crack Music"),
+        ("Crack Music (feat. The Game)", "Crack Music"),
+        ("Crack Music ft. The Game", "Crack Music"),
+        ("Strobe (Original Mix)", "Strobe"),
+        ("Song (feat. X) (Extended Mix)", "Song (Extended Mix)"),
+    ],
+)
+def test_search_title_drops_featured_credits_and_the_original_bracket(
+    title: str, searched: str
+) -> None:
+    assert identity.search_title(title) == searched
+
+
+@pytest.mark.parametrize(
+    ("artist", "title", "primary", "featured"),
+    [
+        ("Kanye West ft. The Game", "Crack Music", {"kanye west"}, {"the game"}),
+        ("Avicii", "Levels (feat. Etta & Simon)", {"avicii"}, {"etta", "simon"}),
+        ("Queen & David Bowie", "Under Pressure", {"queen", "david bowie"}, set()),
+        ("Kanye West feat. The Game", "Crack Music (feat. The Game)", {"kanye west"}, {"the game"}),
+    ],
+)
+def test_credited_names(artist: str, title: str, primary: set[str], featured: set[str]) -> None:
+    assert identity.credited_names(artist, title) == (frozenset(primary), frozenset(featured))
