@@ -65,6 +65,12 @@ ENRICHMENT_TRACKS = Counter(
 ENRICHMENT_ISRC_NOT_FOUND = Counter(
     "enrichment_isrc_not_found", "Tracks for which no source gave a valid ISRC"
 )
+ENRICHMENT_NOT_FOUND = Counter(
+    "enrichment_not_found",
+    "Tracks left without an ISRC, by why: source_down, no_isrc (the recording matched has "
+    "none), ambiguous, below_threshold, no_candidates",
+    ["reason"],
+)
 ENRICHMENT_CONFLICTS = Counter(
     "enrichment_conflicts", "Enriched identifiers already owned by another track (kept, recorded)"
 )

@@ -53,9 +53,9 @@ def test_musicbrainz_search_takes_isrcs_plural_and_refuses_tunecore_codes(fakes:
     assert query == 'recording:"Strobe" AND artist:"Deadmau5"'
 
 
-def test_lucene_query_escapes_quotes_and_uses_the_first_artist() -> None:
+def test_lucene_query_escapes_quotes_and_searches_every_primary_artist() -> None:
     assert lucene_query('A "B" & C, D', 'Say "Hi"') == (
-        'recording:"Say \\"Hi\\"" AND artist:"A \\"B\\" & C"'
+        'recording:"Say \\"Hi\\"" AND artist:"A \\"B\\"" AND artist:"C" AND artist:"D"'
     )
 
 

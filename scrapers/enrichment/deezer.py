@@ -18,7 +18,7 @@ from scrapers.enrichment.matching import (
     valid_date,
     valid_duration_ms,
 )
-from scrapers.identity import comparable_title, split_artist_credit
+from scrapers.identity import search_artists, search_title
 
 QUOTA_EXCEEDED, SERVICE_BUSY, NO_DATA = 4, 700, 800
 KNOWN_ERROR_CODES = frozenset({4, 100, 200, 300, 500, 501, 600, 700, 800, 801, 901})
@@ -48,8 +48,9 @@ class DeezerClient(SourceClient):
         return [found] if found else []
 
     def search(self, artist: str, title: str, *, refresh: bool = False) -> list[Candidate]:
-        main_artist = next(iter(split_artist_credit(artist)), (artist, ""))[0]
-        query = f'artist:"{_quoted(main_artist)}" track:"{_quoted(comparable_title(title))}"'
+        # Deezer's advanced search takes one artist: the first primary one.
+        main_artist = search_artists(artist)[0]
+        query = f'artist:"{_quoted(main_artist)}" track:"{_quoted(search_title(title))}"'
         answer = self.get_json("/search", {"q": query, "limit": str(SEARCH_LIMIT)}, refresh=refresh)
         data = answer.body.get("data") if answer.found and isinstance(answer.body, dict) else None
         if not isinstance(data, list):

@@ -1,39 +1,39 @@
-"""Choosing among a source's candidates: take the right recording, or nothing.
+"""Choosing among a source's candidates: take the right recording, or nothing, and say why.
 
-A candidate's score is how much it resembles the track: title similarity times artist
-similarity, lowered when both durations are known and differ. The best candidate is taken only
-when it reaches the threshold and no candidate naming a *different* recording (another ISRC or,
-without ISRCs, another source id) comes within the ambiguity margin of it. A wrong ISRC is worse
-than none: it merges two tracks for good.
+Candidates are scored by ``distance.score``. The best is taken only when it reaches the
+threshold and no candidate naming a *different* recording (another ISRC or, without ISRCs,
+another source id) comes within the ambiguity margin of it. A wrong ISRC is worse than none: it
+merges two tracks for good. When nothing is taken, the ``Decision`` says why (no candidates, the
+best one and its score, or which recordings tied), for the track's metadata and the metrics.
 
-Names are compared through ``scrapers.identity`` only.
+A recording often carries several ISRCs (reissues, remasters, typos). They are kept in order
+of preference: codes whose country code no agency holds are refused, and of the rest the oldest
+allocation comes first (the original release's code; reissues get later ones). The enricher
+then prefers one that a second source confirms.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
-from difflib import SequenceMatcher
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scrapers.identity import (
-    InvalidIdentifier,
-    artist_key,
-    comparable_title,
-    fold_text,
-    normalized_title,
-    parse_isrc,
-    split_artist_credit,
+from scrapers.enrichment.distance import (
+    artist_similarity,
+    duration_factor,
+    stated_version,
+    title_similarity,
 )
+from scrapers.identity import InvalidIdentifier, isrc_country_assigned, parse_isrc
 
-# Durations within this many ms count as the same recording; beyond the outer bound the
-# candidate is worthless, and in between its score falls linearly.
-DURATION_SAME_MS = 3_000
-DURATION_DIFFERENT_MS = 30_000
 MAX_DURATION_MS = 24 * 3600 * 1000
 # The fields enrichment may fill, in the order the README lists them.
 FIELDS = ("isrc", "spotify_id", "musicbrainz_id", "duration_ms", "bpm", "release_date")
+# Why a source gave no match: nothing offered, nothing close enough, or a tie between recordings.
+NO_CANDIDATES, BELOW_THRESHOLD, AMBIGUOUS = "no_candidates", "below_threshold", "ambiguous"
+# Rivals described in a track's metadata when a search is ambiguous.
+MAX_RIVALS_SHOWN = 5
 
 
 @dataclass
@@ -49,10 +49,30 @@ class Candidate:
     rejected: list[dict[str, str]] = field(default_factory=list)
     # Deezer search results carry no ISRC: the full record must be fetched once chosen.
     needs_details: bool = False
+    # Every valid ISRC of the recording, preferred first; ``values["isrc"]`` is the first.
+    isrcs: tuple[str, ...] = ()
+    video: bool = False
+    disambiguation: str = ""
 
     @property
     def identity(self) -> str:
         return self.values.get("isrc") or f"{self.source}:{self.source_id}"
+
+    def with_isrc(self, isrc: str) -> Candidate:
+        """The same recording with ``isrc`` (one of its own) as the one to store."""
+        return replace(self, values={**self.values, "isrc": isrc})
+
+    def summary(self, score: float) -> dict[str, Any]:
+        """What a track's metadata says about a candidate that was not taken."""
+        return compact(
+            {
+                "source_id": self.source_id,
+                "title": self.title[:200],
+                "artist": self.artist[:200],
+                "isrc": self.values.get("isrc"),
+                "score": score,
+            }
+        )
 
 
 def build_candidate(
@@ -63,9 +83,11 @@ def build_candidate(
     raw_isrcs: list[Any],
     *,
     needs_details: bool = False,
+    video: bool = False,
+    disambiguation: Any = "",
     **values: Any,
 ) -> Candidate:
-    """A candidate from a source's raw fields: the first valid ISRC kept, invalid ones noted."""
+    """A candidate from a source's raw fields: valid ISRCs kept in preference order."""
     isrcs, rejected = valid_isrcs(source, raw_isrcs)
     return Candidate(
         source=source,
@@ -75,6 +97,9 @@ def build_candidate(
         values=compact({"isrc": isrcs[0] if isrcs else None, **values}),
         rejected=rejected,
         needs_details=needs_details,
+        isrcs=tuple(isrcs),
+        video=video,
+        disambiguation=text(disambiguation, 200),
     )
 
 
@@ -84,52 +109,37 @@ class Match:
     confidence: float
 
 
-def similarity(left: str, right: str) -> float:
-    """0..1 resemblance of two folded strings."""
-    left, right = fold_text(left), fold_text(right)
-    if not left or not right:
-        return 0.0
-    return SequenceMatcher(None, left, right).ratio()
+@dataclass(frozen=True)
+class Decision:
+    """A source's verdict on a track: the match, or why there is none."""
+
+    match: Match | None
+    reason: str | None = None
+    best: Match | None = None
+    rivals: tuple[Match, ...] = ()
+
+    def describe(self) -> dict[str, Any]:
+        """The miss as stored in the track's metadata (bounded)."""
+        described: dict[str, Any] = {"reason": self.reason}
+        if self.best is not None:
+            described["best"] = self.best.candidate.summary(self.best.confidence)
+        if self.rivals:
+            described["ambiguous_between"] = [
+                rival.candidate.summary(rival.confidence) for rival in self.rivals
+            ]
+        return described
 
 
-def title_similarity(wanted: str, offered: str) -> float:
-    """Resemblance of two titles; "(Original Mix)" on one side only costs nothing.
-
-    Sources disagree on whether to name the original version ("Strobe (Original Mix)" versus
-    "Strobe"); every other version word still lowers the score: an extended mix is no edit.
-    """
-    return similarity(
-        normalized_title(comparable_title(wanted)), normalized_title(comparable_title(offered))
-    )
-
-
-def artist_similarity(wanted: str, offered: str) -> float:
-    """Whole-credit resemblance, or the share of wanted primary artists the offer credits.
-
-    Sources list collaborators differently ("A & B" versus "A, B", featured artists in the
-    credit or only in the title), so a credit naming every wanted primary artist is a full match.
-    """
-    wanted_names = {
-        artist_key(name) for name, role in split_artist_credit(wanted) if role == "primary"
-    } - {""}
-    offered_names = {artist_key(name) for name, _ in split_artist_credit(offered)} - {""}
-    shared = len(wanted_names & offered_names) / len(wanted_names) if wanted_names else 0.0
-    return max(similarity(wanted, offered), shared)
-
-
-def duration_factor(wanted_ms: int | None, offered_ms: int | None) -> float:
-    if not wanted_ms or not offered_ms:
-        return 1.0
-    gap = abs(wanted_ms - offered_ms)
-    if gap <= DURATION_SAME_MS:
-        return 1.0
-    return max(0.0, 1 - (gap - DURATION_SAME_MS) / (DURATION_DIFFERENT_MS - DURATION_SAME_MS))
-
-
-def score(artist: str, title: str, duration_ms: int | None, candidate: Candidate) -> float:
+def score(
+    artist: str,
+    title: str,
+    duration_ms: int | None,
+    candidate: Candidate,
+) -> float:
+    version = stated_version(candidate.disambiguation, candidate.video)
     return (
-        title_similarity(title, candidate.title)
-        * artist_similarity(artist, candidate.artist)
+        title_similarity(title, candidate.title, version)
+        * artist_similarity(artist, candidate.artist, title, candidate.title)
         * duration_factor(duration_ms, candidate.values.get("duration_ms"))
     )
 
@@ -155,19 +165,26 @@ def contenders(matches: list[Match], margin: float) -> list[Match]:
     ]
 
 
-def choose(matches: list[Match], threshold: float, margin: float) -> Match | None:
-    """The best match when confident and unambiguous, else None (nothing guessed)."""
+def choose(matches: list[Match], threshold: float, margin: float) -> Decision:
+    """The best match when confident and unambiguous; otherwise no match, and why."""
     close = contenders(matches, margin)
-    if not close or close[0].confidence < threshold or len(close) > 1:
-        return None
-    return close[0]
+    if not close:
+        return Decision(None, NO_CANDIDATES)
+    if close[0].confidence < threshold:
+        return Decision(None, BELOW_THRESHOLD, best=close[0])
+    if len(close) > 1:
+        return Decision(None, AMBIGUOUS, rivals=tuple(close[:MAX_RIVALS_SHOWN]))
+    return Decision(close[0])
 
 
 # Validation of values from a source: anything malformed is dropped, never stored.
 
 
 def valid_isrcs(source: str, raw_values: list[Any]) -> tuple[list[str], list[dict[str, str]]]:
-    """The valid, distinct ISRCs in order, and the refused ones with the reason."""
+    """The valid, distinct ISRCs, oldest allocation first, and the refused ones with the reason.
+
+    A code whose country code no ISRC agency holds ("CB…" for "GB…") is a typo and refused.
+    """
     accepted: list[str] = []
     rejected: list[dict[str, str]] = []
     for raw in raw_values:
@@ -176,9 +193,22 @@ def valid_isrcs(source: str, raw_values: list[Any]) -> tuple[list[str], list[dic
         except InvalidIdentifier as error:
             rejected.append({"source": source, "value": str(raw)[:40], "reason": str(error)})
             continue
-        if isrc and isrc not in accepted:
+        if isrc and not isrc_country_assigned(isrc):
+            reason = f"country code {isrc[:2]} is held by no ISRC agency: {isrc!r}"
+            rejected.append({"source": source, "value": isrc, "reason": reason})
+        elif isrc and isrc not in accepted:
             accepted.append(isrc)
-    return accepted, rejected
+    return sorted(accepted, key=lambda isrc: (allocation_year(isrc), isrc)), rejected
+
+
+def allocation_year(isrc: str) -> int:
+    """The year an ISRC was allocated (its "YY"); codes began in 1986, so 86-99 are 19YY.
+
+    Codes allocated afterwards for older recordings use the recording's year, so anything from
+    40 up is read as 19YY.
+    """
+    year = int(isrc[5:7])
+    return 1900 + year if year >= 40 else 2000 + year
 
 
 def valid_uuid(raw: Any) -> str | None:

@@ -18,7 +18,7 @@ from scrapers.enrichment.matching import (
     valid_duration_ms,
     valid_uuid,
 )
-from scrapers.identity import comparable_title, split_artist_credit
+from scrapers.identity import search_artists, search_title
 
 SEARCH_LIMIT = 10
 
@@ -46,14 +46,14 @@ class MusicBrainzClient(SourceClient):
 
 
 def lucene_query(artist: str, title: str) -> str:
-    """``recording:"T" AND artist:"A"`` on the first credited artist, phrase-escaped.
+    """``recording:"T" AND artist:"A" AND artist:"B"``: every primary artist, phrase-escaped.
 
-    The phrase "Strobe (Original Mix)" would miss a recording MusicBrainz calls "Strobe", so
-    the title goes without a bracket naming the original version, as matching compares it.
+    The title goes without "(feat. X)" (MusicBrainz credits guests, it does not title them) and
+    without a bracket naming the original version ("Strobe (Original Mix)" is "Strobe" there).
+    "A & B" is searched as two artists, so a credit "B & A" or "A and B" is found too.
     """
-    credits = split_artist_credit(artist)
-    main_artist = credits[0][0] if credits else artist
-    return f"recording:{_phrase(comparable_title(title))} AND artist:{_phrase(main_artist)}"
+    artists = " AND ".join(f"artist:{_phrase(name)}" for name in search_artists(artist))
+    return f"recording:{_phrase(search_title(title))} AND {artists}"
 
 
 def _phrase(value: str) -> str:
@@ -82,6 +82,8 @@ def _candidates(recordings: Any, known_isrc: str | None) -> list[Candidate]:
                 musicbrainz_id=mbid,
                 duration_ms=valid_duration_ms(recording.get("length")),
                 release_date=valid_date(recording.get("first-release-date")),
+                video=recording.get("video") is True,
+                disambiguation=recording.get("disambiguation"),
             )
         )
     return candidates

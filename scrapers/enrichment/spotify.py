@@ -21,7 +21,7 @@ from scrapers.enrichment.matching import (
     valid_date,
     valid_duration_ms,
 )
-from scrapers.identity import comparable_title, normalize_spotify_id, split_artist_credit
+from scrapers.identity import normalize_spotify_id, search_artists, search_title
 
 SEARCH_LIMIT = 10  # Spotify's maximum since 2026
 # Renew this many seconds before the stated expiry, so a token never dies mid-request.
@@ -51,8 +51,8 @@ class SpotifyClient(SourceClient):
         return [candidate for candidate in found if candidate.values.get("isrc") == isrc]
 
     def search(self, artist: str, title: str, *, refresh: bool = False) -> list[Candidate]:
-        main_artist = next(iter(split_artist_credit(artist)), (artist, ""))[0]
-        query = f"track:{_quoted(comparable_title(title))} artist:{_quoted(main_artist)}"
+        main_artist = search_artists(artist)[0]
+        query = f"track:{_quoted(search_title(title))} artist:{_quoted(main_artist)}"
         return self._search(query, refresh)
 
     def _search(self, query: str, refresh: bool) -> list[Candidate]:

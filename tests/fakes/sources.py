@@ -158,6 +158,11 @@ class FakeSource:
         handler.end_headers()
         handler.wfile.write(data)
 
+    @staticmethod
+    def _matching_all(recording: Recording, artists: list[str]) -> bool:
+        """Every searched artist name is in the recording's credit (Lucene's AND)."""
+        return all(fold_text(artist) in fold_text(recording.artist) for artist in artists)
+
     def _matching(self, artist: str, title: str) -> list[Recording]:
         """Recordings whose folded title and artist contain the query's (a crude search)."""
         artist, title = fold_text(artist), fold_text(title)
@@ -210,8 +215,10 @@ class FakeMusicBrainz(FakeSource):
                 return 404, {}, {"error": "Not Found", "help": "For usage, please see: ..."}
             return 200, {}, {"isrc": isrc_path.group(1), "recordings": [_mb(r) for r in found]}
         if path == "/ws/2/recording":
-            terms = dict(re.findall(r'(recording|artist):"((?:[^"\\]|\\.)*)"', query["query"]))
-            found = self._matching(terms.get("artist", ""), terms.get("recording", ""))
+            terms = re.findall(r'(recording|artist):"((?:[^"\\]|\\.)*)"', query["query"])
+            title = next((value for field, value in terms if field == "recording"), "")
+            artists = [value for field, value in terms if field == "artist"] or [""]
+            found = [r for r in self._matching("", title) if self._matching_all(r, artists)]
             recordings = [{**_mb(r), "score": 100 - i} for i, r in enumerate(found)]
             return (
                 200,
