@@ -10,12 +10,19 @@ import pytest
 
 from scrapers.enrichment.breaker import OPEN, CircuitBreaker
 from scrapers.enrichment.client import SourceRequestError, SourceUnavailableError, parse_retry_after
+from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.deezer import DeezerClient
 from scrapers.enrichment.musicbrainz import MusicBrainzClient, lucene_query
 from scrapers.enrichment.ratelimit import RateLimiter
 from scrapers.enrichment.spotify import SpotifyClient
 from tests.fakes.fixtures import SPOTIFY_SECRET, TEST_RATE, Fakes
-from tests.fakes.sources import DEEZER_QUOTA, MB_THROTTLED, SPOTIFY_EXPIRED, FakeDeezer
+from tests.fakes.sources import (
+    DEEZER_QUOTA,
+    MB_THROTTLED,
+    SPOTIFY_EXPIRED,
+    FakeDeezer,
+    RecordedAnswers,
+)
 
 
 def test_musicbrainz_isrc_lookup_reads_recordings_and_their_isrcs(fakes: Fakes) -> None:
@@ -51,6 +58,41 @@ def test_musicbrainz_search_takes_isrcs_plural_and_refuses_tunecore_codes(fakes:
     assert "TuneCore" in indie.rejected[0]["reason"]
     query = fakes.musicbrainz.requests[0].query["query"]
     assert query == 'recording:"Strobe" AND artist:"Deadmau5"'
+
+
+def test_musicbrainz_search_names_every_primary_artist_and_no_featured_credit(
+    fakes: Fakes,
+) -> None:
+    """Issue 15 item 4: before, the phrase "Queen & David Bowie" and the "(feat. X)" were sent."""
+    client = MusicBrainzClient(fakes.config())
+    assert client.search("Queen & David Bowie", "Under Pressure (feat. Freddie)") == []
+    assert fakes.musicbrainz.requests[0].query["query"] == (
+        'recording:"Under Pressure" AND artist:"Queen" AND artist:"David Bowie"'
+    )
+
+
+def test_musicbrainz_reads_video_disambiguation_and_every_isrc() -> None:
+    """Recorded answer (picard's ws_data) plus ISRCs: the lookup's own ISRC is the one kept."""
+    video = {
+        "id": "370889ee-7a70-4d0a-8f4d-e514e0494d7e",
+        "title": "The Enemy",
+        "length": 218000,
+        "video": True,
+        "disambiguation": "official music video",
+        "artist-credit": [{"name": "Paradise Lost", "joinphrase": ""}],
+        "isrcs": ["GBAAA0800001", "GBAAA0800002", "CBAAA0800003"],
+    }
+    with RecordedAnswers() as server:
+        server.case = {"musicbrainz": {"isrc": {"GBAAA0800002": {"recordings": [video]}}}}
+        config = EnrichmentConfig.from_settings(
+            {"ENRICHMENT_MUSICBRAINZ_URL": server.url}, environ={}
+        )
+        [found] = MusicBrainzClient(config).lookup_isrc("GBAAA0800002")
+    assert found.video is True
+    assert found.disambiguation == "official music video"
+    assert found.isrcs == ("GBAAA0800001", "GBAAA0800002")
+    assert found.values["isrc"] == "GBAAA0800002"
+    assert found.rejected[0]["value"] == "CBAAA0800003"
 
 
 def test_lucene_query_escapes_quotes_and_searches_every_primary_artist() -> None:

@@ -72,19 +72,21 @@ def _candidates(recordings: Any, known_isrc: str | None) -> list[Candidate]:
         if mbid is None:
             continue
         raw_isrcs = recording.get("isrcs") if isinstance(recording.get("isrcs"), list) else []
+        candidate = build_candidate(
+            "musicbrainz",
+            mbid,
+            recording.get("title"),
+            _credit_text(recording.get("artist-credit")),
+            [known_isrc, *raw_isrcs],
+            musicbrainz_id=mbid,
+            duration_ms=valid_duration_ms(recording.get("length")),
+            release_date=valid_date(recording.get("first-release-date")),
+            video=recording.get("video") is True,
+            disambiguation=recording.get("disambiguation"),
+        )
+        # Looked up by one of its ISRCs, the recording is known under that one.
         candidates.append(
-            build_candidate(
-                "musicbrainz",
-                mbid,
-                recording.get("title"),
-                _credit_text(recording.get("artist-credit")),
-                [known_isrc, *raw_isrcs],
-                musicbrainz_id=mbid,
-                duration_ms=valid_duration_ms(recording.get("length")),
-                release_date=valid_date(recording.get("first-release-date")),
-                video=recording.get("video") is True,
-                disambiguation=recording.get("disambiguation"),
-            )
+            candidate.with_isrc(known_isrc) if known_isrc in candidate.isrcs else candidate
         )
     return candidates
 
