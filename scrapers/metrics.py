@@ -81,12 +81,17 @@ ENRICHMENT_CIRCUIT_OPEN = Counter(
 # Crawling (scrapers/spiders): pages the site served instead of content, and decoy rows.
 CRAWL_BLOCKED_PAGES = Counter(
     "crawl_blocked_pages",
-    "Pages that were not content (interstitial, ip_limit, captcha, not_found, empty), by kind",
+    "Pages that were not content (interstitial, ip_limit, captcha, not_found, empty, not_html),"
+    " by kind",
     ["kind"],
 )
 CRAWL_DECOY_ROWS = Counter(
     "crawl_decoy_rows",
     "Track rows whose visible artist disagreed with their microdata; the microdata was kept",
+)
+CRAWL_PAGES_TRUNCATED = Counter(
+    "crawl_pages_truncated",
+    "Tracklist pages with more rows than the parser keeps (parsing.MAX_ROWS); the rest dropped",
 )
 
 

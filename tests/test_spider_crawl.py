@@ -51,11 +51,16 @@ settings.setdict(config["settings"], priority="cmdline")
 process = CrawlerProcess(settings)
 crawler = process.create_crawler("1001tracklists")
 items = []
+scheduled = []
 
 def keep(item, **kwargs):
     items.append(dict(item))
 
+def schedule(request, **kwargs):
+    scheduled.append(request.url)
+
 crawler.signals.connect(keep, signal=signals.item_scraped)
+crawler.signals.connect(schedule, signal=signals.request_scheduled)
 process.crawl(crawler, **config["arguments"])
 process.start()
 blocked = {
@@ -64,6 +69,7 @@ blocked = {
 }
 print("RESULT " + json.dumps({
     "items": items,
+    "scheduled": scheduled,
     "finish_reason": crawler.stats.get_value("finish_reason"),
     "blocked": blocked,
     "decoys": REGISTRY.get_sample_value("crawl_decoy_rows_total") or 0,
@@ -317,3 +323,37 @@ def test_offline_crawl_into_the_database(db_url: str, db: Any) -> None:
     assert rows[8][6] == "Juno Reyes & Tamsin Cole"  # the decoy row, corrected
     assert sum(not row[2] for row in rows) == 8
     assert (tracks, called_id) == (7, 0)  # "Lanterns" played twice is one track
+
+
+def test_offline_crawl_of_a_saved_search_page_never_goes_online(site: FakeSite) -> None:
+    """A saved search page's pager posts to the site: from file:// that must not happen."""
+    saved = FIXTURES / "search_results.html"
+    result, log = run_crawl({"start_urls": saved.as_uri()}, TRACKLISTS_SITE_URL=site.base)
+    assert site.requests == []  # the "live site" was never asked, not even for robots.txt
+    assert result["scheduled"][0] == saved.as_uri()
+    assert len(result["scheduled"]) == 3
+    assert all(url.startswith("file:///") for url in result["scheduled"])
+    assert result["stats"]["offline/links_not_followed"] == 1
+    assert f"not following {site.base}/search/result.php" in log
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("max_pages=-1", "max_pages: must be at least 1, got -1"),
+        ("search=" + "x" * 151, "search: at most 150 characters, got 151"),
+    ],
+)
+def test_invalid_spider_argument_stops_scrapy_crawl_with_one_clear_line(
+    argument: str, message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists", "-a", argument,
+         "-s", "ITEM_PIPELINES={}", "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].endswith(f"error: spider argument {message}")
+    assert "Traceback" not in done.stderr and "Crawler.stats" not in done.stderr

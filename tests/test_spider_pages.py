@@ -19,14 +19,22 @@ import pytest
 from prometheus_client import REGISTRY
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
-from scrapy.http import FormRequest, HtmlResponse, Response
+from scrapy.http import FormRequest, HtmlResponse, JsonResponse, Response
 from scrapy.utils.test import get_crawler
 
 from scrapers.items import SetlistItem, TrackItem
 from scrapers.spiders.blocking import BlockedPageMiddleware
+from scrapers.spiders.parsing import MAX_ROWS
 from scrapers.spiders.tracklists_1001 import SEARCH_URL, SITE, TracklistsSpider
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "1001tracklists"
+SAMPLES = next(
+    (
+        folder / "shared" / "samples" / "1001tracklists"
+        for folder in Path(__file__).resolve().parents
+        if (folder / "shared" / "samples" / "1001tracklists").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "samples" / "1001tracklists",
+)  # ../shared beside the checkout, or beside the folder of worktrees
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "1001tracklists"
 DEMO = FIXTURES / "demo_tracklist.html"
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples not present")
@@ -446,3 +454,112 @@ def test_spider_arguments_choose_the_start_pages() -> None:
 def test_bad_spider_arguments_are_refused(arguments: dict[str, str]) -> None:
     with pytest.raises(ValueError):
         make_spider(**arguments)
+
+
+# --- text quality, non-HTML answers, truncation, offline crawls (issue 11) ---------------------
+
+
+TEXT_QUALITY = FIXTURES / "text_quality_tracklist.html"
+
+
+def test_credits_spacing_brackets_and_cut_microdata() -> None:
+    spider = make_spider()
+    decoys_before = counter("crawl_decoy_rows_total")
+    output = crawl_page(spider, response_for(TEXT_QUALITY.read_bytes(), TEXT_QUALITY.as_uri()))
+    _, tracks, _ = split_items(output)
+    assert [(track["artist"], track["title"]) for track in tracks] == [
+        # "(Co-Prod. by X)" in its own span.italic.spL is a credit, not title text.
+        ("Kite Theory", "Pressure (Sable Drift Remix)"),
+        ("Tamsin Cole", "Night Bus"),
+        # "spR" puts a space after "pres." through CSS only.
+        ("Nova Harbor pres. Lowtide Sound", "Harbour Lights"),
+        # Re-serialised "( Pell Garnet Remix )".
+        ("Mara Lynn", "Paper Boats (Pell Garnet Remix)"),
+        # The microdata is cut at the front ("ven & Sable Drift …"): the visible name stays.
+        (
+            "Juno Reyes & Tamsin Cole & Ulla Steven & Sable Drift & Orrin Vale vs. Kite Theory",
+            "Fieldnotes vs. Pressure (Nova Harbor Mashup)",
+        ),
+        # The microdata lacks the country tag: a variant, not a decoy.
+        ("Orrin Vale (SE)", "Salt Roads"),
+        # A decoy: the names differ outright, the microdata wins.
+        ("Juno Reyes", "Hollow Light"),
+    ]
+    assert tracks[0]["metadata"] == {"credits": [{"name": "Orrin Vale", "role": "co-producer"}]}
+    assert tracks[1]["metadata"] == {
+        "credits": [{"name": "Juno Reyes & Mara Lynn", "role": "producer"}]
+    }
+    assert all("metadata" not in track for track in tracks[2:])
+    assert {"name": "Pell Garnet", "role": "remixer"} in tracks[3]["artists"]
+    assert counter("crawl_decoy_rows_total") == decoys_before + 1
+    assert spider.crawler.stats.get_value("tracklist/decoy_rows") == 1
+
+
+def test_json_response_is_a_counted_non_content_page(caplog: pytest.LogCaptureFixture) -> None:
+    spider = make_spider()
+    url = f"{SITE}/tracklist/9demo01x/x.html"
+    before = counter("crawl_blocked_pages_total", kind="not_html")
+    json_answer = JsonResponse(url, body=b'{"error": "rate limited"}', request=Request(url))
+    with caplog.at_level(logging.WARNING):
+        assert crawl_page(spider, json_answer) == []
+    assert counter("crawl_blocked_pages_total", kind="not_html") == before + 1
+    assert spider.crawler.stats.get_value("blocked_pages/not_html") == 1
+    assert f"Not an HTML page, skipped: {url}" in caplog.text
+
+
+def test_page_over_the_row_limit_is_counted(caplog: pytest.LogCaptureFixture) -> None:
+    html = DEMO.read_bytes()
+    first_row = html.index(b'<div id="tlp_5000001"')
+    row = html[first_row : html.index(b'<div id="tlp_5000002"')]
+    extra = MAX_ROWS + 3 - 10
+    page = html[:first_row] + row * extra + html[first_row:]
+    spider = make_spider()
+    before = counter("crawl_pages_truncated_total")
+    with caplog.at_level(logging.WARNING):
+        _, tracks, _ = split_items(crawl_page(spider, response_for(page, DEMO.as_uri())))
+    assert len(tracks) == MAX_ROWS
+    assert counter("crawl_pages_truncated_total") == before + 1
+    assert spider.crawler.stats.get_value("tracklist/pages_truncated") == 1
+    assert spider.crawler.stats.get_value("tracklist/rows_dropped") == 3
+    assert f"3 rows past the first {MAX_ROWS} dropped" in caplog.text
+
+
+def test_offline_crawl_never_follows_links_to_the_live_site() -> None:
+    saved_search = FIXTURES / "search_results.html"
+    spider = make_spider(start_urls=saved_search.as_uri())
+    _, _, requests = split_items(
+        crawl_page(spider, response_for(saved_search.read_bytes(), saved_search.as_uri()))
+    )
+    # The tracklist links resolve to local files; the search form's next page is not posted.
+    assert [request.url for request in requests] == [
+        "file:///tracklist/9demo04x/nova-harbor-sunset-terrace-2024-08-30.html",
+        "file:///tracklist/9demo05x/kite-theory-nova-harbor-b2b-2024-07-12.html",
+    ]
+    assert spider.crawler.stats.get_value("offline/links_not_followed") == 1
+    listing = (FIXTURES / "listing_page1.html").read_bytes()
+    absolute = listing.replace(
+        b'href="/dj/novaharbor/index2.html"', f'href="{SITE}/x2.html"'.encode()
+    )
+    _, _, requests = split_items(crawl_page(spider, response_for(absolute, DEMO.as_uri())))
+    assert requests and all(request.url.startswith("file:///") for request in requests)
+    # Started from the site, the same page is followed as before.
+    online = make_spider(start_urls=f"{SITE}/search/result.php")
+    response = response_for(saved_search.read_bytes(), SEARCH_URL)
+    _, _, requests = split_items(crawl_page(online, response))
+    assert isinstance(requests[-1], FormRequest) and requests[-1].url == SEARCH_URL
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"max_pages": "-1"}, "max_pages: must be at least 1, got -1"),
+        ({"search": "x" * 200}, "search: at most 150 characters, got 200"),
+        ({"dj": "a/b", "max_pages": "3"}, "dj: not a DJ slug"),
+    ],
+)
+def test_check_arguments_refuses_what_the_spider_would(
+    arguments: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TracklistsSpider.check_arguments(arguments)
+    TracklistsSpider.check_arguments({"max_pages": "2", "search": "Nova Harbor", "other": "x"})

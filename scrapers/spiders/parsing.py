@@ -33,6 +33,17 @@ MAX_TEXT = 500  # longest artist, title or label kept; the site's own lines are 
 MAX_ROWS = 2000  # the site caps sets well below this; more means a broken or hostile page
 
 _SPACES = re.compile(r"\s+")
+# Re-serialised pages write "( Curbi Remix )": no space belongs just inside a bracket.
+_BRACKET_INSIDE_SPACE = re.compile(r"(?<=[\(\[])\s+|\s+(?=[\)\]])")
+# A production credit the site shows after a title, in its own element: "(Co-Prod. by X)".
+_PRODUCTION_CREDIT = re.compile(
+    r"\(\s*(co-?\s*)?prod(?:\.|uced)?\s+by\s+([^()]+?)\s*\)", re.IGNORECASE
+)
+# Classes that put a space before (spL), after (spR) or around (spLR) an element through CSS.
+_SPACE_BEFORE = frozenset({"spL", "spLR"})
+_SPACE_AFTER = frozenset({"spR", "spLR"})
+# A country tag after a name: "Nause (SE)". Microdata names may leave it out.
+_COUNTRY_TAG = re.compile(r"\s*\([A-Z]{2}\)")
 _SITE_ID = re.compile(r"^[0-9a-z]{3,16}$")  # the site's tracklist and track ids
 _TRACKLIST_ID = re.compile(r"/tracklist/([0-9a-z]{3,16})/")
 _TRACK_ID = re.compile(r"/track/([0-9a-z]{3,16})/")
@@ -54,6 +65,7 @@ class PageKind(StrEnum):
     CAPTCHA = "captcha"
     NOT_FOUND = "not_found"  # "Sorry, that page does not exist"
     EMPTY = "empty"  # none of the above: no rows, no results
+    NOT_HTML = "not_html"  # JSON, an image: no HTML document at all
 
 
 # Pages the site serves instead of content when it throttles us; worth retrying later.
@@ -107,7 +119,7 @@ def text_of(node: Any) -> str:
         raw = node
     else:
         raw = etree.tostring(node, method="text", encoding=str, with_tail=False)
-    return _SPACES.sub(" ", raw or "").strip()[:MAX_TEXT]
+    return _BRACKET_INSIDE_SPACE.sub("", _SPACES.sub(" ", raw or "")).strip()[:MAX_TEXT]
 
 
 def _body_text(root: etree._Element) -> str:
@@ -140,6 +152,7 @@ class ParsedTracklist:
     rows: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     decoy_rows: int = 0  # rows whose visible artist disagreed with their microdata
+    dropped_rows: int = 0  # rows past MAX_ROWS, left out
 
 
 @dataclass
@@ -193,11 +206,12 @@ def parse_tracklist(root: etree._Element, page_url: str) -> ParsedTracklist:
     """One setlist and every ``div.tlpItem`` row of a tracklist page, in page order."""
     warnings: list[str] = []
     rows = _collect_rows(root)
-    if len(rows) > MAX_ROWS:
+    dropped = max(0, len(rows) - MAX_ROWS)
+    if dropped:
         warnings.append(f"{len(rows)} rows is more than {MAX_ROWS}; kept the first {MAX_ROWS}")
         rows = rows[:MAX_ROWS]
     setlist = _parse_setlist(root, page_url, rows, warnings)
-    parsed = ParsedTracklist(setlist=setlist, rows=[], warnings=warnings)
+    parsed = ParsedTracklist(setlist=setlist, rows=[], warnings=warnings, dropped_rows=dropped)
     last_mashup_parent: int | None = None
     for index, parts in enumerate(rows):
         values = _parse_row(parts, index, warnings)
@@ -378,7 +392,7 @@ def _parse_row(parts: _RowParts, index: int, warnings: list[str]) -> dict[str, A
     if parts.track_value is None:
         warnings.append(f"row {index} ({row.get('id')}): no track text, row skipped")
         return None
-    artist, title = _split_line(parts.track_value)
+    artist, title, production = _split_line(parts.track_value)
     if title is None:
         warnings.append(f"row {index} ({row.get('id')}): no ' - ' in {artist!r}, row skipped")
         return None
@@ -402,7 +416,7 @@ def _parse_row(parts: _RowParts, index: int, warnings: list[str]) -> dict[str, A
     if not _SITE_ID.match(track_id):
         match = _TRACK_ID.search(meta.get("url", ""))
         track_id = match.group(1) if match else ""
-    return {
+    values: dict[str, Any] = {
         "row_index": index,
         "position": int(position_text) if position_text.isdigit() else None,
         "played_with_previous": not is_part and (position_text == "w/" or "con" in classes),
@@ -419,6 +433,9 @@ def _parse_row(parts: _RowParts, index: int, warnings: list[str]) -> dict[str, A
         "_decoy": decoy,
         "_mashup_part": is_part,
     }
+    if production:
+        values["metadata"] = {"credits": production}
+    return values
 
 
 def _microdata_values(microdata: etree._Element | None) -> dict[str, str]:
@@ -432,13 +449,17 @@ def _microdata_values(microdata: etree._Element | None) -> dict[str, str]:
     return values
 
 
-def _split_line(track_value: etree._Element) -> tuple[str, str | None]:
-    """Artist and title around the site's own " - " separator element."""
+def _split_line(track_value: etree._Element) -> tuple[str, str | None, list[dict[str, str]]]:
+    """Artist and title around the site's own " - " separator element, and production credits.
+
+    A credit ("(Co-Prod. by X)") is not title text: the site's own text export leaves it out.
+    """
+    credits: list[dict[str, str]] = []
     before: list[str] = [track_value.text or ""]
     after: list[str] = []
     current = before
     for child in track_value.iterchildren():
-        piece = "".join(child.itertext())
+        piece = _spaced_text(child, credits)
         if current is before and piece.strip() == "-":
             current = after
         else:
@@ -447,19 +468,42 @@ def _split_line(track_value: etree._Element) -> tuple[str, str | None]:
     if current is before:  # no separator element: fall back to the text's first " - "
         line = text_of("".join(before))
         artist, sep, title = line.partition(" - ")
-        return (artist, title) if sep else (line, None)
-    return text_of("".join(before)), text_of("".join(after))
+        return (artist, title, credits) if sep else (line, None, credits)
+    return text_of("".join(before)), text_of("".join(after)), credits
+
+
+def _spaced_text(element: etree._Element, credits: list[dict[str, str]]) -> str:
+    """An element's text as the page shows it: CSS-spaced classes get their space.
+
+    An element whose whole text is a production credit is left out and added to ``credits``.
+    """
+    if not isinstance(element.tag, str):  # a comment or processing instruction
+        return ""
+    pieces = [element.text or ""]
+    for child in element.iterchildren():
+        pieces += [_spaced_text(child, credits), child.tail or ""]
+    text = "".join(pieces)
+    credit = _PRODUCTION_CREDIT.fullmatch(text.strip())
+    if credit:
+        role = "co-producer" if credit.group(1) else "producer"
+        credits.append({"name": text_of(credit.group(2)), "role": role})
+        return " "
+    if text.strip():
+        classes = _SPACE_BEFORE.union(_SPACE_AFTER).intersection(_classes(element))
+        text = (" " if classes & _SPACE_BEFORE else "") + text
+        text += " " if classes & _SPACE_AFTER else ""
+    return text
 
 
 def _trusted_artist(artist: str, title: str, meta_name: str) -> tuple[str, bool]:
     """The artist to keep, and whether the visible one was a decoy.
 
     Decoy pages randomise the visible artist but keep ``meta[itemprop=name]`` real, so when they
-    disagree the microdata wins. Only the artist is replaced: the visible title carries remix
-    and edit text the microdata may lack.
+    disagree outright the microdata wins. Only the artist is replaced: the visible title carries
+    remix and edit text the microdata may lack. A microdata name cut at the front or without a
+    country tag still names the visible artist: the visible name is then the fuller one.
     """
-    line = f"{artist} - {title}"
-    if line == meta_name or fold_text(line) == fold_text(meta_name):
+    if _names_same(f"{artist} - {title}", meta_name):
         return artist, False
     meta_artist, sep, _ = meta_name.partition(" - ")
     suffix = f" - {title}"
@@ -467,9 +511,17 @@ def _trusted_artist(artist: str, title: str, meta_name: str) -> tuple[str, bool]
         meta_artist = meta_name[: -len(suffix)]
     elif not sep:
         return artist, False
-    if fold_text(meta_artist) == fold_text(artist):
+    if not fold_text(meta_artist) or _names_same(artist, meta_artist):
         return artist, False  # same artist, the titles differ in version text
     return text_of(meta_artist), True
+
+
+def _names_same(shown: str, named: str) -> bool:
+    """Whether microdata ``named`` is ``shown``, shown cut at the front, or shown less a tag."""
+    wanted = fold_text(named)
+    return bool(wanted) and any(
+        fold_text(variant).endswith(wanted) for variant in (shown, _COUNTRY_TAG.sub("", shown))
+    )
 
 
 def _credits(

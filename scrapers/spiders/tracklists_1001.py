@@ -7,28 +7,32 @@ Arguments (``-a name=value``):
 - ``dj``: a DJ's slug, as in ``/dj/<slug>/index.html``;
 - ``max_pages``: stop after this many tracklist pages.
 
-With none of ``start_urls``, ``search`` and ``dj`` the crawl starts from the front page, which
-lists the newest tracklists. Reading pages is ``parsing``'s job; keeping block pages out is
-``blocking.BlockedPageMiddleware``'s, which this spider always enables.
+``scrapy crawl`` checks them with ``check_arguments`` before the crawl starts. With none of
+``start_urls``, ``search`` and ``dj`` the crawl starts from the front page, which lists the newest
+tracklists. A crawl whose start URLs are all ``file://`` stays offline: links and next pages
+that lead to http(s) are not followed. Reading pages is ``parsing``'s job; keeping block pages
+out is ``blocking.BlockedPageMiddleware``'s, which this spider always enables.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 import scrapy
+from lxml import etree
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
 from scrapy.http import FormRequest, Request, Response, TextResponse
 from scrapy.settings import BaseSettings
 
 from scrapers.items import SetlistItem, TrackItem
-from scrapers.metrics import CRAWL_DECOY_ROWS
+from scrapers.metrics import CRAWL_BLOCKED_PAGES, CRAWL_DECOY_ROWS, CRAWL_PAGES_TRUNCATED
 from scrapers.spiders.blocking import PAGE_KIND_META
 from scrapers.spiders.parsing import (
+    MAX_ROWS,
     SOURCE,
     PageKind,
     classify_page,
@@ -61,7 +65,10 @@ class TracklistsSpider(scrapy.Spider):
         self.start_urls = _url_list(start_urls)
         self.search = _search_query(search)
         self.dj = _dj_slug(dj)
-        self.max_pages = _positive_int("max_pages", max_pages)
+        self.max_pages = _max_pages(max_pages)
+        # Started from saved files only: never reach out to the live site.
+        self.offline = bool(self.start_urls) and not (self.search or self.dj)
+        self.offline = self.offline and all(_is_file(url) for url in self.start_urls)
         self.site = SITE
         self.allowed_domains = _hosts([SITE, *self.start_urls])
         self.tracklist_pages = 0  # tracklist pages read
@@ -76,6 +83,13 @@ class TracklistsSpider(scrapy.Spider):
         spider.site = site
         spider.allowed_domains = _hosts([site, *spider.start_urls])
         return spider
+
+    @classmethod
+    def check_arguments(cls, arguments: Mapping[str, Any]) -> None:
+        """Refuse a bad ``-a`` value with ValueError before anything starts."""
+        for name, check in _ARGUMENT_CHECKS.items():
+            if name in arguments:
+                check(arguments[name])
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
@@ -101,10 +115,13 @@ class TracklistsSpider(scrapy.Spider):
             yield Request(f"{self.site}/", callback=self.parse)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
-        if not isinstance(response, TextResponse):
+        root = response.selector.root if isinstance(response, TextResponse) else None
+        if not isinstance(root, etree._Element):  # JSON (a dict), an image, a download
+            CRAWL_BLOCKED_PAGES.labels(kind=PageKind.NOT_HTML.value).inc()
+            self.crawler.stats.inc_value(f"blocked_pages/{PageKind.NOT_HTML.value}")
             self.logger.warning("Not an HTML page, skipped: %s", response.url)
             return
-        kind = response.meta.get(PAGE_KIND_META) or classify_page(response.selector.root)
+        kind = response.meta.get(PAGE_KIND_META) or classify_page(root)
         if kind == PageKind.TRACKLIST:
             yield from self.parse_tracklist_page(response)
         elif kind == PageKind.LISTING:
@@ -116,6 +133,13 @@ class TracklistsSpider(scrapy.Spider):
         parsed = parse_tracklist(response.selector.root, response.url)
         for warning in parsed.warnings:
             self.logger.warning("%s: %s", response.url, warning)
+        if parsed.dropped_rows:
+            CRAWL_PAGES_TRUNCATED.inc()
+            self.crawler.stats.inc_value("tracklist/pages_truncated")
+            self.crawler.stats.inc_value("tracklist/rows_dropped", parsed.dropped_rows)
+            self.logger.warning(
+                "%s: %d rows past the first %d dropped", response.url, parsed.dropped_rows, MAX_ROWS
+            )
         if parsed.decoy_rows:
             CRAWL_DECOY_ROWS.inc(parsed.decoy_rows)
             self.crawler.stats.inc_value("tracklist/decoy_rows", parsed.decoy_rows)
@@ -142,14 +166,28 @@ class TracklistsSpider(scrapy.Spider):
         for url in listing.tracklist_urls:
             if not self._wants_more_tracklists():
                 break
-            self.tracklists_requested += 1
-            yield response.follow(url, callback=self.parse)
+            if self._may_request(url):
+                self.tracklists_requested += 1
+                yield response.follow(url, callback=self.parse)
         if not self._wants_more_tracklists():
             return  # max_pages tracklists are on their way: no need for the next page
         if listing.next_page_url:
-            yield response.follow(listing.next_page_url, callback=self.parse)
-        elif listing.next_search_page and listing.search_query:
+            if self._may_request(listing.next_page_url):
+                yield response.follow(listing.next_page_url, callback=self.parse)
+        elif (
+            listing.next_search_page
+            and listing.search_query
+            and self._may_request(self.site + SEARCH_PATH)
+        ):
             yield self._search_request(listing.search_query, page=listing.next_search_page)
+
+    def _may_request(self, url: str) -> bool:
+        """Whether to follow ``url``: an offline crawl (from ``file://``) never goes online."""
+        if not self.offline or _is_file(url):
+            return True
+        self.crawler.stats.inc_value("offline/links_not_followed")
+        self.logger.info("Offline crawl (started from file://): not following %s", url)
+        return False
 
     def _wants_more_tracklists(self) -> bool:
         return self.max_pages is None or self.tracklists_requested < self.max_pages
@@ -159,6 +197,10 @@ class TracklistsSpider(scrapy.Spider):
         if page is not None:
             formdata["page"] = str(page)
         return FormRequest(self.site + SEARCH_PATH, formdata=formdata, callback=self.parse)
+
+
+def _is_file(url: str) -> bool:
+    return urlparse(url).scheme == "file"
 
 
 def _hosts(urls: list[str]) -> list[str]:
@@ -178,7 +220,7 @@ def _url_list(value: str | list[str] | None) -> list[str]:
 def _search_query(value: str | None) -> str | None:
     query = " ".join((value or "").split())
     if len(query) > MAX_QUERY_LENGTH:
-        raise ValueError(f"search: at most {MAX_QUERY_LENGTH} characters")
+        raise ValueError(f"search: at most {MAX_QUERY_LENGTH} characters, got {len(query)}")
     return query or None
 
 
@@ -189,13 +231,21 @@ def _dj_slug(value: str | None) -> str | None:
     return slug or None
 
 
-def _positive_int(name: str, value: str | int | None) -> int | None:
+def _max_pages(value: str | int | None) -> int | None:
     if value is None or value == "":
         return None
     try:
         number = int(value)
     except ValueError:
-        raise ValueError(f"{name}: not a whole number: {value!r}") from None
+        raise ValueError(f"max_pages: not a whole number: {value!r}") from None
     if number < 1:
-        raise ValueError(f"{name}: must be at least 1")
+        raise ValueError(f"max_pages: must be at least 1, got {number}")
     return number
+
+
+_ARGUMENT_CHECKS: dict[str, Callable[[Any], object]] = {
+    "start_urls": _url_list,
+    "search": _search_query,
+    "dj": _dj_slug,
+    "max_pages": _max_pages,
+}
