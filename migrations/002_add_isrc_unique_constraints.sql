@@ -5,9 +5,15 @@
 -- (or `python scripts/migrate.py up`, or `./run_migration.sh 002_add_isrc_unique_constraints`).
 --
 -- One transaction: it completes, or it changes nothing and is not recorded. A second run prints
--- "already applied. Skipping." and changes nothing. It takes the migration runner's advisory lock
--- and an EXCLUSIVE lock on tracks and on every table referencing it: readers carry on, writers
--- wait until COMMIT, so no duplicate can slip in between the merge and the unique indexes.
+-- "already applied. Skipping." and changes nothing. It takes the migration runner's advisory lock,
+-- then, before it changes anything, every table lock it needs, strongest first and in a fixed
+-- order: ACCESS EXCLUSIVE on tracks (its DROP INDEX needs that; taken late, after a weaker lock,
+-- it deadlocked with a writer that had read tracks and then waited to write), then EXCLUSIVE on
+-- each table referencing tracks, by name. Reads and writes of tracks, and writes of those tables,
+-- wait until COMMIT, so no duplicate can slip in between the merge and the unique indexes. While
+-- another session holds a lock it needs it says "waiting for writers…" with those sessions; if
+-- the lock is not granted within the lock timeout it stops, changing nothing, with "could not get
+-- the lock on … within N s: other sessions: …".
 --
 -- What it does, in order:
 -- 1. ISRCs are normalised exactly as scrapers.identity.normalize_isrc does (drop whitespace,
@@ -40,6 +46,7 @@
 -- Settings (LOCAL: they end with the transaction): work_mem 256MB so the grouping and joins
 -- over the whole table hash in memory; temp_buffers 512MB so the working set (temporary tables)
 -- stays in memory; maintenance_work_mem 512MB so each index sorts in one pass; lock_timeout 60s
+-- (or the session's migrations.lock_timeout, e.g. PGOPTIONS='-c migrations.lock_timeout=10s')
 -- so a long-running writer makes the migration fail instead of queueing every other client
 -- behind it. Every statement is set-based; the only loops run per round of label propagation,
 -- per referencing table and per unique index, never per row.
@@ -57,12 +64,16 @@ DECLARE
     track_columns text;
     fill_values text;
     referencing record;
+    needed record;
+    sessions text;
     unique_index record;
     statement text;
     changed bigint;
     changed_too bigint;
     rounds integer := 0;
 BEGIN
+    PERFORM set_config('lock_timeout', current_setting('migrations.lock_timeout', true), true)
+    WHERE current_setting('migrations.lock_timeout', true) <> '';
     -- The same key as scrapers.db.migrations.ADVISORY_LOCK_KEY: psql runs queue behind runners.
     PERFORM pg_advisory_xact_lock(128034608999283);
     IF EXISTS (SELECT 1 FROM schema_migrations WHERE migration_name = migration) THEN
@@ -70,12 +81,51 @@ BEGIN
         RETURN;
     END IF;
 
-    LOCK TABLE tracks IN EXCLUSIVE MODE;
-    FOR referencing IN
-        SELECT DISTINCT conrelid::regclass AS tbl FROM pg_constraint
-        WHERE contype = 'f' AND confrelid = 'tracks'::regclass AND conrelid <> 'tracks'::regclass
+    -- Every lock first (see the header). Writers touch tracks before the tables referencing it,
+    -- so they queue behind the migration instead of deadlocking with it.
+    FOR needed IN
+        SELECT t.tbl, t.mode FROM (
+            SELECT 'tracks'::regclass AS tbl, 'ACCESS EXCLUSIVE' AS mode, 0 AS rank
+            UNION
+            SELECT conrelid::regclass, 'EXCLUSIVE', 1 FROM pg_constraint
+            WHERE contype = 'f' AND confrelid = 'tracks'::regclass
+              AND conrelid <> 'tracks'::regclass
+        ) t
+        ORDER BY t.rank, t.tbl::text
     LOOP
-        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', referencing.tbl);
+        FOR attempt IN 1..2 LOOP
+            BEGIN
+                EXECUTE format('LOCK TABLE %s IN %s MODE%s', needed.tbl, needed.mode,
+                               CASE WHEN attempt = 1 THEN ' NOWAIT' ELSE '' END);
+                EXIT;
+            EXCEPTION WHEN lock_not_available THEN
+                SELECT coalesce(string_agg(format(
+                           'pid %s (%s %s; application %L, user %s, %s, transaction open %s s)',
+                           o.pid, CASE WHEN o.granted THEN 'holds' ELSE 'waits for' END, o.modes,
+                           o.application_name, o.usename, o.state,
+                           round(extract(epoch FROM clock_timestamp() - o.xact_start))),
+                           '; ' ORDER BY o.pid), 'none left')
+                INTO sessions
+                FROM (SELECT a.pid, bool_and(l.granted) AS granted,
+                             string_agg(DISTINCT l.mode, '+') AS modes, a.application_name,
+                             a.usename, a.state, a.xact_start
+                      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                      WHERE l.relation = needed.tbl AND l.pid <> pg_backend_pid()
+                      GROUP BY a.pid, a.application_name, a.usename, a.state, a.xact_start) o;
+                IF attempt = 1 THEN
+                    RAISE NOTICE 'waiting for writers… % on % (lock_timeout %); other sessions: %',
+                        needed.mode, needed.tbl, current_setting('lock_timeout'), sessions;
+                ELSE
+                    RAISE EXCEPTION 'could not get the lock on % within % s: other sessions: %',
+                        needed.tbl,
+                        trim_scale(extract(epoch FROM current_setting('lock_timeout')::interval)),
+                        sessions
+                        USING HINT = 'Nothing was changed. Let those sessions finish (or end '
+                                     'them), then run the migration again.',
+                              ERRCODE = 'lock_not_available';
+                END IF;
+            END;
+        END LOOP;
     END LOOP;
 
     -- The working set lives in temporary tables: give them room in memory. temp_buffers can

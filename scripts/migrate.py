@@ -1,6 +1,6 @@
 """Apply or roll back the SQL migrations.
 
-``python scripts/migrate.py [status | up [NAME] | apply NAME | down NAME]``
+``python scripts/migrate.py [--lock-timeout SECONDS] [status | up [NAME] | apply NAME | down NAME]``
 """
 
 from __future__ import annotations
@@ -16,8 +16,22 @@ from scrapers.db.connection import resolve_database_url
 from scrapers.db.embedded import EmbeddedDatabaseError
 
 
+def seconds(text: str) -> float:
+    """A lock timeout in seconds (argparse answers anything else as a usage error, exit 2)."""
+    try:
+        return migrations.checked_lock_timeout(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--lock-timeout",
+        type=seconds,
+        metavar="SECONDS",
+        help="how long a migration waits for locks other sessions hold (002's default: 60)",
+    )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("status", help="list migrations and when each was applied")
     up = commands.add_parser("up", help="apply pending migrations (the default)")
@@ -38,12 +52,14 @@ def main(argv: list[str] | None = None) -> int:
                     else f"{name:45} pending"
                 )
         elif args.command == "apply":
-            migrations.apply_one(url, args.name, on_notice=print)
+            migrations.apply_one(url, args.name, on_notice=print, lock_timeout=args.lock_timeout)
         elif args.command == "down":
             migrations.downgrade(url, args.name, on_notice=print)
             print(f"Rolled back {args.name}")
         else:
-            done = migrations.upgrade(url, getattr(args, "target", None), on_notice=print)
+            done = migrations.upgrade(
+                url, getattr(args, "target", None), on_notice=print, lock_timeout=args.lock_timeout
+            )
             print(f"Applied {', '.join(done)}" if done else "Nothing to apply: schema is current")
     except (EmbeddedDatabaseError, migrations.MigrationError) as error:
         print(f"error: {error}", file=sys.stderr)

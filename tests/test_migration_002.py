@@ -338,7 +338,7 @@ def test_failure_midway_leaves_everything_as_it_was(before_002: str) -> None:
     assert execute(before_002, "SELECT to_regclass('deleted_duplicate_tracks')") == [(None,)]
 
 
-def test_writers_wait_while_the_migration_runs(before_002: str) -> None:
+def test_writers_and_readers_wait_while_the_migration_runs(before_002: str) -> None:
     insert_tracks(before_002, [(1, "A", "USRC12345678", None), (2, "B", "USRC12345678", None)])
     # Slow the merge down at its delete step, long after the locks were taken.
     execute(
@@ -351,15 +351,7 @@ def test_writers_wait_while_the_migration_runs(before_002: str) -> None:
     migration.start()
     try:
         with closing(connect(before_002)) as writer, writer.cursor() as cursor:
-            for _ in range(100):  # wait until the migration holds its lock
-                cursor.execute(
-                    "SELECT count(*) FROM pg_locks WHERE relation = 'tracks'::regclass "
-                    "AND mode = 'ExclusiveLock' AND granted"
-                )
-                if cursor.fetchone()[0]:
-                    break
-                writer.rollback()
-                time.sleep(0.05)
+            wait_for_lock(cursor, "AccessExclusiveLock", granted=True)
             cursor.execute("SET lock_timeout = '500ms'")
             with pytest.raises(psycopg2.errors.LockNotAvailable):
                 cursor.execute(
@@ -367,12 +359,140 @@ def test_writers_wait_while_the_migration_runs(before_002: str) -> None:
                     "VALUES ('C', 'c', 'USRC12345678')"
                 )
             writer.rollback()
-            # Reads carry on.
-            cursor.execute("SELECT count(*) FROM tracks")
-            assert cursor.fetchone() == (2,)
+            # The lock is taken first, so reads wait too (its DROP INDEX needs it at the end).
+            cursor.execute("SET lock_timeout = '500ms'")
+            with pytest.raises(psycopg2.errors.LockNotAvailable):
+                cursor.execute("SELECT count(*) FROM tracks")
+            writer.rollback()
     finally:
         migration.join()
     assert execute(before_002, "SELECT count(*) FROM tracks") == [(1,)]
+
+
+def wait_for_lock(cursor: psycopg2.extensions.cursor, mode: str, *, granted: bool) -> None:
+    """Poll until some session holds (or waits for) ``mode`` on tracks."""
+    for _ in range(200):
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'tracks'::regclass "
+            "AND mode = %s AND granted = %s",
+            (mode, granted),
+        )
+        found = cursor.fetchone()[0]
+        cursor.connection.rollback()
+        if found:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no session {'holds' if granted else 'waits for'} {mode} on tracks")
+
+
+def test_reader_that_then_writes_does_not_deadlock_the_migration(before_002: str) -> None:
+    """The importer's pattern: read tracks, then write them, in one transaction.
+
+    With a weaker lock first and ACCESS EXCLUSIVE only at DROP INDEX, this deadlocked: the
+    writer's INSERT waited for the migration's EXCLUSIVE lock while the migration waited for
+    the writer's ACCESS SHARE.
+    """
+    insert_tracks(before_002, [(1, "A", "USRC12345678", None), (2, "B", "USRC12345678", None)])
+    notices: list[str] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrations.upgrade(
+                before_002, target=MIGRATION, on_notice=notices.append, lock_timeout=30
+            )
+        except BaseException as error:
+            failures.append(error)
+
+    with closing(connect(before_002)) as writer, writer.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tracks")  # ACCESS SHARE, held until COMMIT
+        writer_pid = writer.get_backend_pid()
+        migration = threading.Thread(target=run)
+        migration.start()
+        try:
+            with closing(connect(before_002, autocommit=True)) as probe, probe.cursor() as look:
+                wait_for_lock(look, "AccessExclusiveLock", granted=False)
+            time.sleep(migrations.LOCK_WAIT_POLL * 1.5)  # long enough to be reported live
+            cursor.execute("SET lock_timeout = '10s'")
+            cursor.execute(
+                "INSERT INTO tracks (title, normalized_title, isrc) "
+                "VALUES ('C', 'c', 'USRC12345678')"
+            )
+            writer.commit()
+        finally:
+            migration.join()
+    assert failures == []
+    # The migration ran after the writer's transaction: its row was merged too.
+    assert execute(before_002, "SELECT count(*) FROM tracks") == [(1,)]
+    live = [notice for notice in notices if "the migration waits for locks held by" in notice]
+    assert live and f"pid {writer_pid} " in live[0]
+    [waiting] = [notice for notice in notices if "ACCESS EXCLUSIVE on tracks" in notice]
+    assert (
+        "waiting for writers…" in waiting and f"pid {writer_pid} (holds AccessShareLock" in waiting
+    )
+
+
+def test_writes_in_a_loop_while_002_is_applied(before_002: str) -> None:
+    insert_tracks(before_002, [(1, "A", "USRC12345678", None), (2, "B", "USRC12345678", None)])
+    stop = threading.Event()
+    committed: list[float] = []
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        with closing(connect(before_002)) as writer, writer.cursor() as cursor:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    cursor.execute("SELECT count(*) FROM tracks")
+                    cursor.execute(
+                        "INSERT INTO tracks (title, normalized_title) VALUES (%s, %s)",
+                        (f"W{n}", f"w{n}"),
+                    )
+                    time.sleep(0.02)
+                    writer.commit()
+                    committed.append(time.monotonic())
+                except psycopg2.Error as error:
+                    errors.append(error)
+                    writer.rollback()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        while len(committed) < 5:
+            time.sleep(0.01)
+        started = time.monotonic()
+        migrate_002(before_002)
+        finished = time.monotonic()
+        while not [when for when in committed if when > finished]:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    assert execute(
+        before_002, "SELECT count(*) FROM schema_migrations WHERE migration_name = %s", (MIGRATION,)
+    ) == [(1,)]
+    assert execute(before_002, "SELECT count(*) FROM tracks WHERE isrc IS NOT NULL") == [(1,)]
+    assert started < finished
+
+
+def test_lock_not_granted_in_time_stops_with_a_clear_message(before_002: str) -> None:
+    insert_tracks(before_002, [(1, "A", "USRC12345678", None), (2, "B", "USRC12345678", None)])
+    before = snapshot(before_002)
+    with closing(connect(before_002)) as reader, reader.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tracks")  # idle in transaction, holding the table
+        reader_pid = reader.get_backend_pid()
+        done = run_script(
+            REPO_ROOT / "scripts" / "migrate.py", before_002, "--lock-timeout", "1.5", "up"
+        )
+        reader.rollback()
+    assert done.returncode == 1, done.stderr
+    assert "waiting for writers…" in done.stdout
+    assert "could not get the lock on tracks within 1.5 s: other sessions: " in done.stderr
+    assert f"pid {reader_pid} (holds AccessShareLock; application " in done.stderr
+    assert "idle in transaction" in done.stderr
+    assert snapshot(before_002) == before  # rolled back: nothing merged, nothing recorded
 
 
 def test_up_down_up_gives_back_the_same_rows(before_002: str) -> None:

@@ -2,12 +2,15 @@
 
 Each file is a complete transaction of its own (``BEGIN; … COMMIT;``) so that it also runs
 unchanged under ``psql -v ON_ERROR_STOP=1 -f``. The runner adds what psql cannot: a session
-advisory lock so that two runners never interleave, the order, and the bookkeeping view.
+advisory lock so that two runners never interleave, the order, the bookkeeping view, and a live
+"waiting for writers…" line while a migration waits for a lock other sessions hold (psycopg2
+hands over a statement's own NOTICEs only when it ends).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -22,6 +25,16 @@ from scrapers.db.connection import connect
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # Arbitrary but fixed: every runner of this project takes the same lock.
 ADVISORY_LOCK_KEY = 0x7472_6163_6B73  # "tracks"
+# Session setting the migrations read for their lock timeout (002's default: 60 s).
+LOCK_TIMEOUT_SETTING = "migrations.lock_timeout"
+MAX_LOCK_TIMEOUT = 86_400.0  # seconds; a day is already more than any migration should wait
+LOCK_WAIT_POLL = 1.0  # seconds between looks at what a running migration waits for
+# The sessions a backend waits for, described for a person (no query text: it may hold data).
+_BLOCKERS = """
+    SELECT a.pid, a.application_name, a.usename, a.state,
+           round(extract(epoch FROM clock_timestamp() - a.xact_start))
+    FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids(%s)) ORDER BY a.pid
+"""
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +87,15 @@ def run_sql_file(
     connection: psycopg2.extensions.connection,
     path: Path,
     on_notice: Callable[[str], None] | None = None,
+    url: str | None = None,
 ) -> None:
-    """Run one migration file on an autocommit connection; the file holds its transaction."""
+    """Run one migration file on an autocommit connection; the file holds its transaction.
+
+    With ``url``, a second connection watches for lock waits and reports them as they happen.
+    """
     connection.notices.clear()
     try:
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor, _reporting_lock_waits(url, connection, on_notice):
             cursor.execute(path.read_text(encoding="utf-8"))
     except psycopg2.Error as error:
         with connection.cursor() as cursor:
@@ -91,26 +108,38 @@ def run_sql_file(
 
 
 def upgrade(
-    url: str, target: str | None = None, on_notice: Callable[[str], None] | None = None
+    url: str,
+    target: str | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    lock_timeout: float | None = None,
 ) -> list[str]:
-    """Apply every pending migration (up to ``target``); returns the names applied."""
+    """Apply every pending migration (up to ``target``); returns the names applied.
+
+    ``lock_timeout`` (seconds) bounds how long a migration waits for table locks held by other
+    sessions before it stops, changing nothing.
+    """
     done: list[str] = []
-    with closing(connect(url, autocommit=True)) as connection, _locked(connection):
+    with _session(url, lock_timeout) as connection:
         already = applied(connection)
         for migration in discover():
             if migration.name not in already:
-                run_sql_file(connection, migration.up, on_notice)
+                run_sql_file(connection, migration.up, on_notice, url)
                 done.append(migration.name)
             if migration.name == target:
                 break
     return done
 
 
-def apply_one(url: str, name: str, on_notice: Callable[[str], None] | None = None) -> None:
+def apply_one(
+    url: str,
+    name: str,
+    on_notice: Callable[[str], None] | None = None,
+    lock_timeout: float | None = None,
+) -> None:
     """Run one migration file as it is (it decides itself whether it is already applied)."""
     migration = named(name)
-    with closing(connect(url, autocommit=True)) as connection, _locked(connection):
-        run_sql_file(connection, migration.up, on_notice)
+    with _session(url, lock_timeout) as connection:
+        run_sql_file(connection, migration.up, on_notice, url)
 
 
 def downgrade(url: str, name: str, on_notice: Callable[[str], None] | None = None) -> None:
@@ -118,14 +147,14 @@ def downgrade(url: str, name: str, on_notice: Callable[[str], None] | None = Non
     migration = named(name)
     if migration.down is None:
         raise MigrationError(f"{name} has no _down.sql file")
-    with closing(connect(url, autocommit=True)) as connection, _locked(connection):
+    with _session(url, None) as connection:
         already = applied(connection)
         if name not in already:
             raise MigrationError(f"{name} is not applied")
         later = [other for other in already if other > name]
         if later:
             raise MigrationError(f"roll back {', '.join(sorted(later))} before {name}")
-        run_sql_file(connection, migration.down, on_notice)
+        run_sql_file(connection, migration.down, on_notice, url)
 
 
 def status(url: str) -> list[tuple[str, datetime | None]]:
@@ -133,6 +162,67 @@ def status(url: str) -> list[tuple[str, datetime | None]]:
     with closing(connect(url, autocommit=True)) as connection:
         already = applied(connection)
     return [(migration.name, already.get(migration.name)) for migration in discover()]
+
+
+@contextmanager
+def _session(url: str, lock_timeout: float | None) -> Iterator[psycopg2.extensions.connection]:
+    """An autocommit connection holding the runner's lock, with the lock timeout to use."""
+    with closing(connect(url, autocommit=True)) as connection, _locked(connection):
+        if lock_timeout is not None:
+            milliseconds = max(1, round(checked_lock_timeout(lock_timeout) * 1000))
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config(%s, %s, false)", (LOCK_TIMEOUT_SETTING, f"{milliseconds}ms")
+                )
+        yield connection
+
+
+def checked_lock_timeout(seconds: float) -> float:
+    """``seconds`` if it is a usable lock timeout, else ValueError saying why."""
+    if not 0 < seconds <= MAX_LOCK_TIMEOUT:
+        raise ValueError(f"a lock timeout is more than 0 and at most {MAX_LOCK_TIMEOUT:g} seconds")
+    return seconds
+
+
+@contextmanager
+def _reporting_lock_waits(
+    url: str | None,
+    connection: psycopg2.extensions.connection,
+    report: Callable[[str], None] | None,
+) -> Iterator[None]:
+    """While the body runs, say once per blocking session that the migration waits for it."""
+    if url is None:
+        yield
+        return
+    backend, done = connection.get_backend_pid(), threading.Event()
+
+    def watch() -> None:
+        said: set[int] = set()
+        try:
+            with closing(connect(url, autocommit=True)) as watcher, watcher.cursor() as cursor:
+                while not done.wait(LOCK_WAIT_POLL):
+                    cursor.execute(_BLOCKERS, (backend,))
+                    new = [row for row in cursor.fetchall() if row[0] not in said]
+                    if new:
+                        said.update(row[0] for row in new)
+                        (report or logger.info)(
+                            "waiting for writers… the migration waits for locks held by: "
+                            + "; ".join(
+                                f"pid {pid} (application {app!r}, user {user}, {state},"
+                                f" transaction open {age} s)"
+                                for pid, app, user, state, age in new
+                            )
+                        )
+        except psycopg2.Error as error:  # the watch is a courtesy: never fail the migration
+            logger.debug("lock wait watch stopped: %s", error)
+
+    thread = threading.Thread(target=watch, name="migration-lock-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 @contextmanager
