@@ -25,7 +25,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "1001tracklists"
 DEMO = FIXTURES / "demo_tracklist.html"
-BLOCK_KINDS = ("interstitial", "ip_limit", "captcha", "not_found", "empty")
+BLOCK_KINDS = ("interstitial", "ip_limit", "captcha", "not_found", "empty", "not_html")
 
 # Settings every test crawl uses: no database, no metrics server, no waiting between requests.
 QUIET = {
@@ -152,6 +152,8 @@ class FakeSite:
         }
         if path in pages:
             return (FIXTURES / pages[path]).read_bytes(), "text/html; charset=utf-8"
+        if path == "/api/tracklist.json":  # what an API or an error handler might answer
+            return b'{"error": {"code": 4, "message": "quota"}}', "application/json"
         if path == "/dj/novaharbor/index2.html":
             return (FIXTURES / "listing_page2.html").read_bytes(), "text/html; charset=utf-8"
         match = re.match(r"^(?:/private)?/tracklist/([0-9a-z]+)/", path)
@@ -357,3 +359,12 @@ def test_invalid_spider_argument_stops_scrapy_crawl_with_one_clear_line(
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and errors[0].endswith(f"error: spider argument {message}")
     assert "Traceback" not in done.stderr and "Crawler.stats" not in done.stderr
+
+
+def test_json_answer_is_counted_as_not_html_and_the_crawl_goes_on(site: FakeSite) -> None:
+    urls = f"{site.base}/api/tracklist.json,{site.base}/tracklist/9demo01x/a.html"
+    result, log = run_crawl({"start_urls": urls}, TRACKLISTS_SITE_URL=site.base)
+    assert result["stats"]["blocked_pages/not_html"] == 1
+    assert f"Not an HTML page, skipped: {site.base}/api/tracklist.json" in log
+    assert "Traceback" not in log and "TypeError" not in log
+    assert len(result["items"]) == 11 and result["finish_reason"] == "finished"
