@@ -20,7 +20,15 @@ from scrapers.db import migrations
 from scrapers.db.connection import connect, resolve_database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_SAMPLES = REPO_ROOT.parent / "shared" / "samples" / "1001tracklists"
+# ../shared beside the checkout (CI, the main checkout) or beside a folder of worktrees.
+SHARED_SAMPLES = next(
+    (
+        folder / "shared" / "samples" / "1001tracklists"
+        for folder in REPO_ROOT.parents
+        if (folder / "shared" / "samples" / "1001tracklists").is_dir()
+    ),
+    REPO_ROOT.parent / "shared" / "samples" / "1001tracklists",
+)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 MakeDatabase = Callable[..., str]

@@ -26,15 +26,9 @@ from scrapers.items import SetlistItem, TrackItem
 from scrapers.spiders.blocking import BlockedPageMiddleware
 from scrapers.spiders.parsing import MAX_ROWS
 from scrapers.spiders.tracklists_1001 import SEARCH_URL, SITE, TracklistsSpider
+from tests.conftest import SHARED_SAMPLES
 
-SAMPLES = next(
-    (
-        folder / "shared" / "samples" / "1001tracklists"
-        for folder in Path(__file__).resolve().parents
-        if (folder / "shared" / "samples" / "1001tracklists").is_dir()
-    ),
-    Path(__file__).resolve().parents[2] / "shared" / "samples" / "1001tracklists",
-)  # ../shared beside the checkout, or beside the folder of worktrees
+SAMPLES = SHARED_SAMPLES
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "1001tracklists"
 DEMO = FIXTURES / "demo_tracklist.html"
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples not present")
