@@ -42,6 +42,7 @@ _PRODUCTION_CREDIT = re.compile(
 # Classes that put a space before (spL), after (spR) or around (spLR) an element through CSS.
 _SPACE_BEFORE = frozenset({"spL", "spLR"})
 _SPACE_AFTER = frozenset({"spR", "spLR"})
+_SPACED = _SPACE_BEFORE | _SPACE_AFTER
 # A country tag after a name: "Nause (SE)". Microdata names may leave it out.
 _COUNTRY_TAG = re.compile(r"\s*\([A-Z]{2}\)")
 _SITE_ID = re.compile(r"^[0-9a-z]{3,16}$")  # the site's tracklist and track ids
@@ -119,7 +120,10 @@ def text_of(node: Any) -> str:
         raw = node
     else:
         raw = etree.tostring(node, method="text", encoding=str, with_tail=False)
-    return _BRACKET_INSIDE_SPACE.sub("", _SPACES.sub(" ", raw or "")).strip()[:MAX_TEXT]
+    text = _SPACES.sub(" ", raw or "")
+    if "(" in text or "[" in text:
+        text = _BRACKET_INSIDE_SPACE.sub("", text)
+    return text.strip()[:MAX_TEXT]
 
 
 def _body_text(root: etree._Element) -> str:
@@ -483,13 +487,14 @@ def _spaced_text(element: etree._Element, credits: list[dict[str, str]]) -> str:
     for child in element.iterchildren():
         pieces += [_spaced_text(child, credits), child.tail or ""]
     text = "".join(pieces)
-    credit = _PRODUCTION_CREDIT.fullmatch(text.strip())
+    credit = _PRODUCTION_CREDIT.fullmatch(text.strip()) if "(" in text else None
     if credit:
         role = "co-producer" if credit.group(1) else "producer"
         credits.append({"name": text_of(credit.group(2)), "role": role})
         return " "
-    if text.strip():
-        classes = _SPACE_BEFORE.union(_SPACE_AFTER).intersection(_classes(element))
+    class_names = element.get("class") or ""
+    if "sp" in class_names and text.strip():
+        classes = _SPACED.intersection(class_names.split())
         text = (" " if classes & _SPACE_BEFORE else "") + text
         text += " " if classes & _SPACE_AFTER else ""
     return text
@@ -518,10 +523,11 @@ def _trusted_artist(artist: str, title: str, meta_name: str) -> tuple[str, bool]
 
 def _names_same(shown: str, named: str) -> bool:
     """Whether microdata ``named`` is ``shown``, shown cut at the front, or shown less a tag."""
+    if shown == named:
+        return bool(named)
     wanted = fold_text(named)
-    return bool(wanted) and any(
-        fold_text(variant).endswith(wanted) for variant in (shown, _COUNTRY_TAG.sub("", shown))
-    )
+    variants = (shown, _COUNTRY_TAG.sub("", shown)) if "(" in shown else (shown,)
+    return bool(wanted) and any(fold_text(variant).endswith(wanted) for variant in variants)
 
 
 def _credits(
