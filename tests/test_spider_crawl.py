@@ -368,3 +368,26 @@ def test_json_answer_is_counted_as_not_html_and_the_crawl_goes_on(site: FakeSite
     assert f"Not an HTML page, skipped: {site.base}/api/tracklist.json" in log
     assert "Traceback" not in log and "TypeError" not in log
     assert len(result["items"]) == 11 and result["finish_reason"] == "finished"
+
+
+def test_production_credits_reach_the_database_outside_the_title(db_url: str, db: Any) -> None:
+    page = FIXTURES / "text_quality_tracklist.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
+         "-a", f"start_urls={page.as_uri()}",
+         "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "DATABASE_URL": db_url},
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT title, metadata->'credits' FROM tracks WHERE metadata ? 'credits'"
+            " ORDER BY title"
+        )
+        assert cursor.fetchall() == [
+            ("Night Bus", [{"name": "Juno Reyes & Mara Lynn", "role": "producer"}]),
+            ("Pressure (Sable Drift Remix)", [{"name": "Orrin Vale", "role": "co-producer"}]),
+        ]
+        cursor.execute("SELECT count(*) FROM rejected_items")
+        assert cursor.fetchone() == (0,)
