@@ -98,6 +98,18 @@ def run_crawl(arguments: dict[str, str], **settings: Any) -> tuple[dict[str, Any
     return json.loads(line.removeprefix("RESULT ")), done.stderr
 
 
+def scrapy_crawl(*arguments: str, database_url: str | None = None) -> subprocess.CompletedProcess:
+    """``scrapy crawl 1001tracklists ARGUMENTS`` as a user runs it, without extensions or telnet."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists", *arguments,
+         "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+
+
 class FakeSite:
     """Answers like the site from fixture pages; records every request it gets."""
 
@@ -176,13 +188,9 @@ def site() -> Iterator[FakeSite]:
 def test_offline_crawl_of_a_saved_page_exports_items(tmp_path: Path) -> None:
     """The README's offline command: ``scrapy crawl 1001tracklists -a start_urls=file://… -O``."""
     out = tmp_path / "items.jsonl"
-    done = subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
-         "-a", f"start_urls={DEMO.as_uri()}", "-O", str(out),
-         "-s", "ITEM_PIPELINES={}", "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = scrapy_crawl(
+        "-a", f"start_urls={DEMO.as_uri()}", "-O", str(out), "-s", "ITEM_PIPELINES={}"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 11
@@ -300,13 +308,7 @@ def test_dj_argument_reads_the_dj_page(site: FakeSite) -> None:
 
 def test_offline_crawl_into_the_database(db_url: str, db: Any) -> None:
     """The demo page through the project's real pipeline: ID rows keep their place, no track."""
-    done = subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
-         "-a", f"start_urls={DEMO.as_uri()}",
-         "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "DATABASE_URL": db_url},
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+    done = scrapy_crawl("-a", f"start_urls={DEMO.as_uri()}", database_url=db_url)
     assert done.returncode == 0, done.stderr[-3000:]
     with db.cursor() as cursor:
         cursor.execute("SELECT source_id, stated_track_count, set_date::text FROM setlists")
@@ -349,12 +351,7 @@ def test_offline_crawl_of_a_saved_search_page_never_goes_online(site: FakeSite) 
 def test_invalid_spider_argument_stops_scrapy_crawl_with_one_clear_line(
     argument: str, message: str
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists", "-a", argument,
-         "-s", "ITEM_PIPELINES={}", "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = scrapy_crawl("-a", argument, "-s", "ITEM_PIPELINES={}")
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and errors[0].endswith(f"error: spider argument {message}")
@@ -372,13 +369,7 @@ def test_json_answer_is_counted_as_not_html_and_the_crawl_goes_on(site: FakeSite
 
 def test_production_credits_reach_the_database_outside_the_title(db_url: str, db: Any) -> None:
     page = FIXTURES / "text_quality_tracklist.html"
-    done = subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
-         "-a", f"start_urls={page.as_uri()}",
-         "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "DATABASE_URL": db_url},
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+    done = scrapy_crawl("-a", f"start_urls={page.as_uri()}", database_url=db_url)
     assert done.returncode == 0, done.stderr[-3000:]
     with db.cursor() as cursor:
         cursor.execute(
