@@ -85,3 +85,32 @@ def test_marked_up_remixer_and_unknown_rows() -> None:
 def test_scripts_do_not_make_a_page_a_captcha() -> None:
     html = "<html><body><script>var captcha = 1;</script><p>Nothing here</p></body></html>"
     assert classify_page(Selector(text=html).root) == PageKind.EMPTY
+
+
+def microdata_row(shown_artist: str, meta_name: str) -> str:
+    return row(
+        f'<div itemprop="tracks" itemscope itemtype="http://schema.org/MusicRecording">'
+        f'<meta itemprop="name" content="{meta_name}">'
+        f'<span class="trackValue"><span>{shown_artist}</span><span> - </span>'
+        f"<span>Long Night Drive</span></span></div>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("shown", "meta", "kept"),
+    [
+        # Cut at the front: a long tail of the visible name names the same artists.
+        ("Juno Reyes & Tamsin Cole vs. Orrin Vale", "yes & Tamsin Cole vs. Orrin Vale", None),
+        ("Orrin Vale (SE)", "Orrin Vale", None),  # the country tag left out
+        ("Orrin Vale (SE) & Kite Theory", "Orrin Vale & Kite Theory", None),
+        # A short tail is a different name: a decoy, as is a name that differs outright.
+        ("Malok", "Alok", "Alok"),
+        ("Pell Garnet", "Juno Reyes", "Juno Reyes"),
+    ],
+)
+def test_cut_or_untagged_microdata_is_not_a_decoy(shown: str, meta: str, kept: str | None) -> None:
+    html = f"<html><body>{microdata_row(shown, f'{meta} - Long Night Drive')}</body></html>"
+    parsed = parse_tracklist(Selector(text=html).root, "https://x/tracklist/abc123/x.html")
+    [only] = parsed.rows
+    assert only["artist"] == (kept or shown)
+    assert parsed.decoy_rows == (1 if kept else 0)

@@ -45,6 +45,9 @@ _SPACE_AFTER = frozenset({"spR", "spLR"})
 _SPACED = _SPACE_BEFORE | _SPACE_AFTER
 # A country tag after a name: "Nause (SE)". Microdata names may leave it out.
 _COUNTRY_TAG = re.compile(r"\s*\([A-Z]{2}\)")
+# The site cuts only long microdata names at the front; a shorter tail ("alok" of "malok") is
+# as likely a decoy's different name.
+MIN_CUT_NAME = 12
 _SITE_ID = re.compile(r"^[0-9a-z]{3,16}$")  # the site's tracklist and track ids
 _TRACKLIST_ID = re.compile(r"/tracklist/([0-9a-z]{3,16})/")
 _TRACK_ID = re.compile(r"/track/([0-9a-z]{3,16})/")
@@ -508,7 +511,7 @@ def _trusted_artist(artist: str, title: str, meta_name: str) -> tuple[str, bool]
     remix and edit text the microdata may lack. A microdata name cut at the front or without a
     country tag still names the visible artist: the visible name is then the fuller one.
     """
-    if _names_same(f"{artist} - {title}", meta_name):
+    if _names_same(f"{artist} - {title}", meta_name, cut=False):
         return artist, False
     meta_artist, sep, _ = meta_name.partition(" - ")
     suffix = f" - {title}"
@@ -516,18 +519,24 @@ def _trusted_artist(artist: str, title: str, meta_name: str) -> tuple[str, bool]
         meta_artist = meta_name[: -len(suffix)]
     elif not sep:
         return artist, False
-    if not fold_text(meta_artist) or _names_same(artist, meta_artist):
+    if not fold_text(meta_artist) or _names_same(artist, meta_artist, cut=True):
         return artist, False  # same artist, the titles differ in version text
     return text_of(meta_artist), True
 
 
-def _names_same(shown: str, named: str) -> bool:
-    """Whether microdata ``named`` is ``shown``, shown cut at the front, or shown less a tag."""
+def _names_same(shown: str, named: str, *, cut: bool) -> bool:
+    """Whether microdata ``named`` is ``shown`` or ``shown`` less a country tag, or (with
+    ``cut``) a long enough tail of either: the site cut it at the front."""
     if shown == named:
         return bool(named)
     wanted = fold_text(named)
+    if not wanted:
+        return False
     variants = (shown, _COUNTRY_TAG.sub("", shown)) if "(" in shown else (shown,)
-    return bool(wanted) and any(fold_text(variant).endswith(wanted) for variant in variants)
+    for variant in map(fold_text, variants):
+        if variant == wanted or (cut and len(wanted) >= MIN_CUT_NAME and variant.endswith(wanted)):
+            return True
+    return False
 
 
 def _credits(
