@@ -44,11 +44,13 @@ ITEM_PIPELINES: dict[str, int] = {
 
 # Database pipeline (README "The database pipeline"). A batch is written when it holds
 # DATABASE_BATCH_SIZE items or its oldest item waited DATABASE_BATCH_MAX_LATENCY seconds. A lost
-# database is retried for DATABASE_RETRY_TIMEOUT seconds per flush; what is still unsaved at the
-# end goes to a JSON-lines file in DATABASE_SPOOL_DIR and the crawl exits with status 1.
+# database is retried for DATABASE_RETRY_TIMEOUT seconds; after that, batches go to a JSON-lines
+# file in DATABASE_SPOOL_DIR as they fill, the database is probed every DATABASE_PROBE_INTERVAL
+# seconds, and the crawl exits with status 1. An invalid value stops the crawl (exit 2).
 DATABASE_BATCH_SIZE = 500
 DATABASE_BATCH_MAX_LATENCY = 5.0
 DATABASE_RETRY_TIMEOUT = 60.0
+DATABASE_PROBE_INTERVAL = 10.0
 DATABASE_SPOOL_DIR = os.environ.get("DATABASE_SPOOL_DIR", "spool")
 # `scrapy crawl` exits non-zero when items had to be spooled (scrapers/commands/crawl.py).
 COMMANDS_MODULE = "scrapers.commands"

@@ -53,6 +53,15 @@ def run_items(pipeline: DatabasePipeline, items: list[Any]) -> None:
     asyncio.run(crawl())
 
 
+def spooled_lines(directory: Path) -> list[dict[str, Any]]:
+    """Every item in the spool files of ``directory``, oldest file first."""
+    return [
+        json.loads(line)
+        for path in sorted(directory.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+
+
 def query(url: str, statement: str) -> list[tuple]:
     with closing(connect(url)) as connection, connection.cursor() as cursor:
         cursor.execute(statement)

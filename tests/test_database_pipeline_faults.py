@@ -21,14 +21,15 @@ from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
+import psycopg2.extensions
 import pytest
 import scrapy
 
 from scrapers.db import migrations
 from scrapers.db.connection import connect, ensure_database
 from scrapers.db.embedded import EmbeddedPostgres
-from scrapers.pipelines.database_pipeline import DatabasePipeline
-from tests.test_database_pipeline import make_pipeline, query
+from scrapers.pipelines.database_pipeline import CLOSE_GRACE, DatabasePipeline
+from tests.test_database_pipeline import make_pipeline, query, run_items, spooled_lines
 from tests.test_database_setup import throwaway_state_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -135,11 +136,14 @@ def test_sigterm_flushes_every_item_before_exit(db_url: str) -> None:
     assert returncode == 0, log[-3000:]
 
 
-def test_second_ctrl_c_spools_the_items_the_pipeline_held(db_url: str, tmp_path: Path) -> None:
-    """The first Ctrl-C waits for a download that never ends; the second forces Scrapy out
-    without closing the spider, so no flush runs: the items must reach the spool file."""
+def test_second_ctrl_c_spools_the_items_the_pipeline_held(tmp_path: Path) -> None:
+    """The first Ctrl-C waits for a download that never ends and makes the pipeline write
+    what it holds, to a database that accepts connections and never answers; the second,
+    within the pipeline's grace for that write, forces Scrapy out without closing the spider:
+    the items must reach the spool file."""
     with closing(socket.create_server(("127.0.0.1", 0))) as silent:  # accepts, never answers
         port = silent.getsockname()[1]
+        db_url = f"postgresql://nobody@127.0.0.1:{port}/none"
         command = crawl_command(
             db_url,
             "-a",
@@ -162,7 +166,7 @@ def test_second_ctrl_c_spools_the_items_the_pipeline_held(db_url: str, tmp_path:
             f"DATABASE_SPOOL_DIR={tmp_path}",
         )
         # The 40 items pass into the pipeline's buffer; then Ctrl-C, and again.
-        returncode, log = signalled_crawl(command, db_url, [(5, signal.SIGINT), (2, signal.SIGINT)])
+        returncode, log = signalled_crawl(command, db_url, [(5, signal.SIGINT), (1, signal.SIGINT)])
     assert "forcing unclean shutdown" in log, log[-3000:]
     assert returncode == 1, log[-3000:]
     spooled = list(tmp_path.glob("pipeline_feed-*.jsonl"))
@@ -171,7 +175,6 @@ def test_second_ctrl_c_spools_the_items_the_pipeline_held(db_url: str, tmp_path:
     assert sorted(json.loads(line)["track_name"] for line in lines) == sorted(
         f"Feed Song {n}" for n in range(40)
     )
-    assert query(db_url, "SELECT count(*) FROM tracks") == [(0,)]
 
 
 def test_crawl_exits_non_zero_and_spools_when_the_database_is_gone(tmp_path: Path) -> None:
@@ -239,7 +242,8 @@ class _Relay:
 
 
 @pytest.mark.slow
-def test_database_restart_during_a_crawl_loses_nothing(monkeypatch, caplog) -> None:
+def test_database_restart_during_a_crawl_loses_nothing(monkeypatch, caplog, tmp_path) -> None:
+    """A restart shorter than DATABASE_RETRY_TIMEOUT: the flush waits it out, nothing spooled."""
     state_dir = throwaway_state_dir("pipeline-restart")
     server = EmbeddedPostgres(state_dir)
     relay = _Relay()
@@ -250,11 +254,20 @@ def test_database_restart_during_a_crawl_loses_nothing(monkeypatch, caplog) -> N
         relay.target_port = running.port
         url = f"postgresql://postgres@127.0.0.1:{relay.port}/restart?connect_timeout=2"
         pipeline, crawler = make_pipeline(
-            url, monkeypatch, DATABASE_BATCH_SIZE=10, DATABASE_RETRY_TIMEOUT=1
+            url,
+            monkeypatch,
+            DATABASE_BATCH_SIZE=10,
+            DATABASE_RETRY_TIMEOUT=60,
+            DATABASE_SPOOL_DIR=str(tmp_path),
         )
 
         def item(n: int) -> dict[str, Any]:
             return {"artist_name": "Restart", "track_name": f"Song {n}", "bpm": 100 + n % 50}
+
+        async def restart() -> None:
+            await asyncio.sleep(2)
+            restarted = await asyncio.to_thread(server.ensure_running)
+            relay.target_port = restarted.port
 
         async def crawl(pipeline: DatabasePipeline) -> None:
             await pipeline.open_spider()
@@ -262,21 +275,20 @@ def test_database_restart_during_a_crawl_loses_nothing(monkeypatch, caplog) -> N
                 await pipeline.process_item(item(n))
             await asyncio.to_thread(server.stop)
             relay.cut()
-            # Flushes while the server is down fail after the retry timeout; items are kept.
-            for n in range(25, 50):
+            restarting = asyncio.create_task(restart())
+            # Flushes while the server is down are retried until it is back.
+            for n in range(25, 75):
                 await pipeline.process_item(item(n))
-            restarted = await asyncio.to_thread(server.ensure_running)
-            relay.target_port = restarted.port
-            for n in range(50, 75):
-                await pipeline.process_item(item(n))
+            await restarting
             await pipeline.close_spider()
 
         with caplog.at_level("WARNING"):
             asyncio.run(crawl(pipeline))
-        # The outage was real: flushes failed and were kept for the next attempt.
-        assert "keeping them for the next attempt" in caplog.text
+        # The outage was real: writes failed and were retried.
+        assert "Database write failed" in caplog.text
         assert query(url, "SELECT count(*), count(DISTINCT title) FROM tracks") == [(75, 75)]
         assert crawler.stats.get_value("database/items_spooled") is None
+        assert list(tmp_path.iterdir()) == []
         assert crawler.stats.get_value("database/items_stored") == 75
         with closing(connect(url)) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM track_lookup")
@@ -284,3 +296,104 @@ def test_database_restart_during_a_crawl_loses_nothing(monkeypatch, caplog) -> N
     finally:
         server.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_an_outage_spools_batches_as_they_fill_then_storing_resumes(
+    db_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    """After one failed retry cycle, batches go to the spool at once (no retry per item, a
+    bounded buffer); once the database answers the probe, batches are stored again."""
+    relay = _Relay()
+    relay.target_port = 9  # nothing listens: each connection is accepted, then dropped
+    dsn = psycopg2.extensions.parse_dsn(db_url)
+    real_port = int(dsn.get("port", 5432))
+    url = psycopg2.extensions.make_dsn(db_url, host="127.0.0.1", port=relay.port)
+    pipeline, crawler = make_pipeline(
+        url,
+        monkeypatch,
+        DATABASE_BATCH_SIZE=5,
+        DATABASE_RETRY_TIMEOUT=0.5,
+        DATABASE_PROBE_INTERVAL=0.2,
+        DATABASE_SPOOL_DIR=str(tmp_path),
+    )
+    items = [{"artist_name": "Outage", "track_name": f"Song {n}"} for n in range(20)]
+    timings: list[float] = []
+
+    async def crawl() -> None:
+        await pipeline.open_spider()
+        for item in items[:5]:
+            await pipeline.process_item(item)  # the fifth waits for one whole retry cycle
+        started = time.monotonic()
+        for item in items[5:10]:
+            await pipeline.process_item(item)  # spooled without waiting for the database
+        timings.append(time.monotonic() - started)
+        relay.target_port = real_port
+        await asyncio.sleep(1.0)  # the probe finds the database again
+        for item in items[10:]:
+            await pipeline.process_item(item)
+        await pipeline.close_spider()
+
+    asyncio.run(crawl())
+    assert timings[0] < 0.4
+    assert spooled_lines(tmp_path) == items[:10]
+    assert query(db_url, "SELECT title FROM tracks ORDER BY title") == sorted(
+        (item["track_name"],) for item in items[10:]
+    )
+    assert crawler.stats.get_value("database/items_spooled") == 10
+    assert crawler.stats.get_value("database/items_stored") == 10
+    assert crawler.stats.get_value("database/items_held_max") <= 10
+
+
+def test_close_does_not_wait_for_a_database_that_never_answers(tmp_path: Path, monkeypatch):
+    """A server that accepts connections and never answers (no connect_timeout in the URL):
+    the write hangs in the network, and close still returns within CLOSE_GRACE, with every
+    item spooled."""
+    with closing(socket.create_server(("127.0.0.1", 0))) as silent:
+        url = f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/none"
+        pipeline, crawler = make_pipeline(
+            url, monkeypatch, DATABASE_BATCH_SIZE=3, DATABASE_SPOOL_DIR=str(tmp_path)
+        )
+        items = [{"artist_name": "Silent", "track_name": f"Song {n}"} for n in range(5)]
+        closed_in: list[float] = []
+
+        async def crawl() -> None:
+            await pipeline.open_spider()
+            for item in items[:2]:
+                await pipeline.process_item(item)
+            # The third fills a batch whose write hangs; the next two wait in the buffer.
+            stuck = [asyncio.create_task(pipeline.process_item(item)) for item in items[2:]]
+            await asyncio.sleep(1.0)
+            started = time.monotonic()
+            await pipeline.close_spider()
+            closed_in.append(time.monotonic() - started)
+            await asyncio.gather(*stuck)
+
+        asyncio.run(crawl())
+    assert closed_in[0] < CLOSE_GRACE + 2
+    assert sorted(spooled_lines(tmp_path), key=lambda item: item["track_name"]) == items
+    assert crawler.stats.get_value("database/items_spooled") == 5
+
+
+def test_a_writer_error_is_no_outage(make_database, tmp_path: Path, monkeypatch, caplog):
+    """A database without the schema makes every write fail with a programming error: that is
+    not retried as an outage; the items go to a writer-error spool file and ERROR is logged."""
+    url = make_database(upto="")
+    pipeline, crawler = make_pipeline(
+        url,
+        monkeypatch,
+        DATABASE_BATCH_SIZE=2,
+        DATABASE_RETRY_TIMEOUT=30,
+        DATABASE_SPOOL_DIR=str(tmp_path),
+    )
+    items = [{"artist_name": "Bug", "track_name": f"Song {n}"} for n in range(5)]
+    started = time.monotonic()
+    with caplog.at_level("WARNING"):
+        run_items(pipeline, items)
+    assert time.monotonic() - started < 10  # no 30 s retry cycle
+    assert "Database write failed" not in caplog.text
+    assert "the database writer failed" in caplog.text
+    assert "UndefinedTable" in caplog.text or "does not exist" in caplog.text
+    [spool] = tmp_path.glob("*.jsonl")
+    assert spool.name.endswith("-writer-error.jsonl")
+    assert spooled_lines(tmp_path) == items
+    assert crawler.stats.get_value("database/items_spooled/writer_error") == 5

@@ -1,20 +1,38 @@
-"""``scrapy crawl`` that fails loudly when items could not be stored.
+"""``scrapy crawl`` that fails loudly when items could not be stored or a setting is wrong.
 
-Scrapy's own command exits 0 whatever the pipelines did. When the database pipeline had to
-spool items to a file (the database stayed unreachable, or a second Ctrl-C stopped the crawl
-before the pipeline could flush), a script or scheduler running the crawl must see it: the exit
-status is 1. Spider arguments (``-a``) the spider refuses stop the command before the crawl
-starts, with one error line and exit status 2, like any other usage error.
+Scrapy's own command exits 0 whatever the pipelines did. Here:
+
+* a setting with a value that cannot be used (``InvalidSetting``, raised by a component's
+  ``from_crawler``) stops the crawl before it starts, with one line on stderr naming the setting
+  and the value, and exit status 2, as for any other usage error;
+* when the database pipeline had to spool items to a file (the database was unavailable, the
+  writer failed, or a second Ctrl-C stopped the crawl before the pipeline could flush), the exit
+  status is 1, so that a script or scheduler running the crawl sees it. Any other failure to
+  start the crawl also exits 1, with Scrapy's traceback;
+* spider arguments (``-a``) the spider refuses stop the command before the crawl starts, with
+  one error line and exit status 2, like any other usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
 
 from scrapy.commands.crawl import Command as ScrapyCrawl
+from scrapy.crawler import Crawler
 from scrapy.exceptions import UsageError
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
-from scrapers.pipelines.database_pipeline import CRAWL_ENDED, SPOOLED_STAT
+from scrapers.pipelines.database_pipeline import CRAWL_ENDED, LOST_STAT, SPOOLED_STAT
+from scrapers.settings_check import InvalidSetting
+
+logger = logging.getLogger(__name__)
+
+INVALID_SETTING_EXIT = 2
 
 
 class Command(ScrapyCrawl):
@@ -31,13 +49,42 @@ class Command(ScrapyCrawl):
         except ValueError as error:
             raise UsageError(f"spider argument {error}", print_help=False) from error
         crawler = self._create_crawler(args[0])
-        self.crawler_process.crawl(crawler, **opts.spargs)
+        self._invalid_setting: InvalidSetting | None = None
+        started = self.crawler_process.crawl(crawler, **opts.spargs)
+        if isinstance(started, Deferred):
+            started.addErrback(self._deferred_failed)
+        else:
+            started.add_done_callback(self._task_done)
         self.crawler_process.start()
+        if self._invalid_setting is not None:
+            print(f"scrapy crawl: invalid setting: {self._invalid_setting}", file=sys.stderr)
+            self.exitcode = INVALID_SETTING_EXIT
+            return
         # After a forced stop the spider was never closed and pipelines may still hold items.
         crawler.signals.send_catch_log(signal=CRAWL_ENDED)
-        # ``crawler.stats`` raises until the crawl has started; Scrapy's documented way to look
-        # before that is the underscored attribute (None when the crawl never started).
-        stats = crawler._stats
-        spooled = stats.get_value(SPOOLED_STAT, 0) if stats is not None else 0
-        if self.crawler_process.bootstrap_failed or spooled:
+        if self.crawler_process.bootstrap_failed or _spooled(crawler):
             self.exitcode = 1
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, InvalidSetting):
+            self._invalid_setting = error
+        elif error is not None:
+            # Retrieved here, so asyncio no longer reports it: say it ourselves, in full.
+            logger.error("The crawl could not start", exc_info=error)
+
+    def _deferred_failed(self, failure: Failure) -> Failure | None:
+        if failure.check(InvalidSetting):
+            self._invalid_setting = failure.value
+            return None
+        return failure
+
+
+def _spooled(crawler: Crawler) -> Any:
+    """Items the pipeline spooled (or could not even spool); none when the crawl never got as
+    far as having stats."""
+    try:
+        stats = crawler.stats
+    except RuntimeError:
+        return 0
+    return stats.get_value(SPOOLED_STAT, 0) + stats.get_value(LOST_STAT, 0)

@@ -17,8 +17,8 @@ size:
 Identifier conflicts follow ``conflicts``' policy and never raise. A batch that hits a data
 error PostgreSQL refuses is split in halves until the one offending item is found and rejected
 with the database's message, so the rest is stored. Losing the connection is retried with
-backoff until ``retry_timeout``; re-applying a batch is idempotent because every step resolves
-before it inserts.
+backoff until ``retry_timeout`` (or until a caller shutting down says ``give_up``); re-applying a
+batch is idempotent because every step resolves before it inserts.
 """
 
 from __future__ import annotations
@@ -390,6 +390,7 @@ class BatchWriter:
         self._connection: psycopg2.extensions.connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: deque[Future[BatchResult]] = deque()
+        self._give_up = threading.Event()
 
     def __enter__(self) -> BatchWriter:
         return self
@@ -414,8 +415,35 @@ class BatchWriter:
     def write(
         self, items: Sequence[Any], locations: Sequence[str | None] | None = None
     ) -> BatchResult:
-        """Store ``items`` in order; ``locations`` (same length) say where each came from."""
-        return self.submit(items, locations).result()
+        """Store ``items`` in order; ``locations`` (same length) say where each came from.
+
+        Runs in the caller's thread, after any batch submitted before: a caller that must be
+        able to walk away from a write stuck in the network (the crawl's pipeline, at shutdown)
+        runs it in a thread of its own choosing.
+        """
+        started = time.monotonic()
+        while self._in_flight:
+            self._in_flight.popleft().exception()  # wait; errors stay with their future
+        validated: Future[Validated] = Future()
+        validated.set_result(validate(items, locations))
+        return self._store(validated, items, locations, started)
+
+    def give_up(self) -> None:
+        """From now on make one attempt per batch: a write retrying a lost database stops at
+        once with ``DatabaseUnavailable``. Thread-safe; for a caller that is shutting down."""
+        self._give_up.set()
+
+    def ping(self) -> bool:
+        """Whether the database answers now (one attempt, no retries)."""
+        try:
+            connection = self._connect()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            connection.rollback()
+        except TRANSIENT_ERRORS:
+            self._drop_connection()
+            return False
+        return True
 
     def submit(
         self, items: Sequence[Any], locations: Sequence[str | None] | None = None
@@ -478,12 +506,14 @@ class BatchWriter:
                 return self._write_splitting(prepared, rejections)
             except TRANSIENT_ERRORS as error:
                 self._drop_connection()
-                if time.monotonic() + delay > deadline:
+                out_of_time = time.monotonic() + delay > deadline or self._give_up.is_set()
+                if not out_of_time:
+                    logger.warning("Database write failed (%s); retrying in %.1fs", error, delay)
+                # ``give_up`` ends the wait at once.
+                if out_of_time or self._give_up.wait(delay):
                     raise DatabaseUnavailable(
                         f"cannot write to {redacted(self.url)}: {error}".strip()
                     ) from error
-                logger.warning("Database write failed (%s); retrying in %.1fs", error, delay)
-                time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
     def _write_splitting(self, prepared: list[_Entry], rejections: list[_Rejection]) -> BatchResult:

@@ -3,44 +3,106 @@
 Items are buffered and handed to ``scrapers.db.writer.BatchWriter`` in batches of
 ``DATABASE_BATCH_SIZE``, or after ``DATABASE_BATCH_MAX_LATENCY`` seconds, on one worker thread:
 psycopg2 blocks, and the reactor must not. One thread also keeps flushes in order, so a
-setlist is always written before (or with) its rows.
+setlist is always written before (or with) its rows. The pipeline never holds more than
+``2 * DATABASE_BATCH_SIZE`` items: an item that would exceed that waits (back-pressure on the
+crawl) until a batch is stored or spooled.
 
-If the database stays away longer than ``DATABASE_RETRY_TIMEOUT``, the batch is kept and tried
-again at the next flush. Whatever is still unsaved when the spider closes (end of crawl,
-Ctrl-C, SIGTERM: Scrapy closes the spider gracefully on all three) goes to a spool file of JSON
-lines, the same shape ``scrapy crawl -O items.jsonl`` writes, for the importer to replay; the
-crawl then exits non-zero (``scrapers.commands.crawl``).
+A lost database is retried for ``DATABASE_RETRY_TIMEOUT`` seconds. If it is still away, the
+batch goes to a spool file of JSON lines (``scrapers.pipelines.spool``, replayed by the
+importer) and the pipeline is in an *outage*: each batch is spooled as it fills, without
+waiting for the database, and the database is probed every ``DATABASE_PROBE_INTERVAL``
+seconds; once it answers, batches are stored again. So memory stays bounded however long the
+outage lasts, and every spooled batch is on disk (fsync'd) before the next one is taken.
+
+Stopping (SIGTERM, Ctrl-C, the end of the crawl) is noticed within a quarter of a second: the
+writer stops retrying, whatever is held is stored or spooled at once, and from then on every
+item is handed on as it arrives. A write stuck in the network (a connection attempt to a host
+that never answers) is left behind after ``CLOSE_GRACE`` seconds and its batch spooled; it
+runs on a daemon thread, so it cannot keep the process alive. A batch both written late and
+spooled is harmless: replaying it changes nothing. ``scrapy crawl`` exits non-zero when
+anything was spooled (``scrapers.commands.crawl``).
+
+Only "the database is unavailable" (``DatabaseUnavailable``: psycopg2's operational and
+interface errors, retried until the timeout) counts as an outage. Any other error is a defect,
+in the writer or in the database's schema (say, migrations not applied): it is logged at ERROR
+with its traceback, the batch and every later item go to a separate ``…-writer-error.jsonl``
+spool file, and the crawl is stopped with finish reason ``database_writer_error``.
 
 A second Ctrl-C makes Scrapy stop at once, without closing the spider. ``scrapy crawl`` then
-sends ``CRAWL_ENDED`` and the pipeline spools what it holds (the buffer, the batch being
-written, the batch kept after a failure), so nothing it accepted is lost either way.
+sends ``CRAWL_ENDED`` and the pipeline spools what it holds, so nothing it accepted is lost
+either way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
 
 from scrapers import metrics
 from scrapers.db.connection import resolve_database_url
 from scrapers.db.records import to_plain
-from scrapers.db.writer import BatchResult, BatchWriter
+from scrapers.db.writer import BatchResult, BatchWriter, DatabaseUnavailable
+from scrapers.pipelines.spool import Spool
+from scrapers.settings_check import InvalidSetting, seconds, setting, whole_number
 
 logger = logging.getLogger(__name__)
 
 SPOOLED_STAT = "database/items_spooled"
+HELD_STAT = "database/items_held_max"
+LOST_STAT = "database/items_lost"
+WRITER_ERROR_REASON = "database_writer_error"
 # Sent by ``scrapy crawl`` once the crawl has ended, however it ended. After a graceful close
 # the pipeline holds nothing; after a forced stop it holds what the spider never got to flush.
 CRAWL_ENDED = object()
+# Seconds a write in progress may take after a stop before its batch is spooled instead.
+CLOSE_GRACE = 3.0
+# How often the pipeline looks for a stop, and for a batch that waited long enough.
+_TICK = 0.25
+_UNAVAILABLE = "database unavailable"
+_WRITER_ERROR = "writer error"
+
+Held = tuple[Any, str | None]  # an item and where it came from
+
+
+class _Abandoned(Exception):
+    """A write did not finish within ``CLOSE_GRACE`` of a stop."""
+
+
+class _Worker:
+    """Runs calls one at a time, in order, on one daemon thread.
+
+    Not a ``ThreadPoolExecutor``: Python joins those threads at exit, so a connection attempt
+    hanging in the kernel would keep a stopped crawl alive until it timed out.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]]
+        self._calls = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._calls.put((future, function, args))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            future, function, args = self._calls.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function(*args))
+            except BaseException as error:
+                future.set_exception(error)
 
 
 class DatabasePipeline:
@@ -51,37 +113,64 @@ class DatabasePipeline:
         batch_size: int,
         max_latency: float,
         retry_timeout: float,
+        probe_interval: float,
         spool_dir: Path,
     ) -> None:
-        if batch_size < 1 or max_latency <= 0:
-            raise NotConfigured("DATABASE_BATCH_SIZE and DATABASE_BATCH_MAX_LATENCY must be > 0")
         self.crawler = crawler
         self.batch_size = batch_size
+        self.max_held = 2 * batch_size
         self.max_latency = max_latency
         self.retry_timeout = retry_timeout
+        self.probe_interval = probe_interval
         self.spool_dir = spool_dir
-        self.spool_path: Path | None = None
-        self._buffer: list[tuple[Any, str | None]] = []
-        self._unsaved: list[tuple[Any, str | None]] = []
-        self._in_flight: list[tuple[Any, str | None]] = []
+        self._spools: dict[str, Spool] = {}
+        self._buffer: list[Held] = []
+        self._in_flight: list[Held] = []
         self._oldest = 0.0
+        self._outage = False
+        self._failed = False  # a writer error: nothing more goes to the database
+        self._worker_stuck = False  # a call was left behind after a stop
         self._writer: BatchWriter | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._lock: asyncio.Lock | None = None
-        self._timer: asyncio.Task[None] | None = None
+        self._room: asyncio.Condition | None = None
+        self._stopping: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._watch_crawler = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DatabasePipeline:
+        """Read the settings strictly: a wrong value stops the crawl (``InvalidSetting``)."""
         settings = crawler.settings
+        spool_dir = str(setting(settings, "DATABASE_SPOOL_DIR", "spool")).strip()
+        if not spool_dir:
+            raise InvalidSetting("DATABASE_SPOOL_DIR", "a folder", spool_dir)
         pipeline = cls(
             crawler,
-            batch_size=settings.getint("DATABASE_BATCH_SIZE", 500),
-            max_latency=settings.getfloat("DATABASE_BATCH_MAX_LATENCY", 5.0),
-            retry_timeout=settings.getfloat("DATABASE_RETRY_TIMEOUT", 60.0),
-            spool_dir=Path(settings.get("DATABASE_SPOOL_DIR") or "spool"),
+            batch_size=whole_number(
+                "DATABASE_BATCH_SIZE", setting(settings, "DATABASE_BATCH_SIZE", 500), minimum=1
+            ),
+            max_latency=seconds(
+                "DATABASE_BATCH_MAX_LATENCY", setting(settings, "DATABASE_BATCH_MAX_LATENCY", 5.0)
+            ),
+            retry_timeout=seconds(
+                "DATABASE_RETRY_TIMEOUT",
+                setting(settings, "DATABASE_RETRY_TIMEOUT", 60.0),
+                allow_zero=True,
+            ),
+            probe_interval=seconds(
+                "DATABASE_PROBE_INTERVAL", setting(settings, "DATABASE_PROBE_INTERVAL", 10.0)
+            ),
+            spool_dir=Path(spool_dir),
         )
         crawler.signals.connect(pipeline.spool_unflushed_items, signal=CRAWL_ENDED)
         return pipeline
+
+    @property
+    def spool_path(self) -> Path | None:
+        """The spool file of items kept because the database was unavailable, if any."""
+        spool = self._spools.get(_UNAVAILABLE)
+        return spool.path if spool is not None else None
 
     @property
     def _spider_name(self) -> str:
@@ -89,78 +178,232 @@ class DatabasePipeline:
         return spider.name if spider is not None else "items"
 
     async def open_spider(self, spider: Any = None) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="database-writer")
+        self._worker = _Worker("database-writer")
         self._lock = asyncio.Lock()
-        settings = self.crawler.settings
-        url = await self._in_thread(resolve_database_url, settings)
+        self._room = asyncio.Condition()
+        self._stopping = asyncio.Event()
+        # Only a crawl that is running can be stopped; a pipeline driven by hand is not.
+        self._watch_crawler = self.crawler.crawling
+        url = await self._call(resolve_database_url, self.crawler.settings)
         self._writer = BatchWriter(
             url, origin=f"spider:{self._spider_name}", retry_timeout=self.retry_timeout
         )
-        self._timer = asyncio.get_running_loop().create_task(self._flush_when_stale())
+        self._tasks.append(asyncio.get_running_loop().create_task(self._watch()))
 
     async def process_item(self, item: Any, spider: Any = None) -> Any:
-        if not self._buffer:
-            self._oldest = time.monotonic()
-        self._buffer.append((item, _location(item)))
-        if len(self._buffer) >= self.batch_size:
-            # The item that fills the batch waits for it: back-pressure on the crawl when the
-            # database is slow or away.
-            await self.flush()
+        assert self._room is not None and self._stopping is not None
+        async with self._room:
+            # Back-pressure: while a batch is being written (or retried), at most ``max_held``
+            # items are accepted; the rest of the crawl waits here.
+            await self._room.wait_for(lambda: self._held() < self.max_held)
+            if not self._buffer:
+                self._oldest = time.monotonic()
+            self._buffer.append((item, _location(item)))
+            if self.crawler.stats is not None:
+                self.crawler.stats.max_value(HELD_STAT, self._held())
+        if len(self._buffer) >= self.batch_size or self._stopping.is_set():
+            # The item that fills the batch waits for it to be stored or spooled; once
+            # stopping, every item is, so that a kill soon after loses nothing.
+            await self.flush(full_only=True)
         return item
 
     async def close_spider(self, spider: Any = None) -> None:
-        if self._timer is not None and self._lock is not None:
-            # Never cancel a timed flush half-way: its batch would be in neither buffer.
-            async with self._lock:
-                self._timer.cancel()
-        await self.flush()
-        if self._unsaved:
-            unsaved, self._unsaved = self._unsaved, []
-            await self._in_thread(self._spool, unsaved, "The database stayed unreachable")
-        if self._writer is not None:
-            await self._in_thread(self._writer.close)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-
-    async def flush(self) -> None:
-        """Write everything buffered (and anything a failed flush kept), in arrival order."""
-        assert self._lock is not None and self._writer is not None
+        assert self._lock is not None and self._stopping is not None
+        self._begin_stop()
         async with self._lock:
-            batch, self._buffer = self._unsaved + self._buffer, []
-            self._unsaved = []
+            # Never cancel a timed flush half-way: its batch would be in neither buffer.
+            for task in self._tasks:
+                task.cancel()
+        await self.flush()
+        if self._writer is not None:
+            try:
+                await self._call(self._writer.close)
+            except _Abandoned:
+                logger.warning("Left the database connection behind: it did not answer in time")
+        self._close_spools()
+
+    async def flush(self, *, full_only: bool = False) -> None:
+        """Store (or, in an outage, spool) everything buffered, in arrival order.
+
+        ``full_only``: unless stopping, only if a whole batch is buffered (by the time the lock
+        is ours, an earlier flush may have taken it).
+        """
+        assert self._lock is not None and self._stopping is not None
+        async with self._lock:
+            if full_only and len(self._buffer) < self.batch_size and not self._stopping.is_set():
+                return
+            batch, self._buffer = self._buffer, []
             if not batch:
                 return
-            items = [item for item, _ in batch]
-            locations = [location for _, location in batch]
             self._in_flight = batch
             try:
-                result = await self._in_thread(self._writer.write, items, locations)
-            except Exception as error:
-                # The writer already retried with backoff; keep the items for the next flush.
-                self._unsaved = batch
-                logger.error(
-                    "Could not write %d items to the database (%s); keeping them for the next"
-                    " attempt",
-                    len(batch),
-                    error,
-                )
-                return
+                if self._failed:
+                    await self._spool(batch, _WRITER_ERROR)
+                elif self._outage:
+                    await self._spool(batch, _UNAVAILABLE)
+                else:
+                    await self._write(batch)
             finally:
                 self._in_flight = []
+                await self._make_room()
+
+    async def _write(self, batch: list[Held]) -> None:
+        assert self._writer is not None
+        items = [item for item, _ in batch]
+        locations = [location for _, location in batch]
+        try:
+            result = await self._call(self._writer.write, items, locations)
+        except DatabaseUnavailable as error:
+            self._enter_outage(str(error))
+            await self._spool(batch, _UNAVAILABLE)
+        except _Abandoned:
+            self._enter_outage("a write did not finish in time after the crawl was stopped")
+            await self._spool(batch, _UNAVAILABLE)
+        except Exception:
+            # Not an outage: a defect that retrying will not cure. Keep the items, say so
+            # loudly, and stop the crawl rather than scrape a site into a spool file.
+            logger.exception(
+                "Could not store %d items: the database writer failed. They and every later"
+                " item go to a writer-error spool file; the crawl stops.",
+                len(batch),
+            )
+            self._failed = True
+            await self._spool(batch, _WRITER_ERROR)
+            self._stop_crawl()
+        else:
             self._record(result)
 
-    async def _flush_when_stale(self) -> None:
-        while True:
-            await asyncio.sleep(self.max_latency / 2)
-            if self._buffer and time.monotonic() - self._oldest >= self.max_latency:
-                try:
-                    await self.flush()
-                except Exception:
-                    logger.exception("Timed flush failed")
+    def _enter_outage(self, why: str) -> None:
+        if self._outage:
+            return
+        self._outage = True
+        logger.error(
+            "The database is unavailable (%s). Items are spooled as they come until it answers"
+            " again; it is probed every %.0f s.",
+            why,
+            self.probe_interval,
+        )
+        assert self._stopping is not None
+        if not self._stopping.is_set():
+            self._tasks.append(asyncio.get_running_loop().create_task(self._probe()))
 
-    async def _in_thread(self, function: Any, *args: Any) -> Any:
-        assert self._executor is not None
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+    async def _probe(self) -> None:
+        """Leave the outage once the database answers."""
+        assert self._writer is not None and self._stopping is not None
+        while self._outage and not self._stopping.is_set():
+            await asyncio.sleep(self.probe_interval)
+            try:
+                answered = await self._call(self._writer.ping)
+            except _Abandoned:
+                return
+            if answered:
+                self._outage = False
+                logger.warning(
+                    "The database answers again; new items are stored. Replay the %d items"
+                    " spooled to %s with the importer.",
+                    self._spools[_UNAVAILABLE].count,
+                    self.spool_path,
+                )
+
+    async def _watch(self) -> None:
+        """Notice a stop; flush a batch whose oldest item waited ``max_latency``."""
+        assert self._stopping is not None
+        while True:
+            await asyncio.sleep(_TICK)
+            if self._watch_crawler and not self.crawler.crawling:
+                self._begin_stop()
+            stale = time.monotonic() - self._oldest >= self.max_latency
+            if self._buffer and (stale or self._stopping.is_set()):
+                await self.flush()
+
+    def _begin_stop(self) -> None:
+        assert self._stopping is not None
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self._writer is not None:
+            self._writer.give_up()
+
+    def _stop_crawl(self) -> None:
+        try:
+            engine = self.crawler.engine
+        except RuntimeError:  # a pipeline driven by hand, outside a crawl
+            return
+        if engine.spider is not None:
+            asyncio.get_running_loop().create_task(
+                engine.close_spider_async(reason=WRITER_ERROR_REASON)
+            )
+
+    def _held(self) -> int:
+        return len(self._buffer) + len(self._in_flight)
+
+    async def _make_room(self) -> None:
+        assert self._room is not None
+        async with self._room:
+            self._room.notify_all()
+
+    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` on the worker thread. Once stopping, wait at most
+        ``CLOSE_GRACE`` more seconds for it, then raise ``_Abandoned``."""
+        assert self._worker is not None and self._stopping is not None
+        if self._worker_stuck:
+            raise _Abandoned  # a call left behind still holds the thread
+        done = asyncio.wrap_future(self._worker.submit(function, *args))
+        if not self._stopping.is_set():
+            stop = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+        if not done.done():
+            await asyncio.wait({done}, timeout=CLOSE_GRACE)
+        if not done.done():
+            # The thread carries on alone; its result, if it ever comes, is not needed.
+            done.add_done_callback(lambda future: future.cancelled() or future.exception())
+            self._worker_stuck = True
+            raise _Abandoned
+        return done.result()
+
+    async def _spool(self, batch: list[Held], reason: str) -> None:
+        spool = self._spool_for(reason)
+        items = [item for item, _ in batch]
+        try:
+            await asyncio.to_thread(spool.append, items)
+        except OSError as error:
+            # Nowhere left to keep them: say exactly how many are lost, and fail the crawl.
+            where = spool.path or spool.directory
+            logger.critical(
+                "%d items LOST (%s): cannot write %s: %s", len(items), reason, where, error
+            )
+            if self.crawler.stats is not None:
+                self.crawler.stats.inc_value(LOST_STAT, len(items))
+            raise
+        self._count_spooled(spool, len(items), reason)
+
+    def _spool_for(self, reason: str) -> Spool:
+        if reason not in self._spools:
+            suffix = "-writer-error" if reason == _WRITER_ERROR else ""
+            self._spools[reason] = Spool(self.spool_dir, self._spider_name, suffix)
+        return self._spools[reason]
+
+    def _count_spooled(self, spool: Spool, count: int, reason: str) -> None:
+        metrics.ITEMS_SPOOLED.inc(count)
+        stats = self.crawler.stats
+        if stats is not None:
+            stats.inc_value(SPOOLED_STAT, count)
+            stats.inc_value(f"{SPOOLED_STAT}/{reason.replace(' ', '_')}", count)
+        # The first batch of a file is an ERROR that says how to replay it; the rest are logged
+        # at DEBUG (the stats count them), and ``close_spider`` sums up.
+        first = spool.count == count
+        logger.log(
+            logging.ERROR if first else logging.DEBUG,
+            "%s: %d items spooled to %s (%d in that file)%s",
+            reason.capitalize(),
+            count,
+            spool.path,
+            spool.count,
+            ". Replay them with: python scripts/import_tracks.py --format jsonl FILE"
+            if first
+            else "",
+        )
 
     def _record(self, result: BatchResult) -> None:
         stats = self.crawler.stats
@@ -178,31 +421,25 @@ class DatabasePipeline:
 
         The batch being written may commit after all; replaying it is idempotent.
         """
-        pending = self._unsaved + self._in_flight + self._buffer
-        self._unsaved, self._in_flight, self._buffer = [], [], []
+        pending = self._in_flight + self._buffer
+        self._in_flight, self._buffer = [], []
         if pending:
-            self._spool(pending, "Forced shutdown before the pipeline could flush")
+            reason = _WRITER_ERROR if self._failed else _UNAVAILABLE
+            spool = self._spool_for(reason)
+            spool.append(item for item, _ in pending)
+            logger.error("Forced shutdown before the pipeline could flush")
+            self._count_spooled(spool, len(pending), reason)
+        self._close_spools()
 
-    def _spool(self, pending: list[tuple[Any, str | None]], why: str) -> None:
-        """Save items as JSON lines, log where, and mark the crawl as failed."""
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = self.spool_dir / f"{self._spider_name}-{stamp}.jsonl"
-        with path.open("w", encoding="utf-8") as spool:
-            for item, _ in pending:
-                spool.write(json.dumps(to_plain(item), ensure_ascii=False, default=str))
-                spool.write("\n")
-        self.spool_path = path.resolve()
-        metrics.ITEMS_SPOOLED.inc(len(pending))
-        if self.crawler.stats is not None:
-            self.crawler.stats.inc_value(SPOOLED_STAT, len(pending))
-        logger.error(
-            "%s: %d unsaved items written to %s."
-            " Replay them with the importer (jsonl) once the database is back.",
-            why,
-            len(pending),
-            self.spool_path,
-        )
+    def _close_spools(self) -> None:
+        for reason, spool in self._spools.items():
+            if spool.close():
+                logger.error(
+                    "%d items were not stored (%s) and are in %s; the crawl exits with status 1",
+                    spool.count,
+                    reason,
+                    spool.path,
+                )
 
 
 def _location(item: Any) -> str | None:

@@ -1,0 +1,73 @@
+"""Reading the user's settings strictly: a value that cannot be used stops the program.
+
+Scrapy answers a component's ``NotConfigured`` by disabling the component with one WARNING and
+crawling on, so a typo such as ``-s DATABASE_BATCH_SIZE=0`` once scraped a whole site and stored
+nothing. ``NotConfigured`` is kept for "switched off on purpose" (``PROMETHEUS_ENABLED=False``);
+a value that is wrong raises ``InvalidSetting``, which ``scrapy crawl`` reports in one line and
+answers with exit status 2 (``scrapers.commands.crawl``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+class InvalidSetting(ValueError):
+    """A setting's value cannot be used. The message names the setting and the value given."""
+
+    def __init__(self, name: str, requirement: str, value: Any) -> None:
+        super().__init__(f"{name} must be {requirement}, got {value!r}")
+        self.name = name
+
+
+def whole_number(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> int:
+    """``value`` (a setting's raw value: text from ``-s`` or a number) as an int in range."""
+    requirement = f"a whole number of at least {minimum}" + (
+        f" and at most {maximum}" if maximum is not None else ""
+    )
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise InvalidSetting(name, requirement, value)
+    try:
+        number = int(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise InvalidSetting(name, requirement, value) from None
+    if number < minimum or (maximum is not None and number > maximum):
+        raise InvalidSetting(name, requirement, value)
+    return number
+
+
+def seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """``value`` as a finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
+    requirement = "a number of seconds " + (">= 0" if allow_zero else "> 0")
+    if isinstance(value, bool):
+        raise InvalidSetting(name, requirement, value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidSetting(name, requirement, value) from None
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        raise InvalidSetting(name, requirement, value)
+    return number
+
+
+def switch(name: str, value: Any) -> bool:
+    """``value`` as on/off: a bool, 1/0, true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidSetting(name, "true or false", value)
+
+
+def setting(settings: Mapping[str, Any], name: str, default: Any) -> Any:
+    """The raw value of ``name``, or ``default`` when it is not set at all."""
+    value = settings.get(name)
+    return default if value is None else value
