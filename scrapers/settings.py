@@ -60,7 +60,7 @@ COMMANDS_MODULE = "scrapers.commands"
 # are also pushed there when the crawl ends.
 PROMETHEUS_ENABLED = True
 PROMETHEUS_HOST = "127.0.0.1"
-PROMETHEUS_PORT = int(os.environ.get("PROMETHEUS_PORT", "9410"))
+PROMETHEUS_PORT = os.environ.get("PROMETHEUS_PORT", "9410")  # checked where it is used
 PROMETHEUS_PUSHGATEWAY_URL = os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", "")
 PROMETHEUS_JOB = "tracklists_crawl"
 EXTENSIONS = {"scrapers.extensions.metrics_server.MetricsServer": 500}

@@ -41,18 +41,38 @@ def whole_number(name: str, value: Any, *, minimum: int, maximum: int | None = N
     return number
 
 
-def seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    """``value`` as a finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
-    requirement = "a number of seconds " + (">= 0" if allow_zero else "> 0")
+def number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float = 0.0,
+    allow_minimum: bool = True,
+    maximum: float | None = None,
+    what: str = "a number",
+) -> float:
+    """``value`` as a finite float in range (``minimum`` itself only with ``allow_minimum``)."""
+    requirement = f"{what} {'>=' if allow_minimum else '>'} {minimum:g}" + (
+        f" and <= {maximum:g}" if maximum is not None else ""
+    )
     if isinstance(value, bool):
         raise InvalidSetting(name, requirement, value)
     try:
-        number = float(value)
+        result = float(value)
     except (TypeError, ValueError):
         raise InvalidSetting(name, requirement, value) from None
-    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+    if (
+        not math.isfinite(result)
+        or result < minimum
+        or (result == minimum and not allow_minimum)
+        or (maximum is not None and result > maximum)
+    ):
         raise InvalidSetting(name, requirement, value)
-    return number
+    return result
+
+
+def seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """``value`` as a finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
+    return number(name, value, allow_minimum=allow_zero, what="a number of seconds")
 
 
 def switch(name: str, value: Any) -> bool:

@@ -14,9 +14,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scrapers import settings as project_settings
+from scrapers.settings_check import InvalidSetting, number, whole_number
 
 SOURCES = ("musicbrainz", "deezer", "spotify")
 MODES = ("inline", "deferred")
+URL_SETTINGS = {
+    "musicbrainz": "ENRICHMENT_MUSICBRAINZ_URL",
+    "deezer": "ENRICHMENT_DEEZER_URL",
+    "spotify": "ENRICHMENT_SPOTIFY_API_URL",
+}
 
 
 @dataclass(frozen=True)
@@ -81,20 +87,29 @@ class EnrichmentConfig:
         def get(name: str) -> Any:
             value = settings.get(name)
             default = getattr(project_settings, name)
-            if isinstance(default, dict) and isinstance(value, str):
-                value = json.loads(value)  # "-s ENRICHMENT_RATES='{...}'" on a command line
+            if isinstance(default, dict) and value is not None:
+                value = _mapping(name, value)  # "-s ENRICHMENT_RATES='{...}'" on a command line
             return default if value is None else value
 
-        urls = {
-            "musicbrainz": get("ENRICHMENT_MUSICBRAINZ_URL"),
-            "deezer": get("ENRICHMENT_DEEZER_URL"),
-            "spotify": get("ENRICHMENT_SPOTIFY_API_URL"),
-        }
-        rates = {**project_settings.ENRICHMENT_RATES, **dict(get("ENRICHMENT_RATES"))}
-        ttls = {**project_settings.ENRICHMENT_CACHE_TTL, **dict(get("ENRICHMENT_CACHE_TTL"))}
+        def rate_or_ttl(name: str, source: str, value: Any) -> float:
+            rate = name == "ENRICHMENT_RATES"
+            return number(f"{name}[{source!r}]", value, allow_minimum=not rate)
+
+        def real(name: str, **bounds: Any) -> float:
+            return number(name, get(name), **bounds)
+
+        def count(name: str, minimum: int = 1, maximum: int | None = None) -> int:
+            return whole_number(name, get(name), minimum=minimum, maximum=maximum)
+
+        urls = {source: get(name) for source, name in URL_SETTINGS.items()}
+        rates = {**project_settings.ENRICHMENT_RATES, **get("ENRICHMENT_RATES")}
+        ttls = {**project_settings.ENRICHMENT_CACHE_TTL, **get("ENRICHMENT_CACHE_TTL")}
         sources = {
             name: SourceConfig(
-                name, str(urls[name]).rstrip("/"), float(rates[name]), float(ttls[name])
+                name,
+                str(urls[name]).rstrip("/"),
+                rate_or_ttl("ENRICHMENT_RATES", name, rates[name]),
+                rate_or_ttl("ENRICHMENT_CACHE_TTL", name, ttls[name]),
             )
             for name in SOURCES
         }
@@ -105,20 +120,20 @@ class EnrichmentConfig:
             spotify_accounts_url=str(get("ENRICHMENT_SPOTIFY_ACCOUNTS_URL")).rstrip("/"),
             spotify_client_id=environ.get("SPOTIFY_CLIENT_ID") or None,
             spotify_client_secret=environ.get("SPOTIFY_CLIENT_SECRET") or None,
-            negative_cache_ttl=float(get("ENRICHMENT_NEGATIVE_CACHE_TTL")),
-            match_threshold=float(get("ENRICHMENT_MATCH_THRESHOLD")),
-            isrc_match_threshold=float(get("ENRICHMENT_ISRC_MATCH_THRESHOLD")),
-            ambiguity_margin=float(get("ENRICHMENT_AMBIGUITY_MARGIN")),
-            max_attempts=int(get("ENRICHMENT_MAX_ATTEMPTS")),
-            backoff_base=float(get("ENRICHMENT_BACKOFF_BASE")),
-            max_retry_after=float(get("ENRICHMENT_MAX_RETRY_AFTER")),
-            timeout=float(get("ENRICHMENT_TIMEOUT")),
-            breaker_failures=int(get("ENRICHMENT_BREAKER_FAILURES")),
-            breaker_reset=float(get("ENRICHMENT_BREAKER_RESET")),
-            concurrency=int(get("ENRICHMENT_CONCURRENCY")),
-            retry_failed_after=float(get("ENRICHMENT_RETRY_FAILED_AFTER")),
+            negative_cache_ttl=real("ENRICHMENT_NEGATIVE_CACHE_TTL"),
+            match_threshold=real("ENRICHMENT_MATCH_THRESHOLD", allow_minimum=False, maximum=1),
+            isrc_match_threshold=real("ENRICHMENT_ISRC_MATCH_THRESHOLD", maximum=1),
+            ambiguity_margin=real("ENRICHMENT_AMBIGUITY_MARGIN", maximum=1),
+            max_attempts=count("ENRICHMENT_MAX_ATTEMPTS"),
+            backoff_base=real("ENRICHMENT_BACKOFF_BASE"),
+            max_retry_after=real("ENRICHMENT_MAX_RETRY_AFTER"),
+            timeout=real("ENRICHMENT_TIMEOUT", allow_minimum=False),
+            breaker_failures=count("ENRICHMENT_BREAKER_FAILURES"),
+            breaker_reset=real("ENRICHMENT_BREAKER_RESET"),
+            concurrency=count("ENRICHMENT_CONCURRENCY"),
+            retry_failed_after=real("ENRICHMENT_RETRY_FAILED_AFTER"),
             service_host=str(get("ENRICHMENT_SERVICE_HOST")),
-            service_port=int(get("ENRICHMENT_SERVICE_PORT")),
+            service_port=count("ENRICHMENT_SERVICE_PORT", minimum=0, maximum=65535),
         )
         config.validate()
         return config
@@ -126,13 +141,27 @@ class EnrichmentConfig:
     def validate(self) -> None:
         """Refuse a configuration that would hammer a source or never match."""
         if self.mode not in MODES:
-            raise ValueError(f"ENRICHMENT_MODE must be one of {MODES}, got {self.mode!r}")
+            raise InvalidSetting("ENRICHMENT_MODE", f"one of {MODES}", self.mode)
         for source in self.sources.values():
             if source.rate <= 0:
-                raise ValueError(f"ENRICHMENT_RATES[{source.name!r}] must be > 0")
+                raise InvalidSetting(f"ENRICHMENT_RATES[{source.name!r}]", "> 0", source.rate)
             if not source.base_url.startswith(("http://", "https://")):
-                raise ValueError(f"base URL of {source.name} must be http(s)")
+                raise InvalidSetting(URL_SETTINGS[source.name], "http(s)", source.base_url)
         if not 0 < self.match_threshold <= 1:
-            raise ValueError("ENRICHMENT_MATCH_THRESHOLD must be in (0, 1]")
-        if self.max_attempts < 1 or self.concurrency < 1:
-            raise ValueError("ENRICHMENT_MAX_ATTEMPTS and ENRICHMENT_CONCURRENCY must be >= 1")
+            raise InvalidSetting("ENRICHMENT_MATCH_THRESHOLD", "in (0, 1]", self.match_threshold)
+        if self.max_attempts < 1:
+            raise InvalidSetting("ENRICHMENT_MAX_ATTEMPTS", ">= 1", self.max_attempts)
+        if self.concurrency < 1:
+            raise InvalidSetting("ENRICHMENT_CONCURRENCY", ">= 1", self.concurrency)
+
+
+def _mapping(name: str, value: Any) -> dict[str, Any]:
+    """A dict setting, given as a dict or as JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidSetting(name, "a JSON object", value) from None
+    if not isinstance(value, Mapping):
+        raise InvalidSetting(name, "a mapping of source to number", value)
+    return dict(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlparse
 
 from prometheus_client import start_http_server
 from scrapy import signals
@@ -16,6 +17,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from scrapers import metrics
+from scrapers.settings_check import InvalidSetting, setting, switch, whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +32,32 @@ class MetricsServer:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> MetricsServer:
+        """Off on purpose is ``NotConfigured``; a value that cannot be used is
+        ``InvalidSetting``, which stops the crawl."""
         settings = crawler.settings
-        if not settings.getbool("PROMETHEUS_ENABLED", True):
+        if not switch("PROMETHEUS_ENABLED", setting(settings, "PROMETHEUS_ENABLED", True)):
             raise NotConfigured("PROMETHEUS_ENABLED is off")
+        host = str(setting(settings, "PROMETHEUS_HOST", "127.0.0.1")).strip()
+        if not host:
+            raise InvalidSetting("PROMETHEUS_HOST", "an address to listen on", host)
+        pushgateway_url = str(setting(settings, "PROMETHEUS_PUSHGATEWAY_URL", "")).strip()
+        if pushgateway_url and urlparse(pushgateway_url).scheme not in ("http", "https"):
+            # Only the scheme is shown: the URL may carry credentials.
+            shown = f"{urlparse(pushgateway_url).scheme}:…"
+            raise InvalidSetting("PROMETHEUS_PUSHGATEWAY_URL", "empty or an http(s) URL", shown)
+        job = str(setting(settings, "PROMETHEUS_JOB", "tracklists_crawl")).strip()
+        if not job:
+            raise InvalidSetting("PROMETHEUS_JOB", "a job name", job)
         extension = cls(
-            host=settings.get("PROMETHEUS_HOST") or "127.0.0.1",
-            port=settings.getint("PROMETHEUS_PORT", 9410),
-            pushgateway_url=settings.get("PROMETHEUS_PUSHGATEWAY_URL") or "",
-            job=settings.get("PROMETHEUS_JOB") or "tracklists_crawl",
+            host=host,
+            port=whole_number(
+                "PROMETHEUS_PORT",
+                setting(settings, "PROMETHEUS_PORT", 9410),
+                minimum=0,
+                maximum=65535,
+            ),
+            pushgateway_url=pushgateway_url,
+            job=job,
         )
         crawler.signals.connect(extension.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)

@@ -16,7 +16,7 @@ without retry: asking again would not make them exist.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import IgnoreRequest
@@ -25,6 +25,7 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.defer import deferred_from_coro
 
 from scrapers.metrics import CRAWL_BLOCKED_PAGES
+from scrapers.settings_check import seconds, setting, whole_number
 from scrapers.spiders.parsing import BLOCK_KINDS, CONTENT_KINDS, PageKind, classify_page
 
 if TYPE_CHECKING:
@@ -45,20 +46,27 @@ DEFAULTS = {
 }
 
 
+def _setting(settings: Any, name: str) -> Any:
+    return setting(settings, name, DEFAULTS[name])
+
+
 class BlockedPageMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
         self.crawler = crawler
-        self.max_in_row = max(
-            1, settings.getint("BLOCKED_PAGES_MAX_IN_ROW", DEFAULTS["BLOCKED_PAGES_MAX_IN_ROW"])
+        # A value that cannot be used stops the crawl (InvalidSetting), never silently clamped.
+        self.max_in_row = whole_number(
+            "BLOCKED_PAGES_MAX_IN_ROW", _setting(settings, "BLOCKED_PAGES_MAX_IN_ROW"), minimum=1
         )
-        self.retry_times = settings.getint(
-            "BLOCKED_PAGE_RETRY_TIMES", DEFAULTS["BLOCKED_PAGE_RETRY_TIMES"]
+        self.retry_times = whole_number(
+            "BLOCKED_PAGE_RETRY_TIMES", _setting(settings, "BLOCKED_PAGE_RETRY_TIMES"), minimum=0
         )
-        self.backoff_base = settings.getfloat(
-            "BLOCKED_BACKOFF_BASE", DEFAULTS["BLOCKED_BACKOFF_BASE"]
+        self.backoff_base = seconds(
+            "BLOCKED_BACKOFF_BASE", _setting(settings, "BLOCKED_BACKOFF_BASE"), allow_zero=True
         )
-        self.backoff_max = settings.getfloat("BLOCKED_BACKOFF_MAX", DEFAULTS["BLOCKED_BACKOFF_MAX"])
+        self.backoff_max = seconds(
+            "BLOCKED_BACKOFF_MAX", _setting(settings, "BLOCKED_BACKOFF_MAX"), allow_zero=True
+        )
         self.base_delay = settings.getfloat("DOWNLOAD_DELAY")
         self.autothrottle = settings.getbool("AUTOTHROTTLE_ENABLED")
         self.in_row = 0

@@ -30,6 +30,7 @@ from scrapy.settings import BaseSettings
 
 from scrapers.items import SetlistItem, TrackItem
 from scrapers.metrics import CRAWL_BLOCKED_PAGES, CRAWL_DECOY_ROWS, CRAWL_PAGES_TRUNCATED
+from scrapers.settings_check import InvalidSetting
 from scrapers.spiders.blocking import PAGE_KIND_META
 from scrapers.spiders.parsing import (
     MAX_ROWS,
@@ -79,7 +80,7 @@ class TracklistsSpider(scrapy.Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         site = (crawler.settings.get("TRACKLISTS_SITE_URL") or SITE).rstrip("/")
         if urlparse(site).scheme not in ("http", "https"):
-            raise ValueError(f"TRACKLISTS_SITE_URL: not an http(s) URL: {site!r}")
+            raise InvalidSetting("TRACKLISTS_SITE_URL", "an http(s) URL", site)
         spider.site = site
         spider.allowed_domains = _hosts([site, *spider.start_urls])
         return spider

@@ -1,0 +1,94 @@
+"""A setting the user gave that cannot be used stops ``scrapy crawl`` before it crawls.
+
+Each case runs the real command in a child process with the project's own spider and every
+component it loads (enrichment and database pipelines, metrics server, block-page middleware).
+Scrapy alone would disable a component that raised ``NotConfigured`` with one WARNING and crawl
+on, storing nothing; here the answer is one line naming the setting, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_database_pipeline import query
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "tests" / "fixtures" / "1001tracklists" / "demo_tracklist.html"
+UNREACHABLE = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+
+
+def crawl(settings: dict[str, str | None], spool: Path, db_url: str = UNREACHABLE, **env: str):
+    """Run the crawl of the demo page; a setting given as None is not passed at all."""
+    given = {"DOWNLOAD_DELAY": "0", "AUTOTHROTTLE_ENABLED": "False", "PROMETHEUS_PORT": "0",
+             "DATABASE_SPOOL_DIR": str(spool), **settings}  # fmt: skip
+    command = [sys.executable, "-m", "scrapy", "crawl", "1001tracklists"]
+    command += ["-a", f"start_urls={DEMO.as_uri()}"]
+    for name, value in given.items():
+        if value is not None:
+            command += ["-s", f"{name}={value}"]
+    return subprocess.run(
+        command,
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(REPO), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DATABASE_BATCH_SIZE", "0", "DATABASE_BATCH_SIZE must be a whole number of at least 1"),
+        ("DATABASE_BATCH_SIZE", "lots", "DATABASE_BATCH_SIZE must be a whole number"),
+        ("DATABASE_RETRY_TIMEOUT", "-1", "DATABASE_RETRY_TIMEOUT must be a number of seconds >= 0"),
+        ("DATABASE_BATCH_MAX_LATENCY", "soon", "DATABASE_BATCH_MAX_LATENCY must be a number of"),
+        ("DATABASE_PROBE_INTERVAL", "nan", "DATABASE_PROBE_INTERVAL must be a number of seconds"),
+        ("PROMETHEUS_PORT", "70000", "PROMETHEUS_PORT must be a whole number of at least 0 and"),
+        ("PROMETHEUS_ENABLED", "maybe", "PROMETHEUS_ENABLED must be true or false"),
+        ("PROMETHEUS_PUSHGATEWAY_URL", "ftp://u:secret@h/", "PROMETHEUS_PUSHGATEWAY_URL must be"),
+        ("ENRICHMENT_CONCURRENCY", "0", "ENRICHMENT_CONCURRENCY must be a whole number of at"),
+        ("ENRICHMENT_RATES", '{"musicbrainz": "fast"}', "ENRICHMENT_RATES['musicbrainz'] must"),
+        ("ENRICHMENT_RATES", "{musicbrainz: 1}", "ENRICHMENT_RATES must be a JSON object"),
+        ("ENRICHMENT_MODE", "sometimes", "ENRICHMENT_MODE must be one of"),
+        ("BLOCKED_PAGES_MAX_IN_ROW", "0", "BLOCKED_PAGES_MAX_IN_ROW must be a whole number of at"),
+        ("BLOCKED_BACKOFF_BASE", "-5", "BLOCKED_BACKOFF_BASE must be a number of seconds >= 0"),
+        ("TRACKLISTS_SITE_URL", "ftp://example.org", "TRACKLISTS_SITE_URL must be an http(s) URL"),
+    ],
+)
+def test_an_invalid_setting_stops_the_crawl_with_one_clear_line(
+    name: str, value: str, message: str, tmp_path: Path
+) -> None:
+    done = crawl({name: value}, tmp_path)
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"scrapy crawl: invalid setting: {message}"), done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert "secret" not in done.stderr
+    assert "Spider opened" not in done.stderr
+
+
+def test_an_invalid_value_from_the_environment_is_answered_the_same_way(tmp_path: Path) -> None:
+    done = crawl({"PROMETHEUS_PORT": None}, tmp_path, PROMETHEUS_PORT="ninety")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        "scrapy crawl: invalid setting: PROMETHEUS_PORT must be a whole number of at least 0"
+        " and at most 65535, got 'ninety'"
+    )
+
+
+def test_switching_a_component_off_on_purpose_still_crawls(db_url: str, tmp_path: Path) -> None:
+    """``NotConfigured`` stays the answer to "off": the crawl runs and stores its items."""
+    pipelines = {"scrapers.pipelines.database_pipeline.DatabasePipeline": 800}
+    settings = {"PROMETHEUS_ENABLED": "False", "ITEM_PIPELINES": json.dumps(pipelines)}
+    done = crawl(settings, tmp_path, db_url=db_url)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Disabled scrapers.extensions.metrics_server.MetricsServer" in done.stderr
+    assert query(db_url, "SELECT count(*) FROM setlist_tracks") == [(10,)]
