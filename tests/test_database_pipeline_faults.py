@@ -397,3 +397,31 @@ def test_a_writer_error_is_no_outage(make_database, tmp_path: Path, monkeypatch,
     assert spool.name.endswith("-writer-error.jsonl")
     assert spooled_lines(tmp_path) == items
     assert crawler.stats.get_value("database/items_spooled/writer_error") == 5
+
+
+def test_a_writer_error_stops_the_crawl_and_keeps_its_items(make_database, tmp_path: Path):
+    """Through ``scrapy crawl``: the defect is shown with its traceback, the crawl stops with
+    its own finish reason and exit status 1, and every item scraped is in the spool."""
+    url = make_database(upto="")
+    command = crawl_command(
+        url,
+        "-a",
+        "count=40",
+        "-a",
+        "delay=0.05",
+        "-s",
+        "DATABASE_BATCH_SIZE=5",
+        "-s",
+        f"DATABASE_SPOOL_DIR={tmp_path}",
+    )
+    crawl = subprocess.run(
+        command, cwd=REPO_ROOT, env=crawl_env(url), capture_output=True, text=True, timeout=120
+    )
+    assert crawl.returncode == 1, crawl.stderr[-3000:]
+    assert "'finish_reason': 'database_writer_error'" in crawl.stderr
+    assert "Traceback" in crawl.stderr and "the database writer failed" in crawl.stderr
+    [spool] = tmp_path.glob("*.jsonl")
+    assert spool.name.endswith("-writer-error.jsonl")
+    scraped = scraped_count(crawl.stderr)
+    assert 5 <= scraped < 40  # stopped early
+    assert len(spooled_lines(tmp_path)) == scraped

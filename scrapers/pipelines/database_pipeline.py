@@ -314,7 +314,10 @@ class DatabasePipeline:
                 self._begin_stop()
             stale = time.monotonic() - self._oldest >= self.max_latency
             if self._buffer and (stale or self._stopping.is_set()):
-                await self.flush()
+                try:
+                    await self.flush()
+                except Exception:  # already logged with its count; keep watching for a stop
+                    logger.exception("Timed flush failed")
 
     def _begin_stop(self) -> None:
         assert self._stopping is not None
