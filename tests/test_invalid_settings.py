@@ -13,14 +13,28 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import scrapy
+from scrapy.exceptions import UsageError
 
 from tests.test_database_pipeline import query
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "tests" / "fixtures" / "1001tracklists" / "demo_tracklist.html"
 UNREACHABLE = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+
+
+class RefusingSpider(scrapy.Spider):
+    """Refuses its argument the way a spider should: a ``UsageError``."""
+
+    name = "refusing"
+
+    def __init__(self, size: str = "1", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not size.isdigit():
+            raise UsageError(f"size: not a whole number: {size!r}")
 
 
 def crawl(settings: dict[str, str | None], spool: Path, db_url: str = UNREACHABLE, **env: str):
@@ -92,3 +106,19 @@ def test_switching_a_component_off_on_purpose_still_crawls(db_url: str, tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Disabled scrapers.extensions.metrics_server.MetricsServer" in done.stderr
     assert query(db_url, "SELECT count(*) FROM setlist_tracks") == [(10,)]
+
+
+def test_a_spider_refusing_its_argument_is_a_usage_error() -> None:
+    command = [sys.executable, "-m", "scrapy", "crawl", "refusing", "-a", "size=big",
+               "-s", "SPIDER_MODULES=tests.test_invalid_settings"]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": UNREACHABLE, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1] == "scrapy crawl: size: not a whole number: 'big'"

@@ -4,7 +4,8 @@ Scrapy's own command exits 0 whatever the pipelines did. Here:
 
 * a setting with a value that cannot be used (``InvalidSetting``, raised by a component's
   ``from_crawler``) stops the crawl before it starts, with one line on stderr naming the setting
-  and the value, and exit status 2, as for any other usage error;
+  and the value, and exit status 2, as for any other usage error; so does a ``UsageError``
+  raised while the crawl starts (a spider refusing its arguments may raise one);
 * when the database pipeline had to spool items to a file (the database was unavailable, the
   writer failed, or a second Ctrl-C stopped the crawl before the pipeline could flush), the exit
   status is 1, so that a script or scheduler running the crawl sees it. Any other failure to
@@ -32,7 +33,9 @@ from scrapers.settings_check import InvalidSetting
 
 logger = logging.getLogger(__name__)
 
-INVALID_SETTING_EXIT = 2
+USAGE_ERROR_EXIT = 2
+# Errors that mean "the user asked for something that cannot be done", not a defect.
+REFUSALS = (InvalidSetting, UsageError)
 
 
 class Command(ScrapyCrawl):
@@ -49,16 +52,17 @@ class Command(ScrapyCrawl):
         except ValueError as error:
             raise UsageError(f"spider argument {error}", print_help=False) from error
         crawler = self._create_crawler(args[0])
-        self._invalid_setting: InvalidSetting | None = None
+        self._refused: Exception | None = None
         started = self.crawler_process.crawl(crawler, **opts.spargs)
         if isinstance(started, Deferred):
             started.addErrback(self._deferred_failed)
         else:
             started.add_done_callback(self._task_done)
         self.crawler_process.start()
-        if self._invalid_setting is not None:
-            print(f"scrapy crawl: invalid setting: {self._invalid_setting}", file=sys.stderr)
-            self.exitcode = INVALID_SETTING_EXIT
+        if self._refused is not None:
+            what = "invalid setting: " if isinstance(self._refused, InvalidSetting) else ""
+            print(f"scrapy crawl: {what}{self._refused}", file=sys.stderr)
+            self.exitcode = USAGE_ERROR_EXIT
             return
         # After a forced stop the spider was never closed and pipelines may still hold items.
         crawler.signals.send_catch_log(signal=CRAWL_ENDED)
@@ -67,15 +71,15 @@ class Command(ScrapyCrawl):
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
-        if isinstance(error, InvalidSetting):
-            self._invalid_setting = error
+        if isinstance(error, REFUSALS):
+            self._refused = error
         elif error is not None:
             # Retrieved here, so asyncio no longer reports it: say it ourselves, in full.
             logger.error("The crawl could not start", exc_info=error)
 
     def _deferred_failed(self, failure: Failure) -> Failure | None:
-        if failure.check(InvalidSetting):
-            self._invalid_setting = failure.value
+        if failure.check(*REFUSALS):
+            self._refused = failure.value
             return None
         return failure
 
