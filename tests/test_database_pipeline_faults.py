@@ -425,3 +425,31 @@ def test_a_writer_error_stops_the_crawl_and_keeps_its_items(make_database, tmp_p
     scraped = scraped_count(crawl.stderr)
     assert 5 <= scraped < 40  # stopped early
     assert len(spooled_lines(tmp_path)) == scraped
+
+
+def test_closing_in_the_middle_of_a_long_retry_cycle_spools_at_once(tmp_path: Path, monkeypatch):
+    """DATABASE_RETRY_TIMEOUT=60 and the database refusing: close stops the retrying."""
+    url = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+    pipeline, crawler = make_pipeline(
+        url,
+        monkeypatch,
+        DATABASE_BATCH_SIZE=3,
+        DATABASE_RETRY_TIMEOUT=60,
+        DATABASE_SPOOL_DIR=str(tmp_path),
+    )
+    items = [{"artist_name": "Retry", "track_name": f"Song {n}"} for n in range(5)]
+    closed_in: list[float] = []
+
+    async def crawl() -> None:
+        await pipeline.open_spider()
+        retrying = [asyncio.create_task(pipeline.process_item(item)) for item in items]
+        await asyncio.sleep(1.0)
+        started = time.monotonic()
+        await pipeline.close_spider()
+        closed_in.append(time.monotonic() - started)
+        await asyncio.gather(*retrying)
+
+    asyncio.run(crawl())
+    assert closed_in[0] < 2
+    assert spooled_lines(tmp_path) == items
+    assert crawler.stats.get_value("database/items_spooled") == 5
