@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scrapers.db.connection import resolve_database_url
+from scrapers.db.connection import DatabaseUrlError, resolve_database_url
 from scrapers.db.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
             running = server.status()
             where = f"on 127.0.0.1:{running.port}" if running else "not running"
             print(f"embedded PostgreSQL in {server.state_dir}: {where}")
-    except EmbeddedDatabaseError as error:
+    except (EmbeddedDatabaseError, DatabaseUrlError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

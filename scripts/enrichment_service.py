@@ -19,8 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scrapy.utils.project import get_project_settings
 
-from scrapers.db.connection import connect, redacted, resolve_database_url
-from scrapers.db.embedded import EmbeddedDatabaseError
+from scrapers.db.connection import (
+    NO_DATABASE_ERRORS,
+    connect,
+    one_line,
+    redacted,
+    resolve_database_url,
+)
 from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
@@ -60,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             if not cursor.fetchone()[0]:
                 print("The schema is not current: run `python scripts/migrate.py up` first.")
                 return 2
-    except (ValueError, EmbeddedDatabaseError) as error:
-        print(f"Cannot start: {error}")
+    except (ValueError, *NO_DATABASE_ERRORS) as error:
+        print(f"Cannot start: {one_line(error)}")
         return 2
     host = args.host or config.service_host
     port = config.service_port if args.port is None else args.port

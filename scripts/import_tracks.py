@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg2
 
 from scrapers import metrics
-from scrapers.db.connection import redacted, resolve_database_url
-from scrapers.db.embedded import EmbeddedDatabaseError
+from scrapers.db.connection import NO_DATABASE_ERRORS, one_line, redacted, resolve_database_url
 from scrapers.db.writer import DatabaseUnavailable
 from scrapers.importers.detect import FORMATS
 from scrapers.importers.driver import DEFAULT_BATCH_SIZE, Importer
@@ -65,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             url, dry_run=args.dry_run, batch_size=args.batch_size, log_every=args.log_every
         )
         summary = importer.run(args.files, args.format)
-    except (EmbeddedDatabaseError, DatabaseUnavailable, psycopg2.Error) as error:
-        print(f"import_tracks: database error: {str(error).strip()}", file=sys.stderr)
+    except (*NO_DATABASE_ERRORS, DatabaseUnavailable, psycopg2.Error) as error:
+        print(f"import_tracks: database error: {one_line(error)}", file=sys.stderr)
         return 2
     print("\n".join(summary.lines()))
     pushgateway = os.environ.get("PROMETHEUS_PUSHGATEWAY_URL")

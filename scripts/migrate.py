@@ -1,6 +1,9 @@
 """Apply or roll back the SQL migrations.
 
 ``python scripts/migrate.py [--lock-timeout SECONDS] [status | up [NAME] | apply NAME | down NAME]``
+
+Exit status: 0 applied, skipped or rolled back; 1 a migration failed and was rolled back; 2 a
+usage error (unknown migration name) or no database (bad ``DATABASE_URL``, server unreachable).
 """
 
 from __future__ import annotations
@@ -12,8 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scrapers.db import migrations
-from scrapers.db.connection import resolve_database_url
-from scrapers.db.embedded import EmbeddedDatabaseError
+from scrapers.db.connection import NO_DATABASE_ERRORS, one_line, resolve_database_url
 
 
 def seconds(text: str) -> float:
@@ -61,10 +63,15 @@ def main(argv: list[str] | None = None) -> int:
                 url, getattr(args, "target", None), on_notice=print, lock_timeout=args.lock_timeout
             )
             print(f"Applied {', '.join(done)}" if done else "Nothing to apply: schema is current")
-    except (EmbeddedDatabaseError, migrations.MigrationError) as error:
+    except NO_DATABASE_ERRORS as error:
+        print(f"error: cannot use the database: {one_line(error)}", file=sys.stderr)
+        return 2
+    except migrations.UnknownMigration as error:
         print(f"error: {error}", file=sys.stderr)
-        usage_or_server = (EmbeddedDatabaseError, migrations.UnknownMigration)
-        return 2 if isinstance(error, usage_or_server) else 1
+        return 2
+    except migrations.MigrationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

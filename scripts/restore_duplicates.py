@@ -5,8 +5,8 @@
 ``python scripts/restore_duplicates.py --list``
 
 Add ``--dry-run`` to see the group without changing anything. Exit status: 0 restored (or
-listed), 1 nothing matched or the restore failed (and was rolled back), 2 misuse, no database,
-or migration 002 not applied.
+listed), 1 nothing matched (stderr says what was looked for) or the restore failed (and was
+rolled back), 2 misuse, no database, or migration 002 not applied.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg2
 
-from scrapers.db.connection import connect, resolve_database_url
-from scrapers.db.embedded import EmbeddedDatabaseError
+from scrapers.db.connection import NO_DATABASE_ERRORS, connect, one_line, resolve_database_url
 from scrapers.db.merge_audit import MergeGroup, RestoreError, find_groups, restore_groups
 
 
@@ -40,14 +39,16 @@ def main(argv: list[str] | None = None) -> int:
             groups = find_groups(connection, track_id=args.id, identifier=args.identifier)
             for group in groups:
                 print(describe(group))
-            if args.list or args.dry_run:
-                return 0 if groups or args.list else 1
+            if args.list:
+                return 0
             if not groups:
-                print("No merge group matches; nothing restored.", file=sys.stderr)
+                print(f"{not_found(args)}; nothing restored.", file=sys.stderr)
                 return 1
+            if args.dry_run:
+                return 0
             restored, lost = restore_groups(connection, groups)
-    except (psycopg2.OperationalError, EmbeddedDatabaseError, RestoreError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+    except (*NO_DATABASE_ERRORS, RestoreError) as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     except psycopg2.Error as error:
         print(
@@ -64,6 +65,19 @@ def main(argv: list[str] | None = None) -> int:
             "recorded in identifier_conflicts"
         )
     return 0
+
+
+def not_found(args: argparse.Namespace) -> str:
+    """What was looked for and not found, for the "nothing matched" message."""
+    if args.id is not None:
+        return (
+            f"No unrestored merge group holds track {args.id} "
+            "(neither a merged duplicate nor a keeper)"
+        )
+    return (
+        f"No unrestored merge group involves identifier {args.identifier!r} "
+        "(as an ISRC or Spotify ID, in any spelling)"
+    )
 
 
 def describe(group: MergeGroup) -> str:

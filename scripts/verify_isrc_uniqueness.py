@@ -19,8 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg2
 
-from scrapers.db.connection import connect, resolve_database_url
-from scrapers.db.embedded import EmbeddedDatabaseError
+from scrapers.db.connection import NO_DATABASE_ERRORS, connect, one_line, resolve_database_url
 from scrapers.db.verify import MIGRATION, Report, verify
 
 SYMBOLS = {"pass": "✓", "warn": "⚠", "fail": "✗"}
@@ -45,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         url = resolve_database_url()
         with closing(connect(url)) as connection:
             report = verify(connection, args.min_isrc_coverage)
-    except (psycopg2.OperationalError, EmbeddedDatabaseError) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        print(f"error: cannot check the database: {reason}", file=sys.stderr)
+    except NO_DATABASE_ERRORS as error:
+        print(f"error: cannot check the database: {one_line(error)}", file=sys.stderr)
         return 2
     except psycopg2.Error as error:
-        print(f"error: a check failed to run: {error.diag.message_primary}", file=sys.stderr)
+        reason = error.diag.message_primary or one_line(error)
+        print(f"error: a check failed to run: {reason}", file=sys.stderr)
         return 1
 
     if args.json:

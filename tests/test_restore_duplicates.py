@@ -119,6 +119,20 @@ def test_no_match_and_misuse(merged: tuple[str, dict], make_database) -> None:
     assert unmigrated.returncode == 2 and "not applied" in unmigrated.stderr
 
 
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_restore_without_a_match_says_what_was_not_found(
+    merged: tuple[str, dict], dry_run: list[str]
+) -> None:
+    url, _ = merged
+    by_identifier = run_script(SCRIPT, url, "--identifier", "x", *dry_run)
+    assert by_identifier.returncode == 1
+    assert "No unrestored merge group involves identifier 'x'" in by_identifier.stderr
+    track = "00000000-0000-0000-0000-0000000000ff"
+    by_id = run_script(SCRIPT, url, "--id", track, *dry_run)
+    assert by_id.returncode == 1
+    assert f"No unrestored merge group holds track {track}" in by_id.stderr
+
+
 def test_rollback_after_a_partial_restore_restores_the_rest(merged: tuple[str, dict]) -> None:
     url, before = merged
     assert run_script(SCRIPT, url, "--id", track_id(3)).returncode == 0

@@ -1,0 +1,139 @@
+"""How the scripts fail: a bad ``DATABASE_URL`` or no database is exit 2 with one clear line, and
+never shows the URL's password (libpq echoes the URL it cannot parse)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scrapers.db.connection import (
+    DatabaseUrlError,
+    connect,
+    redacted,
+    resolve_database_url,
+    without_password,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CATALOGUE = REPO / "tests" / "fixtures" / "import" / "catalogue.csv"
+DEMO_PAGE = REPO / "tests" / "fixtures" / "1001tracklists" / "demo_tracklist.html"
+MALFORMED_URL = "postgresql://u:secret@[::1:5432/db"
+# Each form libpq refuses while quoting the password (whole URL or a single token) back.
+MALFORMED_URLS = [
+    MALFORMED_URL,
+    "postgresql://u:se%ZZsecret@db.example/catalogue",
+    "postgresql://u@db.example/catalogue?password=se%ZZsecret",
+    "postgresql://u@db.example/catalogue?password=secret&frobnicate=1",
+    "host=db.example password=my secret dbname=catalogue",
+    "host=db.example password='secret",
+]
+COMMANDS = {
+    "import_tracks": ["scripts/import_tracks.py", str(CATALOGUE)],
+    "migrate status": ["scripts/migrate.py", "status"],
+    "migrate up": ["scripts/migrate.py", "up"],
+    "restore_duplicates": ["scripts/restore_duplicates.py", "--list"],
+    "verify_isrc_uniqueness": ["scripts/verify_isrc_uniqueness.py"],
+    "embedded_db url": ["scripts/embedded_db.py", "url"],
+    "enrichment_service": ["scripts/enrichment_service.py", "--port", "0"],
+}
+
+
+def run(command: list[str], url: str) -> subprocess.CompletedProcess[str]:
+    if command[0].endswith(".py"):
+        command = [sys.executable, *command]
+    return subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": url},
+        check=False,
+        timeout=120,
+    )
+
+
+def unused_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"postgresql://nobody@127.0.0.1:{port}/nothing"
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+def test_connection_errors_never_hold_the_password(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(DatabaseUrlError) as resolved:
+        resolve_database_url()
+    with pytest.raises(DatabaseUrlError) as connected:
+        connect(url)
+    for error in (resolved.value, connected.value):
+        assert "secret" not in str(error)
+        assert str(error).startswith("DATABASE_URL is not a valid PostgreSQL connection string")
+        assert error.__context__ is None  # a traceback shows no original error either
+    assert "secret" not in redacted(url)
+
+
+def test_password_removal_keeps_the_rest_of_the_message() -> None:
+    assert (
+        without_password(f'in URI: "{MALFORMED_URL}"', MALFORMED_URL)
+        == 'in URI: "postgresql://u:***@[::1:5432/db"'
+    )
+    # A short password is removed where it stands alone, not inside other words.
+    assert without_password("pw for pwned", "postgresql://u:pw@h/db") == "*** for pwned"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_malformed_database_url_is_exit_2_without_the_password(name: str) -> None:
+    result = run(COMMANDS[name], MALFORMED_URL)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "secret" not in output
+    assert "Traceback" not in output
+    assert "not a valid PostgreSQL connection string" in output
+
+
+def test_run_migration_sh_with_malformed_url() -> None:
+    result = run(["./run_migration.sh", "002_add_isrc_unique_constraints"], MALFORMED_URL)
+    assert result.returncode == 2
+    assert "secret" not in result.stdout + result.stderr
+
+
+def test_crawl_log_never_shows_the_password() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
+         "-a", f"start_urls={DEMO_PAGE.as_uri()}",
+         "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "DATABASE_URL": MALFORMED_URL},
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "secret" not in log
+    assert "not a valid PostgreSQL connection string" in log
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["scripts/migrate.py", "up"], ["./run_migration.sh", "002_add_isrc_unique_constraints"]],
+)
+def test_migrate_without_a_database_is_exit_2_with_a_message(command: list[str]) -> None:
+    result = run(command, unused_port_url())
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot use the database:")
+    assert "Connection refused" in lines[0]
+
+
+def test_verify_with_malformed_url_names_the_problem() -> None:
+    result = run(COMMANDS["verify_isrc_uniqueness"], MALFORMED_URL)
+    assert result.returncode == 2
+    assert "None" not in result.stderr
+    assert result.stderr.startswith("error: cannot check the database: DATABASE_URL is not")
