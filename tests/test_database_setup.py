@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -97,3 +98,31 @@ def test_failed_migration_is_rolled_back_and_unrecorded(make_database, tmp_path:
         with conn.cursor() as cursor:
             cursor.execute("SELECT to_regclass('half_done')")
             assert cursor.fetchone() == (None,)
+
+
+def test_migration_005_bounds_and_hashes_stored_payloads(make_database) -> None:
+    url = make_database("004_enrichment_cache")
+    big, small = "é" * 70_000, "{broken json"
+    with closing(connect(url, autocommit=True)) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rejected_items (origin, location, reason, payload)"
+            " VALUES ('o', 'f:1', 'r', %s), ('o', 'f:2', 'r', %s)",
+            (big, small),
+        )
+    assert migrations.upgrade(url) == ["005_rejected_items_payload_bounds"]
+    with closing(connect(url)) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT char_length(payload), payload_bytes, payload_sha256 FROM rejected_items"
+            " ORDER BY location"
+        )
+        assert cursor.fetchall() == [
+            (65_536, 140_000, hashlib.sha256(big.encode()).hexdigest()),
+            (len(small), len(small), hashlib.sha256(small.encode()).hexdigest()),
+        ]
+    migrations.downgrade(url, "005_rejected_items_payload_bounds")
+    with closing(connect(url)) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_name = 'rejected_items' AND column_name LIKE 'payload_%'"
+        )
+        assert cursor.fetchone() == (0,)

@@ -10,11 +10,14 @@ import sys
 import time
 import zipfile
 from contextlib import closing, suppress
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
 
 from scrapers.db.connection import connect
+from scrapers.importers.csv_reader import UNCLOSED_QUOTE
+from scrapers.importers.lines import TOO_LONG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "import"
@@ -345,6 +348,65 @@ def test_bad_rows_are_rejected_with_file_line_and_reason(
     assert summary_value(result.stdout, "rejected") == "7 (see rejected_items)"
     assert summary_value(result.stdout, "duplicates in input").startswith("1 ")
     assert summary_value(result.stdout, "invalid identifiers").startswith("2 ")
+
+
+def test_a_bad_row_never_stops_an_import(db_url: str, tmp_path: Path) -> None:
+    """A 17 MiB field ended the import (exit 1): its file's good rows and later files lost."""
+    big_field = b"x" * (17 << 20)
+    first = tmp_path / "first.csv"
+    first.write_bytes(
+        b"artist,title\n"
+        b"Before,Kept One\n"  # 2
+        b'Big,"' + big_field + b'"\n'  # 3: over the line limit, rejected
+        b'Stray,"Quote\n'  # 4: a quote not closed on its line, rejected
+        b"After,Kept Two\n"  # 5: read as a row of its own, not part of line 4's title
+        b"Later,Kept Three\n"  # 6
+    )
+    second = tmp_path / "second.csv"
+    second.write_text("artist,title\nNext File,Kept Four\n")
+    result = run_import(db_url, first, second)
+    assert query(db_url, "SELECT title FROM tracks ORDER BY title") == [
+        ("Kept Four",),
+        ("Kept One",),
+        ("Kept Three",),
+        ("Kept Two",),
+    ]
+    rejected = query(
+        db_url,
+        "SELECT location, reason, octet_length(payload), payload_bytes, payload_sha256"
+        " FROM rejected_items ORDER BY location",
+    )
+    line = b'Big,"' + big_field + b'"'
+    assert rejected == [
+        (f"{first}:3", f"unreadable: {TOO_LONG}", 64 * 1024, len(line), sha256(line).hexdigest()),
+        (
+            f"{first}:4",
+            f"unreadable: {UNCLOSED_QUOTE}",
+            12,
+            12,
+            sha256(b'Stray,"Quote').hexdigest(),
+        ),
+    ]
+    assert summary_value(result.stdout, "rows read") == "6"
+    assert summary_value(result.stdout, "rejected") == "2 (see rejected_items)"
+    assert f"{first}:3: rejected: {TOO_LONG}" in result.stderr
+
+
+def test_unreadable_files_are_named_once_with_what_was_found(db_url: str, tmp_path: Path) -> None:
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes("artist,title\nA,B\n".encode("utf-16"))
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("Deadmau5,Strobe\n")
+    for fmt in ("auto", "csv"):
+        result = run_import(db_url, excel, headerless, "--format", fmt, expect=1)
+        assert summary_value(result.stdout, f"file {excel}").startswith(
+            "FAILED: the file is UTF-16 text (little-endian, byte order mark FF FE)"
+        )
+        found = summary_value(result.stdout, f"file {headerless}")
+        assert str(headerless) not in found
+        assert "its first line holds 'Deadmau5', 'Strobe'" in found
+        assert found.count("title") == 1
+        assert f"{headerless}: {headerless}" not in result.stderr
 
 
 def test_dry_run_reports_and_writes_nothing(db_url: str, tmp_path: Path) -> None:

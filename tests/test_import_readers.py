@@ -8,12 +8,16 @@ import json
 import re
 import tracemalloc
 import zipfile
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
 
+from scrapers.db.records import MAX_PAYLOAD_BYTES
+from scrapers.importers.csv_reader import STRAY_QUOTE, UNCLOSED_QUOTE
 from scrapers.importers.detect import READERS, UnknownFormat, detect_format
 from scrapers.importers.jsonstream import JsonStreamError, iter_array
+from scrapers.importers.lines import MAX_LINE_BYTES, TOO_LONG
 from scrapers.importers.progress import Progress
 from scrapers.importers.source import SourceRow
 from scrapers.items import SetlistItem, TrackItem
@@ -68,7 +72,7 @@ def test_detects_listenbrainz_zip_and_array(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (b"", "empty"),
-        (b"name,year\nx,1999\n", "CSV header"),
+        (b"name,year\nx,1999\n", "header lacks artist, title: its first line holds 'name', 'year'"),
         (b'[{"foo": 1}]', "neither a Spotify play"),
         (b'{"foo": 1}\n', "neither a crawl item"),
     ],
@@ -107,7 +111,7 @@ def test_csv_bad_rows_are_rejected_with_their_line(tmp_path: Path) -> None:
     path.write_bytes(
         b"Artist , TITLE,isrc\n"
         b"A,One,\n"
-        b'"Multi\nLine",Two,\n'  # a quoted newline: the record starts on line 3
+        b'"Multi\nLine",Two,\n'  # a quoted newline: both halves rejected, nothing stored
         b"B,Three,,extra\n"
         b"\n"
         b"C,Fo\xffur,\n"
@@ -116,13 +120,129 @@ def test_csv_bad_rows_are_rejected_with_their_line(tmp_path: Path) -> None:
     rows = read(path, "csv")
     assert [(line_of(row), row.error) for row in rows] == [
         (2, None),
-        (3, None),
+        (3, UNCLOSED_QUOTE),
+        (4, STRAY_QUOTE),
         (5, "4 fields, header has 3"),
         (7, "invalid UTF-8 in the row"),
         (8, None),
     ]
-    assert rows[1].item["artist"] == "Multi\nLine"
-    assert rows[2].raw == "B,Three,,extra"
+    assert rows[3].payload.text == "B,Three,,extra"
+
+
+def test_csv_stray_quote_does_not_swallow_the_rows_after_it(tmp_path: Path) -> None:
+    """``H1,"T1`` made the csv module read the next lines into one title, silently."""
+    path = tmp_path / "stray.csv"
+    path.write_bytes(b'artist,title\nH1,"T1\nH2,T2\nH3,T3\nH4,"T4, Live"\nH5,T5\n')
+    rows = read(path, "csv")
+    assert [(line_of(row), row.error) for row in rows] == [
+        (2, UNCLOSED_QUOTE),
+        (3, None),
+        (4, None),
+        (5, None),  # its quote opens a field: it is not the broken one's end
+        (6, None),
+    ]
+    assert rows[0].payload.text == 'H1,"T1'
+    assert [(row.item["artist"], row.item["title"]) for row in rows[1:]] == [
+        ("H2", "T2"),
+        ("H3", "T3"),
+        ("H4", "T4, Live"),
+        ("H5", "T5"),
+    ]
+
+
+def test_csv_line_ends_and_last_line_without_one(tmp_path: Path) -> None:
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(b'\xef\xbb\xbfartist,title\r\nA,"One, Two"\r\nB,"Three"')
+    rows = read(path, "csv")
+    assert [(row.item["artist"], row.item["title"]) for row in rows] == [
+        ("A", "One, Two"),
+        ("B", "Three"),
+    ]
+
+
+def read_with_long_line(
+    path: Path, fmt: str, head: bytes, long_line: bytes, tail: bytes
+) -> tuple[list[SourceRow], int]:
+    """Write ``head``, ``long_line`` (in pieces) and ``tail`` to ``path``, then read it: the rows
+    and the peak of memory allocated while reading."""
+    with open(path, "wb") as handle:
+        handle.write(head)
+        for start in range(0, len(long_line), 1 << 20):
+            handle.write(long_line[start : start + (1 << 20)])
+        handle.write(b"\n" + tail)
+    tracemalloc.start()
+    try:
+        rows = read(path, fmt)
+        return rows, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_csv_field_over_16_mib_is_rejected_and_reading_goes_on(tmp_path: Path) -> None:
+    """It raised ``_csv.Error: field larger than field limit`` and ended the file."""
+    long_line = b'Big,"' + b"x" * (17 << 20) + b'"'
+    rows, peak = read_with_long_line(
+        tmp_path / "big.csv", "csv", b"artist,title\nA,One\n", long_line, b"B,Two\n"
+    )
+    assert [(line_of(row), row.error) for row in rows] == [(2, None), (3, TOO_LONG), (4, None)]
+    kept = rows[1].payload
+    assert kept.text == long_line[:MAX_PAYLOAD_BYTES].decode()
+    assert (kept.size, kept.sha256) == (len(long_line), sha256(long_line).hexdigest())
+    assert peak < 4_000_000  # the 17 MiB line was streamed past, never held
+
+
+def test_jsonl_line_over_the_limit_is_streamed_past(tmp_path: Path) -> None:
+    """A 200 MB line took 1.2 GB and was stored whole; now it is hashed in passing."""
+    long_line = b'{"artist": "A", "title": "' + b"t" * (30 << 20) + b'"}'
+    first, last = b'{"artist": "A", "title": "One"}\r\n', b'{"artist": "B", "title": "T"}'
+    rows, peak = read_with_long_line(tmp_path / "items.jsonl", "jsonl", first, long_line, last)
+    assert [(line_of(row), row.error) for row in rows] == [(1, None), (2, TOO_LONG), (3, None)]
+    kept = rows[1].payload
+    assert kept.text == long_line[:MAX_PAYLOAD_BYTES].decode()
+    assert (kept.size, kept.sha256) == (len(long_line), sha256(long_line).hexdigest())
+    assert peak < 4_000_000
+
+
+def test_a_line_end_split_across_chunks_is_not_hashed(tmp_path: Path) -> None:
+    long_line = b"y" * (MAX_LINE_BYTES + 1) + b"\r"  # "\r\n" across the chunk boundary
+    path = tmp_path / "crlf.jsonl"
+    path.write_bytes(long_line + b'\n{"artist": "A", "title": "T"}\n')
+    rows = read(path, "jsonl")
+    assert rows[0].payload.sha256 == sha256(long_line[:-1]).hexdigest()
+    assert rows[1].item["title"] == "T"
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        (
+            "artist,title\nA,B\n".encode("utf-16"),
+            "UTF-16 text (little-endian, byte order mark FF FE)",
+        ),
+        ("artist,title\nA,B\n".encode("utf-16-be"), "UTF-16 text (big-endian, no byte order mark)"),
+        ("artist,title\nA,B\n".encode("utf-32"), "UTF-32 text (little-endian"),
+    ],
+)
+def test_utf16_and_utf32_files_are_named(tmp_path: Path, content: bytes, named: str) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(named)) as detected:
+        detect_format(path)
+    assert "iconv" in str(detected.value) and str(path) not in str(detected.value)
+    with pytest.raises(ValueError, match=re.escape(named)):
+        read(path, "csv")
+
+
+def test_headerless_csv_message_shows_what_it_found(tmp_path: Path) -> None:
+    path = tmp_path / "no_header.csv"
+    path.write_text("Deadmau5,Strobe,USUS11000356\n")
+    with pytest.raises(ValueError) as error:
+        read(path, "csv")
+    message = str(error.value)
+    assert message.startswith("header lacks artist, title: its first line holds ")
+    assert "'Deadmau5', 'Strobe', 'USUS11000356'" in message
+    assert message.count("artist") == 1 and message.count("isrc") == 1
+    assert str(path) not in message
 
 
 def test_crawl_export_round_trips_items() -> None:
@@ -163,7 +283,7 @@ def test_jsonl_bad_lines_are_rejected_with_their_line(tmp_path: Path) -> None:
         (5, "invalid UTF-8"),
         (6, None),
     ]
-    assert rows[1].raw == "{not json"
+    assert rows[1].payload.text == "{not json"
     assert (rows[-1].item["artist"], rows[-1].item["title"]) == ("C", "Three")
 
 
@@ -222,7 +342,7 @@ def test_spotify_history_broken_record_is_rejected_and_reading_goes_on(tmp_path:
     rows = read(path, "spotify")
     outcome = [(line_of(row), row.error is None) for row in rows]
     assert outcome == [(2, True), (6, False), (10, True)]
-    assert "oops" in rows[1].raw
+    assert "oops" in rows[1].payload.text
     assert rows[2].item["title"] == "T2"
 
 
@@ -264,7 +384,9 @@ def test_iter_array_crosses_long_garbage_in_bounded_memory() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert [element.value for element in elements] == [{"a": 1}, None, {"a": 2}]
-    assert elements[1].text == garbage[: len(elements[1].text)]
+    kept = elements[1].payload
+    assert kept.text == garbage[:MAX_PAYLOAD_BYTES] and kept.truncated
+    assert (kept.size, kept.sha256) == (len(garbage), sha256(garbage.encode()).hexdigest())
     assert peak < 1_000_000  # the 3 MB stretch was never held whole
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -12,6 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from psycopg2 import sql
 
+from scrapers.db import records
 from scrapers.db.writer import BatchWriter, DatabaseUnavailable, new_id
 from scrapers.items import SetlistItem, TrackItem
 
@@ -206,6 +208,26 @@ def test_bad_items_are_rejected_and_the_rest_of_the_batch_is_kept(writer, db) ->
     # Importing the same file again stores nothing new and lists no refusal twice.
     assert writer.write(items, locations).inserted == 0
     assert query(db, "SELECT count(*) FROM rejected_items") == [(4,)]
+
+
+def test_a_refused_item_is_kept_as_a_bounded_prefix_with_size_and_hash(writer, db) -> None:
+    """It was stored whole: a 200 MB line went into rejected_items.payload in full."""
+    item = track("Artist", "t" * 300_000)
+    writer.write([item], ["big.jsonl:7"])
+    payload = records.payload_text(item).encode()
+    assert query(
+        db,
+        "SELECT location, octet_length(payload), payload_bytes, payload_sha256,"
+        " left(payload, 20) FROM rejected_items",
+    ) == [
+        (
+            "big.jsonl:7",
+            records.MAX_PAYLOAD_BYTES,
+            len(payload),
+            hashlib.sha256(payload).hexdigest(),
+            payload[:20].decode(),
+        )
+    ]
 
 
 def test_an_item_the_database_refuses_is_isolated_and_rejected(writer, db) -> None:

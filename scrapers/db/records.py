@@ -10,6 +10,7 @@ batch it travels in. Normalisation itself is ``scrapers.identity``'s job.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import uuid
@@ -29,6 +30,8 @@ MAX_URL_CHARS = 2048
 MAX_LIST_ENTRIES = 100
 MAX_METADATA_CHARS = 20_000
 MAX_INT = 2**31 - 1
+# What rejected_items.payload keeps of a refused input; its full size and hash go beside it.
+MAX_PAYLOAD_BYTES = 64 * 1024
 
 # Descriptive track columns. A non-null incoming value replaces the stored one; null never
 # erases. ``FILL_ONLY`` columns are identifiers or identity: only filled when still empty.
@@ -163,6 +166,65 @@ def to_plain(item: Any) -> dict[str, Any]:
     if isinstance(item, Mapping):
         return dict(item)
     return ItemAdapter(item).asdict()
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """What ``rejected_items`` keeps of a refused input: its start, its size and its hash.
+
+    An input can be arbitrarily long (a 200 MB line); only its first ``MAX_PAYLOAD_BYTES`` are
+    stored, as valid text. ``size`` and ``sha256`` describe all of it, and the location (file
+    and line) says where the rest is. For an unreadable line they are those of its bytes in the
+    file without the line end; for an item the writer refused, of its JSON text.
+    """
+
+    text: str
+    size: int
+    sha256: str
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > MAX_PAYLOAD_BYTES
+
+    @classmethod
+    def of(cls, data: str | bytes) -> Payload:
+        digest = PayloadDigest()
+        digest.update(data if isinstance(data, bytes) else utf8_bytes(data))
+        return digest.payload()
+
+
+class PayloadDigest:
+    """A ``Payload`` built from chunks: all are counted and hashed, only the start is kept."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._head = bytearray()
+
+    def update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self._size += len(chunk)
+        room = MAX_PAYLOAD_BYTES - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+
+    def payload(self) -> Payload:
+        return Payload(storable_text(bytes(self._head)), self._size, self._hash.hexdigest())
+
+
+def storable_text(raw: bytes) -> str:
+    """Bytes as PostgreSQL text: invalid UTF-8 (or a character cut at the end) replaced, NUL
+    bytes escaped."""
+    return raw.decode("utf-8", "replace").replace("\x00", "\\u0000")
+
+
+def utf8_bytes(text: str) -> bytes:
+    """UTF-8, and the bytes a text was read from: undecodable input survives as surrogates (see
+    ``scrapers.importers.source``), which ``surrogateescape`` turns back into those bytes."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def payload_text(item: Any) -> str:

@@ -163,7 +163,7 @@ class _Rejection:
     location: str | None
     code: str
     reason: str
-    payload: str
+    payload: records.Payload
 
 
 @dataclass
@@ -312,10 +312,12 @@ def validate(items: Sequence[Any], locations: Sequence[str | None] | None) -> Va
             valid.append((index, records.to_record(item)))
         except Rejected as error:
             location = locations[index] if locations else None
-            rejections.append(
-                _Rejection(location, error.code, str(error), records.payload_text(item))
-            )
+            rejections.append(_Rejection(location, error.code, str(error), _payload(item)))
     return valid, rejections
+
+
+def _payload(item: Any) -> records.Payload:
+    return records.Payload.of(records.payload_text(item))
 
 
 def validation_pool() -> ProcessPoolExecutor:
@@ -529,7 +531,7 @@ class BatchWriter:
                 reason = f"database_error: {error.pgcode} {message[:500]}"
                 logger.warning("Rejected item the database refused: %s", reason)
                 rejection = _Rejection(
-                    entry.location, "database_error", reason, records.payload_text(entry.item)
+                    entry.location, "database_error", reason, _payload(entry.item)
                 )
                 return self._transaction([], [*rejections, rejection])
             middle = len(prepared) // 2
@@ -641,21 +643,29 @@ def _apply(
     result.conflicts = len(applied.conflicts)
     if rejections:
         # A replayed batch does not list the same refusal twice.
-        unique = list(dict.fromkeys((origin, r.location, r.reason, r.payload) for r in rejections))
+        unique = list(
+            dict.fromkeys(
+                (origin, r.location, r.reason, r.payload.text, r.payload.size, r.payload.sha256)
+                for r in rejections
+            )
+        )
         execute_values(
             cursor,
             """
-            INSERT INTO rejected_items (origin, location, reason, payload)
-            SELECT v.origin, v.location, v.reason, v.payload
-            FROM (VALUES %s) AS v (n, origin, location, reason, payload)
+            INSERT INTO rejected_items
+                (origin, location, reason, payload, payload_bytes, payload_sha256)
+            SELECT v.origin, v.location, v.reason, v.payload, v.payload_bytes, v.payload_sha256
+            FROM (VALUES %s) AS v (n, origin, location, reason, payload, payload_bytes,
+                                   payload_sha256)
             WHERE NOT EXISTS (
                 SELECT 1 FROM rejected_items r
                 WHERE r.reason = v.reason AND r.origin = v.origin
-                  AND r.location IS NOT DISTINCT FROM v.location AND r.payload = v.payload)
+                  AND r.location IS NOT DISTINCT FROM v.location
+                  AND r.payload_sha256 = v.payload_sha256)
             ORDER BY v.n
             """,
             [(n, *row) for n, row in enumerate(unique)],
-            template="(%s, %s, %s::text, %s, %s)",
+            template="(%s, %s, %s::text, %s, %s, %s::bigint, %s)",
             page_size=len(unique),
         )
         result.rejected.update(r.code for r in rejections)

@@ -8,6 +8,9 @@
 * JSON lines whose first record is one of this project's items (``artist``/``title``,
   ``setlist_source_id``, ``source_id``, or the plan's ``artist_name``/``track_name``): ``jsonl``;
 * text whose first line is a CSV header naming ``artist`` and ``title``: ``csv``.
+
+UTF-16 and UTF-32 text is named as such, not guessed at. Messages do not repeat the file name:
+the caller says which file it was.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import re
 import zipfile
 from pathlib import Path
 
-from scrapers.importers.csv_reader import CsvReader
+from scrapers.importers.csv_reader import CsvReader, header_problem
 from scrapers.importers.jsonl_reader import JsonlReader
 from scrapers.importers.jsonstream import JsonStreamError, iter_array
 from scrapers.importers.listenbrainz import ListenBrainzReader
-from scrapers.importers.source import FileReader
+from scrapers.importers.source import FileReader, check_utf8
 from scrapers.importers.spotify import SpotifyReader
 
 READERS: dict[str, type[FileReader]] = {
@@ -49,19 +52,21 @@ def detect_format(path: Path) -> str:
         with zipfile.ZipFile(path) as archive:
             if any(name.startswith("listens/") for name in archive.namelist()):
                 return "listenbrainz"
-        raise UnknownFormat(f"{path}: a ZIP archive without listens/ (not a ListenBrainz export)")
+        raise UnknownFormat("a ZIP archive without listens/ (not a ListenBrainz export)")
     with open(path, "rb") as handle:
-        head = handle.read(HEAD_BYTES).removeprefix(b"\xef\xbb\xbf")
+        head = handle.read(HEAD_BYTES)
+    check_utf8(head)
+    head = head.removeprefix(b"\xef\xbb\xbf")
     stripped = head.lstrip()
     if not stripped:
-        raise UnknownFormat(f"{path}: the file is empty")
+        raise UnknownFormat("the file is empty")
     if stripped.startswith(b"["):
-        return _array_format(path, _first_array_record(head))
+        return _array_format(_first_array_record(head))
     if stripped.startswith(b"{"):
         if _PLAYLISTS.search(head):
             return "spotify"
-        return _record_format(path, _first_line_record(stripped))
-    return _csv_format(path, head)
+        return _record_format(_first_line_record(stripped))
+    return _csv_format(head)
 
 
 def _first_array_record(head: bytes) -> object:
@@ -72,7 +77,7 @@ def _first_array_record(head: bytes) -> object:
         return None
 
 
-def _array_format(path: Path, element: object) -> str:
+def _array_format(element: object) -> str:
     value = getattr(element, "value", None)
     if isinstance(value, dict):
         if "track_metadata" in value:
@@ -80,8 +85,7 @@ def _array_format(path: Path, element: object) -> str:
         if value.keys() & _SPOTIFY_KEYS:
             return "spotify"
     raise UnknownFormat(
-        f"{path}: a JSON array, but its first record is neither a Spotify play nor a "
-        "ListenBrainz listen"
+        "a JSON array, but its first record is neither a Spotify play nor a ListenBrainz listen"
     )
 
 
@@ -93,23 +97,20 @@ def _first_line_record(head: bytes) -> object:
         return None
 
 
-def _record_format(path: Path, record: object) -> str:
+def _record_format(record: object) -> str:
     if isinstance(record, dict):
         if "track_metadata" in record:
             return "listenbrainz"
         if record.keys() & _ITEM_KEYS:
             return "jsonl"
     raise UnknownFormat(
-        f"{path}: JSON, but its first line is neither a crawl item nor a ListenBrainz listen"
+        "JSON, but its first line is neither a crawl item nor a ListenBrainz listen"
     )
 
 
-def _csv_format(path: Path, head: bytes) -> str:
+def _csv_format(head: bytes) -> str:
     first_line = head.decode("utf-8", errors="replace").splitlines()[0]
-    header = next(csv.reader([first_line]), [])
-    names = {name.strip().lower() for name in header}
-    if {"artist", "title"} <= names:
+    problem = header_problem(next(csv.reader([first_line]), []))
+    if problem is None:
         return "csv"
-    raise UnknownFormat(
-        f"{path}: not JSON, and its first line is not a CSV header with artist and title"
-    )
+    raise UnknownFormat(f"not JSON, and not a CSV file whose {problem}")

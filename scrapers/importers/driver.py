@@ -53,6 +53,8 @@ PROGRESS_EVERY_ROWS = 1024
 # Raw text of unreadable rows held before it is written out (each row keeps up to 64 KiB).
 MAX_PENDING_REJECTED_CHARS = 16 << 20
 UNREADABLE = "unreadable"
+# Unreadable rows logged one by one per file; the rest are counted in the summary.
+LOGGED_REJECTIONS = 20
 
 
 class Writer(Protocol):
@@ -246,7 +248,7 @@ class Importer:
             outcome.format = detect_format(path) if fmt == "auto" else fmt
         except (OSError, ValueError) as error:
             outcome.error = str(error)
-            logger.error("%s", error)
+            logger.error("%s: %s", path, error)
             return
         if outcome.detected:
             logger.info("%s: detected format %s", path, outcome.format)
@@ -352,6 +354,7 @@ class RejectionLog:
         self.url = url
         self.origin = origin
         self._connection: psycopg2.extensions.connection | None = None
+        self._logged = 0
 
     def clear(self) -> None:
         """Forget the rejections of an earlier run of this file: this run records them again."""
@@ -366,16 +369,22 @@ class RejectionLog:
         if not rows:
             return
         metrics.IMPORT_ROWS.labels(UNREADABLE).inc(len(rows))
+        self._log(rows)
         if self.url is None:
             return
-        values = [
-            (self.origin, row.location, f"{UNREADABLE}: {row.error}", storable_text(row.raw))
-            for row in rows
-        ]
+        values = []
+        for row in rows:
+            assert row.payload is not None
+            reason = f"{UNREADABLE}: {row.error}"
+            payload = row.payload
+            values.append(
+                (self.origin, row.location, reason, payload.text, payload.size, payload.sha256)
+            )
         with self._cursor() as cursor:
             execute_values(
                 cursor,
-                "INSERT INTO rejected_items (origin, location, reason, payload) VALUES %s",
+                "INSERT INTO rejected_items (origin, location, reason, payload, payload_bytes,"
+                " payload_sha256) VALUES %s",
                 values,
             )
         metrics.ITEMS_REJECTED.labels(UNREADABLE).inc(len(rows))
@@ -384,6 +393,13 @@ class RejectionLog:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    def _log(self, rows: list[SourceRow]) -> None:
+        for row in rows[: max(0, LOGGED_REJECTIONS - self._logged)]:
+            logger.warning("%s: rejected: %s", row.location, row.error)
+        if self._logged < LOGGED_REJECTIONS < self._logged + len(rows):
+            logger.warning("%s: further unreadable rows are counted, not logged", self.origin)
+        self._logged += len(rows)
 
     @contextmanager
     def _cursor(self) -> Iterator[psycopg2.extensions.cursor]:
@@ -411,7 +427,7 @@ class _Batch:
 
     def reject(self, row: SourceRow) -> None:
         self.unreadable.append(row)
-        self.unreadable_chars += len(row.raw)
+        self.unreadable_chars += len(row.payload.text) if row.payload else 0
 
     def clear(self) -> None:
         self.items, self.locations, self.unreadable = [], [], []
@@ -421,9 +437,3 @@ class _Batch:
 def file_size(path: Path) -> int:
     """Bytes in ``path``; 0 for a missing file (reported as failed, not fatal to the run)."""
     return path.stat().st_size if path.is_file() else 0
-
-
-def storable_text(raw: str) -> str:
-    """Raw input as PostgreSQL text: undecodable bytes replaced, NUL bytes escaped."""
-    text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text.replace("\x00", "\\u0000")

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, TextIO
 
+from scrapers.db.records import Payload, PayloadDigest, utf8_bytes
+from scrapers.importers.lines import TOO_LONG, read_lines, without_line_end
+
 CHUNK_CHARS = 1 << 20
-# How much of a broken stretch is kept to report it (rejected_items.payload).
-REPORTED_CHARS = 64 * 1024
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NEXT_OBJECT = re.compile(r",[ \t\n\r]*(?=\{)")
 _DECODER = json.JSONDecoder()
@@ -37,6 +38,13 @@ class ArrayElement:
     value: Any
     text: str
     error: str | None = None
+    # What is kept of a broken stretch too long to hold as ``text``.
+    payload: Payload | None = None
+
+    @property
+    def raw(self) -> Payload | str:
+        """What ``rejected_items`` keeps of it."""
+        return self.text if self.payload is None else self.payload
 
 
 class _Buffer:
@@ -159,7 +167,7 @@ def _recover(buffer: _Buffer, reason: str, limit: int) -> tuple[ArrayElement, bo
     """Skip to the next element that decodes and report the skipped text as one broken element.
 
     Returns the broken element and whether an element to resume at was found. Skipped text is
-    consumed as it is scanned (only its first ``REPORTED_CHARS`` are kept for the report), so a
+    consumed as it is scanned (counted and hashed, only its start kept for the report), so a
     broken stretch of any length is crossed in bounded memory.
     """
     line = buffer.line
@@ -174,7 +182,7 @@ def _recover(buffer: _Buffer, reason: str, limit: int) -> tuple[ArrayElement, bo
             skipped.take(buffer, cut)
             if not buffer.fill():
                 skipped.take(buffer, len(buffer.text))
-                return ArrayElement(line, None, skipped.text(), reason), False
+                return ArrayElement(line, None, "", reason, skipped.payload()), False
             search_from = buffer.pos
             continue
         skipped.take(buffer, match.start())
@@ -189,41 +197,47 @@ def _recover(buffer: _Buffer, reason: str, limit: int) -> tuple[ArrayElement, bo
             search_from = match.end()
             continue
         buffer.advance(match.end())
-        return ArrayElement(line, None, skipped.text(), reason), True
+        return ArrayElement(line, None, "", reason, skipped.payload()), True
 
 
 class _Skipped:
-    """The start of a skipped stretch of text, for the report."""
+    """A skipped stretch of text, for the report: counted and hashed whole, its start kept."""
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.kept = 0
+        self._digest = PayloadDigest()
 
     def take(self, buffer: _Buffer, to: int) -> None:
-        if to > buffer.pos and self.kept < REPORTED_CHARS:
-            part = buffer.text[buffer.pos : min(to, buffer.pos + REPORTED_CHARS - self.kept)]
-            self.parts.append(part)
-            self.kept += len(part)
+        if to > buffer.pos:
+            self._digest.update(utf8_bytes(buffer.text[buffer.pos : to]))
         buffer.advance(max(to, buffer.pos))
 
-    def text(self) -> str:
-        return "".join(self.parts)
+    def payload(self) -> Payload:
+        return self._digest.payload()
 
 
 def iter_lines(binary: IO[bytes], *, first_line: int = 1) -> Iterator[ArrayElement]:
-    """Yield each non-blank line of a JSON-lines stream, decoded, or why it is not JSON."""
-    for number, raw in enumerate(binary, start=first_line):
-        if not raw.strip():
+    """Yield each non-blank line of a JSON-lines stream, decoded, or why it is not JSON.
+
+    A line over ``lines.MAX_LINE_BYTES`` is streamed past (its ``payload`` says what is kept).
+    """
+    for number, line in enumerate(read_lines(binary), start=first_line):
+        if isinstance(line, Payload):
+            yield ArrayElement(number, None, "", TOO_LONG, line)
+            continue
+        if number == first_line:
+            line = line.removeprefix(b"\xef\xbb\xbf")
+        if not line.strip():
             continue
         try:
-            line = raw.decode("utf-8-sig" if number == first_line else "utf-8")
+            text = line.decode("utf-8")
         except UnicodeDecodeError:
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            # Kept as surrogates, so that the rejection hashes the line's own bytes.
+            text = without_line_end(line).decode("utf-8", "surrogateescape")
             yield ArrayElement(number, None, text, "invalid UTF-8")
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(text)
         except json.JSONDecodeError as error:
-            yield ArrayElement(number, None, line.rstrip("\r\n"), f"invalid JSON: {error.msg}")
+            yield ArrayElement(number, None, text.rstrip("\r\n"), f"invalid JSON: {error.msg}")
             continue
-        yield ArrayElement(number, value, line)
+        yield ArrayElement(number, value, text)

@@ -15,12 +15,51 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from scrapers.db.records import Payload
 from scrapers.identity import normalize_isrc
 from scrapers.importers.jsonstream import ArrayElement
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
-# Kept in rejected_items.payload; a broken record can be arbitrarily long.
-MAX_RAW_CHARS = 64 * 1024
+# Byte order marks of the encodings a spreadsheet may save "Unicode text" in (UTF-32 first:
+# its little-endian mark begins with UTF-16's).
+_BYTE_ORDER_MARKS = (
+    (b"\x00\x00\xfe\xff", "UTF-32", "big-endian"),
+    (b"\xff\xfe\x00\x00", "UTF-32", "little-endian"),
+    (b"\xfe\xff", "UTF-16", "big-endian"),
+    (b"\xff\xfe", "UTF-16", "little-endian"),
+)
+ENCODING_SAMPLE_BYTES = 4096
+
+
+class WrongEncoding(ValueError):
+    """The file is text in an encoding other than UTF-8; the message names it."""
+
+
+def check_utf8(head: bytes) -> None:
+    """Raise ``WrongEncoding`` when a file's first bytes are UTF-16 or UTF-32 text.
+
+    Named by its byte order mark, or, without one, by NUL bytes at every other position (what
+    ASCII text looks like in UTF-16); everything else is read as UTF-8.
+    """
+    for mark, encoding, order in _BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            raise WrongEncoding(
+                _convert_hint(encoding, f"{order}, byte order mark {mark.hex(' ').upper()}")
+            )
+    sample = head[:ENCODING_SAMPLE_BYTES]
+    half = len(sample) // 2
+    if half >= 2:
+        even, odd = sample[0::2].count(0), sample[1::2].count(0)
+        if max(even, odd) > half * 0.4 and min(even, odd) == 0:
+            order = "little-endian" if odd > even else "big-endian"
+            raise WrongEncoding(_convert_hint("UTF-16", f"{order}, no byte order mark"))
+
+
+def _convert_hint(encoding: str, detail: str) -> str:
+    return (
+        f"the file is {encoding} text ({detail}); only UTF-8 is read: convert it first, e.g. "
+        f"iconv -f {encoding} -t UTF-8 FILE > FILE.utf8"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +72,14 @@ class SourceRow:
     item: dict[str, Any] | None = None
     error: str | None = None
     skipped: str | None = None
-    raw: str = ""
+    # What rejected_items keeps of a rejected row (bounded, whatever the row's size).
+    payload: Payload | None = None
 
     @classmethod
-    def rejected(cls, location: str, reason: str, raw: str) -> SourceRow:
-        return cls(location, error=reason, raw=raw[:MAX_RAW_CHARS])
+    def rejected(cls, location: str, reason: str, raw: str | bytes | Payload) -> SourceRow:
+        """A row that cannot be read; ``raw`` is its text or bytes as found in the file."""
+        payload = raw if isinstance(raw, Payload) else Payload.of(raw)
+        return cls(location, error=reason, payload=payload)
 
 
 class FileReader:
@@ -68,7 +110,14 @@ class FileReader:
         return f"{self.label}:{line}"
 
     def open_binary(self) -> IO[bytes]:
+        """The file, once its start shows it is not UTF-16 or UTF-32 text (``WrongEncoding``)."""
         self._binary = open(self.path, "rb")  # noqa: SIM115 - closed by the reader's with-block
+        try:
+            check_utf8(self._binary.read(ENCODING_SAMPLE_BYTES))
+        except WrongEncoding:
+            self._binary.close()
+            raise
+        self._binary.seek(0)
         return self._binary
 
     def open_text(self, *, newline: str | None = None) -> io.TextIOWrapper:
@@ -90,9 +139,9 @@ def object_rows(
     for element in elements:
         where = location(element.line)
         if element.error is not None:
-            yield SourceRow.rejected(where, element.error, element.text)
+            yield SourceRow.rejected(where, element.error, element.raw)
         elif not isinstance(element.value, dict):
-            yield SourceRow.rejected(where, "not a JSON object", element.text)
+            yield SourceRow.rejected(where, "not a JSON object", element.raw)
         else:
             yield build(where, element.value, element.text)
 
@@ -124,7 +173,7 @@ def text(value: Any) -> str | None:
 
 
 def track_row(
-    location: str, fields: Mapping[str, Any], extra: Mapping[str, Any], raw: str
+    location: str, fields: Mapping[str, Any], extra: Mapping[str, Any], raw: str | bytes
 ) -> SourceRow:
     """``TrackItem`` fields from an export row, marked for enrichment when it has no valid ISRC.
 

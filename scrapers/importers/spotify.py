@@ -54,7 +54,7 @@ class SpotifyReader(FileReader):
         for playlist in playlists:
             if playlist.error is not None or not isinstance(playlist.value, dict):
                 reason = playlist.error or "playlist is not a JSON object"
-                yield SourceRow.rejected(self.location(playlist.line), reason, playlist.text)
+                yield SourceRow.rejected(self.location(playlist.line), reason, playlist.raw)
                 continue
             name = text(playlist.value.get("name"))
             entries = iter_array(
@@ -69,7 +69,7 @@ class SpotifyReader(FileReader):
     def _playlist_entry_row(self, entry: ArrayElement, playlist: str | None) -> SourceRow:
         location = self.location(entry.line)
         if entry.error is not None:
-            return SourceRow.rejected(location, entry.error, entry.text)
+            return SourceRow.rejected(location, entry.error, entry.raw)
         value = entry.value if isinstance(entry.value, dict) else {}
         track = value.get("track")
         if isinstance(track, dict):
