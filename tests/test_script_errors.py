@@ -114,9 +114,11 @@ def test_crawl_log_never_shows_the_password() -> None:
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     log = result.stdout + result.stderr
-    assert result.returncode != 0
+    # Refused before anything starts: a usage error, one line, no traceback.
+    assert result.returncode == 2, log
     assert "secret" not in log
-    assert "not a valid PostgreSQL connection string" in log
+    assert "Traceback" not in log
+    assert "scrapy crawl: DATABASE_URL is not a valid PostgreSQL connection string" in log
 
 
 @pytest.mark.parametrize(

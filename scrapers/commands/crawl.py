@@ -2,16 +2,17 @@
 
 Scrapy's own command exits 0 whatever the pipelines did. Here:
 
-* a setting with a value that cannot be used (``InvalidSetting``, raised by a component's
-  ``from_crawler``) stops the crawl before it starts, with one line on stderr naming the setting
-  and the value, and exit status 2, as for any other usage error; so does a ``UsageError``
-  raised while the crawl starts (a spider refusing its arguments may raise one);
+* a setting with a value that cannot be used stops the crawl before it starts, with one line
+  on stderr and exit status 2, as for any other usage error: ``InvalidSetting`` from a
+  component's ``from_crawler`` (it names the setting and the value), ``DatabaseUrlError`` for a
+  ``DATABASE_URL`` libpq cannot parse (password removed), or a ``UsageError`` raised while the
+  crawl starts;
+* spider arguments (``-a``) the spider refuses stop the command before the crawl starts, with
+  one error line and exit status 2, in the same way;
 * when the database pipeline had to spool items to a file (the database was unavailable, the
   writer failed, or a second Ctrl-C stopped the crawl before the pipeline could flush), the exit
   status is 1, so that a script or scheduler running the crawl sees it. Any other failure to
-  start the crawl also exits 1, with Scrapy's traceback;
-* spider arguments (``-a``) the spider refuses stop the command before the crawl starts, with
-  one error line and exit status 2, like any other usage error.
+  start the crawl also exits 1, with Scrapy's traceback.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from scrapy.exceptions import UsageError
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from scrapers.db.connection import DatabaseUrlError
 from scrapers.pipelines.database_pipeline import CRAWL_ENDED, LOST_STAT, SPOOLED_STAT
 from scrapers.settings_check import InvalidSetting
 
@@ -35,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 USAGE_ERROR_EXIT = 2
 # Errors that mean "the user asked for something that cannot be done", not a defect.
-REFUSALS = (InvalidSetting, UsageError)
+REFUSALS = (InvalidSetting, UsageError, DatabaseUrlError)
 
 
 class Command(ScrapyCrawl):

@@ -51,14 +51,25 @@ def resolve_database_url(settings: Mapping[str, Any] | None = None) -> str:
     A configured URL that libpq cannot parse raises ``DatabaseUrlError`` here, before anything
     tries to connect with it (or logs it).
     """
-    configured = os.environ.get("DATABASE_URL") or (settings or {}).get("DATABASE_URL")
+    configured = configured_database_url(settings)
     if configured:
-        url = str(configured)
-        check_database_url(url)
-        return url
+        return configured
     server = EmbeddedPostgres().ensure_running()
     ensure_database(server.url("postgres"), EMBEDDED_DATABASE)
     return server.url(EMBEDDED_DATABASE)
+
+
+def configured_database_url(settings: Mapping[str, Any] | None = None) -> str | None:
+    """The ``DATABASE_URL`` the user gave (environment first), checked; None for "embedded".
+
+    Cheap and offline, so a component can refuse a bad URL before anything starts.
+    """
+    configured = os.environ.get("DATABASE_URL") or (settings or {}).get("DATABASE_URL")
+    if not configured:
+        return None
+    url = str(configured)
+    check_database_url(url)
+    return url
 
 
 def check_database_url(url: str) -> None:

@@ -48,7 +48,7 @@ from typing import Any
 from scrapy.crawler import Crawler
 
 from scrapers import metrics
-from scrapers.db.connection import resolve_database_url
+from scrapers.db.connection import configured_database_url, resolve_database_url
 from scrapers.db.records import to_plain
 from scrapers.db.writer import BatchResult, BatchWriter, DatabaseUnavailable
 from scrapers.pipelines.spool import Spool
@@ -140,8 +140,11 @@ class DatabasePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DatabasePipeline:
-        """Read the settings strictly: a wrong value stops the crawl (``InvalidSetting``)."""
+        """Read the settings strictly: a wrong value stops the crawl (``InvalidSetting``,
+        ``DatabaseUrlError``)."""
         settings = crawler.settings
+        # A DATABASE_URL libpq cannot parse stops the crawl here, before anything starts.
+        configured_database_url(settings)
         spool_dir = str(setting(settings, "DATABASE_SPOOL_DIR", "spool")).strip()
         if not spool_dir:
             raise InvalidSetting("DATABASE_SPOOL_DIR", "a folder", spool_dir)
