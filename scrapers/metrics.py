@@ -5,7 +5,14 @@ the default registry, which the crawl serves at ``/metrics`` and batch runs can 
 Pushgateway.
 """
 
-from prometheus_client import REGISTRY, Counter, Histogram, push_to_gateway
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    push_to_gateway,
+)
 
 # Track items stored, by the strongest identifier they carried (the conflict target used).
 # Names are fixed: dashboards and the testing plan refer to them.
@@ -101,7 +108,17 @@ IMPORT_ROWS = Counter(
     "import_rows", "Rows read by the bulk importer, by outcome before the writer", ["outcome"]
 )
 
+# Schema (scripts/migrate.py). A registry of its own: migrate.py pushes only this gauge to the
+# Pushgateway, not the writer's and importer's zeros that it never moves.
+MIGRATION_REGISTRY = CollectorRegistry()
+MIGRATIONS_PENDING = Gauge(
+    "migrations_pending",
+    "Migrations not applied after the last scripts/migrate.py run",
+    registry=MIGRATION_REGISTRY,
+)
 
-def push(gateway_url: str, job: str) -> None:
-    """Push every metric to a Pushgateway (batch runs have no long-lived /metrics to scrape)."""
-    push_to_gateway(gateway_url, job=job, registry=REGISTRY, timeout=10)
+
+def push(gateway_url: str, job: str, registry: CollectorRegistry = REGISTRY) -> None:
+    """Push every metric of ``registry`` to a Pushgateway (batch runs have no long-lived
+    /metrics to scrape)."""
+    push_to_gateway(gateway_url, job=job, registry=registry, timeout=10)

@@ -9,13 +9,17 @@ usage error (unknown migration name) or no database (bad ``DATABASE_URL``, serve
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scrapers import metrics
 from scrapers.db import migrations
 from scrapers.db.connection import NO_DATABASE_ERRORS, one_line, resolve_database_url
+
+PUSHGATEWAY_JOB = "tracklists_migrate"
 
 
 def seconds(text: str) -> float:
@@ -63,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 url, getattr(args, "target", None), on_notice=print, lock_timeout=args.lock_timeout
             )
             print(f"Applied {', '.join(done)}" if done else "Nothing to apply: schema is current")
+        push_pending(url)
     except NO_DATABASE_ERRORS as error:
         print(f"error: cannot use the database: {one_line(error)}", file=sys.stderr)
         return 2
@@ -73,6 +78,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def push_pending(url: str) -> None:
+    """With PROMETHEUS_PUSHGATEWAY_URL set, push how many migrations are still pending: a batch
+    job has no /metrics to scrape. A push that fails is reported; the migration stands."""
+    gateway = os.environ.get("PROMETHEUS_PUSHGATEWAY_URL")
+    if not gateway:
+        return
+    metrics.MIGRATIONS_PENDING.set(sum(applied is None for _, applied in migrations.status(url)))
+    try:
+        metrics.push(gateway, PUSHGATEWAY_JOB, metrics.MIGRATION_REGISTRY)
+    except OSError as error:
+        print(f"warning: metrics not pushed to {gateway}: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":
