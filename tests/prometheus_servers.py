@@ -107,3 +107,17 @@ def query(prometheus_url: str, promql: str) -> list[dict[str, Any]]:
     )
     assert answer["status"] == "success", answer
     return answer["data"]["result"]
+
+
+DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "tracklists.json"
+
+
+def panel_queries() -> dict[str, str]:
+    """Every query of the Grafana dashboard, keyed ``panel title / refId``."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    return {
+        f"{panel['title']} / {target['refId']}": target["expr"]
+        for panel in dashboard["panels"]
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    }
