@@ -6,6 +6,7 @@ temporary storage, stopped at the end.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy" / "prometheus"
@@ -121,3 +123,30 @@ def panel_queries() -> dict[str, str]:
         if panel["type"] != "row"
         for target in panel["targets"]
     }
+
+
+KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The series names a PromQL expression reads (not functions, labels or keywords)."""
+    expr = re.sub(r'"[^"]*"', "", expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
+    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)
+    names = re.findall(r"\b[a-zA-Z_:][\w:]*\b(?!\s*\()", expr)
+    return {name for name in names if name not in KEYWORDS}
+
+
+def recording_rules() -> dict[str, str]:
+    """Each recorded series of deploy/prometheus/rules/recording.yml and its expression."""
+    groups = yaml.safe_load((DEPLOY / "rules" / "recording.yml").read_text())["groups"]
+    return {rule["record"]: rule["expr"] for group in groups for rule in group["rules"]}
+
+
+def series_read(expr: str) -> set[str]:
+    """The scraped series an expression reads, through the recording rules it uses."""
+    rules = recording_rules()
+    names: set[str] = set()
+    for name in metric_names(expr):
+        names |= metric_names(rules[name]) if name in rules else {name}
+    return names

@@ -5,13 +5,19 @@ Debian; the queries themselves run through a real Prometheus in test_prometheus_
 from __future__ import annotations
 
 import json
-import re
 
 import yaml
 from prometheus_client import REGISTRY
 
 from scrapers import metrics
-from tests.prometheus_servers import DASHBOARD, DEPLOY, REPO, panel_queries
+from tests.prometheus_servers import (
+    DASHBOARD,
+    REPO,
+    metric_names,
+    panel_queries,
+    recording_rules,
+    series_read,
+)
 
 PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
 # Series that Prometheus or the Pushgateway add themselves.
@@ -24,21 +30,6 @@ CATALOGUE_GAUGES = {
     "catalogue_tracks_pending_enrichment",
     "catalogue_setlists",
 }
-KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring"}
-
-
-def metric_names(expr: str) -> set[str]:
-    """The series names a PromQL expression reads (not functions, labels or keywords)."""
-    expr = re.sub(r'"[^"]*"', "", expr)
-    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
-    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)
-    names = re.findall(r"\b[a-zA-Z_:][\w:]*\b(?!\s*\()", expr)
-    return {name for name in names if name not in KEYWORDS}
-
-
-def recording_rules() -> dict[str, str]:
-    groups = yaml.safe_load((DEPLOY / "rules" / "recording.yml").read_text())["groups"]
-    return {rule["record"]: rule["expr"] for group in groups for rule in group["rules"]}
 
 
 def project_series() -> set[str]:
@@ -99,11 +90,7 @@ def test_every_query_reads_series_that_exist() -> None:
 
 
 def test_every_project_metric_is_on_the_dashboard() -> None:
-    rules = recording_rules()
-    shown: set[str] = set()
-    for expr in panel_queries().values():
-        for name in metric_names(expr):
-            shown |= metric_names(rules[name]) if name in rules else {name}
+    shown = {name for expr in panel_queries().values() for name in series_read(expr)}
     families = {
         family.name
         for registry in (REGISTRY, metrics.MIGRATION_REGISTRY)
