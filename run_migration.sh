@@ -9,4 +9,5 @@ if [[ $# -ne 1 ]]; then
     exit 2
 fi
 cd "$(dirname "$0")"
-exec "${PYTHON:-python3}" scripts/migrate.py apply "$1"
+# -m from the checkout's root: the project is importable whether or not it is pip-installed.
+exec "${PYTHON:-python3}" -m scripts.migrate apply "$1"

@@ -1,6 +1,6 @@
 """Enrichment throughput against the fake sources: are the rate limits, not our code, the bound?
 
-    python bench/bench_enrichment.py [--tracks 200] [--musicbrainz-rate 20] [--workers 8]
+    python -m bench.bench_enrichment [--tracks 200] [--musicbrainz-rate 20] [--workers 8]
                                      [--latency 0.05] [--spotify]
 
 A synthetic catalogue is served by the local fake MusicBrainz and Deezer (and Spotify with
@@ -29,12 +29,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import replace
-from pathlib import Path
 
 import psycopg2.extensions
 from psycopg2 import sql
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scrapers.db import migrations
 from scrapers.db.connection import connect, resolve_database_url

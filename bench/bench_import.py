@@ -1,7 +1,7 @@
 """Benchmark of ``import_tracks``: bulk import against a per-row loop and a raw COPY, same run.
 
-    python bench/bench_import.py                 # 1,000,000 rows (about 10 minutes here)
-    python bench/bench_import.py --rows 50000    # a quick run
+    python -m bench.bench_import                 # 1,000,000 rows (about 10 minutes here)
+    python -m bench.bench_import --rows 50000    # a quick run
 
 Steps, each on a fresh database of the server ``scrapers.db.connection`` resolves:
 
@@ -30,8 +30,6 @@ import time
 import uuid
 from contextlib import closing
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg2.extensions
 from psycopg2 import sql

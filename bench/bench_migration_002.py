@@ -1,6 +1,6 @@
 """Time migration 002 on a synthetic catalogue against the floor of building its indexes.
 
-``python bench/bench_migration_002.py [--tracks 1000000] [--duplicate-share 0.05]``
+``python -m bench.bench_migration_002 [--tracks 1000000] [--duplicate-share 0.05]``
 
 Creates a throwaway database on the server DATABASE_URL names (else the embedded one), loads
 schema 001 and the catalogue (bench/generate_catalogue.py), then times, in the same run:
@@ -18,9 +18,6 @@ import sys
 import time
 import uuid
 from contextlib import closing
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg2.extensions
 from psycopg2 import sql

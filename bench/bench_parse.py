@@ -1,4 +1,4 @@
-"""Parse throughput of the 1001tracklists spider: ``python bench/bench_parse.py``.
+"""Parse throughput of the 1001tracklists spider: ``python -m bench.bench_parse``.
 
 Times, on the largest saved tracklist page (``../shared/samples``; the project's demo page when
 the samples are absent):
@@ -26,11 +26,10 @@ from parsel import Selector
 from scrapy.http import HtmlResponse, Request
 from scrapy.utils.test import get_crawler
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from scrapers.spiders.parsing import classify_page, parse_tracklist
+from scrapers.spiders.tracklists_1001 import TracklistsSpider
 
-from scrapers.spiders.parsing import classify_page, parse_tracklist  # noqa: E402
-from scrapers.spiders.tracklists_1001 import TracklistsSpider  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SAMPLES = REPO.parent / "shared" / "samples" / "1001tracklists" / "tracklist"
 DEMO = REPO / "tests" / "fixtures" / "1001tracklists" / "demo_tracklist.html"

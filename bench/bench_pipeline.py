@@ -1,6 +1,6 @@
 """Throughput of the batch writer against two references measured in the same run.
 
-    python bench/bench_pipeline.py [--items 200000] [--batch-size 5000] [--naive-sample 5000]
+    python -m bench.bench_pipeline [--items 200000] [--batch-size 5000] [--naive-sample 5000]
 
 Items are synthetic plan-shape dicts: 10% carry an ISRC, 10% only a Spotify ID, the rest only
 artist and title, and 30% repeat an earlier item (another spelling of the same line, or the same
@@ -23,18 +23,14 @@ import argparse
 import io
 import random
 import resource
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
 from psycopg2 import sql
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.schema_floor import floor_seconds
 from scrapers import identity

@@ -1,6 +1,6 @@
 """Fill a database (schema 001, before 002) with a synthetic catalogue, in SQL, fast.
 
-``python bench/generate_catalogue.py --tracks 100000 --duplicate-share 0.05`` loads into
+``python -m bench.generate_catalogue --tracks 100000 --duplicate-share 0.05`` loads into
 DATABASE_URL (else the embedded server's database). Everything is made by generate_series
 inside PostgreSQL, set-based: no row crosses the wire.
 
@@ -24,9 +24,6 @@ import sys
 import time
 from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from psycopg2 import sql
 

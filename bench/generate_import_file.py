@@ -5,7 +5,7 @@ earlier: half as an identical row, half spelled differently (hyphenated ISRC, Sp
 of a bare id, other letter case), as exports from different tools would. Of the distinct tracks,
 40% carry an ISRC, 30% only a Spotify ID and 30% neither (title tier). Deterministic per seed.
 
-    python bench/generate_import_file.py catalogue.csv --rows 1000000
+    python -m bench.generate_import_file catalogue.csv --rows 1000000
 """
 
 from __future__ import annotations

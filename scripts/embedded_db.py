@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scrapers.db.connection import DatabaseUrlError, resolve_database_url
 from scrapers.db.embedded import EmbeddedDatabaseError, EmbeddedPostgres

@@ -13,9 +13,6 @@ import os
 import signal
 import sys
 from contextlib import closing
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scrapy.utils.project import get_project_settings
 

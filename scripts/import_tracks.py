@@ -18,8 +18,6 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import psycopg2
 
 from scrapers import metrics

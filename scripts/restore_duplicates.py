@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import closing
-from pathlib import Path
 from uuid import UUID
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg2
 

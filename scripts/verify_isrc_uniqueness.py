@@ -13,9 +13,6 @@ import json
 import os
 import sys
 from contextlib import closing
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg2
 

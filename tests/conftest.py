@@ -6,6 +6,7 @@ server). Tests never use an existing database: they create ``test_…`` database
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -32,6 +33,12 @@ SHARED_SAMPLES = next(
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 MakeDatabase = Callable[..., str]
+
+# `python scripts/NAME.py` run by the tests imports `scrapers` from this checkout even when the
+# project is not pip-installed in the environment (`pip install -r requirements.txt` installs it).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+)
 
 # Fake MusicBrainz / Deezer / Spotify servers for the enrichment tests.
 pytest_plugins = ["tests.fakes.fixtures"]

@@ -22,7 +22,11 @@ import psycopg2.extensions
 
 from scrapers.db.connection import connect
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# migrations/ of the checkout; an installed package carries the same files as scrapers/sql
+# (pyproject.toml maps the folder there).
+_INSTALLED = Path(__file__).resolve().parents[1] / "sql"
+_CHECKOUT = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = _INSTALLED if _INSTALLED.is_dir() else _CHECKOUT
 # Arbitrary but fixed: every runner of this project takes the same lock.
 ADVISORY_LOCK_KEY = 0x7472_6163_6B73  # "tracks"
 # Session setting the migrations read for their lock timeout (002's default: 60 s).
