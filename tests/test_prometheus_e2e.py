@@ -156,6 +156,16 @@ def wait_for(prometheus_url: str, promql: str, expected: float, deadline_s: floa
         time.sleep(0.5)
 
 
+def firing(prometheus_url: str) -> set[tuple[str, str]]:
+    """(alert name, its job / source / reason labels) of every firing alert."""
+    alerts = json.loads(get(f"{prometheus_url}/api/v1/alerts"))["data"]["alerts"]
+    return {
+        (alert["labels"]["alertname"], alert["labels"].get("reason") or alert["labels"]["source"])
+        for alert in alerts
+        if alert["state"] == "firing" and {"reason", "source"} & alert["labels"].keys()
+    }
+
+
 def series_with_data(prometheus_url: str, promql: str, start: float) -> int:
     """How many series ``promql`` yields over the test's time range, as a graph would show."""
     parameters = {"query": promql, "start": start, "end": time.time(), "step": 1}
@@ -251,6 +261,15 @@ def test_prometheus_scrapes_the_crawl_the_service_and_the_pushgateway(
             assert value(prom, 'max(push_time_seconds{job="tracklists_import"})') >= start - 1
             assert value(prom, 'sum(enrichment_circuit_open_total{source="spotify"})') > 0
 
+            # The rules run on what was scraped: the import's rejection, Spotify's open circuit.
+            expected_alerts = {
+                ("ItemsRejected", "missing_artist"),
+                ("EnrichmentSourceCircuitOpen", "spotify"),
+            }
+            deadline = time.monotonic() + 30
+            while not expected_alerts <= firing(prom):
+                assert time.monotonic() < deadline, firing(prom)
+                time.sleep(0.5)
             time.sleep(3)  # a few evaluations of the recording rules over the final values
             empty = {
                 title: expr
