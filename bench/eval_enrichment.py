@@ -132,7 +132,6 @@ def main() -> int:
         print(json.dumps({name: replay(name) for name in args.replay}))
         return 0
     sets = args.sets or list(SETS)
-    sys.path.insert(0, str(ROOT))
     ours = {name: replay(name) for name in sets}
     theirs = run_baseline(args.baseline, sets)
     print(
