@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
+import psycopg2
 import pytest
 
-from scrapers.db import migrations
+from scrapers.db import connection, migrations
 from scrapers.db.connection import connect, resolve_database_url
 from scrapers.db.embedded import EmbeddedPostgres
 
@@ -126,3 +130,28 @@ def test_migration_005_bounds_and_hashes_stored_payloads(make_database) -> None:
             " WHERE table_name = 'rejected_items' AND column_name LIKE 'payload_%'"
         )
         assert cursor.fetchone() == (0,)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers, as a hung server does."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("default_seconds", "url_option"),
+    [(2, ""), (600, "?connect_timeout=2")],
+    ids=["project default", "the URL's own timeout wins"],
+)
+def test_a_server_that_never_answers_is_an_outage_not_a_hang(
+    silent_server: int, monkeypatch: pytest.MonkeyPatch, default_seconds: int, url_option: str
+) -> None:
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    monkeypatch.setitem(connection.LIVENESS_DEFAULTS, "connect_timeout", default_seconds)
+    started = time.monotonic()
+    with pytest.raises(psycopg2.OperationalError):
+        connect(f"postgresql://postgres@127.0.0.1:{silent_server}/db{url_option}")
+    assert time.monotonic() - started < 8

@@ -26,6 +26,16 @@ from scrapers.db.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 
 EMBEDDED_DATABASE = "tracklists"
 APPLICATION_NAME = "tracklists-catalogue"
+# Give up on a connection attempt after this many seconds, and let TCP keepalives notice a
+# server that vanished under an open connection within about a minute.
+LIVENESS_DEFAULTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+_LIBPQ_ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT"}
 REDACTED = "***"
 # Passwords shorter than this are removed only where they stand alone, so that a one-letter
 # password does not turn every such letter of the message into asterisks.
@@ -91,7 +101,9 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg2.extensions.connec
     class (callers tell an outage from a bug by it), with any password removed from the message.
     """
     try:
-        connection = psycopg2.connect(url, application_name=APPLICATION_NAME)
+        connection = psycopg2.connect(
+            url, application_name=APPLICATION_NAME, **_liveness_defaults(url)
+        )
     except psycopg2.ProgrammingError as error:
         failure: Exception = DatabaseUrlError(_invalid_url_message(str(error), url))
     except psycopg2.Error as error:
@@ -103,6 +115,20 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg2.extensions.connec
         connection.autocommit = autocommit
         return connection
     raise failure
+
+
+def _liveness_defaults(url: str) -> dict[str, int]:
+    """Timeouts that make a server which accepts connections but never answers an outage.
+
+    Without them libpq waits forever, and a crawl or import hangs instead of retrying and
+    spooling. Whatever the URL or the ``PG*`` environment variables set is left alone.
+    """
+    given = psycopg2.extensions.parse_dsn(url)
+    return {
+        key: value
+        for key, value in LIVENESS_DEFAULTS.items()
+        if key not in given and _LIBPQ_ENVIRONMENT.get(key, "") not in os.environ
+    }
 
 
 def ensure_database(admin_url: str, name: str) -> None:
