@@ -1,6 +1,6 @@
 """Precision and recall of the enrichment matcher on labelled, recorded answers.
 
-    python bench/eval_enrichment.py [--baseline REV] [--set dev|heldout ...] [--verbose]
+    python -m bench.eval_enrichment [--baseline REV] [--set dev|heldout ...] [--verbose]
 
 Each set in ``tests/fixtures/enrichment/`` holds real MusicBrainz answers (CC0, trimmed) and
 Deezer answers in Deezer's documented shape, one case per track, labelled by hand with the ISRCs

@@ -9,6 +9,7 @@ import sys
 
 import yaml
 
+from scrapers.db import migrations
 from tests.prometheus_servers import DEPLOY, REPO, binary, get, pushgateway
 
 ALERT_TESTS = DEPLOY / "tests" / "alerts_test.yml"
@@ -65,7 +66,7 @@ def test_migrate_pushes_pending_migrations_to_the_pushgateway(make_database) -> 
         assert 'migrations_pending{instance="",job="tracklists_migrate"} 0' in get(
             f"{gateway}/metrics"
         )
-        migrate(db_url, gateway, "down", "004_enrichment_cache")
+        migrate(db_url, gateway, "down", migrations.discover()[-1].name)
         pushed = get(f"{gateway}/metrics")
     assert 'migrations_pending{instance="",job="tracklists_migrate"} 1' in pushed
     # Only the migration gauge: not the crawl's or the importer's counters.
