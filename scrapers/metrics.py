@@ -5,6 +5,11 @@ the default registry, which the crawl serves at ``/metrics`` and batch runs can 
 Pushgateway.
 """
 
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -13,6 +18,10 @@ from prometheus_client import (
     Histogram,
     push_to_gateway,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
 
 # Track items stored, by the strongest identifier they carried (the conflict target used).
 # Names are fixed: dashboards and the testing plan refer to them.
@@ -122,3 +131,65 @@ def push(gateway_url: str, job: str, registry: CollectorRegistry = REGISTRY) -> 
     """Push every metric of ``registry`` to a Pushgateway (batch runs have no long-lived
     /metrics to scrape)."""
     push_to_gateway(gateway_url, job=job, registry=registry, timeout=10)
+
+
+# The catalogue's size (issue 14), read from PostgreSQL at scrape time by the enrichment service.
+CATALOGUE_GAUGES = {
+    "catalogue_tracks": "Tracks in the catalogue",
+    "catalogue_tracks_with_isrc": "Tracks with an ISRC",
+    "catalogue_tracks_with_spotify_id": "Tracks with a Spotify ID",
+    "catalogue_tracks_pending_enrichment": "Tracks without an ISRC never tried by enrichment",
+    "catalogue_setlists": "Setlists in the catalogue",
+}
+
+
+class CatalogueCollector(Collector):
+    """The ``CATALOGUE_GAUGES``, counted by a reader at most once per ``ttl`` seconds.
+
+    Counting scans the tracks table, so a scrape reuses the last counts while they are fresh,
+    and concurrent scrapes share one count. When a count fails (database down, too slow), the
+    last counts are served and a warning logged; before any count succeeds, nothing is served.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reader: Callable[[], Mapping[str, int]] | None = None
+        self._errors: tuple[type[Exception], ...] = ()
+        self._ttl = 0.0
+        self._values: Mapping[str, int] = {}
+        self._read_at = float("-inf")
+
+    def watch(
+        self,
+        reader: Callable[[], Mapping[str, int]],
+        ttl: float,
+        errors: tuple[type[Exception], ...],
+    ) -> None:
+        """Count with ``reader`` from now on (forgetting earlier counts); it raises ``errors``."""
+        with self._lock:
+            self._reader, self._ttl, self._errors = reader, ttl, errors
+            self._values, self._read_at = {}, float("-inf")
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        for name, documentation in CATALOGUE_GAUGES.items():
+            yield GaugeMetricFamily(name, documentation)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        values = self._current()
+        for name, documentation in CATALOGUE_GAUGES.items():
+            if name in values:
+                yield GaugeMetricFamily(name, documentation, value=values[name])
+
+    def _current(self) -> Mapping[str, int]:
+        with self._lock:
+            if self._reader is not None and time.monotonic() - self._read_at >= self._ttl:
+                try:
+                    self._values = self._reader()
+                    self._read_at = time.monotonic()
+                except self._errors as error:  # a scrape must answer; the counts are only stale
+                    logger.warning("Catalogue counts unavailable, serving the last ones: %s", error)
+            return self._values
+
+
+CATALOGUE = CatalogueCollector()
+REGISTRY.register(CATALOGUE)

@@ -104,6 +104,16 @@ ENRICHMENT_CONCURRENCY = 4
 ENRICHMENT_RETRY_FAILED_AFTER = 6 * 3600
 ENRICHMENT_SERVICE_HOST = os.environ.get("ENRICHMENT_SERVICE_HOST", "127.0.0.1")
 ENRICHMENT_SERVICE_PORT = int(os.environ.get("ENRICHMENT_SERVICE_PORT", "8086"))
+# Connections the service serves at once (one thread each); more are answered 503 at once.
+ENRICHMENT_SERVICE_MAX_CONNECTIONS = 32
+# Seconds a client has to send its whole request; slower ones are cut off.
+ENRICHMENT_SERVICE_REQUEST_TIMEOUT = 10.0
+# Seconds /metrics reuses the catalogue counts (one scan of tracks) before counting again.
+ENRICHMENT_CATALOGUE_METRICS_TTL = 60.0
+# Seconds a service worker holds the tracks it claimed; a killed worker's tracks are free after.
+ENRICHMENT_CLAIM_LEASE = 900.0
+# Prefix of the shared rate-limit keys in Redis (used when REDIS_URL is set).
+ENRICHMENT_REDIS_KEY_PREFIX = "tracklists:enrichment:"
 
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"

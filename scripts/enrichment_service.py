@@ -1,8 +1,15 @@
-"""Start the enrichment service: ``python scripts/enrichment_service.py [--host H] [--port P]``.
+"""Start an enrichment service worker.
+
+    python scripts/enrichment_service.py [--host H] [--port P] [--every SECONDS]
+                                         [--max-tracks N] [-s NAME=VALUE ...]
 
 Serves ``POST /enrich/batch``, ``GET /health`` and ``GET /metrics`` on 127.0.0.1:8086 by default
-(``ENRICHMENT_SERVICE_HOST`` / ``ENRICHMENT_SERVICE_PORT``). Settings come from
-``scrapers/settings.py``; ``-s NAME=VALUE`` overrides one, as with ``scrapy crawl``.
+(``ENRICHMENT_SERVICE_HOST`` / ``ENRICHMENT_SERVICE_PORT``). ``--every SECONDS`` also runs a
+batch of ``--max-tracks`` (default 100) at start and then at that interval. Run as many workers
+as you like, on one machine or many: they claim disjoint tracks and share each source's rate
+limit (in Redis when ``REDIS_URL`` is set, else in PostgreSQL). Settings come from
+``scrapers/settings.py``; ``-s NAME=VALUE`` overrides one, as with ``scrapy crawl``. Exit 2 on an
+invalid setting or argument, or a database that cannot be used.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import signal
 import sys
 from contextlib import closing
 
+import redis
 from scrapy.utils.project import get_project_settings
 
 from scrapers.db.connection import (
@@ -27,7 +35,8 @@ from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher
-from scrapers.enrichment.service import EnrichmentService
+from scrapers.enrichment.ratelimit import shared_limiters
+from scrapers.enrichment.service import DEFAULT_MAX_TRACKS, MAX_TRACKS_LIMIT, EnrichmentService
 
 logger = logging.getLogger("enrichment_service")
 
@@ -36,6 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", help="address to bind (default ENRICHMENT_SERVICE_HOST)")
     parser.add_argument("--port", type=int, help="port (default ENRICHMENT_SERVICE_PORT)")
+    parser.add_argument(
+        "--every",
+        type=interval_seconds,
+        metavar="SECONDS",
+        help="also run a batch at start and then every SECONDS (between 1 and 604800)",
+    )
+    parser.add_argument(
+        "--max-tracks",
+        type=track_count,
+        default=DEFAULT_MAX_TRACKS,
+        metavar="N",
+        help=f"tracks per scheduled batch (default {DEFAULT_MAX_TRACKS}, at most"
+        f" {MAX_TRACKS_LIMIT})",
+    )
     parser.add_argument(
         "-s",
         dest="overrides",
@@ -58,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         config = EnrichmentConfig.from_settings(settings)
         url = resolve_database_url(settings)
         with closing(connect(url, autocommit=True)) as connection, connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass('enrichment_cache') IS NOT NULL")
+            cursor.execute(
+                "SELECT to_regclass('enrichment_cache') IS NOT NULL"
+                " AND to_regclass('enrichment_rate_limits') IS NOT NULL"
+            )
             if not cursor.fetchone()[0]:
                 print("The schema is not current: run `python scripts/migrate.py up` first.")
                 return 2
@@ -67,15 +93,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host = args.host or config.service_host
     port = config.service_port if args.port is None else args.port
+    try:
+        limiters = shared_limiters(config, url)
+    except redis.RedisError as error:
+        print(f"Cannot start: Redis at REDIS_URL: {error}")
+        return 2
     cache = ResponseCache(url, max_connections=config.concurrency)
-    enricher = Enricher.from_config(config, cache)
+    enricher = Enricher.from_config(config, cache, limiters)
     service = EnrichmentService((host, port), Backfill(url, config, enricher))
     logger.info(
-        "Enrichment service on %s (database %s; sources %s)",
+        "Enrichment service on %s (database %s; sources %s; rate limits shared in %s)",
         service.url,
         redacted(url),
         ", ".join(config.enabled_sources()),
+        "Redis" if config.redis_url else "PostgreSQL",
     )
+    if args.every is not None:
+        logger.info("A batch of %d tracks every %g s", args.max_tracks, args.every)
+        service.start_schedule(args.every, args.max_tracks)
     # SIGTERM (systemd, docker stop) ends like Ctrl-C. A batch cut short loses only its lookups
     # in flight: each track is committed on its own, and the batch lock dies with the session.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -86,7 +121,31 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         service.server_close()
         cache.close()
+        for limiter in limiters.values():
+            limiter.close()
     return 0
+
+
+def interval_seconds(text: str) -> float:
+    """``--every``: a finite number of seconds, at least 1 and at most a week."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 1 <= seconds <= 7 * 86400:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds between 1 and 604800, got {text[:50]!r}"
+        )
+    return seconds
+
+
+def track_count(text: str) -> int:
+    """``--max-tracks``: the same bounds as a batch asked for over HTTP."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_TRACKS_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer between 1 and {MAX_TRACKS_LIMIT}, got {text[:50]!r}"
+        )
+    return int(text)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from scrapers.db.writer import BatchWriter
-from scrapers.enrichment.backfill import Backfill, BatchRunningError
+from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.cache import CachedAnswer, ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher
@@ -106,6 +106,7 @@ def test_plan_curl_batch_enriches_and_answers_counts(fakes: Fakes, catalogue_db:
         "not_found": 2,
         "failed": 0,
         "conflicts": 0,
+        "claims_lost": 0,
         "cache_purged": 0,
     }
     strobe = track_row(db, "Strobe")
@@ -227,7 +228,9 @@ def test_wrong_method_and_unknown_path(fakes: Fakes, db_url: str) -> None:
         assert request(f"{service.url}/nope", method="GET")[0] == 404
 
 
-def test_a_second_batch_while_one_runs_is_refused(fakes: Fakes, catalogue_db: str) -> None:
+def test_a_second_batch_in_one_worker_is_refused_another_worker_shares_the_tracks(
+    fakes: Fakes, catalogue_db: str
+) -> None:
     slow = fakes.config(spotify=False).with_source("musicbrainz", rate=2.0)
     with running_service(catalogue_db, slow) as service:
         first: dict[str, Any] = {}
@@ -235,19 +238,18 @@ def test_a_second_batch_while_one_runs_is_refused(fakes: Fakes, catalogue_db: st
             target=lambda: first.update(answer=request(f"{service.url}/enrich/batch", PLAN_BODY))
         )
         runner.start()
-        while not fakes.musicbrainz.requests:  # the batch holds its lock and is looking up
+        while not fakes.musicbrainz.requests:  # the batch has claimed tracks and is looking up
             time.sleep(0.001)
         status, answer = request(f"{service.url}/enrich/batch", PLAN_BODY)
         assert (status, answer["error"]) == (409, "an enrichment batch is already running")
-        # Another process (another Backfill on the same database) is refused by the lock too.
-        other = Backfill(catalogue_db, slow, Enricher.from_config(slow, None))
-        with pytest.raises(BatchRunningError):
-            other.run(max_tracks=10)
+        # Another worker (another Backfill on the same database) runs at the same time, on the
+        # tracks the first has not claimed.
+        other = Backfill(catalogue_db, slow, Enricher.from_config(slow, None)).run(max_tracks=10)
         health_status, health = request(f"{service.url}/health", method="GET")
         assert health_status == 200 and health["batch_running"] is True
         runner.join()
     status, counts = first["answer"]
-    assert status == 200 and counts["tried"] == 4
+    assert status == 200 and counts["tried"] + other.tried == 4
     searched = [r.query.get("query") for r in fakes.musicbrainz.requests if r.query.get("query")]
     assert len(searched) == len(set(searched)) == 4, "no track looked up twice"
 

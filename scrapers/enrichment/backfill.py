@@ -2,9 +2,15 @@
 
 Tracks never tried (``pending``) come first, then those whose last try found nothing or failed
 longer than ``ENRICHMENT_RETRY_FAILED_AFTER`` ago (``force_refresh`` takes those at once and
-bypasses the response cache). Only one batch runs at a time across every process: the batch
-holds a PostgreSQL advisory lock, and a second one is refused with ``BatchRunningError``. Each
-batch ends by deleting the response cache's expired answers, which nothing reads again.
+bypasses the response cache). Each batch ends by deleting the response cache's expired answers,
+which nothing reads again.
+
+Several workers (service processes, on one machine or many) run batches at once. A batch claims
+its tracks a few at a time (``FOR UPDATE SKIP LOCKED``, then a lease of
+``ENRICHMENT_CLAIM_LEASE`` seconds in ``tracks.enrichment_claimed_by/_until``), so workers take
+disjoint tracks. A worker killed mid-batch leaves claims that expire with their lease. A result
+is stored only while its worker still holds the claim, so a track is never written by two
+workers, even one whose lease ran out.
 
 Lookups run in ``ENRICHMENT_CONCURRENCY`` threads; each result is written in a transaction of
 its own through ``scrapers.db.conflicts.assign_identifiers``, the same conflict policy as the
@@ -15,8 +21,11 @@ never an escaped unique violation, and a crash loses at most the lookups in flig
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,31 +49,48 @@ from scrapers.enrichment.enricher import (
 
 logger = logging.getLogger(__name__)
 
-# Session advisory lock key shared by every backfill process ("enrich" in ASCII).
-BATCH_LOCK_KEY = 0x656E_7269_6368
 ORIGIN = "enrichment"
 IDENTIFIERS = ("isrc", "spotify_id")
+# Tracks claimed at once, per lookup thread: enough to keep the threads busy, few enough that a
+# claim is looked up long before its lease ends.
+CLAIM_PER_THREAD = 2
 
-_SELECT_TRACKS = """
-SELECT t.id::text, t.title, t.duration_ms, t.spotify_id, t.musicbrainz_id::text, t.bpm,
+# Claims never-tried tracks first. With force_refresh, every track without an ISRC that this
+# batch has not checked yet (it started at %(started)s).
+_CLAIM_TRACKS = """
+WITH picked AS (
+    SELECT t.id
+      FROM tracks t
+     WHERE t.isrc IS NULL
+       AND (t.enrichment_claimed_until IS NULL OR t.enrichment_claimed_until < now())
+       AND (CASE WHEN %(force)s
+                 THEN coalesce(t.enrichment_checked_at, '-infinity') < %(started)s
+                 ELSE t.enrichment_status = 'pending'
+                      OR (t.enrichment_status IN ('not_found', 'failed')
+                          AND coalesce(t.enrichment_checked_at, t.updated_at)
+                              < now() - make_interval(secs => %(retry_after)s))
+            END)
+     ORDER BY t.enrichment_status <> 'pending', t.enrichment_checked_at NULLS FIRST,
+              t.created_at, t.id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE tracks t
+   SET enrichment_claimed_by = %(worker)s,
+       enrichment_claimed_until = now() + make_interval(secs => %(lease)s)
+  FROM picked
+ WHERE t.id = picked.id
+RETURNING t.id::text, t.title, t.duration_ms, t.spotify_id, t.musicbrainz_id::text, t.bpm,
        t.release_date, coalesce(
            (SELECT string_agg(a.name, ', ' ORDER BY ta.position)
               FROM track_artists ta JOIN artists a ON a.id = ta.artist_id
              WHERE ta.track_id = t.id AND ta.role = 'primary'), '') AS artist
-  FROM tracks t
- WHERE t.isrc IS NULL
-   AND (%(force)s
-        OR t.enrichment_status = 'pending'
-        OR (t.enrichment_status IN ('not_found', 'failed')
-            AND coalesce(t.enrichment_checked_at, t.updated_at)
-                < now() - make_interval(secs => %(retry_after)s)))
- ORDER BY t.enrichment_status <> 'pending', t.enrichment_checked_at NULLS FIRST, t.created_at, t.id
- LIMIT %(limit)s
 """
 
 
-class BatchRunningError(RuntimeError):
-    """Another batch holds the backfill lock."""
+def worker_name() -> str:
+    """This worker's claim tag: host and process, readable in ``tracks.enrichment_claimed_by``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -74,6 +100,8 @@ class BatchCounts:
     not_found: int = 0
     failed: int = 0
     conflicts: int = 0
+    # Looked up, but the lease ran out and another worker claimed the track: not stored here.
+    claims_lost: int = 0
     cache_purged: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -93,38 +121,57 @@ class Backfill:
         self.enricher = enricher
 
     def run(self, *, max_tracks: int, force_refresh: bool = False) -> BatchCounts:
-        """Enrich up to ``max_tracks`` tracks; raises ``BatchRunningError`` if one is running."""
+        """Claim and enrich up to ``max_tracks`` tracks that no other worker holds."""
         counts = BatchCounts()
-        with closing(connect(self.database_url)) as connection:
+        worker = worker_name()
+        chunk = self.config.concurrency * CLAIM_PER_THREAD
+        with (
+            closing(connect(self.database_url)) as connection,
+            ThreadPoolExecutor(self.config.concurrency, "backfill") as pool,
+        ):
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", (BATCH_LOCK_KEY,))
-                if not cursor.fetchone()[0]:
-                    connection.rollback()
-                    raise BatchRunningError("an enrichment batch is already running")
+                cursor.execute("SELECT now()")
+                started = cursor.fetchone()[0]
             connection.commit()
+            taken = 0
             try:
-                tracks = self._select(connection, max_tracks, force_refresh)
-                with ThreadPoolExecutor(self.config.concurrency, "backfill") as pool:
+                while taken < max_tracks:
+                    tracks = self._claim(
+                        connection, worker, min(chunk, max_tracks - taken), force_refresh, started
+                    )
+                    if not tracks:
+                        break
+                    taken += len(tracks)
                     results = pool.map(lambda t: self._enrich(t, force_refresh), tracks)
                     for track, result in zip(tracks, results, strict=True):
-                        self._store(connection, track, result, counts)
-                if self.enricher.cache is not None:
-                    counts.cache_purged = self.enricher.cache.purge_expired()
+                        self._store(connection, worker, track, result, counts)
             finally:
                 connection.rollback()
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", (BATCH_LOCK_KEY,))
-                connection.commit()
+                self._release(connection, worker)
+            if self.enricher.cache is not None:
+                counts.cache_purged = self.enricher.cache.purge_expired()
         logger.info("Enrichment batch done: %s", counts.as_dict())
         return counts
 
-    def _select(
-        self, connection: psycopg2.extensions.connection, limit: int, force: bool
+    def _claim(
+        self,
+        connection: psycopg2.extensions.connection,
+        worker: str,
+        limit: int,
+        force: bool,
+        started: Any,
     ) -> list[StoredTrack]:
         with connection.cursor() as cursor:
             cursor.execute(
-                _SELECT_TRACKS,
-                {"force": force, "retry_after": self.config.retry_failed_after, "limit": limit},
+                _CLAIM_TRACKS,
+                {
+                    "force": force,
+                    "started": started,
+                    "retry_after": self.config.retry_failed_after,
+                    "limit": limit,
+                    "worker": worker,
+                    "lease": self.config.claim_lease,
+                },
             )
             rows = cursor.fetchall()
         connection.commit()
@@ -141,6 +188,17 @@ class Backfill:
             tracks.append(StoredTrack(track_id, query))
         return tracks
 
+    @staticmethod
+    def _release(connection: psycopg2.extensions.connection, worker: str) -> None:
+        """Hand back claims not stored (a batch cut short), so others need not wait the lease."""
+        with suppress(psycopg2.Error), connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE tracks SET enrichment_claimed_by = NULL, enrichment_claimed_until = NULL"
+                " WHERE enrichment_claimed_by = %s",
+                (worker,),
+            )
+            connection.commit()
+
     def _enrich(self, track: StoredTrack, force_refresh: bool) -> EnrichmentResult:
         try:
             return self.enricher.enrich(track.query, refresh=force_refresh)
@@ -151,10 +209,16 @@ class Backfill:
     def _store(
         self,
         connection: psycopg2.extensions.connection,
+        worker: str,
         track: StoredTrack,
         result: EnrichmentResult,
         counts: BatchCounts,
     ) -> None:
+        if not self._still_claimed(connection, worker, track.id):
+            connection.rollback()
+            logger.warning("Track %s: claim lost (lease expired); result not stored", track.id)
+            counts.claims_lost += 1
+            return
         counts.tried += 1
         try:
             conflicts = self._apply(connection, track, result)
@@ -170,6 +234,18 @@ class Backfill:
         counts.enriched += result.status == ENRICHED
         counts.not_found += result.status == NOT_FOUND
         counts.failed += result.status == FAILED
+
+    @staticmethod
+    def _still_claimed(
+        connection: psycopg2.extensions.connection, worker: str, track_id: str
+    ) -> bool:
+        """Lock the track if this worker still holds its claim (the lease may have run out)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM tracks WHERE id = %s AND enrichment_claimed_by = %s FOR UPDATE",
+                (track_id, worker),
+            )
+            return cursor.fetchone() is not None
 
     def _apply(
         self,
@@ -211,7 +287,7 @@ class Backfill:
         result: EnrichmentResult,
         enrichment: dict[str, Any] | None = None,
     ) -> None:
-        """Status, check time and this run's report; provenance of earlier values is kept."""
+        """Status, check time and this run's report, claim released; earlier provenance kept."""
         enrichment = enrichment or result.metadata()
         with connection.cursor() as cursor:
             cursor.execute(
@@ -219,7 +295,8 @@ class Backfill:
                 " metadata = jsonb_set(metadata, '{enrichment}', %(enrichment)s"
                 "   || jsonb_build_object('fields',"
                 "        coalesce(metadata#>'{enrichment,fields}', '{}') || %(fields)s)),"
-                " updated_at = now()"
+                " updated_at = now(), enrichment_claimed_by = NULL,"
+                " enrichment_claimed_until = NULL"
                 " WHERE id = %(id)s",
                 {
                     "status": result.status,

@@ -26,7 +26,7 @@ from scrapers.enrichment.breaker import CircuitBreaker, CircuitOpenError
 from scrapers.enrichment.cache import CachedAnswer, ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.matching import Candidate
-from scrapers.enrichment.ratelimit import RateLimiter
+from scrapers.enrichment.ratelimit import RateLimiter, SlotLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class SourceClient:
         config: EnrichmentConfig,
         *,
         cache: ResponseCache | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: SlotLimiter | None = None,
         breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -92,7 +92,7 @@ class SourceClient:
         self.base_url = source.base_url
         self.cache_ttl = source.cache_ttl
         self.cache = cache
-        self.limiter = limiter or RateLimiter(source.rate, sleep=sleep)
+        self.limiter: SlotLimiter = limiter or RateLimiter(source.rate, sleep=sleep)
         self.breaker = breaker or CircuitBreaker(
             self.name,
             failure_threshold=config.breaker_failures,

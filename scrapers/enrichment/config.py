@@ -1,8 +1,8 @@
 """Enrichment configuration, read once from Scrapy settings (or any mapping) and the environment.
 
 The crawl, the service, the tests and the bench all build their clients from this one object, so
-a base URL or a rate set here is the one every component uses. Spotify credentials come from the
-environment only: they are secrets and never belong in a settings file or a log line.
+a base URL or a rate set here is the one every component uses. Spotify credentials and REDIS_URL
+come from the environment only: they are secrets and never belong in a settings file or a log line.
 """
 
 from __future__ import annotations
@@ -57,6 +57,13 @@ class EnrichmentConfig:
     retry_failed_after: float = project_settings.ENRICHMENT_RETRY_FAILED_AFTER
     service_host: str = project_settings.ENRICHMENT_SERVICE_HOST
     service_port: int = project_settings.ENRICHMENT_SERVICE_PORT
+    service_max_connections: int = project_settings.ENRICHMENT_SERVICE_MAX_CONNECTIONS
+    service_request_timeout: float = project_settings.ENRICHMENT_SERVICE_REQUEST_TIMEOUT
+    catalogue_metrics_ttl: float = project_settings.ENRICHMENT_CATALOGUE_METRICS_TTL
+    claim_lease: float = project_settings.ENRICHMENT_CLAIM_LEASE
+    # Where the workers' shared rate limits live: Redis when set (REDIS_URL), else PostgreSQL.
+    redis_url: str | None = field(default=None, repr=False)
+    redis_key_prefix: str = project_settings.ENRICHMENT_REDIS_KEY_PREFIX
 
     @property
     def spotify_enabled(self) -> bool:
@@ -134,6 +141,14 @@ class EnrichmentConfig:
             retry_failed_after=real("ENRICHMENT_RETRY_FAILED_AFTER"),
             service_host=str(get("ENRICHMENT_SERVICE_HOST")),
             service_port=count("ENRICHMENT_SERVICE_PORT", minimum=0, maximum=65535),
+            service_max_connections=count("ENRICHMENT_SERVICE_MAX_CONNECTIONS", maximum=10_000),
+            service_request_timeout=real(
+                "ENRICHMENT_SERVICE_REQUEST_TIMEOUT", allow_minimum=False, maximum=3600
+            ),
+            catalogue_metrics_ttl=real("ENRICHMENT_CATALOGUE_METRICS_TTL", maximum=86400),
+            claim_lease=real("ENRICHMENT_CLAIM_LEASE", minimum=10, maximum=7 * 86400),
+            redis_url=environ.get("REDIS_URL") or None,
+            redis_key_prefix=str(get("ENRICHMENT_REDIS_KEY_PREFIX")),
         )
         config.validate()
         return config

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ from scrapers.enrichment.matching import (
     ranked,
 )
 from scrapers.enrichment.musicbrainz import MusicBrainzClient
+from scrapers.enrichment.ratelimit import SlotLimiter
 from scrapers.enrichment.spotify import SpotifyClient
 
 logger = logging.getLogger(__name__)
@@ -113,9 +115,22 @@ class Enricher:
         self.cache = cache  # the clients' response cache, kept for its upkeep
 
     @classmethod
-    def from_config(cls, config: EnrichmentConfig, cache: ResponseCache | None) -> Enricher:
-        """A client per enabled source, each with its own limiter and breaker."""
-        clients = [CLIENT_CLASSES[name](config, cache=cache) for name in config.enabled_sources()]
+    def from_config(
+        cls,
+        config: EnrichmentConfig,
+        cache: ResponseCache | None,
+        limiters: Mapping[str, SlotLimiter] | None = None,
+    ) -> Enricher:
+        """A client per enabled source, each with its own breaker and limiter.
+
+        ``limiters`` (by source) are shared with other workers; without one, a source's limit
+        is this process's own.
+        """
+        limiters = limiters or {}
+        clients = [
+            CLIENT_CLASSES[name](config, cache=cache, limiter=limiters.get(name))
+            for name in config.enabled_sources()
+        ]
         return cls(config, clients, cache)
 
     def enrich(self, query: TrackQuery, *, refresh: bool = False) -> EnrichmentResult:
