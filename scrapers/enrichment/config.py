@@ -146,7 +146,7 @@ class EnrichmentConfig:
                 "ENRICHMENT_SERVICE_REQUEST_TIMEOUT", allow_minimum=False, maximum=3600
             ),
             catalogue_metrics_ttl=real("ENRICHMENT_CATALOGUE_METRICS_TTL", maximum=86400),
-            claim_lease=real("ENRICHMENT_CLAIM_LEASE", minimum=10, maximum=7 * 86400),
+            claim_lease=real("ENRICHMENT_CLAIM_LEASE", minimum=1, maximum=7 * 86400),
             redis_url=environ.get("REDIS_URL") or None,
             redis_key_prefix=str(get("ENRICHMENT_REDIS_KEY_PREFIX")),
         )

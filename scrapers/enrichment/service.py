@@ -47,6 +47,9 @@ MAX_JSON_DEPTH = 8
 BATCH_FIELDS = {"force_refresh": bool, "max_tracks": int}
 # The method each path answers; other methods get 405 with this in ``Allow``.
 ALLOWED_METHODS = {"/enrich/batch": "POST", "/health": "GET", "/metrics": "GET"}
+# Closing a connection, read at most this much / this long of what the client still sends.
+LINGER_BYTES = 256 * 1024
+LINGER_SECONDS = 0.5
 # Counting the catalogue may scan the tracks table; a scrape never waits longer than this.
 CATALOGUE_STATEMENT_TIMEOUT_MS = 5000
 
@@ -125,22 +128,16 @@ def catalogue_counts(database_url: str) -> dict[str, int]:
 
 class EnrichmentService(ThreadingHTTPServer):
     daemon_threads = True
+    # Connections the kernel queues before accept: a burst is accepted (and refused with 503
+    # if need be) instead of waiting out SYN retries.
+    request_queue_size = 128
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        backfill: Backfill,
-        *,
-        max_connections: int | None = None,
-        request_timeout: float | None = None,
-    ) -> None:
+    def __init__(self, address: tuple[str, int], backfill: Backfill) -> None:
         config = backfill.config
         self.backfill = backfill
         self.batch_lock = threading.Lock()
-        self.request_timeout = request_timeout or config.service_request_timeout
-        self._connection_slots = threading.BoundedSemaphore(
-            max_connections or config.service_max_connections
-        )
+        self.request_timeout = config.service_request_timeout
+        self._connection_slots = threading.BoundedSemaphore(config.service_max_connections)
         self._stopping = threading.Event()
         super().__init__(address, _Handler)
         metrics.CATALOGUE.watch(
@@ -158,7 +155,7 @@ class EnrichmentService(ThreadingHTTPServer):
         """A thread per connection while a slot is free; otherwise a 503 at once."""
         if not self._connection_slots.acquire(blocking=False):
             _refuse(request)
-            self.shutdown_request(request)
+            self.close_request(request)
             return
         try:
             super().process_request(request, client_address)
@@ -171,6 +168,20 @@ class EnrichmentService(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._connection_slots.release()
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close after reading what the client still sends (briefly, boundedly).
+
+        A refused request leaves its body unread; closing on unread data resets the connection,
+        and the client can lose the answer it was sent.
+        """
+        with suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(LINGER_SECONDS)
+            drained = 0
+            while drained < LINGER_BYTES and (chunk := request.recv(65536)):
+                drained += len(chunk)
+        self.close_request(request)
 
     def server_close(self) -> None:
         self._stopping.set()
@@ -255,8 +266,8 @@ def _refuse(request: socket.socket) -> None:
     with suppress(OSError):
         request.settimeout(1.0)
         request.sendall(head.encode() + body)
-        # Read what already arrived: closing on unread data would reset the connection, and
-        # the client could lose the answer.
+        request.shutdown(socket.SHUT_WR)
+        # Only what already arrived: the accepting thread must not wait on this client.
         request.setblocking(False)
         while request.recv(65536):
             pass
