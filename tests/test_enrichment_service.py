@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -322,8 +324,31 @@ def test_isrc_coverage_rises_in_the_verify_script_after_a_batch(
     assert isrc_coverage(catalogue_db) == pytest.approx(60.0)  # + Strobe and Opus
 
 
-def test_the_service_command_serves_the_plan_curl(fakes: Fakes, catalogue_db: str) -> None:
-    """``scripts/enrichment_service.py`` on 127.0.0.1 and a chosen port; SIGTERM stops it."""
+@dataclass
+class ServiceProcess:
+    url: str
+    process: subprocess.Popen[str]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def service_process(
+    db_url: str,
+    fakes: Fakes,
+    log: Path,
+    *args: str,
+    settings: dict[str, str] | None = None,
+    redis_url: str | None = None,
+) -> Iterator[ServiceProcess]:
+    """``scripts/enrichment_service.py`` on a free port, sources pointed at the fakes.
+
+    Started with ``args``, ``-s`` overrides from ``settings``, and ``REDIS_URL`` only when given;
+    waits until ``/health`` answers; SIGTERM at the end, which must exit 0. Output goes to
+    ``log`` (a pipe left unread would block a chatty process).
+    """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -331,37 +356,55 @@ def test_the_service_command_serves_the_plan_curl(fakes: Fakes, catalogue_db: st
         "ENRICHMENT_MUSICBRAINZ_URL": fakes.musicbrainz.url,
         "ENRICHMENT_DEEZER_URL": fakes.deezer.url,
         "ENRICHMENT_RATES": json.dumps({"musicbrainz": 20, "deezer": 20}),
+        **(settings or {}),
     }
     command = [sys.executable, str(REPO_ROOT / "scripts" / "enrichment_service.py")]
-    command += ["--port", str(port)]
+    command += ["--port", str(port), *args]
     for name, value in overrides.items():
         command += ["-s", f"{name}={value}"]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SPOTIFY_")} | {
-        "DATABASE_URL": catalogue_db
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("SPOTIFY_") and key != "REDIS_URL"
     }
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    env |= {"DATABASE_URL": db_url, **({"REDIS_URL": redis_url} if redis_url else {})}
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            command, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True
+        )
+    running = ServiceProcess(f"http://127.0.0.1:{port}", process, log)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                status, health = request(f"{url}/health", method="GET")
+                request(f"{running.url}/health", method="GET")
                 break
             except urllib.error.URLError:
-                assert process.poll() is None, process.stdout.read()
+                assert process.poll() is None, running.output()
                 assert time.monotonic() < deadline, "service did not start"
                 time.sleep(0.1)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode in (0, -signal.SIGKILL), running.output()
+
+
+def test_the_service_command_serves_the_plan_curl(
+    fakes: Fakes, catalogue_db: str, tmp_path: Path
+) -> None:
+    """``scripts/enrichment_service.py`` on 127.0.0.1 and a chosen port; SIGTERM stops it."""
+    with service_process(catalogue_db, fakes, tmp_path / "service.log") as service:
+        status, health = request(f"{service.url}/health", method="GET")
         assert status == 200 and health["sources"] == {
             "musicbrainz": "closed",
             "deezer": "closed",
         }
-        status, answer = request(f"{url}/enrich/batch", PLAN_BODY)
+        status, answer = request(f"{service.url}/enrich/batch", PLAN_BODY)
         assert status == 200 and (answer["tried"], answer["enriched"]) == (4, 2)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
-    assert f"Enrichment service on http://127.0.0.1:{port}" in output
+    assert service.process.returncode == 0
+    output = service.output()
+    assert f"Enrichment service on {service.url}" in output
+    assert "rate limits shared in PostgreSQL" in output
     assert "ISRC not found for Twin Artist - Same Name" in output

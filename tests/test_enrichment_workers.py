@@ -1,0 +1,309 @@
+"""Several enrichment workers at once, the schedule, and the catalogue gauges (issues 14, 15).
+
+Workers are real ``scripts/enrichment_service.py`` processes against one real database, the fake
+sources, and (for the Redis-held limit) a real Redis: ``REDIS_URL``, else 127.0.0.1:6379, with a
+key prefix of the test's own that is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from scrapers.enrichment.backfill import Backfill
+from scrapers.enrichment.enricher import Enricher
+from scrapers.enrichment.service import EnrichmentService
+from tests.conftest import REPO_ROOT
+from tests.fakes.fixtures import SPOTIFY_ID, SPOTIFY_SECRET, Fakes, recording
+from tests.fakes.sources import FakeDeezer, FakeMusicBrainz, FakeSpotify
+from tests.test_enrichment_service import (
+    PLAN_BODY,
+    request,
+    running_service,
+    service_process,
+    store,
+    track_row,
+)
+
+# MusicBrainz's limit in these tests: slow enough that three workers each sending at this rate
+# would trip the fake's 503s at once, fast enough for a short test.
+SHARED_RATE = 4.0
+TRACKS = 30
+
+
+@pytest.fixture
+def redis_store() -> Iterator[tuple[str, str]]:
+    """The test Redis and a key prefix of this test's own, whose keys are deleted after."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    client = redis.Redis.from_url(url)
+    client.ping()
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield url, prefix
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def many_tracks() -> Iterator[Fakes]:
+    """Fakes knowing ``TRACKS`` recordings; MusicBrainz refuses requests above SHARED_RATE."""
+    catalogue = [
+        recording(n, f"Worker Artist {n}", f"Worker Title {n}") for n in range(1, TRACKS + 1)
+    ]
+    with (
+        FakeMusicBrainz(catalogue, rate=SHARED_RATE) as musicbrainz,
+        FakeDeezer(catalogue) as deezer,
+        FakeSpotify(catalogue, client_id=SPOTIFY_ID, client_secret=SPOTIFY_SECRET) as spotify,
+    ):
+        yield Fakes(musicbrainz, deezer, spotify, catalogue)
+
+
+def most_in_window(times: list[float], window: float) -> int:
+    """The most requests that arrived within any ``window`` seconds."""
+    times = sorted(times)
+    most = start = 0
+    for end, at in enumerate(times):
+        while at - times[start] > window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def test_three_workers_share_the_rate_limit_in_postgresql(
+    many_tracks: Fakes, db_url: str, db, tmp_path: Path
+) -> None:
+    held = run_three_workers(many_tracks, db_url, db, tmp_path, None, "unused:")
+    assert held == ["deezer", "musicbrainz"]
+
+
+def test_three_workers_share_the_rate_limit_in_redis(
+    many_tracks: Fakes, db_url: str, db, tmp_path: Path, redis_store: tuple[str, str]
+) -> None:
+    redis_url, prefix = redis_store
+    assert run_three_workers(many_tracks, db_url, db, tmp_path, redis_url, prefix) == []
+    keys = redis.Redis.from_url(redis_url).keys(f"{prefix}ratelimit:*")
+    assert sorted(keys) == [f"{prefix}ratelimit:{s}".encode() for s in ("deezer", "musicbrainz")]
+
+
+def run_three_workers(
+    fakes: Fakes, db_url: str, db, tmp_path: Path, redis_url: str | None, prefix: str
+) -> list[str]:
+    """Three worker processes each asked for every track at once; the sources whose limit
+    PostgreSQL holds. Checks no track is looked up or stored twice and the combined rate."""
+    store(db_url, *({"artist": r.artist, "title": r.title} for r in fakes.catalogue))
+    settings = {
+        "ENRICHMENT_RATES": f'{{"musicbrainz": {SHARED_RATE}, "deezer": 20}}',
+        "ENRICHMENT_REDIS_KEY_PREFIX": prefix,
+    }
+    answers: list[tuple[int, Any]] = []
+    with ExitStack() as stack:
+        workers = [
+            stack.enter_context(
+                service_process(
+                    db_url,
+                    fakes,
+                    tmp_path / f"worker{n}.log",
+                    settings=settings,
+                    redis_url=redis_url,
+                )
+            )
+            for n in range(3)
+        ]
+        posts = [
+            threading.Thread(
+                target=lambda url=w.url: answers.append(
+                    request(f"{url}/enrich/batch", b'{"max_tracks": 30}')
+                )
+            )
+            for w in workers
+        ]
+        for post in posts:
+            post.start()
+        for post in posts:
+            post.join()
+    assert [status for status, _ in answers] == [200, 200, 200], answers
+    tried = [answer["tried"] for _, answer in answers]
+    assert sum(tried) == TRACKS and all(tried), f"every worker took tracks of its own: {tried}"
+    assert sum(answer["claims_lost"] for _, answer in answers) == 0
+    assert fakes.musicbrainz.throttled == 0, "the fake MusicBrainz saw requests over its rate"
+    searches = [r.query["query"] for r in fakes.musicbrainz.requests if "query" in r.query]
+    assert len(searches) == len(set(searches)) == TRACKS, "no track looked up twice"
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE enrichment_status = 'enriched' AND isrc IS NOT NULL),"
+            " count(enrichment_claimed_by) FROM tracks"
+        )
+        assert cursor.fetchone() == (TRACKS, 0), "each track enriched once, every claim released"
+        cursor.execute("SELECT source FROM enrichment_rate_limits ORDER BY source")
+        held_in_postgres = [row[0] for row in cursor.fetchall()]
+    # The combined rate: no more than the limit in any window.
+    times = [r.at for r in fakes.musicbrainz.requests]
+    assert most_in_window(times, 2.0) <= 2 * SHARED_RATE + 1
+    assert (len(times) - 1) / (max(times) - min(times)) <= SHARED_RATE * 1.05
+    return held_in_postgres
+
+
+def test_a_killed_workers_claims_come_free_after_the_lease(
+    fakes: Fakes, db_url: str, db, tmp_path: Path
+) -> None:
+    store(
+        db_url,
+        {"artist": "Deadmau5", "title": "Strobe"},
+        {"artist": "Eric Prydz", "title": "Opus"},
+        {"artist": "Avicii", "title": "Levels"},
+    )
+    fakes.musicbrainz.latency = 2.0  # the worker is mid-lookup when it is killed
+    with service_process(
+        db_url, fakes, tmp_path / "killed.log", settings={"ENRICHMENT_CLAIM_LEASE": "3"}
+    ) as worker:
+        threading.Thread(target=post_unanswered, args=(worker.url,), daemon=True).start()
+        while not fakes.musicbrainz.requests:
+            time.sleep(0.01)
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait(timeout=10)
+    killed_at = time.monotonic()
+    fakes.musicbrainz.latency = 0.0
+    with db.cursor() as cursor:
+        cursor.execute("SELECT count(enrichment_claimed_by) FROM tracks")
+        assert cursor.fetchone()[0] == 3, "the killed worker's claims outlive it"
+    config = fakes.config(spotify=False)
+    other = Backfill(db_url, config, Enricher.from_config(config, None))
+    assert other.run(max_tracks=10).tried == 0, "claimed tracks are not taken during the lease"
+    time.sleep(max(0.0, 3.5 - (time.monotonic() - killed_at)))
+    counts = other.run(max_tracks=10)
+    assert (counts.tried, counts.enriched) == (3, 3)
+    assert track_row(db, "Strobe")["enrichment_status"] == "enriched"
+
+
+def post_unanswered(url: str) -> None:
+    """Ask for a batch from a worker that will be killed before it answers."""
+    with suppress(urllib.error.URLError, ConnectionError):
+        request(f"{url}/enrich/batch", PLAN_BODY)
+
+
+def test_every_runs_batches_on_its_own(fakes: Fakes, db_url: str, db, tmp_path: Path) -> None:
+    store(
+        db_url,
+        {"artist": "Deadmau5", "title": "Strobe"},
+        {"artist": "Eric Prydz", "title": "Opus"},
+        {"artist": "Avicii", "title": "Levels"},
+    )
+    with service_process(
+        db_url, fakes, tmp_path / "every.log", "--every", "1", "--max-tracks", "2"
+    ) as worker:
+        deadline = time.monotonic() + 30
+        while True:
+            with db.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM tracks WHERE enrichment_status = 'pending'")
+                if cursor.fetchone()[0] == 0:
+                    break
+            assert time.monotonic() < deadline, worker.output()
+            time.sleep(0.2)
+        # A track that arrives later is picked up at a later tick.
+        store(db_url, {"artist": "Deadmau5", "title": "Ghosts n Stuff"})
+        deadline = time.monotonic() + 30
+        while track_row(db, "Ghosts n Stuff")["enrichment_status"] == "pending":
+            assert time.monotonic() < deadline, worker.output()
+            time.sleep(0.2)
+    assert "A batch of 2 tracks every 1 s" in worker.output()
+    assert track_row(db, "Strobe")["enrichment_status"] == "enriched"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "0.5", "abc", "nan", "inf", "1e9", ""])
+def test_an_invalid_every_stops_with_a_clear_error(value: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "enrichment_service.py"), "--every", value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "--every: must be a number of seconds between 1 and 604800" in completed.stderr
+
+
+def gauges(url: str) -> dict[str, float]:
+    status, exposition = request(f"{url}/metrics", method="GET")
+    assert status == 200
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name.startswith("catalogue_")
+    }
+
+
+def add_setlist(db) -> None:
+    with db.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO setlists (source, source_id, title) VALUES ('test', %s, 'A set')",
+            (uuid.uuid4().hex,),
+        )
+
+
+def test_catalogue_gauges_on_the_services_metrics(fakes: Fakes, db_url: str, db) -> None:
+    store(
+        db_url,
+        {"artist": "Deadmau5", "title": "Strobe"},
+        {"artist": "Eric Prydz", "title": "Opus"},
+        {"artist": "Nobody Knows", "title": "Unreleased Dub"},
+        {"artist": "Already", "title": "Identified", "isrc": "GBAYE2699999"},
+    )
+    add_setlist(db)
+    with running_service(db_url, fakes.config(catalogue_metrics_ttl=0)) as service:
+        assert gauges(service.url) == {
+            "catalogue_tracks": 4,
+            "catalogue_tracks_with_isrc": 1,
+            "catalogue_tracks_with_spotify_id": 0,
+            "catalogue_tracks_pending_enrichment": 3,
+            "catalogue_setlists": 1,
+        }
+        assert request(f"{service.url}/enrich/batch", PLAN_BODY)[0] == 200
+        assert gauges(service.url) == {
+            "catalogue_tracks": 4,
+            "catalogue_tracks_with_isrc": 3,
+            "catalogue_tracks_with_spotify_id": 2,
+            "catalogue_tracks_pending_enrichment": 0,
+            "catalogue_setlists": 1,
+        }
+
+
+def test_catalogue_counts_are_reused_for_their_ttl(fakes: Fakes, db_url: str, db) -> None:
+    """A scrape within the TTL costs no query: the count of a new setlist waits for the next."""
+    with running_service(db_url, fakes.config(catalogue_metrics_ttl=3600)) as service:
+        assert gauges(service.url)["catalogue_setlists"] == 0
+        add_setlist(db)
+        assert gauges(service.url)["catalogue_setlists"] == 0
+    with running_service(db_url, fakes.config(catalogue_metrics_ttl=0)) as service:
+        assert gauges(service.url)["catalogue_setlists"] == 1
+
+
+def test_a_lost_database_leaves_the_metrics_answering(fakes: Fakes) -> None:
+    config = fakes.config(catalogue_metrics_ttl=0)
+    broken = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=2"
+    service = EnrichmentService(
+        ("127.0.0.1", 0), Backfill(broken, config, Enricher.from_config(config, None))
+    )
+    threading.Thread(target=service.serve_forever, daemon=True).start()
+    try:
+        status, exposition = request(f"{service.url}/metrics", method="GET")
+    finally:
+        service.shutdown()
+        service.server_close()
+    assert status == 200 and "enrichment_requests_total" in exposition
+    assert "catalogue_tracks " not in exposition
