@@ -190,6 +190,46 @@ def test_a_killed_workers_claims_come_free_after_the_lease(
     assert track_row(db, "Strobe")["enrichment_status"] == "enriched"
 
 
+def test_a_worker_whose_lease_ran_out_stores_nothing(fakes: Fakes, db_url: str, db) -> None:
+    """Its tracks went to another worker: only that worker's results are stored."""
+    store(
+        db_url,
+        {"artist": "Deadmau5", "title": "Strobe"},
+        {"artist": "Eric Prydz", "title": "Opus"},
+    )
+    fakes.musicbrainz.latency = 2.0  # each lookup outlasts the 1 s lease
+    config = fakes.config(spotify=False, claim_lease=1.0)
+    workers = [Backfill(db_url, config, Enricher.from_config(config, None)) for _ in range(2)]
+    late: dict[str, Any] = {}
+    first = threading.Thread(target=lambda: late.update(counts=workers[0].run(max_tracks=10)))
+    first.start()
+    while not fakes.musicbrainz.requests:
+        time.sleep(0.01)
+    time.sleep(1.2)  # the first worker's lease has run out, its lookups are still in flight
+    second = workers[1].run(max_tracks=10)
+    first.join()
+    assert (late["counts"].claims_lost, late["counts"].tried) == (2, 0)
+    assert (second.tried, second.enriched, second.claims_lost) == (2, 2, 0)
+    assert track_row(db, "Strobe")["enrichment_status"] == "enriched"
+    with db.cursor() as cursor:
+        cursor.execute("SELECT count(enrichment_claimed_by) FROM tracks")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_an_unreachable_redis_stops_the_worker_without_its_password(db_url: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "enrichment_service.py"), "--port", "0"],
+        env={**os.environ, "DATABASE_URL": db_url, "REDIS_URL": "redis://:s3cret@127.0.0.1:9/0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "Cannot start: Redis at REDIS_URL" in completed.stdout
+    assert "s3cret" not in completed.stdout + completed.stderr
+
+
 def post_unanswered(url: str) -> None:
     """Ask for a batch from a worker that will be killed before it answers."""
     with suppress(urllib.error.URLError, ConnectionError):
