@@ -221,3 +221,11 @@ def test_connections_beyond_the_cap_get_503_at_once_and_threads_stay_bounded(
                 break
             time.sleep(0.1)
     assert status == 200 and answer["database"] == "ok"
+
+
+def test_a_query_string_does_not_change_the_route(fakes: Fakes, db_url: str) -> None:
+    with running_service(db_url, fakes.config()) as service:
+        status, _, answer = exchange(service.url, b"GET /health?verbose=1 HTTP/1.1\r\n\r\n")
+        assert status == 200 and answer["database"] == "ok"
+        status, headers, _ = exchange(service.url, b"DELETE /health?x=1 HTTP/1.1\r\n\r\n")
+        assert (status, headers["allow"]) == (405, "GET")

@@ -20,6 +20,7 @@ never an escaped unique violation, and a crash loses at most the lookups in flig
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
@@ -159,7 +160,7 @@ class Backfill:
         worker: str,
         limit: int,
         force: bool,
-        started: Any,
+        started: dt.datetime,
     ) -> list[StoredTrack]:
         with connection.cursor() as cursor:
             cursor.execute(

@@ -301,16 +301,21 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + self.server.request_timeout
         self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline))
 
+    @property
+    def route(self) -> str:
+        """The path without its query string."""
+        return self.path.partition("?")[0]
+
     def do_GET(self) -> None:
-        if self.path == "/health":
+        if self.route == "/health":
             self._json(*self.server.health())
-        elif self.path == "/metrics":
+        elif self.route == "/metrics":
             self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
         else:
             self._not_allowed()
 
     def do_POST(self) -> None:
-        if self.path != "/enrich/batch":
+        if self.route != "/enrich/batch":
             self._not_allowed()
             return
         body = self._read_body()
@@ -327,9 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _not_allowed(self) -> None:
         """405 with ``Allow`` on a known path, 404 elsewhere."""
-        path = self.path.split("?")[0]
-        if path in ALLOWED_METHODS:
-            allowed = ALLOWED_METHODS[path]
+        allowed = ALLOWED_METHODS.get(self.route)
+        if allowed is not None and allowed != self.command:
             self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"use {allowed}"}, allow=allowed)
         else:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {self.path[:100]}"})
