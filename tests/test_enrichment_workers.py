@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.enricher import Enricher
+from scrapers.enrichment.ratelimit import PostgresRateLimiter, RedisRateLimiter, SlotLimiter
 from scrapers.enrichment.service import EnrichmentService
 from tests.conftest import REPO_ROOT
 from tests.fakes.fixtures import SPOTIFY_ID, SPOTIFY_SECRET, Fakes, recording
@@ -156,6 +157,40 @@ def run_three_workers(
     assert most_in_window(times, 2.0) <= 2 * SHARED_RATE + 1
     assert (len(times) - 1) / (max(times) - min(times)) <= SHARED_RATE * 1.05
     return held_in_postgres
+
+
+def shared_pair(backend: str, db_url: str, store: tuple[str, str] | None) -> list[SlotLimiter]:
+    """Two limiters for one source at 2 requests/s, as two workers would hold them."""
+    if backend == "postgresql":
+        return [PostgresRateLimiter(db_url, "musicbrainz", 2.0, sleep=_no_sleep) for _ in "ab"]
+    assert store is not None
+    url, prefix = store
+    return [
+        RedisRateLimiter(url, "musicbrainz", 2.0, key_prefix=prefix, sleep=_no_sleep) for _ in "ab"
+    ]
+
+
+def _no_sleep(seconds: float) -> None:
+    """The waits are asserted, not slept."""
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "redis"])
+def test_shared_limiters_space_and_hold_every_worker(
+    backend: str, db_url: str, request: pytest.FixtureRequest
+) -> None:
+    store = request.getfixturevalue("redis_store") if backend == "redis" else None
+    first, second = shared_pair(backend, db_url, store)
+    try:
+        assert first.acquire() == 0
+        # The other worker's next slot is one interval (0.5 s) later, then two.
+        assert second.acquire() == pytest.approx(0.5, abs=0.1)
+        assert first.acquire() == pytest.approx(1.0, abs=0.1)
+        # A 503 seen by one worker holds every worker back.
+        first.hold(5.0)
+        assert second.acquire() == pytest.approx(5.0, abs=0.1)
+    finally:
+        first.close()
+        second.close()
 
 
 def test_a_killed_workers_claims_come_free_after_the_lease(
