@@ -103,7 +103,9 @@ ENRICHMENT_CONCURRENCY = 4
 # The service retries a track whose lookup failed or found nothing after this many seconds.
 ENRICHMENT_RETRY_FAILED_AFTER = 6 * 3600
 ENRICHMENT_SERVICE_HOST = os.environ.get("ENRICHMENT_SERVICE_HOST", "127.0.0.1")
-ENRICHMENT_SERVICE_PORT = int(os.environ.get("ENRICHMENT_SERVICE_PORT", "8086"))
+# Text from the environment is checked where it is used (EnrichmentConfig.from_settings), so a bad
+# value is a one-line error rather than a crash while the settings load.
+ENRICHMENT_SERVICE_PORT = os.environ.get("ENRICHMENT_SERVICE_PORT", "8086")
 # Connections the service serves at once (one thread each); more are answered 503 at once.
 ENRICHMENT_SERVICE_MAX_CONNECTIONS = 32
 # Seconds a client has to send its whole request; slower ones are cut off.

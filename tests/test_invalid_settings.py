@@ -89,11 +89,14 @@ def test_an_invalid_setting_stops_the_crawl_with_one_clear_line(
     assert "Spider opened" not in done.stderr
 
 
-def test_an_invalid_value_from_the_environment_is_answered_the_same_way(tmp_path: Path) -> None:
-    done = crawl({"PROMETHEUS_PORT": None}, tmp_path, PROMETHEUS_PORT="ninety")
+@pytest.mark.parametrize("name", ["PROMETHEUS_PORT", "ENRICHMENT_SERVICE_PORT"])
+def test_an_invalid_value_from_the_environment_is_answered_the_same_way(
+    tmp_path: Path, name: str
+) -> None:
+    done = crawl({name: None}, tmp_path, **{name: "ninety"})
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr.strip().splitlines()[-1] == (
-        "scrapy crawl: invalid setting: PROMETHEUS_PORT must be a whole number of at least 0"
+        f"scrapy crawl: invalid setting: {name} must be a whole number of at least 0"
         " and at most 65535, got 'ninety'"
     )
 

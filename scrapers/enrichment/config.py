@@ -56,7 +56,9 @@ class EnrichmentConfig:
     concurrency: int = project_settings.ENRICHMENT_CONCURRENCY
     retry_failed_after: float = project_settings.ENRICHMENT_RETRY_FAILED_AFTER
     service_host: str = project_settings.ENRICHMENT_SERVICE_HOST
-    service_port: int = project_settings.ENRICHMENT_SERVICE_PORT
+    # Set by from_settings, which checks ENRICHMENT_SERVICE_PORT (text when it comes from the
+    # environment); None only in a config built by hand, which serves nothing.
+    service_port: int | None = None
     service_max_connections: int = project_settings.ENRICHMENT_SERVICE_MAX_CONNECTIONS
     service_request_timeout: float = project_settings.ENRICHMENT_SERVICE_REQUEST_TIMEOUT
     catalogue_metrics_ttl: float = project_settings.ENRICHMENT_CATALOGUE_METRICS_TTL
