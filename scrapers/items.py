@@ -1,10 +1,12 @@
 """Items that flow spider -> enrichment -> database.
 
 A tracklist page yields one ``SetlistItem`` and then one ``TrackItem`` per row. Track items point
-at their setlist by ``(setlist_source, setlist_source_id)``; the database pipeline always writes
-the setlist before its rows. Other producers may also send plain dicts in the testing plan's shape
-(``track_name``, ``artist_name``, ``isrc``, ``spotify_id``, ``bpm``, ...); the batch writer
-accepts both.
+at their setlist by ``(setlist_source, setlist_source_id)``. When the crawl stores into the
+database, ``scrapers.crawl.incremental`` hands a page's setlist item on after its rows, with the
+page's digest: storing it marks the page as read whole, which lets an incremental crawl skip it
+(the writer makes a bare setlist row for rows that come first). Other producers may also send
+plain dicts in the testing plan's shape (``track_name``, ``artist_name``, ``isrc``,
+``spotify_id``, ``bpm``, ...); the batch writer accepts both.
 """
 
 import scrapy
@@ -20,6 +22,8 @@ class SetlistItem(scrapy.Item):
     date = scrapy.Field()  # ISO date "YYYY-MM-DD" of the set, or None
     genres = scrapy.Field()  # list[str]
     stated_track_count = scrapy.Field()  # the site's "with N tracks", or None
+    content_hash = scrapy.Field()  # digest of the parsed page (scrapers.crawl.refresh)
+    row_count = scrapy.Field()  # rows on the page: stored rows past it are removed
 
 
 class TrackItem(scrapy.Item):

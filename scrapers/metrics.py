@@ -110,6 +110,23 @@ CRAWL_PAGES_TRUNCATED = Counter(
     "Tracklist pages with more rows than the parser keeps (parsing.MAX_ROWS); the rest dropped",
 )
 
+# Incremental crawls (scrapers/crawl/refresh.py): tracklists not fetched, and stored rows changed.
+CRAWL_TRACKLISTS_SKIPPED = Counter(
+    "crawl_tracklists_skipped",
+    "Tracklists a listing showed that were not fetched, by reason (already stored, not due)",
+    ["reason"],
+)
+CRAWL_TRACKLISTS_REFRESHED = Counter(
+    "crawl_tracklists_refreshed",
+    "Known tracklists fetched again because due, by outcome (changed, unchanged)",
+    ["outcome"],
+)
+SETLIST_ROWS_CHANGED = Counter(
+    "setlist_rows_changed",
+    "Stored setlist rows written because a page was new or changed: added, updated, removed",
+    ["change"],
+)
+
 
 # Bulk import (scrapers/importers): rows read, by what became of them before the batch writer
 # (sent to it, duplicate of an earlier row, skipped as not a track, unreadable).

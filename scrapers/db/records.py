@@ -103,6 +103,9 @@ class SetlistRecord:
     set_date: dt.date | None = None
     genres: list[str] = field(default_factory=list)
     stated_track_count: int | None = None
+    # Set by the spider on a whole page (migration 007): its digest and its number of rows.
+    content_hash: str | None = None
+    row_count: int | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -305,7 +308,16 @@ def _setlist_record(fields: dict[str, Any]) -> SetlistRecord:
         set_date=_date(fields, "date", {}),
         genres=_text_list(fields, "genres"),
         stated_track_count=_int(fields, "stated_track_count"),
+        content_hash=_text(fields, "content_hash", MAX_SHORT_CHARS),
+        row_count=_row_count(fields),
     )
+
+
+def _row_count(fields: Mapping[str, Any]) -> int | None:
+    count = _int(fields, "row_count")
+    if count is not None and count < 0:
+        raise Rejected("wrong_value", f"row_count {count} is negative")
+    return count
 
 
 def _track_record(fields: dict[str, Any]) -> TrackRecord:

@@ -130,6 +130,8 @@ class BatchResult:
     updated: int = 0
     setlists: int = 0
     setlist_rows: int = 0
+    # Stored setlist rows that changed: "added", "updated", "removed" (a refreshed page).
+    row_changes: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     tiers: Counter[str] = field(default_factory=Counter)
     # (tier, "inserted" | "updated"): the import summary's per-tier split.
@@ -142,6 +144,7 @@ class BatchResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.invalid_identifiers += other.invalid_identifiers
         self.rejected.update(other.rejected)
+        self.row_changes.update(other.row_changes)
         self.tiers.update(other.tiers)
         self.tier_outcomes.update(other.tier_outcomes)
 
@@ -584,6 +587,8 @@ def _count(
     metrics.TRACKS_UPSERT_TITLE.inc(result.tiers["title"])
     metrics.TRACKS_WRITTEN.labels("inserted").inc(result.inserted)
     metrics.TRACKS_WRITTEN.labels("updated").inc(result.updated)
+    for change, count in result.row_changes.items():
+        metrics.SETLIST_ROWS_CHANGED.labels(change).inc(count)
     for rejection in rejections:
         metrics.ITEMS_REJECTED.labels(rejection.code).inc()
     for record in prepared:
@@ -637,7 +642,8 @@ def _apply(
     result.setlists = len(setlists)
     _write_tracks(cursor, resolution)
     _write_lookup(cursor, resolution.new_spellings)
-    _write_setlist_rows(cursor, placements, setlist_ids)
+    result.row_changes = _write_setlist_rows(cursor, placements, setlist_ids)
+    result.row_changes["removed"] = _remove_rows_past_the_end(cursor, setlists, setlist_ids)
     result.setlist_rows = len(placements)
     applied.conflicts = insert_conflicts(cursor, resolution.conflicts, origin)
     result.conflicts = len(applied.conflicts)
@@ -764,7 +770,11 @@ def _write_setlists(
     referenced: set[tuple[str, str]],
 ) -> dict[tuple[str, str], str]:
     """Upsert the batch's setlists (and a bare row for any setlist a track row names that was
-    never seen, so that no row is dropped); returns their ids."""
+    never seen, so that no row is dropped); returns their ids.
+
+    A setlist with a content hash is a whole page read: it is marked checked now. Its other
+    columns, and ``updated_at``, change only when the page says something new.
+    """
     rows = [
         (
             s.source,
@@ -776,34 +786,54 @@ def _write_setlists(
             s.set_date,
             s.genres,
             s.stated_track_count,
+            s.content_hash,
+            s.row_count,
         )
         for s in setlists
     ]
     known = {s.key for s in setlists}
-    rows += [(*key, None, None, [], None, None, [], None) for key in sorted(referenced - known)]
+    rows += [
+        (*key, None, None, [], None, None, [], None, None, None)
+        for key in sorted(referenced - known)
+    ]
     if not rows:
         return {}
     returned = execute_values(
         cursor,
         """
-        INSERT INTO setlists (source, source_id, url, title, djs, event, set_date, genres,
-                              stated_track_count)
-        VALUES %s
+        INSERT INTO setlists AS s (source, source_id, url, title, djs, event, set_date, genres,
+                                   stated_track_count, content_hash, row_count, checked_at)
+        SELECT v.*, CASE WHEN v.content_hash IS NULL THEN NULL ELSE now() END
+        FROM (VALUES %s) AS v (source, source_id, url, title, djs, event, set_date, genres,
+                               stated_track_count, content_hash, row_count)
         ON CONFLICT (source, source_id) DO UPDATE SET
-            url = coalesce(EXCLUDED.url, setlists.url),
-            title = coalesce(EXCLUDED.title, setlists.title),
-            djs = CASE WHEN cardinality(EXCLUDED.djs) > 0 THEN EXCLUDED.djs ELSE setlists.djs END,
-            event = coalesce(EXCLUDED.event, setlists.event),
-            set_date = coalesce(EXCLUDED.set_date, setlists.set_date),
+            url = coalesce(EXCLUDED.url, s.url),
+            title = coalesce(EXCLUDED.title, s.title),
+            djs = CASE WHEN cardinality(EXCLUDED.djs) > 0 THEN EXCLUDED.djs ELSE s.djs END,
+            event = coalesce(EXCLUDED.event, s.event),
+            set_date = coalesce(EXCLUDED.set_date, s.set_date),
             genres = CASE WHEN cardinality(EXCLUDED.genres) > 0
-                          THEN EXCLUDED.genres ELSE setlists.genres END,
-            stated_track_count = coalesce(EXCLUDED.stated_track_count,
-                                          setlists.stated_track_count),
-            updated_at = now()
+                          THEN EXCLUDED.genres ELSE s.genres END,
+            stated_track_count = coalesce(EXCLUDED.stated_track_count, s.stated_track_count),
+            content_hash = coalesce(EXCLUDED.content_hash, s.content_hash),
+            row_count = coalesce(EXCLUDED.row_count, s.row_count),
+            checked_at = coalesce(EXCLUDED.checked_at, s.checked_at),
+            updated_at = CASE
+                WHEN (coalesce(EXCLUDED.url, s.url), coalesce(EXCLUDED.title, s.title),
+                      coalesce(EXCLUDED.event, s.event),
+                      coalesce(EXCLUDED.set_date, s.set_date),
+                      coalesce(EXCLUDED.stated_track_count, s.stated_track_count),
+                      coalesce(EXCLUDED.content_hash, s.content_hash))
+                     IS DISTINCT FROM
+                     (s.url, s.title, s.event, s.set_date, s.stated_track_count, s.content_hash)
+                     OR (cardinality(EXCLUDED.djs) > 0 AND EXCLUDED.djs <> s.djs)
+                     OR (cardinality(EXCLUDED.genres) > 0 AND EXCLUDED.genres <> s.genres)
+                THEN now() ELSE s.updated_at END
         RETURNING source, source_id, id::text
         """,
         rows,
-        template="(%s, %s, %s, %s, %s::text[], %s, %s, %s::text[], %s)",
+        template="(%s, %s, %s, %s, %s::text[], %s, %s::date, %s::text[], %s::integer, %s,"
+        " %s::integer)",
         page_size=len(rows),
         fetch=True,
     )
@@ -913,9 +943,12 @@ def _write_setlist_rows(
     cursor: psycopg2.extensions.cursor,
     placements: Mapping[tuple[tuple[str, str], int], tuple[Placement, str | None]],
     setlist_ids: Mapping[tuple[str, str], str],
-) -> None:
+) -> Counter[str]:
+    """Upsert the rows; a row already stored as it is now is not written. Returns how many
+    rows were added and updated (a refreshed page: an "ID" now known, positions, cues)."""
+    changes: Counter[str] = Counter()
     if not placements:
-        return
+        return changes
     rows = [
         (
             setlist_ids[p.setlist_key],
@@ -935,18 +968,45 @@ def _write_setlist_rows(
         )
         for p, track_id in placements.values()
     ]
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in _ROW_COLUMNS[2:]
-    )
-    execute_values(
+    columns = [sql.Identifier(c) for c in _ROW_COLUMNS[2:]]
+    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(c) for c in columns)
+    stored = sql.SQL(", ").join(sql.SQL("setlist_tracks.{}").format(c) for c in columns)
+    incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(c) for c in columns)
+    written = execute_values(
         cursor,
         sql.SQL(
             "INSERT INTO setlist_tracks ({}) VALUES %s"
             " ON CONFLICT (setlist_id, row_index) DO UPDATE SET {}"
-        ).format(sql.SQL(", ").join(map(sql.Identifier, _ROW_COLUMNS)), updates),
+            " WHERE ({}) IS DISTINCT FROM ({})"
+            " RETURNING xmax = 0"
+        ).format(sql.SQL(", ").join(map(sql.Identifier, _ROW_COLUMNS)), updates, stored, incoming),
         sorted(rows),
         page_size=len(rows),
+        fetch=True,
     )
+    for (inserted,) in written:
+        changes["added" if inserted else "updated"] += 1
+    return changes
+
+
+def _remove_rows_past_the_end(
+    cursor: psycopg2.extensions.cursor,
+    setlists: list[SetlistRecord],
+    setlist_ids: Mapping[tuple[str, str], str],
+) -> int:
+    """Rows the site no longer shows: a page of N rows keeps rows 0..N-1 (tracks stay)."""
+    ends = [(setlist_ids[s.key], s.row_count) for s in setlists if s.row_count is not None]
+    if not ends:
+        return 0
+    cursor.execute(
+        """
+        DELETE FROM setlist_tracks t
+        USING unnest(%s::uuid[], %s::integer[]) AS e (setlist_id, row_count)
+        WHERE t.setlist_id = e.setlist_id AND t.row_index >= e.row_count
+        """,
+        ([setlist_id for setlist_id, _ in ends], [count for _, count in ends]),
+    )
+    return cursor.rowcount
 
 
 def copy_rows(

@@ -49,7 +49,7 @@ from scrapy.crawler import Crawler
 
 from scrapers import metrics
 from scrapers.db.connection import configured_database_url, resolve_database_url
-from scrapers.db.records import to_plain
+from scrapers.db.records import is_setlist, to_plain
 from scrapers.db.writer import BatchResult, BatchWriter, DatabaseUnavailable
 from scrapers.pipelines.spool import Spool
 from scrapers.settings_check import InvalidSetting, seconds, setting, whole_number
@@ -235,7 +235,10 @@ class DatabasePipeline:
         async with self._lock:
             if full_only and len(self._buffer) < self.batch_size and not self._stopping.is_set():
                 return
-            batch, self._buffer = self._buffer, []
+            # A page is stored, or refreshed, in one transaction: unless stopping, a page whose
+            # setlist item (its last item) has not arrived yet stays in the buffer.
+            end = len(self._buffer) if self._stopping.is_set() else _end_of_last_page(self._buffer)
+            batch, self._buffer = self._buffer[:end], self._buffer[end:]
             if not batch:
                 return
             self._in_flight = batch
@@ -446,6 +449,14 @@ class DatabasePipeline:
                     reason,
                     spool.path,
                 )
+
+
+def _end_of_last_page(pending: list[tuple[Any, str | None]]) -> int:
+    """Where the last whole page ends: after its setlist item; everything if none has come."""
+    for index in range(len(pending) - 1, -1, -1):
+        if is_setlist(to_plain(pending[index][0])):
+            return index + 1
+    return len(pending)
 
 
 def _location(item: Any) -> str | None:

@@ -5,7 +5,9 @@ Arguments (``-a name=value``):
 - ``start_urls``: comma-separated tracklist, DJ, search or listing URLs; ``file://`` works;
 - ``search``: a tracklist search on the site;
 - ``dj``: a DJ's slug, as in ``/dj/<slug>/index.html``;
-- ``max_pages``: stop after this many tracklist pages.
+- ``max_pages``: stop after this many tracklist pages;
+- ``refresh``: ``due`` (default: ``CRAWL_REFRESH``), ``all`` or ``none``: which tracklists the
+  catalogue already holds are fetched again (``scrapers.crawl.refresh``).
 
 ``scrapy crawl`` checks them with ``check_arguments`` before the crawl starts. With none of
 ``start_urls``, ``search`` and ``dj`` the crawl starts from the front page, which lists the newest
@@ -28,6 +30,7 @@ from scrapy.exceptions import CloseSpider
 from scrapy.http import FormRequest, Request, Response, TextResponse
 from scrapy.settings import BaseSettings
 
+from scrapers.crawl.refresh import refresh_mode
 from scrapers.items import SetlistItem, TrackItem
 from scrapers.metrics import CRAWL_BLOCKED_PAGES, CRAWL_DECOY_ROWS, CRAWL_PAGES_TRUNCATED
 from scrapers.settings_check import InvalidSetting
@@ -49,6 +52,8 @@ MAX_QUERY_LENGTH = 150  # the site's search box accepts no more
 _DJ_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 BLOCK_MIDDLEWARE = "scrapers.spiders.blocking.BlockedPageMiddleware"
 BLOCK_MIDDLEWARE_PRIORITY = 560  # before RetryMiddleware (550) sees a 429/503 block page
+INCREMENTAL_MIDDLEWARE = "scrapers.crawl.incremental.IncrementalCrawlMiddleware"
+INCREMENTAL_MIDDLEWARE_PRIORITY = 950  # nearest the spider: sees the callback's whole output
 
 
 class TracklistsSpider(scrapy.Spider):
@@ -60,9 +65,11 @@ class TracklistsSpider(scrapy.Spider):
         search: str | None = None,
         dj: str | None = None,
         max_pages: str | int | None = None,
+        refresh: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.refresh = refresh_mode(refresh)
         self.start_urls = _url_list(start_urls)
         self.search = _search_query(search)
         self.dj = _dj_slug(dj)
@@ -103,6 +110,9 @@ class TracklistsSpider(scrapy.Spider):
         middlewares = settings.getdict("DOWNLOADER_MIDDLEWARES")
         middlewares.setdefault(BLOCK_MIDDLEWARE, BLOCK_MIDDLEWARE_PRIORITY)
         settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="spider")
+        spider_middlewares = settings.getdict("SPIDER_MIDDLEWARES")
+        spider_middlewares.setdefault(INCREMENTAL_MIDDLEWARE, INCREMENTAL_MIDDLEWARE_PRIORITY)
+        settings.set("SPIDER_MIDDLEWARES", spider_middlewares, priority="spider")
 
     async def start(self) -> AsyncIterator[Request]:
         for url in self.start_urls:

@@ -1,0 +1,153 @@
+"""Spider middleware of an incremental crawl: known tracklists are never requested again.
+
+For each page the spider read, it sees the whole output of the callback:
+
+- the tracklist links of a listing page are looked up in the catalogue in one query (off the
+  reactor thread: psycopg2 blocks); a known tracklist that is not due for a refresh
+  (``scrapers.crawl.refresh``) is dropped before it is requested, and counted in
+  ``crawl_tracklists_skipped_total{reason}`` and the stat ``tracklists/skipped/<reason>``;
+- a tracklist page's setlist item gets the page's digest and row count and is handed on after
+  the page's rows, so that storing it marks the page as read whole. A refreshed page whose
+  digest equals the stored one yields only that setlist item: its rows are not written again.
+
+Enabled when the database pipeline is: what is "known" is what is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg2
+from itemadapter import ItemAdapter
+from scrapy import Request, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Response
+from scrapy.utils.defer import deferred_from_coro
+
+from scrapers import metrics
+from scrapers.crawl.refresh import KnownSetlists, RefreshPolicy, content_hash
+from scrapers.db.connection import resolve_database_url
+from scrapers.db.records import is_setlist
+from scrapers.items import SetlistItem
+from scrapers.spiders.parsing import SOURCE, tracklist_id_from_url
+
+logger = logging.getLogger(__name__)
+
+DATABASE_PIPELINE = "scrapers.pipelines.database_pipeline.DatabasePipeline"
+STORED_HASH_META = "stored_content_hash"  # request.meta: the digest stored for a due page
+SCHEMA_CLOSE_REASON = "database_schema_outdated"
+
+
+class IncrementalCrawlMiddleware:
+    def __init__(self, crawler: Crawler, policy: RefreshPolicy) -> None:
+        self.crawler = crawler
+        self.policy = policy
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="known-setlists")
+        self._known: KnownSetlists | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> IncrementalCrawlMiddleware:
+        if crawler.settings.getdict("ITEM_PIPELINES").get(DATABASE_PIPELINE) is None:
+            raise NotConfigured("nothing is stored, so nothing is known")
+        spider = crawler.spider
+        policy = RefreshPolicy.from_settings(crawler.settings, getattr(spider, "refresh", None))
+        middleware = cls(crawler, policy)
+        crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
+        logger.info("Incremental crawl: refresh=%s", policy.mode)
+        return middleware
+
+    async def process_spider_output(
+        self, response: Response, result: AsyncIterator[Any]
+    ) -> AsyncIterator[Any]:
+        output: list[Any] = []
+        failure: BaseException | None = None
+        try:
+            async for entry in result:
+                output.append(entry)
+        except Exception as error:  # CloseSpider("max_pages") after a page: keep its output
+            failure = error
+        for entry in await self._requests_to_keep(output):
+            yield entry
+        for entry in self._page_items(response, output):
+            yield entry
+        if failure is not None:
+            raise failure
+
+    async def _requests_to_keep(self, output: list[Any]) -> list[Any]:
+        links = {}
+        for entry in output:
+            if isinstance(entry, Request):
+                source_id = tracklist_id_from_url(entry.url)
+                if source_id:
+                    links[id(entry)] = source_id
+        if not links:
+            return [entry for entry in output if isinstance(entry, Request)]
+        stored, now = await self._lookup(sorted(set(links.values())))
+        kept = []
+        for entry in output:
+            if not isinstance(entry, Request):
+                continue
+            known = stored.get(links.get(id(entry), ""))
+            if known is not None:
+                reason = self.policy.skip_reason(known, now)
+                if reason is not None:
+                    metrics.CRAWL_TRACKLISTS_SKIPPED.labels(reason).inc()
+                    self.crawler.stats.inc_value(f"tracklists/skipped/{reason}")
+                    continue
+                entry.meta[STORED_HASH_META] = known.content_hash
+                self.crawler.stats.inc_value("tracklists/due")
+            kept.append(entry)
+        return kept
+
+    def _page_items(self, response: Response, output: list[Any]) -> list[Any]:
+        items = [entry for entry in output if not isinstance(entry, Request)]
+        setlists = [item for item in items if is_setlist(ItemAdapter(item))]
+        if len(setlists) != 1:
+            return items
+        [setlist] = setlists
+        rows = [item for item in items if item is not setlist]
+        adapter = ItemAdapter(setlist)
+        digest = content_hash(adapter.asdict(), (ItemAdapter(row).asdict() for row in rows))
+        indexes = [ItemAdapter(row).get("row_index") for row in rows]
+        adapter["content_hash"] = digest
+        adapter["row_count"] = max((i for i in indexes if isinstance(i, int)), default=-1) + 1
+        if digest == response.meta.get(STORED_HASH_META):
+            metrics.CRAWL_TRACKLISTS_REFRESHED.labels("unchanged").inc()
+            self.crawler.stats.inc_value("tracklists/refresh_unchanged")
+            # Only "checked now": the stored rows are the page's rows already.
+            return [SetlistItem(source=adapter["source"], source_id=adapter["source_id"],
+                                content_hash=digest)]  # fmt: skip
+        if STORED_HASH_META in response.meta:
+            metrics.CRAWL_TRACKLISTS_REFRESHED.labels("changed").inc()
+            self.crawler.stats.inc_value("tracklists/refresh_changed")
+        return [*rows, setlist]
+
+    async def _lookup(self, source_ids: list[str]) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._known is None:
+            url = await loop.run_in_executor(
+                self._executor, resolve_database_url, self.crawler.settings
+            )
+            self._known = KnownSetlists(url)
+        try:
+            return await loop.run_in_executor(
+                self._executor, self._known.lookup, SOURCE, source_ids
+            )
+        except psycopg2.ProgrammingError as error:
+            logger.error(
+                "The catalogue's schema is older than this crawler (%s): run"
+                " `python scripts/migrate.py` first.",
+                str(error).strip(),
+            )
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason=SCHEMA_CLOSE_REASON))
+            return {}, None
+
+    def spider_closed(self) -> None:
+        if self._known is not None:
+            self._executor.submit(self._known.close)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,180 @@
+"""Which stored tracklists a crawl fetches again, and how it recognises an unchanged page.
+
+A tracklist is "known" when its setlist was stored from a whole page (``setlists.checked_at``
+is set: the spider's setlist item comes after its rows, so a crash half-way leaves it unknown).
+A known tracklist is fetched again only when the policy says it is due:
+
+- a recent set (its date, else the day it was first stored, within ``recent_days``) every
+  ``recent_every_days``: the site's community identifies "ID" rows in a set's first weeks;
+- an older set that still holds "ID" rows every ``id_rows_every_days``, until it is
+  ``id_rows_max_age_days`` old;
+- any other set never.
+
+``mode`` ("due", "all", "none": the ``refresh`` spider argument, else ``CRAWL_REFRESH``) can
+fetch every known tracklist again or none of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+from scrapers.db.connection import connect, redacted
+
+logger = logging.getLogger(__name__)
+
+MODES = ("due", "all", "none")
+DAY = dt.timedelta(days=1)
+# The settings of the policy, with their defaults (scrapers/settings.py repeats them).
+SETTINGS = {
+    "CRAWL_REFRESH_RECENT_DAYS": 28.0,
+    "CRAWL_REFRESH_RECENT_EVERY_DAYS": 3.0,
+    "CRAWL_REFRESH_ID_ROWS_EVERY_DAYS": 30.0,
+    "CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS": 365.0,
+}
+
+
+@dataclass(frozen=True)
+class StoredSetlist:
+    """What the catalogue knows of one tracklist, as the policy needs it."""
+
+    source_id: str
+    content_hash: str | None
+    checked_at: dt.datetime
+    set_date: dt.date | None
+    created_at: dt.datetime
+    has_id_rows: bool
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    mode: str = "due"
+    recent_days: float = SETTINGS["CRAWL_REFRESH_RECENT_DAYS"]
+    recent_every_days: float = SETTINGS["CRAWL_REFRESH_RECENT_EVERY_DAYS"]
+    id_rows_every_days: float = SETTINGS["CRAWL_REFRESH_ID_ROWS_EVERY_DAYS"]
+    id_rows_max_age_days: float = SETTINGS["CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS"]
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], mode: str | None) -> RefreshPolicy:
+        """The policy of ``settings``; ``mode`` (the spider argument) overrides CRAWL_REFRESH.
+
+        Raises ValueError naming the setting when a value is not usable.
+        """
+        chosen = refresh_mode(mode or settings.get("CRAWL_REFRESH") or "due") or "due"
+        days = []
+        for name, default in SETTINGS.items():
+            raw = settings.get(name)
+            try:
+                value = float(default if raw is None or raw == "" else raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: not a number of days: {raw!r}") from None
+            if not 0 <= value < 36500:
+                raise ValueError(f"{name}: must be between 0 and 36500 days, not {value}")
+            days.append(value)
+        return cls(chosen, *days)
+
+    def skip_reason(self, stored: StoredSetlist, now: dt.datetime) -> str | None:
+        """None when the tracklist is due (fetch it), else why it is skipped (a metric label)."""
+        if self.mode == "all":
+            return None
+        if self.mode == "none":
+            return "refresh_none"
+        born = (
+            dt.datetime.combine(stored.set_date, dt.time(), tzinfo=dt.UTC)
+            if stored.set_date
+            else stored.created_at
+        )
+        age = (now - born) / DAY
+        since_check = (now - stored.checked_at) / DAY
+        if age < self.recent_days:
+            return None if since_check >= self.recent_every_days else "recent_checked"
+        if stored.has_id_rows and age < self.id_rows_max_age_days:
+            return None if since_check >= self.id_rows_every_days else "id_rows_checked"
+        return "complete" if not stored.has_id_rows else "id_rows_too_old"
+
+
+def refresh_mode(value: str | None) -> str | None:
+    """The ``refresh`` argument checked: one of MODES, or None when not given."""
+    mode = (value or "").strip().lower()
+    if mode and mode not in MODES:
+        raise ValueError(f"refresh: one of {', '.join(MODES)}, not {value!r}")
+    return mode or None
+
+
+def content_hash(setlist: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> str:
+    """A digest of a page as parsed: equal digests mean nothing to write."""
+    digest = hashlib.sha256()
+    ignored = ("content_hash", "row_count")
+    fields = {key: value for key, value in setlist.items() if key not in ignored}
+    for part in (fields, *rows):
+        digest.update(json.dumps(dict(part), sort_keys=True, default=str).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+class KnownSetlists:
+    """Looks up which tracklists the catalogue holds, one query per listing page.
+
+    psycopg2 blocks: call ``lookup`` from a worker thread, never the reactor's. A lost database
+    makes the lookup answer "none known" after logging it: fetching a page again is safe.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._connection: psycopg2.extensions.connection | None = None
+        self._lock = threading.Lock()
+
+    def lookup(
+        self, source: str, source_ids: list[str]
+    ) -> tuple[dict[str, StoredSetlist], dt.datetime]:
+        """The stored, wholly read setlists among ``source_ids``, and the database's time."""
+        with self._lock:
+            try:
+                return self._query(source, source_ids)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+                self.close()
+                logger.warning(
+                    "Could not look up known tracklists on %s (%s); fetching them all",
+                    redacted(self.url),
+                    str(error).strip(),
+                )
+                return {}, dt.datetime.now(dt.UTC)
+
+    def _query(
+        self, source: str, source_ids: list[str]
+    ) -> tuple[dict[str, StoredSetlist], dt.datetime]:
+        if self._connection is None or self._connection.closed:
+            self._connection = connect(self.url, autocommit=True)
+        with self._connection.cursor() as cursor:
+            cursor.execute("SELECT now()")
+            (now,) = cursor.fetchone()
+            if not source_ids:
+                return {}, now
+            cursor.execute(
+                """
+                SELECT s.source_id, s.content_hash, s.checked_at, s.set_date, s.created_at,
+                       EXISTS (SELECT 1 FROM setlist_tracks t
+                               WHERE t.setlist_id = s.id AND (t.is_unknown OR t.is_partial_id))
+                FROM setlists s
+                WHERE s.source = %s AND s.source_id = ANY(%s) AND s.checked_at IS NOT NULL
+                """,
+                (source, source_ids),
+            )
+            found = {row[0]: StoredSetlist(*row) for row in cursor.fetchall()}
+        return found, now
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with suppress(psycopg2.Error):
+                self._connection.close()
+            self._connection = None
