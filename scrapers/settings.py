@@ -37,6 +37,26 @@ BLOCKED_BACKOFF_MAX = 900.0
 BLOCKED_PAGE_RETRY_TIMES = 3
 BLOCKED_PAGES_MAX_IN_ROW = 5
 
+# Incremental crawls (README "Incremental crawls"): a tracklist already stored is not fetched again
+# unless due. "due" (default; `-a refresh=` overrides), "all" or "none". A set is recent for
+# CRAWL_REFRESH_RECENT_DAYS after its date and re-fetched every CRAWL_REFRESH_RECENT_EVERY_DAYS;
+# an older one with "ID" rows every CRAWL_REFRESH_ID_ROWS_EVERY_DAYS until it is
+# CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS old; any other set never.
+CRAWL_REFRESH = "due"
+CRAWL_REFRESH_RECENT_DAYS = 28.0
+CRAWL_REFRESH_RECENT_EVERY_DAYS = 3.0
+CRAWL_REFRESH_ID_ROWS_EVERY_DAYS = 30.0
+CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS = 365.0
+
+# Several workers on one frontier (README "Several workers"): off until `-s REDIS_URL=…` is given.
+# Workers with the same FRONTIER_NAME (default: the spider's name) share the queue, the duplicate
+# filter and DOWNLOAD_DELAY; a worker leaves after MAX_IDLE_TIME_BEFORE_CLOSE idle seconds.
+FRONTIER_NAME = ""
+MAX_IDLE_TIME_BEFORE_CLOSE = 60
+FRONTIER_HEARTBEAT = 2.0
+FRONTIER_WORKER_TIMEOUT = 30.0
+FRONTIER_TURN_TIMEOUT = 60.0
+
 ITEM_PIPELINES: dict[str, int] = {
     "scrapers.pipelines.enrichment_pipeline.EnrichmentPipeline": 300,
     "scrapers.pipelines.database_pipeline.DatabasePipeline": 800,

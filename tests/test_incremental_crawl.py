@@ -189,13 +189,18 @@ def test_a_crawl_stopped_with_ctrl_c_resumes_from_its_jobdir(
         assert cursor.fetchone()[0] == sum(len(t.rows) for t in site.tracklists)
 
 
-def test_an_invalid_refresh_argument_stops_the_crawl_with_an_error(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists", "-a", "refresh=sometimes",
+def scrapy_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """``scrapy <args>`` in the project, without the metrics server or telnet console."""
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", *args,
          "-s", "EXTENSIONS={}", "-s", "TELNETCONSOLE_ENABLED=False"],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+def test_an_invalid_refresh_argument_stops_the_crawl_with_an_error() -> None:
+    done = scrapy_command("crawl", "1001tracklists", "-a", "refresh=sometimes")
     assert done.returncode != 0
     assert "refresh: one of due, all, none" in done.stderr
 

@@ -24,6 +24,7 @@ from scrapy.extensions.httpcache import DummyPolicy
 from scrapy.http import HtmlResponse
 from scrapy.utils.defer import deferred_from_coro
 
+from scrapers.crawl.frontier import BACKOFF_SIGNAL
 from scrapers.metrics import CRAWL_BLOCKED_PAGES
 from scrapers.settings_check import seconds, setting, whole_number
 from scrapers.spiders.parsing import BLOCK_KINDS, CONTENT_KINDS, PageKind, classify_page
@@ -105,6 +106,8 @@ class BlockedPageMiddleware:
             raise IgnoreRequest(f"crawl stopping after {self.in_row} blocked pages")
         delay = min(self.backoff_max, self.backoff_base * 2 ** (self.in_row - 1))
         self._set_slot_delay(request, delay, only_raise=True)
+        # Other workers of a shared frontier back off too (scrapers.crawl.frontier).
+        self.crawler.signals.send_catch_log(BACKOFF_SIGNAL, request=request, delay=delay)
         retry = get_retry_request(
             request,
             spider=self.crawler.spider,

@@ -23,13 +23,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
-import scrapy
 from lxml import etree
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider
 from scrapy.http import FormRequest, Request, Response, TextResponse
 from scrapy.settings import BaseSettings
 
+from scrapers.crawl.frontier import FrontierSpider, configure
 from scrapers.crawl.refresh import refresh_mode
 from scrapers.items import SetlistItem, TrackItem
 from scrapers.metrics import CRAWL_BLOCKED_PAGES, CRAWL_DECOY_ROWS, CRAWL_PAGES_TRUNCATED
@@ -56,7 +56,7 @@ INCREMENTAL_MIDDLEWARE = "scrapers.crawl.incremental.IncrementalCrawlMiddleware"
 INCREMENTAL_MIDDLEWARE_PRIORITY = 950  # nearest the spider: sees the callback's whole output
 
 
-class TracklistsSpider(scrapy.Spider):
+class TracklistsSpider(FrontierSpider):
     name = "1001tracklists"
 
     def __init__(
@@ -113,6 +113,7 @@ class TracklistsSpider(scrapy.Spider):
         spider_middlewares = settings.getdict("SPIDER_MIDDLEWARES")
         spider_middlewares.setdefault(INCREMENTAL_MIDDLEWARE, INCREMENTAL_MIDDLEWARE_PRIORITY)
         settings.set("SPIDER_MIDDLEWARES", spider_middlewares, priority="spider")
+        configure(settings, cls.name)  # with REDIS_URL: a worker of a shared frontier
 
     async def start(self) -> AsyncIterator[Request]:
         for url in self.start_urls:
