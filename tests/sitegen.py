@@ -148,6 +148,8 @@ class GeneratedSite:
         self.tracklists = tracklists
         self.per_page = per_page
         self.requests: list[tuple[float, str]] = []
+        self.user_agents: list[str] = []  # of each request, in the same order
+        self.block_once: dict[str, bytes] = {}  # path -> a block page served once instead
         self._by_path = {tracklist.path: tracklist for tracklist in tracklists}
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -179,6 +181,8 @@ class GeneratedSite:
         if path.startswith("/tracklists/index"):
             number = path.removeprefix("/tracklists/index").removesuffix(".html")
             return listing_page(self.tracklists, int(number or 1), self.per_page)
+        if path in self.block_once:
+            return self.block_once.pop(path)
         tracklist = self._by_path.get(path)
         return tracklist_page(tracklist) if tracklist else None
 
@@ -191,6 +195,7 @@ class GeneratedSite:
             def do_GET(self) -> None:
                 with site._lock:
                     site.requests.append((time.monotonic(), self.path))
+                    site.user_agents.append(self.headers.get("User-Agent", ""))
                 body = site.answer(self.path)
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", "text/html; charset=utf-8")

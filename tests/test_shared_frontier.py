@@ -22,6 +22,7 @@ from tests.sitegen import GeneratedSite, make_tracklists
 from tests.test_incremental_crawl import crawl_settings, finish, scrapy_command, start_crawl
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "1001tracklists"
 TRACKLISTS = 200
 WORKERS = 3
 
@@ -116,6 +117,27 @@ def test_a_worker_killed_mid_crawl_loses_nothing_after_a_second_run(
     # requests in flight and the items it had not flushed yet.
     assert refetched == second.get("tracklist/pages", 0)
     assert refetched < TRACKLISTS // 2
+
+
+def test_a_block_page_seen_by_one_worker_makes_every_worker_back_off(
+    db_url: str, tmp_path: Path, redis_server_url: str, frontier_name: str
+) -> None:
+    site = GeneratedSite(make_tracklists(40)).start()
+    blocked = site.tracklists[30].path  # late: both workers are busy by then
+    site.block_once[blocked] = (FIXTURES / "blocked_interstitial.html").read_bytes()
+    settings = worker_settings(
+        tmp_path, redis_server_url, frontier_name, 0.05, BLOCKED_BACKOFF_BASE=1.5
+    )
+    try:
+        workers = [start_crawl(db_url, settings, {"start_urls": site.start_url}) for _ in range(2)]
+        for worker in workers:
+            finish(worker, timeout=300)
+    finally:
+        site.stop()
+    [block_time] = [when for when, path in site.requests if path == blocked][:1]
+    after = sorted(when for when, _ in site.requests if when > block_time)
+    assert after and after[0] - block_time >= 1.5  # no worker asked the site during the backoff
+    assert Counter(site.tracklist_fetches())[site.tracklists[30].source_id] == 2  # the retry
 
 
 def test_frontier_command_shows_and_clears_the_shared_state(

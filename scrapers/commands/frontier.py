@@ -82,5 +82,7 @@ class Command(ScrapyCommand):
         now = seconds + microseconds / 1e6
         for key in sorted(client.scan_iter(match=f"{names['politeness']}:*")):
             host = key.decode().removeprefix(f"{names['politeness']}:")
+            if host.endswith((":turn", ":last")):
+                continue
             free = float(client.get(key) or 0)
             print(f"site {host}: next request in {max(0.0, free - now):.1f} s")

@@ -54,15 +54,18 @@ DEFAULTS = {
 }
 
 # Take the site's turn: nobody else's request is out, and the site's next free moment has come.
-# Redis's clock is the one clock every worker shares. Returns 0 (taken), -1 (another worker's
-# request is out) or the seconds until the free moment.
+# Redis's clock is the one clock every worker shares. The worker that had the last turn waits a
+# little longer (ARGV[4] s), so that workers polling for it get their share. Returns 0 (taken),
+# -1 (another request is out) or the seconds until the free moment.
 _TAKE_TURN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 if redis.call('EXISTS', KEYS[2]) == 1 then return '-1' end
 local free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if redis.call('GET', KEYS[3]) == ARGV[3] then free = free + tonumber(ARGV[4]) end
 if now < free then return string.format('%.6f', free - now) end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
 return '0'
 """
 # End a turn (its answer came, or it failed) or back off: the next request waits ARGV[1] s.
@@ -212,7 +215,8 @@ class GlobalPoliteness:
     Spacing turns from the answer, not from the send, so that no network or scheduling delay
     on one worker can bring two requests closer than the delay at the site. A block page's
     backoff pushes the site's next free moment for every worker. A turn left by a killed worker
-    expires after ``FRONTIER_TURN_TIMEOUT`` seconds.
+    expires after ``FRONTIER_TURN_TIMEOUT`` seconds. Turns go round: the worker that had the last
+    one waits ``_POLL`` seconds more, or it would win every time (it asks the moment it is done).
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -220,6 +224,7 @@ class GlobalPoliteness:
         self.delay = settings.getfloat("FRONTIER_DOWNLOAD_DELAY")
         self.turn_ms = int(1000 * settings.getfloat("FRONTIER_TURN_TIMEOUT"))
         self.prefix = keys(settings["FRONTIER_NAME"])["politeness"]
+        self.worker = uuid.uuid4().hex
         self.client = redis.asyncio.Redis.from_url(settings["REDIS_URL"])
         self.take_turn = self.client.register_script(_TAKE_TURN)
         self.push_free = self.client.register_script(_PUSH_FREE)
@@ -235,17 +240,17 @@ class GlobalPoliteness:
 
     def _keys(self, request: Request) -> list[str]:
         site = f"{self.prefix}:{request.url.split('/')[2].lower()}"
-        return [site, f"{site}:turn"]
+        return [site, f"{site}:turn", f"{site}:last"]
 
     async def process_request(self, request: Request) -> None:
         """Wait for this request's turn at its site."""
         if request.url.startswith("file:"):
             return
         token = uuid.uuid4().hex
+        grace = min(_POLL, self.delay)
+        arguments = [token, self.turn_ms, self.worker, grace]
         while True:
-            answer = float(
-                await self.take_turn(keys=self._keys(request), args=[token, self.turn_ms])
-            )
+            answer = float(await self.take_turn(keys=self._keys(request), args=arguments))
             if answer == 0:
                 request.meta[_TURN_META] = token
                 return
