@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from scrapers.db import migrations
 from scrapers.db.writer import BatchWriter
 from scrapers.items import SetlistItem, TrackItem
 from tests.test_database_pipeline import make_pipeline, run_items
@@ -88,3 +89,23 @@ def test_the_pipeline_writes_whole_pages(db_url: str, monkeypatch: pytest.Monkey
     run_items(pipeline, items)
     # The third item of a batch arrived while page b's setlist had not: b waits for it.
     assert batches == [["a", "a", "a"], ["b", "b"], ["c", "c"]]
+
+
+def test_migration_007_marks_stored_sets_known_rolls_back_and_reapplies(
+    db_url: str, db: Any
+) -> None:
+    later = [name for name in migrations.applied(db) if name > "007_setlist_refresh"]
+    for name in sorted(later, reverse=True):
+        migrations.downgrade(db_url, name)
+    migrations.downgrade(db_url, "007_setlist_refresh")
+    with db.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO setlists (source, source_id, updated_at)"
+            " VALUES ('1001tracklists', 'old1', '2025-01-02')"
+        )
+    assert "007_setlist_refresh" in migrations.upgrade(db_url)
+    with db.cursor() as cursor:
+        cursor.execute("SELECT checked_at::date::text, content_hash FROM setlists")
+        # Stored by an earlier crawl: known (checked when last updated), no digest yet.
+        assert cursor.fetchall() == [("2025-01-02", None)]
+    assert migrations.upgrade(db_url) == [], "applying again changes nothing"
