@@ -130,6 +130,7 @@ def test_a_second_crawl_fetches_only_due_tracklists_and_updates_only_changed_row
     paths = site.paths()
     assert sorted(site.tracklist_fetches()) == [t.source_id for t in site.tracklists[:RECENT]]
     assert sum(path.startswith("/tracklists/") for path in paths) == LISTING_PAGES
+    assert second["tracklists/known_lookups"] == LISTING_PAGES  # one query per listing page
     skipped = {k: v for k, v in second.items() if k.startswith("tracklists/skipped/")}
     assert sum(skipped.values()) == TRACKLISTS - RECENT
     assert second["tracklists/refresh_changed"] == 2

@@ -88,6 +88,7 @@ class IncrementalCrawlMiddleware:
         if not links:
             return [entry for entry in output if isinstance(entry, Request)]
         stored, now = await self._lookup(sorted(set(links.values())))
+        self.crawler.stats.inc_value("tracklists/known_lookups")  # one query per listing page
         kept = []
         for entry in output:
             if not isinstance(entry, Request):

@@ -156,21 +156,21 @@ class KnownSetlists:
         if self._connection is None or self._connection.closed:
             self._connection = connect(self.url, autocommit=True)
         with self._connection.cursor() as cursor:
-            cursor.execute("SELECT now()")
-            (now,) = cursor.fetchone()
-            if not source_ids:
-                return {}, now
             cursor.execute(
                 """
-                SELECT s.source_id, s.content_hash, s.checked_at, s.set_date, s.created_at,
+                SELECT n.now, s.source_id, s.content_hash, s.checked_at, s.set_date,
+                       s.created_at,
                        EXISTS (SELECT 1 FROM setlist_tracks t
                                WHERE t.setlist_id = s.id AND (t.is_unknown OR t.is_partial_id))
-                FROM setlists s
-                WHERE s.source = %s AND s.source_id = ANY(%s) AND s.checked_at IS NOT NULL
+                FROM (SELECT now()) AS n (now)
+                LEFT JOIN setlists s ON s.source = %s AND s.source_id = ANY(%s)
+                                    AND s.checked_at IS NOT NULL
                 """,
                 (source, source_ids),
             )
-            found = {row[0]: StoredSetlist(*row) for row in cursor.fetchall()}
+            rows = cursor.fetchall()
+        now = rows[0][0]
+        found = {row[1]: StoredSetlist(*row[1:]) for row in rows if row[1] is not None}
         return found, now
 
     def close(self) -> None:
