@@ -110,8 +110,9 @@ def main() -> None:
         f" one worker stores {store * DAY:,.0f} a day ({store * args.site_delay:,.0f}x that)."
     )
     print(
-        "MusicBrainz at 1 request/s: 86,400 lookups a day, about 43,000 tracks enriched a day"
-        " at 2 lookups a track; a self-hosted mirror has no such limit."
+        "MusicBrainz at 1 request/s: 86,400 requests a day, so at most 86,400 new tracks"
+        " enriched a day (one search each; up to 3 detail lookups more for an unclear match;"
+        " cached answers are free); a self-hosted mirror has no such limit."
     )
 
 
