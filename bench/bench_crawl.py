@@ -1,4 +1,4 @@
-"""What one crawl worker parses and stores per second: ``python bench/bench_crawl.py``.
+"""What one crawl worker parses and stores per second: ``python -m bench.bench_crawl``.
 
 A generated site (``tests.sitegen``: ``--tracklists`` pages of 6 to 9 rows behind listings of 20)
 is served on 127.0.0.1 and crawled with zero delay by one worker, three ways, in this run:
@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_pipeline import drop_database, fresh_database
 from scrapers.db.connection import resolve_database_url

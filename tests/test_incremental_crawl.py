@@ -202,8 +202,10 @@ def scrapy_command(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_an_invalid_refresh_argument_stops_the_crawl_with_an_error() -> None:
     done = scrapy_command("crawl", "1001tracklists", "-a", "refresh=sometimes")
-    assert done.returncode != 0
-    assert "refresh: one of due, all, none" in done.stderr
+    # Refused before the crawl starts, like every other bad argument: a usage error, one line.
+    assert done.returncode == 2
+    assert "error: spider argument refresh: one of due, all, none" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)

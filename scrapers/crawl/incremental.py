@@ -30,7 +30,7 @@ from scrapy.http import Response
 from scrapy.utils.defer import deferred_from_coro
 
 from scrapers import metrics
-from scrapers.crawl.refresh import KnownSetlists, RefreshPolicy, content_hash
+from scrapers.crawl.refresh import KnownSetlists, RefreshOutcome, RefreshPolicy, content_hash
 from scrapers.db.connection import resolve_database_url
 from scrapers.db.records import is_setlist
 from scrapers.items import SetlistItem
@@ -118,13 +118,13 @@ class IncrementalCrawlMiddleware:
         adapter["content_hash"] = digest
         adapter["row_count"] = max((i for i in indexes if isinstance(i, int)), default=-1) + 1
         if digest == response.meta.get(STORED_HASH_META):
-            metrics.CRAWL_TRACKLISTS_REFRESHED.labels("unchanged").inc()
+            metrics.CRAWL_TRACKLISTS_REFRESHED.labels(RefreshOutcome.UNCHANGED).inc()
             self.crawler.stats.inc_value("tracklists/refresh_unchanged")
             # Only "checked now": the stored rows are the page's rows already.
             return [SetlistItem(source=adapter["source"], source_id=adapter["source_id"],
                                 content_hash=digest)]  # fmt: skip
         if STORED_HASH_META in response.meta:
-            metrics.CRAWL_TRACKLISTS_REFRESHED.labels("changed").inc()
+            metrics.CRAWL_TRACKLISTS_REFRESHED.labels(RefreshOutcome.CHANGED).inc()
             self.crawler.stats.inc_value("tracklists/refresh_changed")
         return [*rows, setlist]
 

@@ -24,16 +24,42 @@ import threading
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 
+from scrapers import metrics
 from scrapers.db.connection import connect, redacted
 
 logger = logging.getLogger(__name__)
 
 MODES = ("due", "all", "none")
+
+
+class SkipReason(StrEnum):
+    """Why a known tracklist is not fetched again (the ``reason`` label and stat)."""
+
+    REFRESH_NONE = "refresh_none"
+    RECENT_CHECKED = "recent_checked"
+    ID_ROWS_CHECKED = "id_rows_checked"
+    COMPLETE = "complete"
+    ID_ROWS_TOO_OLD = "id_rows_too_old"
+
+
+class RefreshOutcome(StrEnum):
+    """What a due tracklist's page turned out to be, against its stored digest."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+# Every label value exported from the start (at 0), so rates and alerts see the series at once.
+for _reason in SkipReason:
+    metrics.CRAWL_TRACKLISTS_SKIPPED.labels(_reason)
+for _outcome in RefreshOutcome:
+    metrics.CRAWL_TRACKLISTS_REFRESHED.labels(_outcome)
 DAY = dt.timedelta(days=1)
 # The settings of the policy, with their defaults (scrapers/settings.py repeats them).
 SETTINGS = {
@@ -83,12 +109,12 @@ class RefreshPolicy:
             days.append(value)
         return cls(chosen, *days)
 
-    def skip_reason(self, stored: StoredSetlist, now: dt.datetime) -> str | None:
+    def skip_reason(self, stored: StoredSetlist, now: dt.datetime) -> SkipReason | None:
         """None when the tracklist is due (fetch it), else why it is skipped (a metric label)."""
         if self.mode == "all":
             return None
         if self.mode == "none":
-            return "refresh_none"
+            return SkipReason.REFRESH_NONE
         born = (
             dt.datetime.combine(stored.set_date, dt.time(), tzinfo=dt.UTC)
             if stored.set_date
@@ -97,10 +123,10 @@ class RefreshPolicy:
         age = (now - born) / DAY
         since_check = (now - stored.checked_at) / DAY
         if age < self.recent_days:
-            return None if since_check >= self.recent_every_days else "recent_checked"
+            return None if since_check >= self.recent_every_days else SkipReason.RECENT_CHECKED
         if stored.has_id_rows and age < self.id_rows_max_age_days:
-            return None if since_check >= self.id_rows_every_days else "id_rows_checked"
-        return "complete" if not stored.has_id_rows else "id_rows_too_old"
+            return None if since_check >= self.id_rows_every_days else SkipReason.ID_ROWS_CHECKED
+        return SkipReason.COMPLETE if not stored.has_id_rows else SkipReason.ID_ROWS_TOO_OLD
 
 
 def refresh_mode(value: str | None) -> str | None:

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import psycopg2
@@ -121,6 +122,18 @@ class DatabaseUnavailable(RuntimeError):
     known to be stored, and writing it again later is safe."""
 
 
+class RowChange(StrEnum):
+    """How a stored setlist row followed its page (the ``change`` label)."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    REMOVED = "removed"
+
+
+for _change in RowChange:  # exported at 0 from the start, so rates see the series at once
+    metrics.SETLIST_ROWS_CHANGED.labels(_change)
+
+
 @dataclass
 class BatchResult:
     """What one ``write`` stored. Counts are per item, not per distinct track."""
@@ -130,8 +143,8 @@ class BatchResult:
     updated: int = 0
     setlists: int = 0
     setlist_rows: int = 0
-    # Stored setlist rows that changed: "added", "updated", "removed" (a refreshed page).
-    row_changes: Counter[str] = field(default_factory=Counter)
+    # Stored setlist rows that changed (a new or refreshed page).
+    row_changes: Counter[RowChange] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     tiers: Counter[str] = field(default_factory=Counter)
     # (tier, "inserted" | "updated"): the import summary's per-tier split.
@@ -643,7 +656,7 @@ def _apply(
     _write_tracks(cursor, resolution)
     _write_lookup(cursor, resolution.new_spellings)
     result.row_changes = _write_setlist_rows(cursor, placements, setlist_ids)
-    result.row_changes["removed"] = _remove_rows_past_the_end(cursor, setlists, setlist_ids)
+    result.row_changes[RowChange.REMOVED] = _remove_rows_past_the_end(cursor, setlists, setlist_ids)
     result.setlist_rows = len(placements)
     applied.conflicts = insert_conflicts(cursor, resolution.conflicts, origin)
     result.conflicts = len(applied.conflicts)
@@ -943,10 +956,10 @@ def _write_setlist_rows(
     cursor: psycopg2.extensions.cursor,
     placements: Mapping[tuple[tuple[str, str], int], tuple[Placement, str | None]],
     setlist_ids: Mapping[tuple[str, str], str],
-) -> Counter[str]:
+) -> Counter[RowChange]:
     """Upsert the rows; a row already stored as it is now is not written. Returns how many
     rows were added and updated (a refreshed page: an "ID" now known, positions, cues)."""
-    changes: Counter[str] = Counter()
+    changes: Counter[RowChange] = Counter()
     if not placements:
         return changes
     rows = [
@@ -985,7 +998,7 @@ def _write_setlist_rows(
         fetch=True,
     )
     for (inserted,) in written:
-        changes["added" if inserted else "updated"] += 1
+        changes[RowChange.ADDED if inserted else RowChange.UPDATED] += 1
     return changes
 
 

@@ -260,4 +260,5 @@ _ARGUMENT_CHECKS: dict[str, Callable[[Any], object]] = {
     "search": _search_query,
     "dj": _dj_slug,
     "max_pages": _max_pages,
+    "refresh": refresh_mode,
 }
