@@ -1,8 +1,9 @@
 """Several enrichment workers at once, the schedule, and the catalogue gauges (issues 14, 15).
 
 Workers are real ``scripts/enrichment_service.py`` processes against one real database, the fake
-sources, and (for the Redis-held limit) a real Redis: ``REDIS_URL``, else 127.0.0.1:6379, with a
-key prefix of the test's own that is deleted afterwards.
+sources, and (for the Redis-held limit) a real Redis (``redis_server_url``: ``REDIS_URL``, else
+127.0.0.1:6379, else an embedded one), with a key prefix of the test's own that is deleted
+afterwards.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ TRACKS = 30
 
 
 @pytest.fixture
-def redis_store() -> Iterator[tuple[str, str]]:
+def redis_store(redis_server_url: str) -> Iterator[tuple[str, str]]:
     """The test Redis and a key prefix of this test's own, whose keys are deleted after."""
-    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    url = redis_server_url
     client = redis.Redis.from_url(url)
     client.ping()
     prefix = f"test:{uuid.uuid4().hex}:"
