@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from scrapy.utils.test import get_crawler
 
+from scrapers.enrichment.ratelimit import PostgresRateLimiter
 from scrapers.items import SetlistItem, TrackItem
 from scrapers.pipelines.enrichment_pipeline import EnrichmentPipeline
 from tests.conftest import FIXTURES, REPO_ROOT
@@ -65,6 +67,8 @@ def track(artist: str, title: str, **fields: Any) -> TrackItem:
         **fields,
     )
 
+
+HOLD_SECONDS = 1.5
 
 SKIPPED = [
     SetlistItem(source="1001tracklists", source_id="abc", title="Some set"),
@@ -114,6 +118,22 @@ def test_inline_mode_enriches_with_provenance(fakes: Fakes, spotify_env, caplog)
     assert all("enrichment_status" not in item for item in skipped)
     searched = [r.query.get("query", "") for r in fakes.musicbrainz.requests]
     assert not any('"ID"' in query or '"id"' in query for query in searched)
+
+
+def test_inline_lookups_share_the_sources_limit_with_other_workers(
+    fakes: Fakes, spotify_env, db_url: str
+) -> None:
+    # Another worker (the enrichment service, another crawl) saw MusicBrainz refuse: it holds
+    # every worker back. The inline crawl must wait too, not hammer the source on its own.
+    elsewhere = PostgresRateLimiter(db_url, "musicbrainz", 20.0)
+    elsewhere.hold(HOLD_SECONDS)
+    elsewhere.close()
+    started = time.monotonic()
+    with opened(settings_for(fakes, "inline")) as pipeline:
+        [strobe] = run(pipeline, [track("Deadmau5", "Strobe")])
+    first_request = min(request.at for request in fakes.musicbrainz.requests)
+    assert strobe["isrc"] == "GBAYE2600001"
+    assert first_request - started >= HOLD_SECONDS - 0.2
 
 
 def test_identical_items_in_flight_share_one_lookup(fakes: Fakes, spotify_env) -> None:

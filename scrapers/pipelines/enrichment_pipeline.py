@@ -30,6 +30,7 @@ from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher, EnrichmentResult, TrackQuery
 from scrapers.enrichment.matching import FIELDS, valid_duration_ms
+from scrapers.enrichment.ratelimit import SharedRateLimiter, shared_limiters
 from scrapers.identity import is_unknown_text, normalize_isrc, title_key
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class EnrichmentPipeline:
         self._executor: ThreadPoolExecutor | None = None
         self._cache: ResponseCache | None = None
         self._enricher: Enricher | None = None
+        self._limiters: dict[str, SharedRateLimiter] = {}
         self._in_flight: dict[tuple[str, str | None], asyncio.Future[EnrichmentResult]] = {}
 
     @classmethod
@@ -56,10 +58,12 @@ class EnrichmentPipeline:
         self._executor = ThreadPoolExecutor(
             max_workers=self.config.concurrency, thread_name_prefix="enrichment"
         )
-        self._cache = ResponseCache(
-            resolve_database_url(self.crawler.settings), max_connections=self.config.concurrency
-        )
-        self._enricher = Enricher.from_config(self.config, self._cache)
+        url = resolve_database_url(self.crawler.settings)
+        self._cache = ResponseCache(url, max_connections=self.config.concurrency)
+        # The sources' limits are global: shared with the enrichment service's workers and
+        # every other crawl (in Redis with REDIS_URL, else in PostgreSQL).
+        self._limiters = shared_limiters(self.config, url)
+        self._enricher = Enricher.from_config(self.config, self._cache, self._limiters)
         logger.info(
             "Enrichment inline from %s, %d lookups at a time",
             ", ".join(self.config.enabled_sources()),
@@ -71,6 +75,8 @@ class EnrichmentPipeline:
             self._executor.shutdown(wait=True)
         if self._cache is not None:
             self._cache.close()
+        for limiter in self._limiters.values():
+            limiter.close()
 
     async def process_item(self, item: Any) -> Any:
         adapter = ItemAdapter(item)
