@@ -113,7 +113,9 @@ def test_migration_005_bounds_and_hashes_stored_payloads(make_database) -> None:
             " VALUES ('o', 'f:1', 'r', %s), ('o', 'f:2', 'r', %s)",
             (big, small),
         )
-    assert migrations.upgrade(url) == ["005_rejected_items_payload_bounds"]
+    assert migrations.upgrade(url, "005_rejected_items_payload_bounds") == [
+        "005_rejected_items_payload_bounds"
+    ]
     with closing(connect(url)) as conn, conn.cursor() as cursor:
         cursor.execute(
             "SELECT char_length(payload), payload_bytes, payload_sha256 FROM rejected_items"
