@@ -256,3 +256,19 @@ def test_refresh_policy_modes_and_bad_settings() -> None:
         RefreshPolicy.from_settings({"CRAWL_REFRESH_RECENT_DAYS": "soon"}, None)
     with pytest.raises(ValueError, match="refresh"):
         RefreshPolicy.from_settings({}, "weekly")
+
+
+def test_a_crawl_on_a_schema_older_than_the_code_stops_and_exits_1(
+    make_database, site: GeneratedSite, tmp_path: Path
+) -> None:
+    db_url = make_database("006_enrichment_workers")
+    settings = [f"{name}={value}" for name, value in crawl_settings(tmp_path).items()]
+    done = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
+         "-a", f"start_urls={site.start_url}",
+         *(part for setting in settings for part in ("-s", setting))],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "DATABASE_URL": db_url},
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert "'finish_reason': 'database_schema_outdated'" in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 1

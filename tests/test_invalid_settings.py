@@ -89,6 +89,40 @@ def test_an_invalid_setting_stops_the_crawl_with_one_clear_line(
     assert "Spider opened" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"CRAWL_REFRESH": "sometimes"}, "CRAWL_REFRESH must be one of due, all, none"),
+        ({"CRAWL_REFRESH_RECENT_DAYS": "-3"}, "CRAWL_REFRESH_RECENT_DAYS must be a number of days"),
+        ({"FRONTIER_HEARTBEAT": "soon"}, "FRONTIER_HEARTBEAT must be a number of seconds > 0"),
+        ({"MAX_IDLE_TIME_BEFORE_CLOSE": "-1"}, "MAX_IDLE_TIME_BEFORE_CLOSE must be a number of"),
+        ({"JOBDIR": "crawls/run1"}, "JOBDIR must be unset with REDIS_URL"),
+        ({"SCHEDULER_FLUSH_ON_START": "True"}, "SCHEDULER_FLUSH_ON_START must be off with a"),
+        ({"FRONTIER_NAME": "a b"}, "FRONTIER_NAME must be letters, digits and ._- only"),
+    ],
+)
+def test_an_invalid_crawl_or_frontier_setting_stops_the_crawl_with_one_clear_line(
+    given: dict[str, str], message: str, tmp_path: Path, redis_server_url: str, frontier_name: str
+) -> None:
+    shared = {"REDIS_URL": redis_server_url, "FRONTIER_NAME": frontier_name}
+    done = crawl({**shared, **given}, tmp_path)
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"scrapy crawl: invalid setting: {message}"), done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_frontier_redis_that_does_not_answer_stops_the_crawl_with_one_line(
+    tmp_path: Path,
+) -> None:
+    done = crawl({"REDIS_URL": "redis://:secret@127.0.0.1:9/0"}, tmp_path)
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("scrapy crawl: the shared frontier's Redis (REDIS_URL) does not answer")
+    assert "Traceback" not in done.stderr
+    assert "secret" not in done.stderr
+
+
 @pytest.mark.parametrize("name", ["PROMETHEUS_PORT", "ENRICHMENT_SERVICE_PORT"])
 def test_an_invalid_value_from_the_environment_is_answered_the_same_way(
     tmp_path: Path, name: str

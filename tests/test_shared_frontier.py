@@ -171,5 +171,7 @@ def test_settings_a_shared_frontier_refuses(redis_server_url: str) -> None:
         "crawl", "1001tracklists", "-s", f"REDIS_URL={redis_server_url}",
         "-s", "SCHEDULER_FLUSH_ON_START=True",
     )  # fmt: skip
-    assert done.returncode != 0
-    assert "SCHEDULER_FLUSH_ON_START: never with a shared frontier" in done.stderr
+    assert done.returncode == 2
+    assert "invalid setting: SCHEDULER_FLUSH_ON_START must be off with a shared frontier" in (
+        done.stderr
+    )

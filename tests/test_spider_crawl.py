@@ -266,6 +266,22 @@ def test_too_many_blocks_in_a_row_stop_the_crawl(site: FakeSite) -> None:
     assert "Stopping the crawl: 3 non-content pages in a row" in log
 
 
+def test_a_crawl_the_site_keeps_blocking_exits_1(site: FakeSite, db_url: str) -> None:
+    site.tracklist_answers = lambda tracklist_id, attempt: (
+        FIXTURES / "blocked_ip_limit.html"
+    ).read_bytes()
+    urls = ",".join(f"{site.base}/tracklist/9demo0{n}x/a.html" for n in range(1, 6))
+    done = scrapy_crawl(
+        "-a", f"start_urls={urls}", "-s", "BLOCKED_BACKOFF_BASE=0.05",
+        "-s", "BLOCKED_PAGES_MAX_IN_ROW=3", "-s", "TRACKLISTS_SITE_URL=" + site.base,
+        "-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=False",
+        database_url=db_url,
+    )  # fmt: skip
+    # A scheduler must see that the crawl did not do its work.
+    assert "'finish_reason': 'blocked_pages_in_a_row'" in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 1
+
+
 def test_http_cache_replays_content_but_never_a_block_page(site: FakeSite, tmp_path: Path) -> None:
     interstitial = (FIXTURES / "blocked_interstitial.html").read_bytes()
     site.tracklist_answers = lambda tracklist_id, attempt: (

@@ -10,9 +10,11 @@ Scrapy's own command exits 0 whatever the pipelines did. Here:
 * spider arguments (``-a``) the spider refuses stop the command before the crawl starts, with
   one error line and exit status 2, in the same way;
 * when the database pipeline had to spool items to a file (the database was unavailable, the
-  writer failed, or a second Ctrl-C stopped the crawl before the pipeline could flush), the exit
-  status is 1, so that a script or scheduler running the crawl sees it. Any other failure to
-  start the crawl also exits 1, with Scrapy's traceback.
+  writer failed, or a second Ctrl-C stopped the crawl before the pipeline could flush), or the
+  crawl stopped before its work was done (``FAILED_REASONS``: the site kept blocking it, the
+  writer failed, the schema is older than the code), the exit status is 1, so that a script or
+  scheduler running the crawl sees it. Any other failure to start the crawl also exits 1, with
+  Scrapy's traceback.
 """
 
 from __future__ import annotations
@@ -29,15 +31,25 @@ from scrapy.exceptions import UsageError
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from scrapers.crawl.frontier import RedisUnavailable
+from scrapers.crawl.incremental import SCHEMA_CLOSE_REASON
 from scrapers.db.connection import DatabaseUrlError
-from scrapers.pipelines.database_pipeline import CRAWL_ENDED, LOST_STAT, SPOOLED_STAT
+from scrapers.pipelines.database_pipeline import (
+    CRAWL_ENDED,
+    LOST_STAT,
+    SPOOLED_STAT,
+    WRITER_ERROR_REASON,
+)
 from scrapers.settings_check import InvalidSetting
+from scrapers.spiders.blocking import CLOSE_REASON as BLOCKED_CLOSE_REASON
 
 logger = logging.getLogger(__name__)
 
 USAGE_ERROR_EXIT = 2
 # Errors that mean "the user asked for something that cannot be done", not a defect.
-REFUSALS = (InvalidSetting, UsageError, DatabaseUrlError)
+# Finish reasons of a crawl that stopped before its work was done.
+FAILED_REASONS = frozenset({BLOCKED_CLOSE_REASON, WRITER_ERROR_REASON, SCHEMA_CLOSE_REASON})
+REFUSALS = (InvalidSetting, UsageError, DatabaseUrlError, RedisUnavailable)
 
 
 class Command(ScrapyCrawl):
@@ -53,8 +65,12 @@ class Command(ScrapyCrawl):
                 check_arguments(opts.spargs)
         except ValueError as error:
             raise UsageError(f"spider argument {error}", print_help=False) from error
-        crawler = self._create_crawler(args[0])
         self._refused: Exception | None = None
+        try:
+            crawler = self._create_crawler(args[0])  # applies the spider's update_settings
+        except REFUSALS as error:
+            self._refuse(error)
+            return
         started = self.crawler_process.crawl(crawler, **opts.spargs)
         if isinstance(started, Deferred):
             started.addErrback(self._deferred_failed)
@@ -62,14 +78,17 @@ class Command(ScrapyCrawl):
             started.add_done_callback(self._task_done)
         self.crawler_process.start()
         if self._refused is not None:
-            what = "invalid setting: " if isinstance(self._refused, InvalidSetting) else ""
-            print(f"scrapy crawl: {what}{self._refused}", file=sys.stderr)
-            self.exitcode = USAGE_ERROR_EXIT
+            self._refuse(self._refused)
             return
         # After a forced stop the spider was never closed and pipelines may still hold items.
         crawler.signals.send_catch_log(signal=CRAWL_ENDED)
-        if self.crawler_process.bootstrap_failed or _spooled(crawler):
+        if self.crawler_process.bootstrap_failed or _spooled(crawler) or _failed(crawler):
             self.exitcode = 1
+
+    def _refuse(self, error: Exception) -> None:
+        what = "invalid setting: " if isinstance(error, InvalidSetting) else ""
+        print(f"scrapy crawl: {what}{error}", file=sys.stderr)
+        self.exitcode = USAGE_ERROR_EXIT
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
@@ -84,6 +103,16 @@ class Command(ScrapyCrawl):
             self._refused = failure.value
             return None
         return failure
+
+
+def _failed(crawler: Crawler) -> bool:
+    """The crawl stopped before its work was done: the site kept blocking it, the database
+    writer failed, or the schema is older than the code."""
+    try:
+        stats = crawler.stats
+    except RuntimeError:
+        return False
+    return stats.get_value("finish_reason") in FAILED_REASONS
 
 
 def _spooled(crawler: Crawler) -> Any:

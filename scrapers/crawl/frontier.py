@@ -40,6 +40,8 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from scrapy_redis.spiders import RedisSpider
 
+from scrapers.settings_check import InvalidSetting, seconds
+
 logger = logging.getLogger(__name__)
 
 POLITENESS_MIDDLEWARE = "scrapers.crawl.frontier.GlobalPoliteness"
@@ -88,8 +90,27 @@ def enabled(settings: BaseSettings) -> bool:
 def frontier_name(settings: BaseSettings, spider_name: str) -> str:
     name = settings.get("FRONTIER_NAME") or spider_name
     if not _NAME.match(name):
-        raise ValueError(f"FRONTIER_NAME: letters, digits and ._- only, not {name!r}")
+        raise InvalidSetting("FRONTIER_NAME", "letters, digits and ._- only", name)
     return name
+
+
+class RedisUnavailable(RuntimeError):
+    """The shared frontier's Redis does not answer. The message names its host, never a
+    password; ``scrapy crawl`` answers it with one line and exit status 2."""
+
+
+def check_redis(url: str) -> None:
+    """Refuse to start a worker whose Redis does not answer, before anything is crawled."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, ValueError) as error:
+        raise RedisUnavailable(
+            f"the shared frontier's Redis (REDIS_URL) does not answer: {error}"
+        ) from None
 
 
 def keys(name: str) -> dict[str, str]:
@@ -112,17 +133,26 @@ def configure(settings: BaseSettings, spider_name: str) -> None:
     if not enabled(settings):
         return
     if settings.getbool("SCHEDULER_FLUSH_ON_START"):
-        raise ValueError(
-            "SCHEDULER_FLUSH_ON_START: never with a shared frontier (it empties the queue of"
-            " every running worker); use `scrapy frontier clear`"
+        raise InvalidSetting(
+            "SCHEDULER_FLUSH_ON_START",
+            "off with a shared frontier (it empties the queue of every running worker; use"
+            " `scrapy frontier clear`)",
+            settings.get("SCHEDULER_FLUSH_ON_START"),
         )
-    if settings.get("JOBDIR"):
-        raise ValueError("JOBDIR and REDIS_URL: the shared frontier already persists the queue")
+    jobdir = settings.get("JOBDIR")
+    if jobdir:
+        raise InvalidSetting(
+            "JOBDIR", "unset with REDIS_URL (the shared frontier persists the queue)", jobdir
+        )
     if settings.getint("SCHEDULER_IDLE_BEFORE_CLOSE"):
-        raise ValueError("SCHEDULER_IDLE_BEFORE_CLOSE blocks the event loop; leave it unset")
+        raise InvalidSetting(
+            "SCHEDULER_IDLE_BEFORE_CLOSE",
+            "unset (it blocks the event loop)",
+            settings.get("SCHEDULER_IDLE_BEFORE_CLOSE"),
+        )
     name = frontier_name(settings, spider_name)
     names = keys(name)
-    delay = settings.getfloat("DOWNLOAD_DELAY")
+    delay = seconds("DOWNLOAD_DELAY", settings.get("DOWNLOAD_DELAY"), allow_zero=True)
     for setting, value in {
         "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
         "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
@@ -138,6 +168,7 @@ def configure(settings: BaseSettings, spider_name: str) -> None:
         settings.set(setting, value, priority="cmdline")
     for setting, value in DEFAULTS.items():
         settings.setdefault(setting, value)
+        seconds(setting, settings.get(setting))  # refused here, before anything starts
     middlewares = settings.getdict("DOWNLOADER_MIDDLEWARES")
     middlewares.setdefault(POLITENESS_MIDDLEWARE, POLITENESS_PRIORITY)
     settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="cmdline")
@@ -157,6 +188,7 @@ class FrontierSpider(RedisSpider):
         crawler = crawler or self.crawler
         if not enabled(crawler.settings):
             return
+        check_redis(crawler.settings["REDIS_URL"])
         super().setup_redis(crawler)
         settings = crawler.settings
         self.spider_idle_start_time = int(time.time())

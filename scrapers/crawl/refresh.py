@@ -32,6 +32,7 @@ import psycopg2.extensions
 
 from scrapers import metrics
 from scrapers.db.connection import connect, redacted
+from scrapers.settings_check import InvalidSetting, number
 
 logger = logging.getLogger(__name__)
 
@@ -94,19 +95,21 @@ class RefreshPolicy:
     def from_settings(cls, settings: Mapping[str, Any], mode: str | None) -> RefreshPolicy:
         """The policy of ``settings``; ``mode`` (the spider argument) overrides CRAWL_REFRESH.
 
-        Raises ValueError naming the setting when a value is not usable.
+        Raises ``InvalidSetting`` when a setting is not usable, ValueError for a bad ``mode``.
         """
-        chosen = refresh_mode(mode or settings.get("CRAWL_REFRESH") or "due") or "due"
-        days = []
-        for name, default in SETTINGS.items():
-            raw = settings.get(name)
-            try:
-                value = float(default if raw is None or raw == "" else raw)
-            except (TypeError, ValueError):
-                raise ValueError(f"{name}: not a number of days: {raw!r}") from None
-            if not 0 <= value < 36500:
-                raise ValueError(f"{name}: must be between 0 and 36500 days, not {value}")
-            days.append(value)
+        configured = settings.get("CRAWL_REFRESH") or "due"
+        try:
+            setting_mode = refresh_mode(configured) or "due"
+        except ValueError:
+            raise InvalidSetting(
+                "CRAWL_REFRESH", f"one of {', '.join(MODES)}", configured
+            ) from None
+        chosen = refresh_mode(mode) or setting_mode  # a bad argument: ValueError, as every -a
+        days = [
+            number(name, default if settings.get(name) in (None, "") else settings.get(name),
+                   maximum=36500, what="a number of days")
+            for name, default in SETTINGS.items()
+        ]  # fmt: skip
         return cls(chosen, *days)
 
     def skip_reason(self, stored: StoredSetlist, now: dt.datetime) -> SkipReason | None:
