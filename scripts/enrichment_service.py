@@ -86,17 +86,20 @@ def main(argv: list[str] | None = None) -> int:
                 " AND to_regclass('enrichment_rate_limits') IS NOT NULL"
             )
             if not cursor.fetchone()[0]:
-                print("The schema is not current: run `python scripts/migrate.py up` first.")
+                print(
+                    "The schema is not current: run `python scripts/migrate.py up` first.",
+                    file=sys.stderr,
+                )
                 return 2
     except (ValueError, *NO_DATABASE_ERRORS) as error:
-        print(f"Cannot start: {one_line(error)}")
+        print(f"Cannot start: {one_line(error)}", file=sys.stderr)
         return 2
     host = args.host or config.service_host
     port = config.service_port if args.port is None else args.port
     try:
         limiters = shared_limiters(config, url)
     except redis.RedisError as error:
-        print(f"Cannot start: Redis at REDIS_URL: {error}")
+        print(f"Cannot start: Redis at REDIS_URL: {error}", file=sys.stderr)
         return 2
     cache = ResponseCache(url, max_connections=config.concurrency)
     enricher = Enricher.from_config(config, cache, limiters)
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("A batch of %d tracks every %g s", args.max_tracks, args.every)
         service.start_schedule(args.every, args.max_tracks)
     # SIGTERM (systemd, docker stop) ends like Ctrl-C. A batch cut short loses only its lookups
-    # in flight: each track is committed on its own, and the batch lock dies with the session.
+    # in flight: each track is committed on its own, and its claims expire with their lease.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         service.serve_forever()

@@ -264,7 +264,7 @@ def test_an_unreachable_redis_stops_the_worker_without_its_password(db_url: str)
         check=False,
     )
     assert completed.returncode == 2, completed.stdout + completed.stderr
-    assert "Cannot start: Redis at REDIS_URL" in completed.stdout
+    assert "Cannot start: Redis at REDIS_URL" in completed.stderr
     assert "s3cret" not in completed.stdout + completed.stderr
 
 
