@@ -48,8 +48,9 @@ from scrapers.db.writer import BatchWriter
 from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
-from scrapers.enrichment.enricher import ENRICHED, Enricher, TrackQuery
+from scrapers.enrichment.enricher import Enricher, TrackQuery
 from scrapers.enrichment.ratelimit import shared_limiters
+from scrapers.statuses import EnrichmentStatus
 from tests.fakes.fixtures import SPOTIFY_ID, SPOTIFY_SECRET, Fakes, recording
 from tests.fakes.sources import FakeDeezer, FakeMusicBrainz, FakeSpotify, Recording
 
@@ -70,7 +71,7 @@ def run_pass(
         fakes,
         before,
         elapsed,
-        enriched=sum(result.status == ENRICHED for result in results),
+        enriched=sum(result.status == EnrichmentStatus.ENRICHED for result in results),
         waited=sum(client.limiter.waited_seconds for client in enricher.clients),
         threads=workers,
         allowed_rate=allowed_rate,

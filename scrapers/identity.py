@@ -15,6 +15,8 @@ import re
 import unicodedata
 from typing import NamedTuple
 
+from scrapers.statuses import CreditRole
+
 ISRC_PATTERN = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")
 # TuneCore hands out "TC…" catalogue codes that look like ISRCs but are not.
 _NOT_ISRC_PREFIXES = ("TC",)
@@ -170,9 +172,10 @@ def split_artist_credit(artist: str) -> list[tuple[str, str]]:
 @functools.lru_cache(maxsize=1 << 14)
 def _split_artist_credit(artist: str) -> tuple[tuple[str, str], ...]:
     main, *featured = _FEAT_IN_ARTIST.split(artist, maxsplit=1)
-    credits = [(name, "primary") for name in _split_names(main)]
+    credits = [(name, CreditRole.PRIMARY) for name in _split_names(main)]
     credits += [
-        (name, "featured") for name in _split_names("".join(featured), _FEATURED_SEPARATORS)
+        (name, CreditRole.FEATURED)
+        for name in _split_names("".join(featured), _FEATURED_SEPARATORS)
     ]
     return tuple(_unique_credits(credits))
 
@@ -223,8 +226,8 @@ def line_identity(artist: str, title: str) -> LineIdentity:
         featured, bare_title = [], title
     remixers = remixers_from_title(title) if "(" in title or "[" in title else []
     primary = split_artist_credit(artist)
-    credits = primary + [(name, "featured") for name in featured]
-    credits += [(name, "remixer") for name in remixers]
+    credits = primary + [(name, CreditRole.FEATURED) for name in featured]
+    credits += [(name, CreditRole.REMIXER) for name in remixers]
     names = {artist_key(name) for name, _ in primary}
     names |= {artist_key(name) for name in featured}
     folded_title = fold_text(bare_title)
@@ -286,7 +289,7 @@ def search_artists(artist: str) -> list[str]:
     names = [
         part.strip()
         for name, role in split_artist_credit(artist)
-        if role == "primary"
+        if role == CreditRole.PRIMARY
         for part in _AMPERSAND.split(name)
         if part.strip()
     ]
@@ -302,7 +305,7 @@ def credited_names(artist: str, title: str = "") -> tuple[frozenset[str], frozen
     featured: set[str] = {artist_key(name) for name in featured_from_title(title)}
     for name, role in split_artist_credit(artist):
         keys = {artist_key(part) for part in _AMPERSAND.split(name)} - {""}
-        (primary if role == "primary" else featured).update(keys)
+        (primary if role == CreditRole.PRIMARY else featured).update(keys)
     return frozenset(primary), frozenset(featured - primary)
 
 

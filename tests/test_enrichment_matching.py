@@ -15,7 +15,7 @@ from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.deezer import DeezerClient
 from scrapers.enrichment.distance import artist_similarity, similarity, stated_version
-from scrapers.enrichment.enricher import ENRICHED, FAILED, NOT_FOUND, Enricher, TrackQuery
+from scrapers.enrichment.enricher import Enricher, TrackQuery
 from scrapers.enrichment.matching import (
     AMBIGUOUS,
     BELOW_THRESHOLD,
@@ -28,6 +28,7 @@ from scrapers.enrichment.matching import (
 )
 from scrapers.enrichment.musicbrainz import lucene_query
 from scrapers.enrichment.spotify import SpotifyClient
+from scrapers.statuses import EnrichmentStatus
 from tests.fakes.fixtures import Fakes
 from tests.fakes.sources import MB_THROTTLED, RecordedAnswers
 
@@ -173,7 +174,7 @@ def test_deezer_and_spotify_search_without_the_original_version_bracket(
 def test_original_mix_in_the_tracklist_is_found_by_search(fakes: Fakes) -> None:
     enricher = Enricher.from_config(fakes.config(spotify=False), cache=None)
     result = enricher.enrich(TrackQuery("Deadmau5", "Strobe (Original Mix)"))
-    assert result.status == ENRICHED
+    assert result.status == EnrichmentStatus.ENRICHED
     assert result.values["isrc"] == fakes.catalogue[0].isrc
     assert result.provenance["isrc"] == {
         "source": "musicbrainz",
@@ -187,7 +188,7 @@ def test_search_without_isrc_fills_every_field_with_provenance(fakes: Fakes) -> 
     enricher = Enricher.from_config(fakes.config(), cache=None)
     result = enricher.enrich(TrackQuery("Deadmau5", "Strobe"))
     recording = fakes.catalogue[0]
-    assert result.status == ENRICHED
+    assert result.status == EnrichmentStatus.ENRICHED
     assert result.values == {
         "isrc": recording.isrc,
         "spotify_id": recording.spotify_id,
@@ -213,7 +214,7 @@ def test_known_isrc_is_looked_up_and_known_values_are_kept(fakes: Fakes) -> None
     enricher = Enricher.from_config(fakes.config(), cache=None)
     query = TrackQuery("Eric Prydz", "Opus", {"isrc": "GBAYE2600002", "bpm": 126.0})
     result = enricher.enrich(query)
-    assert result.status == ENRICHED
+    assert result.status == EnrichmentStatus.ENRICHED
     assert "isrc" not in result.values and "bpm" not in result.values
     assert result.values["spotify_id"] == fakes.catalogue[1].spotify_id
     assert all(p["matched_by"] == "isrc" for p in result.provenance.values())
@@ -226,7 +227,7 @@ def test_ambiguous_candidates_guess_nothing_and_log_the_plan_warning(
     caplog.set_level(logging.WARNING)
     enricher = Enricher.from_config(fakes.config(), cache=None)
     result = enricher.enrich(TrackQuery("Twin Artist", "Same Name"))
-    assert result.status == NOT_FOUND
+    assert result.status == EnrichmentStatus.NOT_FOUND
     assert result.values == {}
     assert "ISRC not found for Twin Artist - Same Name" in caplog.messages
 
@@ -234,7 +235,7 @@ def test_ambiguous_candidates_guess_nothing_and_log_the_plan_warning(
 def test_tunecore_code_is_refused_and_recorded(fakes: Fakes) -> None:
     enricher = Enricher.from_config(fakes.config(spotify=False), cache=None)
     result = enricher.enrich(TrackQuery("Indie Act", "Bedroom Tune"))
-    assert result.status == NOT_FOUND
+    assert result.status == EnrichmentStatus.NOT_FOUND
     assert "isrc" not in result.values
     assert result.values["musicbrainz_id"] == fakes.catalogue[5].mbid
     assert result.metadata()["rejected_identifiers"][0]["value"] == "TCAAB2312345"
@@ -245,11 +246,11 @@ def test_a_dead_source_is_skipped_and_the_track_marked_failed(fakes: Fakes) -> N
     config = fakes.config(max_attempts=1, breaker_failures=1, spotify=False)
     enricher = Enricher.from_config(config, cache=None)
     first = enricher.enrich(TrackQuery("Twin Artist", "Same Name"))
-    assert first.status == FAILED
+    assert first.status == EnrichmentStatus.FAILED
     assert "musicbrainz" in first.errors[0]
     # Deezer alone still finds a track MusicBrainz would have given.
     second = enricher.enrich(TrackQuery("Avicii", "Levels"))
-    assert second.status == ENRICHED
+    assert second.status == EnrichmentStatus.ENRICHED
     assert second.provenance["isrc"]["source"] == "deezer"
     assert len(fakes.musicbrainz.requests) == 1, "open circuit: no second MusicBrainz request"
 
@@ -480,7 +481,7 @@ def test_a_track_left_without_isrc_keeps_why_and_is_counted(
     server.case = case
     before = _not_found(reason)
     result = enricher.enrich(TrackQuery(case["artist"], case["title"]))
-    assert result.status == NOT_FOUND
+    assert result.status == EnrichmentStatus.NOT_FOUND
     not_found = result.metadata()["not_found"]
     assert not_found["reason"] == reason
     assert not_found["sources"][0]["source"] == "musicbrainz"
@@ -503,6 +504,6 @@ def test_no_candidates_and_a_dead_source_are_reasons_too(
     server.script(503, MB_THROTTLED, path_contains="/ws/2/")
     before = _not_found("source_down")
     down = enricher.enrich(TrackQuery("Nobody", "Nothing"))
-    assert down.status == FAILED
+    assert down.status == EnrichmentStatus.FAILED
     assert down.metadata()["not_found"]["reason"] == "source_down"
     assert _not_found("source_down") == before + 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scrapers.db.conflicts import KEPT_ON_OTHER_TRACK, KEPT_STORED, assign_identifiers
+from scrapers.db.conflicts import assign_identifiers
 from scrapers.db.records import Rejected
+from scrapers.statuses import ConflictResolution
 
 
 def _track(db, title: str, isrc: str | None = None, spotify_id: str | None = None) -> str:
@@ -66,7 +67,15 @@ def test_identifier_owned_by_another_track_stays_there(db) -> None:
     assert _row(db, claimant)["isrc"] is None
     assert _row(db, owner)["isrc"] == "USRC12345678"
     assert _conflicts(db) == [
-        ("isrc", claimant, owner, None, "USRC12345678", KEPT_ON_OTHER_TRACK, "enrichment:test")
+        (
+            "isrc",
+            claimant,
+            owner,
+            None,
+            "USRC12345678",
+            ConflictResolution.KEPT_ON_OTHER_TRACK,
+            "enrichment:test",
+        )
     ]
 
 
@@ -76,7 +85,15 @@ def test_stored_identifier_is_never_overwritten(db) -> None:
     assert outcome.assigned == {}
     assert _row(db, track)["isrc"] == "USRC12345678"
     assert _conflicts(db) == [
-        ("isrc", track, None, "USRC12345678", "GBAYE0000001", KEPT_STORED, "enrichment:test")
+        (
+            "isrc",
+            track,
+            None,
+            "USRC12345678",
+            "GBAYE0000001",
+            ConflictResolution.KEPT_STORED,
+            "enrichment:test",
+        )
     ]
 
 

@@ -32,10 +32,7 @@ from psycopg2.extras import execute_values
 from scrapers import identity, metrics
 from scrapers.db import records
 from scrapers.db.locks import lock_key, lock_keys
-
-KEPT_STORED = "kept_stored"
-KEPT_ON_OTHER_TRACK = "kept_on_other_track"
-IDENTIFIER_TYPES = ("isrc", "spotify_id")
+from scrapers.statuses import ConflictResolution, IdentifierType
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +41,16 @@ logger = logging.getLogger(__name__)
 class Conflict:
     """One row of ``identifier_conflicts``."""
 
-    identifier_type: str
+    identifier_type: IdentifierType
     track_id: str
     other_track_id: str | None
     stored_value: str | None
     incoming_value: str
-    resolution: str
+    resolution: ConflictResolution
 
 
 def decide(
-    identifier_type: str,
+    identifier_type: IdentifierType,
     track_id: str,
     incoming: str | None,
     stored: str | None,
@@ -67,11 +64,18 @@ def decide(
         return False, None
     if owner_id is not None and owner_id != track_id:
         conflict = Conflict(
-            identifier_type, track_id, owner_id, stored, incoming, KEPT_ON_OTHER_TRACK
+            identifier_type,
+            track_id,
+            owner_id,
+            stored,
+            incoming,
+            ConflictResolution.KEPT_ON_OTHER_TRACK,
         )
         return False, conflict
     if stored is not None:
-        return False, Conflict(identifier_type, track_id, None, stored, incoming, KEPT_STORED)
+        return False, Conflict(
+            identifier_type, track_id, None, stored, incoming, ConflictResolution.KEPT_STORED
+        )
     return True, None
 
 
@@ -117,7 +121,10 @@ def insert_conflicts(
         page_size=len(rows),
         fetch=True,
     )
-    return [Conflict(*row) for row in inserted]
+    return [
+        Conflict(IdentifierType(kind), track, other, stored, incoming, ConflictResolution(how))
+        for kind, track, other, stored, incoming, how in inserted
+    ]
 
 
 def count_conflicts(conflicts: Iterable[Conflict]) -> None:
@@ -166,10 +173,10 @@ def assign_identifiers(
     ``LookupError`` when the track does not exist.
     """
     outcome = AssignmentOutcome()
-    parsed: dict[str, str | None] = {}
+    parsed: dict[IdentifierType, str | None] = {}
     for name, raw, parse in (
-        ("isrc", isrc, identity.parse_isrc),
-        ("spotify_id", spotify_id, identity.parse_spotify_id),
+        (IdentifierType.ISRC, isrc, identity.parse_isrc),
+        (IdentifierType.SPOTIFY_ID, spotify_id, identity.parse_spotify_id),
     ):
         try:
             parsed[name] = parse(raw)
@@ -217,7 +224,7 @@ def _validated_values(values: Mapping[str, Any]) -> dict[str, Any]:
 def _assign(
     cursor: psycopg2.extensions.cursor,
     track_id: str,
-    parsed: dict[str, str | None],
+    parsed: dict[IdentifierType, str | None],
     row: dict[str, Any],
     metadata: dict[str, Any],
     outcome: AssignmentOutcome,
@@ -228,8 +235,8 @@ def _assign(
     current = cursor.fetchone()
     if current is None:
         raise LookupError(f"no track {track_id}")
-    stored = dict(zip(IDENTIFIER_TYPES, current, strict=True))
-    for name in IDENTIFIER_TYPES:
+    stored = dict(zip(IdentifierType, current, strict=True))
+    for name in IdentifierType:
         owner = None
         if parsed[name] is not None:
             cursor.execute(

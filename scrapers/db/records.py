@@ -23,6 +23,7 @@ from itemadapter import ItemAdapter
 from psycopg2 import sql
 
 from scrapers import identity
+from scrapers.statuses import CreditRole, EnrichmentStatus, RejectionCode
 
 MAX_NAME_CHARS = 500
 MAX_SHORT_CHARS = 200
@@ -37,8 +38,8 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 # erases. ``FILL_ONLY`` columns are identifiers or identity: only filled when still empty.
 OVERWRITE_COLUMNS = ("bpm", "duration_ms", "key", "label", "release_date", "genre")
 FILL_ONLY_COLUMNS = ("musicbrainz_id", "version")
-ENRICHMENT_STATUSES = ("pending", "enriched", "not_found", "failed")
-ROLES = ("primary", "featured", "remixer")
+ENRICHMENT_STATUSES = tuple(EnrichmentStatus)
+ROLES = tuple(CreditRole)
 
 # Plan-shape dicts use these names for what the items call ``title`` and ``artist``.
 _ALIASES = {"track_name": "title", "artist_name": "artist", "name": "title"}
@@ -87,7 +88,7 @@ _VERSION_BRACKET = re.compile(
 class Rejected(ValueError):
     """The item cannot be stored. ``code`` labels the metric; ``str()`` is the stored reason."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: RejectionCode, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
 
@@ -247,7 +248,9 @@ def to_record(item: Any) -> Record:
     try:
         fields = to_plain(item)
     except Exception as error:
-        raise Rejected("wrong_type", f"not an item or mapping: {type(item).__name__}") from error
+        raise Rejected(
+            RejectionCode.WRONG_TYPE, f"not an item or mapping: {type(item).__name__}"
+        ) from error
     for alias, name in _ALIASES.items():
         if alias in fields and name not in fields:
             fields[name] = fields.pop(alias)
@@ -271,7 +274,7 @@ def _reject_nul_bytes(fields: Mapping[str, Any]) -> None:
             continue
         where = _nul_path({key: value})
         if where is not None:
-            raise Rejected("nul_byte", f"{where or 'item'} contains a NUL byte")
+            raise Rejected(RejectionCode.NUL_BYTE, f"{where or 'item'} contains a NUL byte")
 
 
 def _nul_path(value: Any) -> str | None:
@@ -297,7 +300,7 @@ def _setlist_record(fields: dict[str, Any]) -> SetlistRecord:
     source = _text(fields, "source", MAX_SHORT_CHARS) or "unknown"
     source_id = _text(fields, "source_id", MAX_SHORT_CHARS)
     if not source_id:
-        raise Rejected("missing_source_id", "setlist item has no source_id")
+        raise Rejected(RejectionCode.MISSING_SOURCE_ID, "setlist item has no source_id")
     return SetlistRecord(
         source=source,
         source_id=source_id,
@@ -316,7 +319,7 @@ def _setlist_record(fields: dict[str, Any]) -> SetlistRecord:
 def _row_count(fields: Mapping[str, Any]) -> int | None:
     count = _int(fields, "row_count")
     if count is not None and count < 0:
-        raise Rejected("wrong_value", f"row_count {count} is negative")
+        raise Rejected(RejectionCode.WRONG_VALUE, f"row_count {count} is negative")
     return count
 
 
@@ -327,13 +330,15 @@ def _track_record(fields: dict[str, Any]) -> TrackRecord:
     unknown = bool(fields.get("is_unknown") or fields.get("is_partial_id"))
     if unknown or (title and identity.is_unknown_text(title)):
         if placement is None:
-            raise Rejected("unknown_track", "an unidentified track (ID) with no setlist row")
+            raise Rejected(
+                RejectionCode.UNKNOWN_TRACK, "an unidentified track (ID) with no setlist row"
+            )
         placement.is_unknown = placement.is_unknown or not placement.is_partial_id
         return TrackRecord(is_track=False, placement=placement, artist=artist or "", title=title)
     if not title:
-        raise Rejected("missing_title", "track has no title")
+        raise Rejected(RejectionCode.MISSING_TITLE, "track has no title")
     if not artist:
-        raise Rejected("missing_artist", "track has no artist")
+        raise Rejected(RejectionCode.MISSING_ARTIST, "track has no artist")
 
     metadata = _metadata(fields)
     invalid: dict[str, Any] = {}
@@ -365,7 +370,8 @@ def _track_record(fields: dict[str, Any]) -> TrackRecord:
     record.is_remix = (
         is_remix
         if isinstance(is_remix, bool)
-        else "remix" in title.casefold() or any(role == "remixer" for _, role in record.credits)
+        else "remix" in title.casefold()
+        or any(role == CreditRole.REMIXER for _, role in record.credits)
     )
     if invalid:
         metadata.setdefault("invalid", {}).update(invalid)
@@ -382,7 +388,7 @@ def _placement(fields: dict[str, Any], artist: str | None, title: str | None) ->
         return None
     row_index = _int(fields, "row_index")
     if row_index is None or row_index < 0:
-        raise Rejected("missing_row_index", "setlist track row has no valid row_index")
+        raise Rejected(RejectionCode.MISSING_ROW_INDEX, "setlist track row has no valid row_index")
     cue = _int(fields, "cue_seconds")
     return Placement(
         setlist_key=(_text(fields, "setlist_source", MAX_SHORT_CHARS) or "unknown", source_id),
@@ -407,11 +413,15 @@ def _text(fields: Mapping[str, Any], name: str, limit: int) -> str | None:
         return None
     if type(value) is not str:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise Rejected("wrong_type", f"{name} must be text, got {type(value).__name__}")
+            raise Rejected(
+                RejectionCode.WRONG_TYPE, f"{name} must be text, got {type(value).__name__}"
+            )
         value = str(value)
     text = value.strip()
     if len(text) > limit:
-        raise Rejected("field_too_long", f"{name} has {len(text)} characters (limit {limit})")
+        raise Rejected(
+            RejectionCode.FIELD_TOO_LONG, f"{name} has {len(text)} characters (limit {limit})"
+        )
     return text or None
 
 
@@ -422,9 +432,9 @@ def _text_list(fields: Mapping[str, Any], name: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list | tuple):
-        raise Rejected("wrong_type", f"{name} must be a list of text")
+        raise Rejected(RejectionCode.WRONG_TYPE, f"{name} must be a list of text")
     if len(value) > MAX_LIST_ENTRIES:
-        raise Rejected("field_too_long", f"{name} has {len(value)} entries")
+        raise Rejected(RejectionCode.FIELD_TOO_LONG, f"{name} has {len(value)} entries")
     texts = [_text({name: entry}, name, MAX_NAME_CHARS) for entry in value]
     return [text for text in texts if text]
 
@@ -434,13 +444,15 @@ def _int(fields: Mapping[str, Any], name: str) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise Rejected("wrong_type", f"{name} must be an integer, got bool")
+        raise Rejected(RejectionCode.WRONG_TYPE, f"{name} must be an integer, got bool")
     try:
         number = int(value)
     except (TypeError, ValueError) as error:
-        raise Rejected("wrong_type", f"{name} must be an integer, got {value!r:.40}") from error
+        raise Rejected(
+            RejectionCode.WRONG_TYPE, f"{name} must be an integer, got {value!r:.40}"
+        ) from error
     if abs(number) > MAX_INT:
-        raise Rejected("wrong_value", f"{name} {number} is out of range")
+        raise Rejected(RejectionCode.WRONG_VALUE, f"{name} {number} is out of range")
     return number
 
 
@@ -449,7 +461,7 @@ def _bool(fields: Mapping[str, Any], name: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool | int):
-        raise Rejected("wrong_type", f"{name} must be true or false")
+        raise Rejected(RejectionCode.WRONG_TYPE, f"{name} must be true or false")
     return bool(value)
 
 
@@ -460,7 +472,9 @@ def _number(
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise Rejected("wrong_type", f"{name} must be a number, got {type(value).__name__}")
+        raise Rejected(
+            RejectionCode.WRONG_TYPE, f"{name} must be a number, got {type(value).__name__}"
+        )
     if type(value) is str and value.isascii() and value.isdigit():
         # Exports write whole numbers as text ("128", "215000"): no Decimal parse needed.
         value = int(value)
@@ -469,7 +483,9 @@ def _number(
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation as error:
-        raise Rejected("wrong_type", f"{name} must be a number, got {value!r:.40}") from error
+        raise Rejected(
+            RejectionCode.WRONG_TYPE, f"{name} must be a number, got {value!r:.40}"
+        ) from error
     if not number.is_finite() or not low < number < high:
         invalid[name] = value
         return None
@@ -488,7 +504,9 @@ def _date(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> dt.d
     if isinstance(value, dt.date):
         return value
     if not isinstance(value, str):
-        raise Rejected("wrong_type", f"{name} must be an ISO date, got {type(value).__name__}")
+        raise Rejected(
+            RejectionCode.WRONG_TYPE, f"{name} must be an ISO date, got {type(value).__name__}"
+        )
     try:
         return dt.date.fromisoformat(value.strip()[:10])
     except ValueError:
@@ -521,7 +539,7 @@ def _choice(fields: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> s
     if value is None:
         return None
     if value not in allowed:
-        raise Rejected("wrong_value", f"{name} must be one of {', '.join(allowed)}")
+        raise Rejected(RejectionCode.WRONG_VALUE, f"{name} must be one of {', '.join(allowed)}")
     return str(value)
 
 
@@ -530,15 +548,17 @@ def _credits(fields: Mapping[str, Any], line: identity.LineIdentity) -> list[tup
     if not given:
         return list(line.credits)
     if not isinstance(given, list | tuple) or len(given) > MAX_LIST_ENTRIES:
-        raise Rejected("wrong_type", "artists must be a list of {name, role}")
+        raise Rejected(RejectionCode.WRONG_TYPE, "artists must be a list of {name, role}")
     credits = []
     for entry in given:
         if not isinstance(entry, Mapping):
-            raise Rejected("wrong_type", "artists entries must be {name, role}")
+            raise Rejected(RejectionCode.WRONG_TYPE, "artists entries must be {name, role}")
         name = _text(entry, "name", MAX_NAME_CHARS)
-        role = entry.get("role") or "primary"
+        role = entry.get("role") or CreditRole.PRIMARY
         if role not in ROLES:
-            raise Rejected("wrong_value", f"artist role must be one of {', '.join(ROLES)}")
+            raise Rejected(
+                RejectionCode.WRONG_VALUE, f"artist role must be one of {', '.join(ROLES)}"
+            )
         if name and identity.artist_key(name):
             credits.append((name, str(role)))
     return credits
@@ -549,7 +569,9 @@ def _metadata(fields: Mapping[str, Any]) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise Rejected("wrong_type", f"metadata must be an object, got {type(value).__name__}")
+        raise Rejected(
+            RejectionCode.WRONG_TYPE, f"metadata must be an object, got {type(value).__name__}"
+        )
     return dict(value)
 
 
@@ -565,9 +587,9 @@ def _bounded_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     try:
         text = json.dumps(metadata, default=str)
     except (TypeError, ValueError) as error:
-        raise Rejected("wrong_type", f"metadata is not JSON: {error}") from error
+        raise Rejected(RejectionCode.WRONG_TYPE, f"metadata is not JSON: {error}") from error
     if len(text) > MAX_METADATA_CHARS:
-        raise Rejected("field_too_long", f"metadata has {len(text)} characters")
+        raise Rejected(RejectionCode.FIELD_TOO_LONG, f"metadata has {len(text)} characters")
     return json.loads(text)
 
 
@@ -601,10 +623,13 @@ def update_assignments(stored: str = "t", incoming: str = "u") -> sql.Composed:
     # an outcome, so re-crawling an enriched track does not queue it again.
     assignments.append(
         sql.SQL(
-            "enrichment_status = CASE WHEN {new}.enrichment_status IN"
-            " ('enriched', 'not_found', 'failed') THEN {new}.enrichment_status"
-            " ELSE {old}.enrichment_status END"
-        ).format(old=old, new=new)
+            "enrichment_status = CASE WHEN {new}.enrichment_status IN ({outcomes})"
+            " THEN {new}.enrichment_status ELSE {old}.enrichment_status END"
+        ).format(
+            old=old,
+            new=new,
+            outcomes=sql.SQL(", ").join(map(sql.Literal, EnrichmentStatus.outcomes())),
+        )
     )
     assignments.append(sql.SQL("updated_at = now()"))
     return sql.SQL(", ").join(assignments)

@@ -40,14 +40,8 @@ from scrapers.db import records
 from scrapers.db.conflicts import assign_identifiers
 from scrapers.db.connection import connect
 from scrapers.enrichment.config import EnrichmentConfig
-from scrapers.enrichment.enricher import (
-    ENRICHED,
-    FAILED,
-    NOT_FOUND,
-    Enricher,
-    EnrichmentResult,
-    TrackQuery,
-)
+from scrapers.enrichment.enricher import Enricher, EnrichmentResult, TrackQuery
+from scrapers.statuses import CreditRole, EnrichmentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +64,8 @@ WITH picked AS (
        AND (t.enrichment_claimed_until IS NULL OR t.enrichment_claimed_until < now())
        AND (CASE WHEN %(force)s
                  THEN coalesce(t.enrichment_checked_at, '-infinity') < %(started)s
-                 ELSE t.enrichment_status = 'pending'
-                      OR (t.enrichment_status IN ('not_found', 'failed')
+                 ELSE t.enrichment_status = %(pending)s
+                      OR (t.enrichment_status IN (%(not_found)s, %(failed)s)
                           AND coalesce(t.enrichment_checked_at, t.updated_at)
                               < now() - make_interval(secs => %(retry_after)s))
             END)
@@ -88,7 +82,7 @@ RETURNING t.id::text, t.title, t.duration_ms, t.spotify_id, t.musicbrainz_id::te
        t.release_date, coalesce(
            (SELECT string_agg(a.name, ', ' ORDER BY ta.position)
               FROM track_artists ta JOIN artists a ON a.id = ta.artist_id
-             WHERE ta.track_id = t.id AND ta.role = 'primary'), '') AS artist
+             WHERE ta.track_id = t.id AND ta.role = %(primary)s), '') AS artist
 """
 
 
@@ -171,6 +165,10 @@ class Backfill:
                 {
                     "force": force,
                     "started": started,
+                    "pending": EnrichmentStatus.PENDING,
+                    "not_found": EnrichmentStatus.NOT_FOUND,
+                    "failed": EnrichmentStatus.FAILED,
+                    "primary": CreditRole.PRIMARY,
                     "retry_after": self.config.retry_failed_after,
                     "limit": limit,
                     "worker": worker,
@@ -208,7 +206,9 @@ class Backfill:
             return self.enricher.enrich(track.query, refresh=force_refresh)
         except Exception as error:  # a bug must cost one track, not the batch
             logger.exception("Enrichment of track %s failed", track.id)
-            return EnrichmentResult(status=FAILED, errors=[f"internal error: {error}"])
+            return EnrichmentResult(
+                status=EnrichmentStatus.FAILED, errors=[f"internal error: {error}"]
+            )
 
     def _store(
         self,
@@ -229,15 +229,17 @@ class Backfill:
         except (psycopg2.Error, records.Rejected, LookupError) as error:
             connection.rollback()
             logger.error("Could not store enrichment of track %s: %s", track.id, error)
-            result = EnrichmentResult(status=FAILED, errors=[f"store: {error}"[:300]])
+            result = EnrichmentResult(
+                status=EnrichmentStatus.FAILED, errors=[f"store: {error}"[:300]]
+            )
             self._mark(connection, track.id, result)
             conflicts = 0
         connection.commit()
         counts.conflicts += conflicts
         metrics.ENRICHMENT_CONFLICTS.inc(conflicts)
-        counts.enriched += result.status == ENRICHED
-        counts.not_found += result.status == NOT_FOUND
-        counts.failed += result.status == FAILED
+        counts.enriched += result.status == EnrichmentStatus.ENRICHED
+        counts.not_found += result.status == EnrichmentStatus.NOT_FOUND
+        counts.failed += result.status == EnrichmentStatus.FAILED
 
     @staticmethod
     def _still_claimed(

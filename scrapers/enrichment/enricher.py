@@ -44,10 +44,10 @@ from scrapers.enrichment.matching import (
 from scrapers.enrichment.musicbrainz import MusicBrainzClient
 from scrapers.enrichment.ratelimit import SlotLimiter
 from scrapers.enrichment.spotify import SpotifyClient
+from scrapers.statuses import EnrichmentStatus
 
 logger = logging.getLogger(__name__)
 
-ENRICHED, NOT_FOUND, FAILED = "enriched", "not_found", "failed"
 CLIENT_CLASSES: dict[str, type[SourceClient]] = {
     "musicbrainz": MusicBrainzClient,
     "deezer": DeezerClient,
@@ -77,7 +77,7 @@ class TrackQuery:
 
 @dataclass
 class EnrichmentResult:
-    status: str
+    status: EnrichmentStatus
     # Only values the track did not have, keyed by the names in ``matching.FIELDS``.
     values: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -135,7 +135,7 @@ class Enricher:
 
     def enrich(self, query: TrackQuery, *, refresh: bool = False) -> EnrichmentResult:
         """Never raises for a source's failure; the result says what happened."""
-        result = EnrichmentResult(status=NOT_FOUND)
+        result = EnrichmentResult(status=EnrichmentStatus.NOT_FOUND)
         asked: set[str] = set()
         if query.isrc is None:
             for client in self.clients:
@@ -162,7 +162,11 @@ class Enricher:
                     )
                     if match is not None:
                         _adopt(result, query, match, "isrc")
-        result.status = ENRICHED if isrc else (FAILED if result.errors else NOT_FOUND)
+        result.status = (
+            EnrichmentStatus.ENRICHED
+            if isrc
+            else (EnrichmentStatus.FAILED if result.errors else EnrichmentStatus.NOT_FOUND)
+        )
         metrics.ENRICHMENT_TRACKS.labels(result.status).inc()
         if not isrc:
             result.reason = _overall_reason(result.misses)

@@ -35,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from scrapers import metrics
 from scrapers.db.connection import connect
 from scrapers.enrichment.backfill import Backfill, BatchCounts
+from scrapers.statuses import EnrichmentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +118,10 @@ def catalogue_counts(database_url: str) -> dict[str, int]:
         cursor.execute("SET LOCAL statement_timeout = %s", (CATALOGUE_STATEMENT_TIMEOUT_MS,))
         cursor.execute(
             "SELECT count(*), count(isrc), count(spotify_id),"
-            " count(*) FILTER (WHERE isrc IS NULL AND enrichment_status = 'pending'),"
+            " count(*) FILTER (WHERE isrc IS NULL AND enrichment_status = %s),"
             " (SELECT count(*) FROM setlists)"
-            " FROM tracks"
+            " FROM tracks",
+            (EnrichmentStatus.PENDING,),
         )
         row = cursor.fetchone()
         connection.rollback()

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -42,6 +43,7 @@ from scrapers.db.writer import BatchResult, BatchWriter, validation_pool
 from scrapers.importers.detect import READERS, detect_format
 from scrapers.importers.progress import Progress, format_duration
 from scrapers.importers.source import SourceRow
+from scrapers.statuses import RejectionCode
 
 logger = logging.getLogger("scrapers.importers")
 
@@ -52,9 +54,17 @@ MAX_REMEMBERED_ROWS = 4_000_000
 PROGRESS_EVERY_ROWS = 1024
 # Raw text of unreadable rows held before it is written out (each row keeps up to 64 KiB).
 MAX_PENDING_REJECTED_CHARS = 16 << 20
-UNREADABLE = "unreadable"
 # Unreadable rows logged one by one per file; the rest are counted in the summary.
 LOGGED_REJECTIONS = 20
+
+
+class RowOutcome(StrEnum):
+    """What the importer did with a row before the writer: ``import_rows_total{outcome}``."""
+
+    SENT = "sent"  # handed to the writer
+    DUPLICATE = "duplicate"  # the same row was already sent by this run
+    SKIPPED = "skipped"  # the format says it is not a track (a podcast, a local file)
+    UNREADABLE = RejectionCode.UNREADABLE.value  # kept in rejected_items with that code
 
 
 class Writer(Protocol):
@@ -171,7 +181,9 @@ class ImportSummary:
             f"  rejected:               {self.rejected:,}"
             + ("" if self.dry_run else " (see rejected_items)"),
         ]
-        reasons = Counter({f"{UNREADABLE}: {k}": n for k, n in self.unreadable.items()})
+        reasons = Counter(
+            {f"{RejectionCode.UNREADABLE}: {k}": n for k, n in self.unreadable.items()}
+        )
         reasons.update(stored.rejected)
         lines += [f"    {count:,}  {reason}" for reason, count in reasons.most_common()]
         skipped = sum(self.skipped.values())
@@ -302,10 +314,10 @@ class Importer:
             batch.reject(row)
         elif row.skipped is not None:
             summary.skipped[row.skipped] += 1
-            metrics.IMPORT_ROWS.labels("skipped").inc()
+            metrics.IMPORT_ROWS.labels(RowOutcome.SKIPPED).inc()
         elif self._seen(row.item):
             summary.duplicates += 1
-            metrics.IMPORT_ROWS.labels("duplicate").inc()
+            metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
         else:
             batch.items.append(row.item)
             batch.locations.append(row.location)
@@ -335,7 +347,7 @@ class Importer:
         if batch.items:
             # Validated and written while the next batch is read.
             self._pending.append(writer.submit(batch.items, batch.locations))
-            metrics.IMPORT_ROWS.labels("sent").inc(len(batch.items))
+            metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(batch.items))
             self._collect(summary, wait=False)
         batch.clear()
 
@@ -368,14 +380,14 @@ class RejectionLog:
     def store(self, rows: list[SourceRow]) -> None:
         if not rows:
             return
-        metrics.IMPORT_ROWS.labels(UNREADABLE).inc(len(rows))
+        metrics.IMPORT_ROWS.labels(RowOutcome.UNREADABLE).inc(len(rows))
         self._log(rows)
         if self.url is None:
             return
         values = []
         for row in rows:
             assert row.payload is not None
-            reason = f"{UNREADABLE}: {row.error}"
+            reason = f"{RejectionCode.UNREADABLE}: {row.error}"
             payload = row.payload
             values.append(
                 (self.origin, row.location, reason, payload.text, payload.size, payload.sha256)
@@ -387,7 +399,7 @@ class RejectionLog:
                 " payload_sha256) VALUES %s",
                 values,
             )
-        metrics.ITEMS_REJECTED.labels(UNREADABLE).inc(len(rows))
+        metrics.ITEMS_REJECTED.labels(RejectionCode.UNREADABLE).inc(len(rows))
 
     def close(self) -> None:
         if self._connection is not None:

@@ -18,6 +18,7 @@ from typing import IO, Any, ClassVar
 from scrapers.db.records import Payload
 from scrapers.identity import normalize_isrc
 from scrapers.importers.jsonstream import ArrayElement
+from scrapers.statuses import EnrichmentStatus
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 # Byte order marks of the encodings a spreadsheet may save "Unicode text" in (UTF-32 first:
@@ -186,5 +187,5 @@ def track_row(
         return SourceRow.rejected(location, reason, raw)
     values["metadata"] = {k: v for k, v in extra.items() if v not in (None, {}, "", [])}
     if normalize_isrc(values.get("isrc")) is None:
-        values["enrichment_status"] = "pending"
+        values["enrichment_status"] = EnrichmentStatus.PENDING
     return SourceRow(location, values)

@@ -32,10 +32,9 @@ from scrapers.enrichment.enricher import Enricher, EnrichmentResult, TrackQuery
 from scrapers.enrichment.matching import FIELDS, valid_duration_ms
 from scrapers.enrichment.ratelimit import SharedRateLimiter, shared_limiters
 from scrapers.identity import is_unknown_text, normalize_isrc, title_key
+from scrapers.statuses import EnrichmentStatus
 
 logger = logging.getLogger(__name__)
-
-PENDING = "pending"
 
 
 class EnrichmentPipeline:
@@ -85,7 +84,7 @@ class EnrichmentPipeline:
         isrc = normalize_isrc(adapter.get("isrc"))
         if self.config.mode != "inline":
             if isrc is None:
-                adapter["enrichment_status"] = PENDING
+                adapter["enrichment_status"] = EnrichmentStatus.PENDING
                 self._count("deferred")
             return item
         known = {name: adapter.get(name) for name in FIELDS if adapter.get(name) is not None}
@@ -101,7 +100,7 @@ class EnrichmentPipeline:
         except Exception:
             # Never lose the item for a lookup: store it now, the backfill tries again.
             logger.exception("Enrichment failed for %s - %s", query.artist, query.title)
-            adapter["enrichment_status"] = PENDING
+            adapter["enrichment_status"] = EnrichmentStatus.PENDING
             self._count("error")
             return item
         _apply(adapter, result)

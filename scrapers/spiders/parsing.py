@@ -27,6 +27,7 @@ from scrapers.identity import (
     remixers_from_title,
     split_artist_credit,
 )
+from scrapers.statuses import CreditRole
 
 SOURCE = "1001tracklists"
 MAX_TEXT = 500  # longest artist, title or label kept; the site's own lines are far shorter
@@ -548,11 +549,11 @@ def _credits(
     row without that markup falls back to reading the title's version bracket.
     """
     credits = split_artist_credit("" if unknown_artist else artist)
-    credits += [(name, "featured") for name in featured_from_title(title)]
+    credits += [(name, CreditRole.FEATURED) for name in featured_from_title(title)]
     if parts.remix_values:
-        credits += [(name, "remixer") for name in _marked_up_remixers(parts.remix_values)]
+        credits += [(name, CreditRole.REMIXER) for name in _marked_up_remixers(parts.remix_values)]
     else:
-        credits += [(name, "remixer") for name in remixers_from_title(title)]
+        credits += [(name, CreditRole.REMIXER) for name in remixers_from_title(title)]
     seen: set[tuple[str, str]] = set()
     unique = []
     for name, role in credits:
