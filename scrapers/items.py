@@ -7,9 +7,18 @@ page's digest: storing it marks the page as read whole, which lets an incrementa
 (the writer makes a bare setlist row for rows that come first). Other producers may also send
 plain dicts in the testing plan's shape (``track_name``, ``artist_name``, ``isrc``,
 ``spotify_id``, ``bpm``, ...); the batch writer accepts both.
+
+These classes are the one list of an item's fields: ``scrapers.db.records`` validates exactly
+these, and every importer reads them (``RECORDING_FIELDS`` for formats that describe recordings
+rather than setlist rows, such as a CSV catalogue).
 """
 
+from typing import Any
+
 import scrapy
+
+# Marks the fields that describe the recording itself (not its place on a page).
+_RECORDING = {"recording": True}
 
 
 class SetlistItem(scrapy.Item):
@@ -38,22 +47,36 @@ class TrackItem(scrapy.Item):
     cue_seconds = scrapy.Field()  # int, None when the set has no cues
 
     # What was played. f"{artist} - {title}" is the line as the site shows it.
-    artist = scrapy.Field()
-    title = scrapy.Field()
+    artist = scrapy.Field(_RECORDING)
+    title = scrapy.Field(_RECORDING)
     artists = scrapy.Field()  # list[{"name": str, "role": "primary"|"featured"|"remixer"}]
-    label = scrapy.Field()  # as shown, several joined by "/", or None
+    label = scrapy.Field(_RECORDING)  # as shown, several joined by "/", or None
     site_track_id = scrapy.Field()  # data-trackid, or None
     is_unknown = scrapy.Field()  # bool: an "ID - ID" row (no track)
     is_partial_id = scrapy.Field()  # bool: "Artist - ID" (no track)
 
     # Identifiers and metadata: empty from the site, filled by enrichment or an importer.
-    isrc = scrapy.Field()
-    spotify_id = scrapy.Field()
-    musicbrainz_id = scrapy.Field()
-    duration_ms = scrapy.Field()
-    bpm = scrapy.Field()
-    key = scrapy.Field()
-    genre = scrapy.Field()
-    release_date = scrapy.Field()
+    isrc = scrapy.Field(_RECORDING)
+    spotify_id = scrapy.Field(_RECORDING)
+    musicbrainz_id = scrapy.Field(_RECORDING)
+    duration_ms = scrapy.Field(_RECORDING)
+    bpm = scrapy.Field(_RECORDING)
+    key = scrapy.Field(_RECORDING)
+    genre = scrapy.Field(_RECORDING)
+    release_date = scrapy.Field(_RECORDING)
     metadata = scrapy.Field()  # dict: provenance ("source", "confidence" per value), raw values
-    enrichment_status = scrapy.Field()  # "pending" to mark for backfill, else None
+    version = scrapy.Field(_RECORDING)  # "Extended Mix"; else read from the title's bracket
+    is_remix = scrapy.Field(_RECORDING)  # bool; else "remix" in the title or a remixer credit
+    enrichment_status = scrapy.Field()  # scrapers.statuses.EnrichmentStatus, or None
+
+
+# Plan-shape dicts (the testing plan's ``track_name``, ``artist_name``) name these differently.
+TRACK_ALIASES = {"track_name": "title", "artist_name": "artist", "name": "title"}
+RECORDING_FIELDS = tuple(name for name, field in TrackItem.fields.items() if field.get("recording"))
+
+
+def resolve_aliases(fields: dict[str, Any]) -> None:
+    """Rename plan-shape names to the item's, in place; the item's own name wins if both are."""
+    for alias, name in TRACK_ALIASES.items():
+        if alias in fields and name not in fields:
+            fields[name] = fields.pop(alias)

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from scrapers.db import records
 from scrapers.db.records import MAX_PAYLOAD_BYTES
-from scrapers.importers.csv_reader import STRAY_QUOTE, UNCLOSED_QUOTE
+from scrapers.importers.csv_reader import COLUMNS, STRAY_QUOTE, UNCLOSED_QUOTE
 from scrapers.importers.detect import READERS, UnknownFormat, detect_format
 from scrapers.importers.jsonstream import JsonStreamError, iter_array
 from scrapers.importers.lines import MAX_LINE_BYTES, TOO_LONG
 from scrapers.importers.progress import Progress
 from scrapers.importers.source import SourceRow
-from scrapers.items import SetlistItem, TrackItem
+from scrapers.items import RECORDING_FIELDS, SetlistItem, TrackItem
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "import"
 
@@ -447,3 +448,62 @@ def test_progress_draws_a_bar_with_rate_and_eta_on_a_terminal() -> None:
     assert output.startswith("\r[")
     assert "50%  8,000 rows  2,000 rows/s  ETA 0:00:04" in output
     assert output.endswith("\n")
+
+
+# One value for every TrackItem field; a field added to items.py must be added here too.
+EVERY_TRACK_FIELD = {
+    "setlist_source": "1001tracklists",
+    "setlist_source_id": "demo0001",
+    "row_index": 3,
+    "position": 4,
+    "played_with_previous": False,
+    "mashup_parent_row": None,
+    "is_mashup": False,
+    "cue_seconds": 600,
+    "artist": "Artist",
+    "title": "Song (Extended Mix)",
+    "artists": [{"name": "Artist", "role": "primary"}],
+    "label": "Label",
+    "site_track_id": "t1234x",
+    "is_unknown": False,
+    "is_partial_id": False,
+    "isrc": "GBAYE0000001",
+    "spotify_id": "4uLU6hMCjMI75M1A2tKUQC",
+    "musicbrainz_id": "1f1e8a4c-3d07-4e4a-9c0a-3c8a1f3c1b2d",
+    "duration_ms": 215000,
+    "bpm": 128,
+    "key": "8A",
+    "genre": "House",
+    "release_date": "2024-05-01",
+    "metadata": {"source": "test"},
+    "version": "Club Version",
+    "is_remix": True,
+    "enrichment_status": "enriched",
+}
+
+
+def test_every_track_field_survives_the_jsonl_reader_and_validation(tmp_path: Path) -> None:
+    assert EVERY_TRACK_FIELD.keys() == TrackItem.fields.keys()
+    path = tmp_path / "items.jsonl"
+    path.write_text(json.dumps(EVERY_TRACK_FIELD) + "\n")
+    [row] = read(path, "jsonl")
+    given = {name for name, value in EVERY_TRACK_FIELD.items() if value is not None}
+    assert given <= row.item.keys()
+    record = records.to_record(row.item)
+    assert (record.values["version"], record.is_remix) == ("Club Version", True)
+    assert "extra" not in record.metadata, "every item field is a field, none is extra"
+
+
+def test_csv_columns_are_every_recording_field(tmp_path: Path) -> None:
+    """A catalogue describes recordings: its columns are the items' recording fields."""
+    assert (
+        set(COLUMNS) == set(RECORDING_FIELDS) and set(RECORDING_FIELDS) <= TrackItem.fields.keys()
+    )
+    values = {name: EVERY_TRACK_FIELD[name] for name in RECORDING_FIELDS} | {"is_remix": "no"}
+    path = tmp_path / "catalogue.csv"
+    path.write_text(",".join(values) + "\n" + ",".join(map(str, values.values())) + "\n")
+    [row] = read(path, "csv")
+    assert set(RECORDING_FIELDS) <= row.item.keys()
+    record = records.to_record(row.item)
+    assert (record.values["version"], record.is_remix) == ("Club Version", False)
+    assert record.values["label"] == "Label"

@@ -23,6 +23,7 @@ from itemadapter import ItemAdapter
 from psycopg2 import sql
 
 from scrapers import identity
+from scrapers.items import TrackItem, resolve_aliases
 from scrapers.statuses import CreditRole, EnrichmentStatus, RejectionCode
 
 MAX_NAME_CHARS = 500
@@ -41,39 +42,10 @@ FILL_ONLY_COLUMNS = ("musicbrainz_id", "version")
 ENRICHMENT_STATUSES = tuple(EnrichmentStatus)
 ROLES = tuple(CreditRole)
 
-# Plan-shape dicts use these names for what the items call ``title`` and ``artist``.
-_ALIASES = {"track_name": "title", "artist_name": "artist", "name": "title"}
-_TRACK_FIELDS = frozenset(
-    {
-        "setlist_source",
-        "setlist_source_id",
-        "row_index",
-        "position",
-        "played_with_previous",
-        "mashup_parent_row",
-        "is_mashup",
-        "cue_seconds",
-        "artist",
-        "title",
-        "artists",
-        "label",
-        "site_track_id",
-        "is_unknown",
-        "is_partial_id",
-        "isrc",
-        "spotify_id",
-        "musicbrainz_id",
-        "duration_ms",
-        "bpm",
-        "key",
-        "genre",
-        "release_date",
-        "metadata",
-        "enrichment_status",
-        "version",
-        "is_remix",
-    }
-)
+# Every field a track item may carry: the rest goes to metadata["extra"].
+_TRACK_FIELDS = frozenset(TrackItem.fields)
+# How exports spell a flag; an empty cell is "not given".
+_FLAG_TEXT = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 # Values that cannot hold a NUL byte.
 _SCALARS = (int, float, bool, Decimal)
 # Values that JSON stores unchanged and whose size their length bounds.
@@ -251,9 +223,7 @@ def to_record(item: Any) -> Record:
         raise Rejected(
             RejectionCode.WRONG_TYPE, f"not an item or mapping: {type(item).__name__}"
         ) from error
-    for alias, name in _ALIASES.items():
-        if alias in fields and name not in fields:
-            fields[name] = fields.pop(alias)
+    resolve_aliases(fields)
     _reject_nul_bytes(fields)
     if is_setlist(fields):
         return _setlist_record(fields)
@@ -366,10 +336,10 @@ def _track_record(fields: dict[str, Any]) -> TrackRecord:
         "musicbrainz_id": _uuid(fields, "musicbrainz_id", invalid),
         "version": _text(fields, "version", MAX_SHORT_CHARS) or _version_from_title(title),
     }
-    is_remix = fields.get("is_remix")
+    is_remix = _flag(fields, "is_remix")
     record.is_remix = (
         is_remix
-        if isinstance(is_remix, bool)
+        if is_remix is not None
         else "remix" in title.casefold()
         or any(role == CreditRole.REMIXER for _, role in record.credits)
     )
@@ -463,6 +433,20 @@ def _bool(fields: Mapping[str, Any], name: str) -> bool:
     if not isinstance(value, bool | int):
         raise Rejected(RejectionCode.WRONG_TYPE, f"{name} must be true or false")
     return bool(value)
+
+
+def _flag(fields: Mapping[str, Any], name: str) -> bool | None:
+    """True, false, or None when not given; exports write it as text ("true", "0", "no")."""
+    value = fields.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    if value == "":
+        return None
+    if isinstance(value, str) and value.strip().casefold() in _FLAG_TEXT:
+        return _FLAG_TEXT[value.strip().casefold()]
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise Rejected(RejectionCode.WRONG_TYPE, f"{name} must be true or false, got {value!r:.40}")
 
 
 def _number(

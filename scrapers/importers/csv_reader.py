@@ -1,8 +1,9 @@
 """CSV catalogues: one track per line, named columns, header required.
 
 Columns (case and surrounding spaces ignored; order free; unknown columns are reported once and
-ignored): ``artist`` and ``title`` (required), ``isrc``, ``spotify_id`` (id, URI or URL),
-``musicbrainz_id``, ``duration_ms``, ``bpm``, ``key``, ``genre``, ``label``, ``release_date``.
+ignored): the fields of ``scrapers.items.RECORDING_FIELDS``, ``artist`` and ``title`` required:
+``isrc``, ``spotify_id`` (id, URI or URL), ``musicbrainz_id``, ``duration_ms``, ``bpm``, ``key``,
+``genre``, ``label``, ``release_date``, ``version`` and ``is_remix`` (true/false, yes/no, 1/0).
 
 Every line is one row, read on its own, so that no broken line can take others with it:
 
@@ -24,21 +25,13 @@ from collections.abc import Iterator
 from scrapers.db.records import Payload
 from scrapers.importers.lines import MAX_LINE_BYTES, TOO_LONG, read_lines, without_line_end
 from scrapers.importers.source import FileReader, SourceRow, track_row
+from scrapers.items import RECORDING_FIELDS
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("artist", "title")
-OPTIONAL_COLUMNS = (
-    "isrc",
-    "spotify_id",
-    "musicbrainz_id",
-    "duration_ms",
-    "bpm",
-    "key",
-    "genre",
-    "label",
-    "release_date",
-)
+# Every other field that describes a recording (scrapers.items.RECORDING_FIELDS).
+OPTIONAL_COLUMNS = tuple(name for name in RECORDING_FIELDS if name not in REQUIRED_COLUMNS)
 COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 UNCLOSED_QUOTE = "quoted field not closed on its line (the next lines are read as rows)"
 STRAY_QUOTE = "stray quote closing a field opened on an earlier line"

@@ -13,9 +13,8 @@ from typing import Any
 
 from scrapers.importers.jsonstream import iter_lines
 from scrapers.importers.source import FileReader, SourceRow, object_rows, track_row
-from scrapers.items import SetlistItem, TrackItem
+from scrapers.items import SetlistItem, TrackItem, resolve_aliases
 
-_PLAN_NAMES = {"artist_name": "artist", "track_name": "title"}
 _TRACK_FIELDS = frozenset(TrackItem.fields)
 _SETLIST_FIELDS = frozenset(SetlistItem.fields)
 
@@ -33,8 +32,8 @@ def item_row(location: str, record: dict[str, Any], raw: str) -> SourceRow:
     """The item a crawl export line holds."""
     if "source_id" in record and record.keys() <= _SETLIST_FIELDS:
         return SourceRow(location, record)
-    fields = {_PLAN_NAMES.get(name, name): value for name, value in record.items()}
-    fields = {name: value for name, value in fields.items() if name in _TRACK_FIELDS}
+    resolve_aliases(record)
+    fields = {name: value for name, value in record.items() if name in _TRACK_FIELDS}
     if fields.get("is_unknown") or fields.get("is_partial_id"):
         # "ID - ID" rows are setlist positions without a track; the writer keeps them as such.
         return SourceRow(location, fields)
