@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 from parsel import Selector
 
-from scrapers.spiders.parsing import PageKind, classify_page, parse_tracklist, stated_track_count
+from scrapers.items import TrackItem
+from scrapers.spiders.parsing import (
+    PageKind,
+    ParsedRow,
+    classify_page,
+    parse_tracklist,
+    stated_track_count,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,7 +36,7 @@ def row(inner: str, attributes: str = "") -> str:
     return f'<div class="tlpTog bItm tlpItem"{attributes}>{inner}</div>'
 
 
-def parse(*rows: str) -> list[dict]:
+def parse(*rows: str) -> list[ParsedRow]:
     html = f"<html><head></head><body>{''.join(rows)}</body></html>"
     return parse_tracklist(Selector(text=html).root, "https://x/tracklist/abc123/x.html").rows
 
@@ -44,13 +53,13 @@ def test_cue_from_text_when_the_hidden_input_is_missing() -> None:
         row(f'<div class="cue">1:02:03</div>{LINE}'),
         row(f'<input id="tlp1_cue_seconds" value="0"><div class="cue">0:00</div>{LINE}'),
     )
-    assert first["cue_seconds"] == 3723
-    assert second["cue_seconds"] == 0  # shown as 0:00: a cue, not "no cue"
+    assert first.cue_seconds == 3723
+    assert second.cue_seconds == 0  # shown as 0:00: a cue, not "no cue"
 
 
 def test_line_without_separator_element_splits_on_the_first_dash() -> None:
     [only] = parse(row('<span class="trackValue">Aa - Bb - Cc</span>'))
-    assert (only["artist"], only["title"]) == ("Aa", "Bb - Cc")
+    assert (only.artist, only.title) == ("Aa", "Bb - Cc")
 
 
 def test_hostile_values_are_bounded_and_ids_validated() -> None:
@@ -61,8 +70,8 @@ def test_hostile_values_are_bounded_and_ids_validated() -> None:
             attributes=' data-trackid="../../etc"',
         )
     )
-    assert len(only["artist"]) == 500
-    assert only["site_track_id"] is None
+    assert len(only.artist) == 500
+    assert only.site_track_id is None
 
 
 UNKNOWN = '<span class="trackValue redTxt"><span>ID</span><span> - </span><span>ID</span></span>'
@@ -76,10 +85,10 @@ def test_marked_up_remixer_and_unknown_rows() -> None:
         ),
         row('<span class="trackValue"><span>ID</span><span> - </span><span>Song</span></span>'),
     )
-    assert remix["title"] == "Bb (Cc Remix)"
-    assert {"name": "Cc", "role": "remixer"} in remix["artists"]
-    assert unknown["is_unknown"] and not unknown["is_partial_id"] and unknown["artists"] == []
-    assert partial["is_partial_id"] and partial["artists"] == []
+    assert remix.title == "Bb (Cc Remix)"
+    assert {"name": "Cc", "role": "remixer"} in remix.artists
+    assert unknown.is_unknown and not unknown.is_partial_id and unknown.artists == []
+    assert partial.is_partial_id and partial.artists == []
 
 
 def test_scripts_do_not_make_a_page_a_captcha() -> None:
@@ -112,5 +121,14 @@ def test_cut_or_untagged_microdata_is_not_a_decoy(shown: str, meta: str, kept: s
     html = f"<html><body>{microdata_row(shown, f'{meta} - Long Night Drive')}</body></html>"
     parsed = parse_tracklist(Selector(text=html).root, "https://x/tracklist/abc123/x.html")
     [only] = parsed.rows
-    assert only["artist"] == (kept or shown)
+    assert only.artist == (kept or shown)
     assert parsed.decoy_rows == (1 if kept else 0)
+
+
+def test_a_parsed_row_is_track_item_fields_and_two_page_facts() -> None:
+    """The parser's row is typed; everything it hands the spider is a ``TrackItem`` field."""
+    [plain] = parse(row(LINE))
+    attributes = {attribute.name for attribute in fields(ParsedRow)}
+    assert attributes - {"decoy", "mashup_part"} <= TrackItem.fields.keys()
+    assert plain.item_fields().keys() == attributes - {"decoy", "mashup_part", "metadata"}
+    TrackItem(**plain.item_fields())  # a field the item lacks would raise KeyError

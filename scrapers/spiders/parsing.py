@@ -12,7 +12,7 @@ does not look like the site's markup becomes a warning instead of an exception.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urljoin
@@ -154,10 +154,46 @@ def classify_page(root: etree._Element) -> PageKind:
     return PageKind.EMPTY
 
 
+@dataclass(slots=True)
+class ParsedRow:
+    """One ``div.tlpItem`` row: the ``TrackItem`` fields the page gives (the spider adds the
+    setlist's), and two facts about the row that only the page-level pass uses."""
+
+    row_index: int
+    position: int | None
+    played_with_previous: bool
+    is_mashup: bool
+    cue_seconds: int | None
+    artist: str
+    title: str
+    artists: list[dict[str, str]]
+    label: str | None
+    site_track_id: str | None
+    is_unknown: bool
+    is_partial_id: bool
+    mashup_parent_row: int | None = None
+    metadata: dict[str, Any] | None = None  # {"credits": [...]} for a production credit
+    decoy: bool = False  # the visible artist was a decoy: the microdata's name was kept
+    mashup_part: bool = False  # a hidden part of the mashup row above it
+
+    def item_fields(self) -> dict[str, Any]:
+        """The row's ``TrackItem`` fields (``metadata`` only when there is some)."""
+        values = {name: getattr(self, name) for name in _ITEM_FIELDS}
+        if self.metadata is not None:
+            values["metadata"] = self.metadata
+        return values
+
+
+# Every attribute but the two page-level facts, and metadata (left out when empty).
+_ITEM_FIELDS = tuple(
+    f.name for f in fields(ParsedRow) if f.name not in ("metadata", "decoy", "mashup_part")
+)
+
+
 @dataclass
 class ParsedTracklist:
     setlist: dict[str, Any]
-    rows: list[dict[str, Any]]
+    rows: list[ParsedRow]
     warnings: list[str] = field(default_factory=list)
     decoy_rows: int = 0  # rows whose visible artist disagreed with their microdata
     dropped_rows: int = 0  # rows past MAX_ROWS, left out
@@ -222,18 +258,18 @@ def parse_tracklist(root: etree._Element, page_url: str) -> ParsedTracklist:
     parsed = ParsedTracklist(setlist=setlist, rows=[], warnings=warnings, dropped_rows=dropped)
     last_mashup_parent: int | None = None
     for index, parts in enumerate(rows):
-        values = _parse_row(parts, index, warnings)
-        if values is None:
+        row = _parse_row(parts, index, warnings)
+        if row is None:
             continue
-        if values.pop("_decoy"):
+        if row.decoy:
             parsed.decoy_rows += 1
-        if values["is_mashup"]:
+        if row.is_mashup:
             last_mashup_parent = index
-        if values.pop("_mashup_part"):
-            values["mashup_parent_row"] = last_mashup_parent
+        if row.mashup_part:
+            row.mashup_parent_row = last_mashup_parent
             if last_mashup_parent is None:
                 warnings.append(f"row {index}: mashup part without a parent row before it")
-        parsed.rows.append(values)
+        parsed.rows.append(row)
     stated = setlist["stated_track_count"]
     if stated is not None and stated != len(rows):
         warnings.append(
@@ -393,7 +429,7 @@ def _header_links(h1: etree._Element | None) -> tuple[list[str], list[str]]:
     return djs, sources
 
 
-def _parse_row(parts: _RowParts, index: int, warnings: list[str]) -> dict[str, Any] | None:
+def _parse_row(parts: _RowParts, index: int, warnings: list[str]) -> ParsedRow | None:
     row = parts.element
     classes = _classes(row)
     is_part = "tlpSubTog" in classes
@@ -424,26 +460,23 @@ def _parse_row(parts: _RowParts, index: int, warnings: list[str]) -> dict[str, A
     if not _SITE_ID.match(track_id):
         match = _TRACK_ID.search(meta.get("url", ""))
         track_id = match.group(1) if match else ""
-    values: dict[str, Any] = {
-        "row_index": index,
-        "position": int(position_text) if position_text.isdigit() else None,
-        "played_with_previous": not is_part and (position_text == "w/" or "con" in classes),
-        "mashup_parent_row": None,
-        "is_mashup": "subPosTog" in classes,
-        "cue_seconds": _cue_seconds(parts),
-        "artist": artist,
-        "title": shown_title,
-        "artists": [] if is_unknown else _credits(artist, shown_title, unknown_artist, parts),
-        "label": labels or None,
-        "site_track_id": track_id or None,
-        "is_unknown": is_unknown,
-        "is_partial_id": not is_unknown and (unknown_artist or unknown_title),
-        "_decoy": decoy,
-        "_mashup_part": is_part,
-    }
-    if production:
-        values["metadata"] = {"credits": production}
-    return values
+    return ParsedRow(
+        row_index=index,
+        position=int(position_text) if position_text.isdigit() else None,
+        played_with_previous=not is_part and (position_text == "w/" or "con" in classes),
+        is_mashup="subPosTog" in classes,
+        cue_seconds=_cue_seconds(parts),
+        artist=artist,
+        title=shown_title,
+        artists=[] if is_unknown else _credits(artist, shown_title, unknown_artist, parts),
+        label=labels or None,
+        site_track_id=track_id or None,
+        is_unknown=is_unknown,
+        is_partial_id=not is_unknown and (unknown_artist or unknown_title),
+        metadata={"credits": production} if production else None,
+        decoy=decoy,
+        mashup_part=is_part,
+    )
 
 
 def _microdata_values(microdata: etree._Element | None) -> dict[str, str]:

@@ -166,7 +166,7 @@ class TracklistsSpider(FrontierSpider):
             return
         yield SetlistItem(**parsed.setlist)
         for row in parsed.rows:
-            yield TrackItem(setlist_source=SOURCE, setlist_source_id=source_id, **row)
+            yield TrackItem(setlist_source=SOURCE, setlist_source_id=source_id, **row.item_fields())
         self.tracklist_pages += 1
         self.crawler.stats.inc_value("tracklist/pages")
         self.crawler.stats.inc_value("tracklist/rows", len(parsed.rows))
