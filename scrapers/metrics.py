@@ -21,6 +21,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from scrapers.statuses import ConflictResolution, EnrichmentStatus, IdentifierType, RejectionCode
+
 logger = logging.getLogger(__name__)
 
 # Track items stored, by the strongest identifier they carried (the conflict target used).
@@ -133,6 +135,16 @@ SETLIST_ROWS_CHANGED = Counter(
 IMPORT_ROWS = Counter(
     "import_rows", "Rows read by the bulk importer, by outcome before the writer", ["outcome"]
 )
+
+# Every status label (scrapers.statuses) exported from the start, at 0: rates and alerts see
+# each series at once instead of after its first event.
+for _code in RejectionCode:
+    ITEMS_REJECTED.labels(_code)
+for _kind in IdentifierType:
+    for _resolution in ConflictResolution:
+        IDENTIFIER_CONFLICTS.labels(_kind, _resolution)
+for _status in EnrichmentStatus.outcomes():
+    ENRICHMENT_TRACKS.labels(_status)
 
 # Schema (scripts/migrate.py). A registry of its own: migrate.py pushes only this gauge to the
 # Pushgateway, not the writer's and importer's zeros that it never moves.

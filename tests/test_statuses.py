@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from scrapers.db import migrations
+from scrapers.importers.driver import RowOutcome
 from scrapers.statuses import (
     ConflictResolution,
     CreditRole,
@@ -159,3 +161,23 @@ def test_migration_008_codes_002s_sentences_keeps_old_rows_and_rolls_back(make_d
         (True,)
     ]
     assert MIGRATION in migrations.upgrade(url)
+
+
+def test_every_status_label_is_exported_from_the_start() -> None:
+    """Each series exists (at 0 until its first event), so rates and alerts see it at once."""
+    expected = [("items_rejected_total", {"reason": code}) for code in RejectionCode]
+    expected += [
+        ("identifier_conflicts_total", {"identifier_type": kind, "resolution": resolution})
+        for kind in IdentifierType
+        for resolution in ConflictResolution
+    ]
+    expected += [
+        ("enrichment_tracks_total", {"outcome": status}) for status in EnrichmentStatus.outcomes()
+    ]
+    expected += [("import_rows_total", {"outcome": outcome}) for outcome in RowOutcome]
+    missing = [
+        (name, labels)
+        for name, labels in expected
+        if REGISTRY.get_sample_value(name, {k: str(v) for k, v in labels.items()}) is None
+    ]
+    assert missing == []

@@ -67,6 +67,10 @@ class RowOutcome(StrEnum):
     UNREADABLE = RejectionCode.UNREADABLE.value  # kept in rejected_items with that code
 
 
+for _outcome in RowOutcome:
+    metrics.IMPORT_ROWS.labels(_outcome)  # exported at 0 from the start
+
+
 class Writer(Protocol):
     def submit(
         self, items: Sequence[Any], locations: Sequence[str | None]
