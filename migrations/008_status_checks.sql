@@ -15,8 +15,13 @@
 BEGIN;
 
 SET LOCAL lock_timeout = '30s';
-SELECT set_config('lock_timeout', current_setting('migrations.lock_timeout', true), true)
-WHERE current_setting('migrations.lock_timeout', true) <> '';
+-- scripts/migrate.py --lock-timeout, when given, replaces that.
+DO $timeout$
+BEGIN
+    PERFORM set_config('lock_timeout', current_setting('migrations.lock_timeout', true), true)
+    WHERE current_setting('migrations.lock_timeout', true) <> '';
+END
+$timeout$;
 
 UPDATE identifier_conflicts SET resolution = 'kept_stored'
 WHERE origin = '002_add_isrc_unique_constraints'
