@@ -37,6 +37,7 @@ from scrapers import identity
 from scrapers.db import migrations
 from scrapers.db.connection import connect, resolve_database_url
 from scrapers.db.writer import BatchWriter
+from scrapers.importers.overlap import OverlappedWriter
 
 VERSIONS = ("", " (Extended Mix)", " (Radio Edit)", " (Original Mix)", " (Dub Mix)")
 SPELLINGS = (
@@ -102,7 +103,7 @@ def bench_writer(url: str, count: int, batch_size: int) -> float:
     batch: list[dict[str, Any]] = []
     checkpoints = {count * k // 5 for k in range(1, 6)}
     pending = []
-    with BatchWriter(url, origin="bench") as writer:
+    with OverlappedWriter(BatchWriter(url, origin="bench")) as writer:
         # submit: batch n+1 is validated while batch n is in PostgreSQL.
         for n, item in enumerate(synthetic_items(count), start=1):
             batch.append(item)

@@ -15,6 +15,7 @@ from psycopg2 import sql
 
 from scrapers.db import records
 from scrapers.db.writer import BatchWriter, DatabaseUnavailable, new_id
+from scrapers.importers.overlap import OverlappedWriter
 from scrapers.items import SetlistItem, TrackItem
 
 ISRC = "USRC12345678"
@@ -406,7 +407,12 @@ def test_enrichment_outcome_replaces_pending_but_pending_never_replaces_an_outco
 
 def test_submitted_batches_are_stored_in_order(writer, db) -> None:
     setlist, *rows = setlist_items()
-    futures = [writer.submit([setlist]), writer.submit(rows[:3]), writer.submit(rows[3:])]
+    overlapped = OverlappedWriter(writer)
+    futures = [
+        overlapped.submit([setlist]),
+        overlapped.submit(rows[:3]),
+        overlapped.submit(rows[3:]),
+    ]
     results = [future.result(timeout=60) for future in futures]
     assert [r.setlists for r in results] == [1, 0, 0]
     assert [r.setlist_rows for r in results] == [0, 3, 3]
@@ -418,7 +424,7 @@ def test_submitted_batches_are_stored_in_order(writer, db) -> None:
 def test_an_unreachable_database_fails_each_batch_loudly() -> None:
     url = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
     with BatchWriter(url, origin="test", retry_timeout=0.3) as unreachable:
-        future = unreachable.submit([track("A", "Lost?")])
+        future = OverlappedWriter(unreachable).submit([track("A", "Lost?")])
         with pytest.raises(DatabaseUnavailable):
             future.result(timeout=30)
         with pytest.raises(DatabaseUnavailable):

@@ -8,9 +8,9 @@ Koito's bulk-import lessons, as they apply here:
   (listening histories repeat the same play thousands of times);
 * no slow lookups during the import: enrichment is skipped, tracks without an ISRC are stored
   with ``enrichment_status = 'pending'`` and the enrichment service backfills them later;
-* three stages at once: this process reads the next batch while a second process validates the
-  one before (``writer.validation_pool``, started once the first batch is full, so a small
-  file costs no process) and the writer's thread stores the one before that.
+* three stages at once (``overlap``): this process reads the next batch while a second process
+  validates the one before (``validation_pool``, started once the first batch is full, so a
+  small file costs no process) and the writer's thread stores the one before that.
 
 Idempotency: every write is an upsert that resolves before it inserts, so running the same
 import again changes nothing, and an interrupted import (Ctrl-C, a killed process) is finished by
@@ -37,10 +37,13 @@ from psycopg2.extras import execute_values
 
 from scrapers import metrics
 from scrapers.db import records
+from scrapers.db.batch import BatchResult
 from scrapers.db.connection import connect
 from scrapers.db.garbage import rare_collection
-from scrapers.db.writer import BatchResult, BatchWriter, validation_pool
+from scrapers.db.validation import validation_pool
+from scrapers.db.writer import BatchWriter
 from scrapers.importers.detect import READERS, detect_format
+from scrapers.importers.overlap import OverlappedWriter
 from scrapers.importers.progress import Progress, format_duration
 from scrapers.importers.source import SourceRow
 from scrapers.statuses import RejectionCode
@@ -303,10 +306,10 @@ class Importer:
         if self.dry_run:
             return DryRunWriter()
         assert self.url is not None
-        return BatchWriter(self.url, origin=origin)
+        return OverlappedWriter(BatchWriter(self.url, origin=origin))
 
     def _use_validation_process(self, writer: Writer) -> None:
-        if not self.validation_process or not isinstance(writer, BatchWriter):
+        if not self.validation_process or not isinstance(writer, OverlappedWriter):
             return
         if self._validation_pool is None:
             self._validation_pool = validation_pool()

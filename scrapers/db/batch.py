@@ -1,0 +1,136 @@
+"""One batch's statements in one transaction, parents before children, and what it stored."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import psycopg2.extensions
+
+from scrapers import identity
+from scrapers.db import records, setlist_statements, statements
+from scrapers.db.conflicts import Conflict, insert_conflicts
+from scrapers.db.locks import lock_key, lock_keys
+from scrapers.db.records import Placement, SetlistRecord, TrackRecord
+from scrapers.db.resolution import Resolution
+from scrapers.db.setlist_statements import RowChange
+from scrapers.db.validation import Rejection
+
+
+@dataclass
+class BatchResult:
+    """What one ``write`` stored. Counts are per item, not per distinct track."""
+
+    items: int = 0
+    inserted: int = 0
+    updated: int = 0
+    setlists: int = 0
+    setlist_rows: int = 0
+    # Stored setlist rows that changed (a new or refreshed page).
+    row_changes: Counter[RowChange] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    tiers: Counter[str] = field(default_factory=Counter)
+    # (tier, "inserted" | "updated"): the import summary's per-tier split.
+    tier_outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    conflicts: int = 0
+    invalid_identifiers: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        for name in ("items", "inserted", "updated", "setlists", "setlist_rows", "conflicts"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.invalid_identifiers += other.invalid_identifiers
+        self.rejected.update(other.rejected)
+        self.row_changes.update(other.row_changes)
+        self.tiers.update(other.tiers)
+        self.tier_outcomes.update(other.tier_outcomes)
+
+    @property
+    def stored(self) -> int:
+        return self.items - sum(self.rejected.values())
+
+
+@dataclass
+class Applied:
+    """What a transaction did that is reported only after it commits."""
+
+    isrc_upserts: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+def apply(
+    cursor: psycopg2.extensions.cursor,
+    prepared: list[records.Record],
+    rejections: list[Rejection],
+    origin: str,
+) -> tuple[BatchResult, Applied]:
+    """Every statement of one batch, parents before children."""
+    result = BatchResult()
+    applied = Applied()
+    setlists = setlist_statements.merged_setlists(
+        r for r in prepared if isinstance(r, SetlistRecord)
+    )
+    rows = [r for r in prepared if isinstance(r, TrackRecord)]
+    tracks = [r for r in rows if r.is_track]
+
+    lock_keys(cursor, _lock_keys_for(setlists, rows))
+    resolution = Resolution()
+    statements.fetch_candidates(cursor, tracks, resolution)
+
+    placements: dict[tuple[tuple[str, str], int], tuple[Placement, str | None]] = {}
+    for record in rows:
+        track_id = None
+        if record.is_track:
+            track, created = resolution.resolve(record)
+            track_id = track.id
+            result.tiers[record.tier] += 1
+            result.tier_outcomes[(record.tier, "inserted" if created else "updated")] += 1
+            if created:
+                result.inserted += 1
+            else:
+                result.updated += 1
+            if record.isrc:
+                applied.isrc_upserts.append(record.isrc)
+        if record.placement is not None:
+            placements[(record.placement.setlist_key, record.placement.row_index)] = (
+                record.placement,
+                track_id,
+            )
+
+    setlist_ids = setlist_statements.write_setlists(
+        cursor, setlists, {key for key, _ in placements}
+    )
+    result.setlists = len(setlists)
+    statements.write_tracks(cursor, resolution)
+    statements.write_lookup(cursor, resolution.new_spellings)
+    result.row_changes = setlist_statements.write_setlist_rows(cursor, placements, setlist_ids)
+    result.row_changes[RowChange.REMOVED] = setlist_statements.remove_rows_past_the_end(
+        cursor, setlists, setlist_ids
+    )
+    result.setlist_rows = len(placements)
+    applied.conflicts = insert_conflicts(cursor, resolution.conflicts, origin)
+    result.conflicts = len(applied.conflicts)
+    if rejections:
+        statements.insert_rejections(cursor, rejections, origin)
+        result.rejected.update(r.code for r in rejections)
+    return result, applied
+
+
+def _lock_keys_for(setlists: Iterable[SetlistRecord], rows: Iterable[TrackRecord]) -> Iterator[str]:
+    """Lazily, with repeats: ``lock_keys`` stops reading once every bucket is taken, which a
+    batch of a few thousand items reaches about halfway through."""
+    for setlist in setlists:
+        yield lock_key("setlist", f"{setlist.source}/{setlist.source_id}")
+    for record in rows:
+        if record.placement is not None:
+            source, source_id = record.placement.setlist_key
+            yield lock_key("setlist", f"{source}/{source_id}")
+        if not record.is_track:
+            continue
+        yield lock_key("title", record.title_key)
+        if record.isrc:
+            yield lock_key("isrc", record.isrc)
+        if record.spotify_id:
+            yield lock_key("spotify_id", record.spotify_id)
+        for name, _ in record.credits:
+            yield lock_key("artist", identity.artist_key(name))

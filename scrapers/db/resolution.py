@@ -1,0 +1,125 @@
+"""The tiers of track resolution, pure: no database, no I/O.
+
+A batch's candidates (stored tracks any of its items could match) are added first, oldest
+first; then each item is resolved in order: ISRC, then Spotify ID, then the Koito lookup of raw
+spellings, then the title key, else a new track. Items of the same batch resolve against each
+other too, which is the in-batch dedupe. Identifier conflicts follow ``conflicts.decide``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrapers.db import records
+from scrapers.db.conflicts import Conflict, decide
+from scrapers.db.copy import new_id
+from scrapers.db.records import TrackRecord
+
+
+@dataclass
+class Track:
+    """A track as the batch sees it: fetched from the database or created by the batch."""
+
+    id: str
+    isrc: str | None
+    spotify_id: str | None
+    title_key: str | None
+    is_new: bool = False
+    source: TrackRecord | None = None  # the item that created it (new) or filled its key
+    values: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    enrichment_status: str | None = None
+    changed: bool = False
+
+    def contradicts(self, record: TrackRecord) -> bool:
+        """A different recording: it holds another ISRC or Spotify ID than the item."""
+        return bool(
+            (record.isrc and self.isrc and record.isrc != self.isrc)
+            or (record.spotify_id and self.spotify_id and record.spotify_id != self.spotify_id)
+        )
+
+    def absorb(self, record: TrackRecord) -> None:
+        """The merge rule within a batch: later non-null values win, identity fills once."""
+        for name in records.OVERWRITE_COLUMNS:
+            if record.values.get(name) is not None:
+                self.values[name] = record.values[name]
+                self.changed = True
+        for name in records.FILL_ONLY_COLUMNS:
+            if self.values.get(name) is None and record.values.get(name) is not None:
+                self.values[name] = record.values[name]
+                self.changed = True
+        if record.metadata:
+            self.metadata.update(record.metadata)
+            self.changed = True
+        if record.enrichment_status and record.enrichment_status != "pending":
+            self.enrichment_status = record.enrichment_status
+            self.changed = True
+
+
+class Resolution:
+    """The tiers, run in memory over the candidates fetched for one batch."""
+
+    def __init__(self) -> None:
+        self.by_isrc: dict[str, Track] = {}
+        self.by_spotify: dict[str, Track] = {}
+        self.by_spelling: dict[tuple[str, str], Track] = {}
+        self.by_title_key: dict[str, list[Track]] = {}
+        self.tracks: dict[str, Track] = {}
+        self.new_spellings: dict[tuple[str, str], str] = {}
+        self.conflicts: list[Conflict] = []
+
+    def add(self, track: Track) -> Track:
+        track = self.tracks.setdefault(track.id, track)
+        if track.isrc:
+            self.by_isrc.setdefault(track.isrc, track)
+        if track.spotify_id:
+            self.by_spotify.setdefault(track.spotify_id, track)
+        if track.title_key:
+            self.by_title_key.setdefault(track.title_key, []).append(track)
+        return track
+
+    def resolve(self, record: TrackRecord) -> tuple[Track, bool]:
+        """The track ``record`` belongs to, and whether the batch created it."""
+        track = self._match(record)
+        created = track is None
+        if track is None:
+            track = self.add(Track(new_id(), None, None, record.title_key, True, record))
+        elif track.title_key is None:
+            # A row from before title keys (hand inserts, old scrapers): give it one and its
+            # credits, so the title tier can find it from now on.
+            track.title_key, track.source, track.changed = record.title_key, record, True
+            self.by_title_key.setdefault(record.title_key, []).append(track)
+        for name, index in (("isrc", self.by_isrc), ("spotify_id", self.by_spotify)):
+            incoming = getattr(record, name)
+            owner = index.get(incoming) if incoming else None
+            gains, conflict = decide(
+                name, track.id, incoming, getattr(track, name), owner.id if owner else None
+            )
+            if gains:
+                setattr(track, name, incoming)
+                index[incoming] = track
+                track.changed = True
+            if conflict:
+                self.conflicts.append(conflict)
+        track.absorb(record)
+        spelling = (record.artist, record.title)
+        if spelling not in self.by_spelling:
+            # The first track a spelling resolved to keeps it, as in track_lookup.
+            self.by_spelling[spelling] = track
+            self.new_spellings[spelling] = track.id
+        return track, created
+
+    def _match(self, record: TrackRecord) -> Track | None:
+        if record.isrc and record.isrc in self.by_isrc:
+            return self.by_isrc[record.isrc]
+        by_spotify = self.by_spotify.get(record.spotify_id) if record.spotify_id else None
+        if by_spotify and not by_spotify.contradicts(record):
+            return by_spotify
+        by_spelling = self.by_spelling.get((record.artist, record.title))
+        if by_spelling and not by_spelling.contradicts(record):
+            return by_spelling
+        for candidate in self.by_title_key.get(record.title_key, ()):
+            if not candidate.contradicts(record):
+                return candidate
+        return None

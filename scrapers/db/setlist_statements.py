@@ -1,0 +1,202 @@
+"""The SQL of a batch's setlists and their rows: upserts that write only what changed, and the
+removal of rows a refreshed page no longer shows."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+
+import psycopg2.extensions
+from psycopg2 import sql
+from psycopg2.extras import execute_values
+
+from scrapers import metrics
+from scrapers.db.records import Placement, SetlistRecord
+
+ROW_COLUMNS = (
+    "setlist_id",
+    "row_index",
+    "position",
+    "played_with_previous",
+    "is_mashup",
+    "mashup_parent_row",
+    "cue_seconds",
+    "track_id",
+    "raw_artist",
+    "raw_title",
+    "label",
+    "site_track_id",
+    "is_unknown",
+    "is_partial_id",
+)
+
+
+class RowChange(StrEnum):
+    """How a stored setlist row followed its page (the ``change`` label)."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    REMOVED = "removed"
+
+
+for _change in RowChange:  # exported at 0 from the start, so rates see the series at once
+    metrics.SETLIST_ROWS_CHANGED.labels(_change)
+
+
+def merged_setlists(setlists: Iterable[SetlistRecord]) -> list[SetlistRecord]:
+    merged: dict[tuple[str, str], SetlistRecord] = {}
+    for setlist in setlists:
+        previous = merged.get(setlist.key)
+        if previous is not None:
+            for name, value in vars(setlist).items():
+                if value in (None, []):
+                    setattr(setlist, name, getattr(previous, name))
+        merged[setlist.key] = setlist
+    return [merged[key] for key in sorted(merged)]
+
+
+def write_setlists(
+    cursor: psycopg2.extensions.cursor,
+    setlists: list[SetlistRecord],
+    referenced: set[tuple[str, str]],
+) -> dict[tuple[str, str], str]:
+    """Upsert the batch's setlists (and a bare row for any setlist a track row names that was
+    never seen, so that no row is dropped); returns their ids.
+
+    A setlist with a content hash is a whole page read: it is marked checked now. Its other
+    columns, and ``updated_at``, change only when the page says something new.
+    """
+    rows = [
+        (
+            s.source,
+            s.source_id,
+            s.url,
+            s.title,
+            s.djs,
+            s.event,
+            s.set_date,
+            s.genres,
+            s.stated_track_count,
+            s.content_hash,
+            s.row_count,
+        )
+        for s in setlists
+    ]
+    known = {s.key for s in setlists}
+    rows += [
+        (*key, None, None, [], None, None, [], None, None, None)
+        for key in sorted(referenced - known)
+    ]
+    if not rows:
+        return {}
+    returned = execute_values(
+        cursor,
+        """
+        INSERT INTO setlists AS s (source, source_id, url, title, djs, event, set_date, genres,
+                                   stated_track_count, content_hash, row_count, checked_at)
+        SELECT v.*, CASE WHEN v.content_hash IS NULL THEN NULL ELSE now() END
+        FROM (VALUES %s) AS v (source, source_id, url, title, djs, event, set_date, genres,
+                               stated_track_count, content_hash, row_count)
+        ON CONFLICT (source, source_id) DO UPDATE SET
+            url = coalesce(EXCLUDED.url, s.url),
+            title = coalesce(EXCLUDED.title, s.title),
+            djs = CASE WHEN cardinality(EXCLUDED.djs) > 0 THEN EXCLUDED.djs ELSE s.djs END,
+            event = coalesce(EXCLUDED.event, s.event),
+            set_date = coalesce(EXCLUDED.set_date, s.set_date),
+            genres = CASE WHEN cardinality(EXCLUDED.genres) > 0
+                          THEN EXCLUDED.genres ELSE s.genres END,
+            stated_track_count = coalesce(EXCLUDED.stated_track_count, s.stated_track_count),
+            content_hash = coalesce(EXCLUDED.content_hash, s.content_hash),
+            row_count = coalesce(EXCLUDED.row_count, s.row_count),
+            checked_at = coalesce(EXCLUDED.checked_at, s.checked_at),
+            updated_at = CASE
+                WHEN (coalesce(EXCLUDED.url, s.url), coalesce(EXCLUDED.title, s.title),
+                      coalesce(EXCLUDED.event, s.event),
+                      coalesce(EXCLUDED.set_date, s.set_date),
+                      coalesce(EXCLUDED.stated_track_count, s.stated_track_count),
+                      coalesce(EXCLUDED.content_hash, s.content_hash))
+                     IS DISTINCT FROM
+                     (s.url, s.title, s.event, s.set_date, s.stated_track_count, s.content_hash)
+                     OR (cardinality(EXCLUDED.djs) > 0 AND EXCLUDED.djs <> s.djs)
+                     OR (cardinality(EXCLUDED.genres) > 0 AND EXCLUDED.genres <> s.genres)
+                THEN now() ELSE s.updated_at END
+        RETURNING source, source_id, id::text
+        """,
+        rows,
+        template="(%s, %s, %s, %s, %s::text[], %s, %s::date, %s::text[], %s::integer, %s,"
+        " %s::integer)",
+        page_size=len(rows),
+        fetch=True,
+    )
+    return {(source, source_id): setlist_id for source, source_id, setlist_id in returned}
+
+
+def write_setlist_rows(
+    cursor: psycopg2.extensions.cursor,
+    placements: Mapping[tuple[tuple[str, str], int], tuple[Placement, str | None]],
+    setlist_ids: Mapping[tuple[str, str], str],
+) -> Counter[RowChange]:
+    """Upsert the rows; a row already stored as it is now is not written. Returns how many
+    rows were added and updated (a refreshed page: an "ID" now known, positions, cues)."""
+    changes: Counter[RowChange] = Counter()
+    if not placements:
+        return changes
+    rows = [
+        (
+            setlist_ids[p.setlist_key],
+            p.row_index,
+            p.position,
+            p.played_with_previous,
+            p.is_mashup,
+            p.mashup_parent_row,
+            p.cue_seconds,
+            track_id,
+            p.raw_artist,
+            p.raw_title,
+            p.label,
+            p.site_track_id,
+            p.is_unknown,
+            p.is_partial_id,
+        )
+        for p, track_id in placements.values()
+    ]
+    columns = [sql.Identifier(c) for c in ROW_COLUMNS[2:]]
+    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(c) for c in columns)
+    stored = sql.SQL(", ").join(sql.SQL("setlist_tracks.{}").format(c) for c in columns)
+    incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(c) for c in columns)
+    written = execute_values(
+        cursor,
+        sql.SQL(
+            "INSERT INTO setlist_tracks ({}) VALUES %s"
+            " ON CONFLICT (setlist_id, row_index) DO UPDATE SET {}"
+            " WHERE ({}) IS DISTINCT FROM ({})"
+            " RETURNING xmax = 0"
+        ).format(sql.SQL(", ").join(map(sql.Identifier, ROW_COLUMNS)), updates, stored, incoming),
+        sorted(rows),
+        page_size=len(rows),
+        fetch=True,
+    )
+    for (inserted,) in written:
+        changes[RowChange.ADDED if inserted else RowChange.UPDATED] += 1
+    return changes
+
+
+def remove_rows_past_the_end(
+    cursor: psycopg2.extensions.cursor,
+    setlists: list[SetlistRecord],
+    setlist_ids: Mapping[tuple[str, str], str],
+) -> int:
+    """Rows the site no longer shows: a page of N rows keeps rows 0..N-1 (tracks stay)."""
+    ends = [(setlist_ids[s.key], s.row_count) for s in setlists if s.row_count is not None]
+    if not ends:
+        return 0
+    cursor.execute(
+        """
+        DELETE FROM setlist_tracks t
+        USING unnest(%s::uuid[], %s::integer[]) AS e (setlist_id, row_count)
+        WHERE t.setlist_id = e.setlist_id AND t.row_index >= e.row_count
+        """,
+        ([setlist_id for setlist_id, _ in ends], [count for _, count in ends]),
+    )
+    return cursor.rowcount
