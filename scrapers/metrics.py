@@ -34,6 +34,12 @@ TRACKS_UPSERT_SPOTIFY = Counter(
 TRACKS_UPSERT_TITLE = Counter(
     "tracks_upsert_title", "Track items stored via normalised artist + title (no identifier)"
 )
+TRACKS_MATCHED = Counter(
+    "tracks_matched",
+    "Track items by how they were actually matched: isrc, spotify, spelling (a known raw"
+    " spelling), title, or new (no match: a track was created)",
+    ["tier"],
+)
 
 # The batch writer (scrapers.db.writer): what happened to each item, and how long flushes take.
 TRACKS_WRITTEN = Counter(

@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from psycopg2 import sql
 
 from scrapers.db import records
+from scrapers.db.resolution import MatchTier
 from scrapers.db.writer import BatchWriter, DatabaseUnavailable, new_id
 from scrapers.importers.overlap import OverlappedWriter
 from scrapers.items import SetlistItem, TrackItem
@@ -465,3 +466,26 @@ def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
     with os.fdopen(read_end) as pipe:
         child_id = pipe.read()
     assert uuid.UUID(child_id).int & random_part != uuid.UUID(parent_id).int & random_part
+
+
+def matched_counts() -> tuple[float, ...]:
+    return tuple(counter("tracks_matched_total", tier=tier) for tier in MatchTier)
+
+
+def test_matched_tiers_count_how_items_were_matched_not_what_they_carried(writer) -> None:
+    """An item carrying an ISRC the catalogue does not know, found by its title, counts in
+    tracks_upsert_isrc_total (its path) and tracks_matched_total{tier="title"} (its match)."""
+    assert REGISTRY.get_sample_value("tracks_matched_total", {"tier": "spelling"}) is not None
+    writer.write([track("Artist feat. Guest", "Song")])
+    before, matched_before = tier_counts(), matched_counts()
+    writer.write(
+        [
+            track("Artist", "Song (feat. Guest)", isrc=ISRC),  # title key
+            track("Other", "Name", isrc="us-rc1-23-45678"),  # the ISRC it just gained
+            track("Artist feat. Guest", "Song", spotify_id=SPOTIFY),  # known spelling
+            track("New", "Track"),
+        ]
+    )
+    assert delta(before, tier_counts()) == (2, 1, 1)
+    # In MatchTier's order: isrc, spotify, spelling, title, new.
+    assert delta(matched_before, matched_counts()) == (1, 0, 1, 1, 1)

@@ -13,7 +13,7 @@ from scrapers.db import records, setlist_statements, statements
 from scrapers.db.conflicts import Conflict, insert_conflicts
 from scrapers.db.locks import lock_key, lock_keys
 from scrapers.db.records import Placement, SetlistRecord, TrackRecord
-from scrapers.db.resolution import Resolution
+from scrapers.db.resolution import MatchTier, Resolution
 from scrapers.db.setlist_statements import RowChange
 from scrapers.db.validation import Rejection
 
@@ -30,7 +30,10 @@ class BatchResult:
     # Stored setlist rows that changed (a new or refreshed page).
     row_changes: Counter[RowChange] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
+    # By the strongest identifier each item carried (``TrackRecord.tier``).
     tiers: Counter[str] = field(default_factory=Counter)
+    # By how each item was actually matched.
+    matched: Counter[MatchTier] = field(default_factory=Counter)
     # (tier, "inserted" | "updated"): the import summary's per-tier split.
     tier_outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     conflicts: int = 0
@@ -43,6 +46,7 @@ class BatchResult:
         self.rejected.update(other.rejected)
         self.row_changes.update(other.row_changes)
         self.tiers.update(other.tiers)
+        self.matched.update(other.matched)
         self.tier_outcomes.update(other.tier_outcomes)
 
     @property
@@ -81,8 +85,10 @@ def apply(
     for record in rows:
         track_id = None
         if record.is_track:
-            track, created = resolution.resolve(record)
+            track, matched = resolution.resolve(record)
+            created = matched is MatchTier.NEW
             track_id = track.id
+            result.matched[matched] += 1
             result.tiers[record.tier] += 1
             result.tier_outcomes[(record.tier, "inserted" if created else "updated")] += 1
             if created:

@@ -9,12 +9,24 @@ other too, which is the in-batch dedupe. Identifier conflicts follow ``conflicts
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from scrapers.db import records
 from scrapers.db.conflicts import Conflict, decide
 from scrapers.db.copy import new_id
 from scrapers.db.records import TrackRecord
+
+
+class MatchTier(StrEnum):
+    """How an item was actually matched (``tracks_matched_total{tier}``), as opposed to
+    ``TrackRecord.tier``, the strongest identifier it carried."""
+
+    ISRC = "isrc"
+    SPOTIFY = "spotify"
+    SPELLING = "spelling"  # a raw spelling already known (track_lookup, or earlier in the batch)
+    TITLE = "title"
+    NEW = "new"
 
 
 @dataclass
@@ -79,10 +91,9 @@ class Resolution:
             self.by_title_key.setdefault(track.title_key, []).append(track)
         return track
 
-    def resolve(self, record: TrackRecord) -> tuple[Track, bool]:
-        """The track ``record`` belongs to, and whether the batch created it."""
-        track = self._match(record)
-        created = track is None
+    def resolve(self, record: TrackRecord) -> tuple[Track, MatchTier]:
+        """The track ``record`` belongs to, and how it was matched (``NEW``: created)."""
+        track, tier = self._match(record)
         if track is None:
             track = self.add(Track(new_id(), None, None, record.title_key, True, record))
         elif track.title_key is None:
@@ -108,18 +119,18 @@ class Resolution:
             # The first track a spelling resolved to keeps it, as in track_lookup.
             self.by_spelling[spelling] = track
             self.new_spellings[spelling] = track.id
-        return track, created
+        return track, tier
 
-    def _match(self, record: TrackRecord) -> Track | None:
+    def _match(self, record: TrackRecord) -> tuple[Track | None, MatchTier]:
         if record.isrc and record.isrc in self.by_isrc:
-            return self.by_isrc[record.isrc]
+            return self.by_isrc[record.isrc], MatchTier.ISRC
         by_spotify = self.by_spotify.get(record.spotify_id) if record.spotify_id else None
         if by_spotify and not by_spotify.contradicts(record):
-            return by_spotify
+            return by_spotify, MatchTier.SPOTIFY
         by_spelling = self.by_spelling.get((record.artist, record.title))
         if by_spelling and not by_spelling.contradicts(record):
-            return by_spelling
+            return by_spelling, MatchTier.SPELLING
         for candidate in self.by_title_key.get(record.title_key, ()):
             if not candidate.contradicts(record):
-                return candidate
-        return None
+                return candidate, MatchTier.TITLE
+        return None, MatchTier.NEW

@@ -40,6 +40,7 @@ from scrapers.db.conflicts import count_conflicts
 from scrapers.db.connection import connect, redacted
 from scrapers.db.copy import new_id
 from scrapers.db.records import TrackRecord
+from scrapers.db.resolution import MatchTier
 from scrapers.db.setlist_statements import RowChange
 from scrapers.db.statements import SESSION_SETUP
 from scrapers.db.validation import (
@@ -51,6 +52,9 @@ from scrapers.db.validation import (
     validate,
     validation_pool,
 )
+
+for _tier in MatchTier:  # exported at 0 from the start, so rates see the series at once
+    metrics.TRACKS_MATCHED.labels(_tier)
 
 __all__ = [
     "BatchResult",
@@ -248,6 +252,8 @@ def _count(
     metrics.TRACKS_UPSERT_ISRC.inc(result.tiers["isrc"])
     metrics.TRACKS_UPSERT_SPOTIFY.inc(result.tiers["spotify"])
     metrics.TRACKS_UPSERT_TITLE.inc(result.tiers["title"])
+    for tier, count in result.matched.items():
+        metrics.TRACKS_MATCHED.labels(tier).inc(count)
     metrics.TRACKS_WRITTEN.labels("inserted").inc(result.inserted)
     metrics.TRACKS_WRITTEN.labels("updated").inc(result.updated)
     for change, count in result.row_changes.items():
