@@ -19,14 +19,20 @@
 -- 1. ISRCs are normalised exactly as scrapers.identity.normalize_isrc does (drop whitespace,
 --    hyphens and dots, upper-case ASCII letters; other letters fail the format). A value that is then empty becomes NULL. A value that fails
 --    ^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$ or starts with TC (TuneCore) is not an ISRC: isrc becomes NULL
---    and the raw value is kept in metadata->'invalid_isrc'. Every rewrite is recorded in
+--    and the raw value is kept in metadata->'invalid'->'isrc' (where the writer keeps every
+--    invalid value, scrapers.db.records). Every rewrite is recorded in
 --    isrc_normalization_audit (the rollback puts the raw value back).
 -- 2. Duplicates are connected components over the two identifiers (A shares an ISRC with B, B
 --    shares a Spotify ID with C: one group), found set-based by propagating the smallest label
 --    along shared ISRCs and Spotify IDs until nothing changes.
 -- 3. Keeper rule: in each group the keeper is the most complete row (most non-NULL columns),
---    then the oldest (created_at), then the smallest id. The keeper gains every column it lacks
---    from the best-ranked duplicate that has it, and metadata keys it lacks. An identifier the
+--    then the oldest (created_at), then the smallest id. The keeper takes its duplicates by the
+--    writer's merge rule (scrapers/db/merge.py; tests/test_merge_rule.py checks they agree): the
+--    keeper is the stored row, and the incoming record holds, per column, the best-ranked
+--    duplicate's non-NULL value and, per metadata key, the best-ranked duplicate's value. So a
+--    duplicate's descriptive values (bpm, duration_ms, key, label, release_date, genre) replace
+--    the keeper's, identity columns are only filled where the keeper has none, metadata keys are
+--    added, and an enrichment outcome replaces "pending". An identifier the
 --    keeper cannot take (a second, different ISRC or Spotify ID in the group) is recorded in
 --    identifier_conflicts (origin '002_add_isrc_unique_constraints'), not dropped.
 -- 4. Every row that references a duplicate, through any foreign key to tracks(id) found in the
@@ -156,7 +162,7 @@ BEGIN
         track_id              uuid PRIMARY KEY,
         original_isrc         text NOT NULL,
         stored_isrc           text,
-        -- metadata->'invalid_isrc' before it was overwritten (NULL: the key was absent).
+        -- metadata->'invalid' before it was overwritten (NULL: the key was absent).
         previous_invalid_isrc jsonb,
         action                text NOT NULL
             CHECK (action IN ('normalized', 'invalid_moved_to_metadata', 'empty_cleared')),
@@ -177,7 +183,7 @@ BEGIN
                 WHEN valid IS NULL THEN 'invalid_moved_to_metadata'
                 ELSE 'normalized' END
     FROM (
-        SELECT id, isrc, cleaned, metadata -> 'invalid_isrc' AS invalid_key,
+        SELECT id, isrc, cleaned, metadata -> 'invalid' AS invalid_key,
                CASE WHEN cleaned ~ '^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$' AND left(cleaned, 2) <> 'TC'
                     THEN cleaned END AS valid
         FROM (
@@ -197,11 +203,14 @@ BEGIN
     UPDATE tracks t
     SET isrc = a.stored_isrc,
         metadata = CASE WHEN a.action = 'invalid_moved_to_metadata'
-                        THEN t.metadata || jsonb_build_object('invalid_isrc', a.original_isrc)
+                        THEN t.metadata || jsonb_build_object('invalid',
+                            CASE WHEN jsonb_typeof(t.metadata -> 'invalid') = 'object'
+                                 THEN t.metadata -> 'invalid' ELSE '{}' END
+                            || jsonb_build_object('isrc', a.original_isrc))
                         ELSE t.metadata END
     FROM isrc_normalization_audit a
     WHERE t.id = a.track_id;
-    RAISE NOTICE 'Normalised % stored ISRC spellings (% invalid values moved to metadata.invalid_isrc)',
+    RAISE NOTICE 'Normalised % stored ISRC spellings (% invalid values moved to metadata.invalid.isrc)',
         (SELECT count(*) FROM isrc_normalization_audit WHERE action = 'normalized'),
         (SELECT count(*) FROM isrc_normalization_audit WHERE action = 'invalid_moved_to_metadata');
 
@@ -266,10 +275,19 @@ BEGIN
     RAISE NOTICE 'STEP 2: Merging metadata into keeper records';
     RAISE NOTICE '===========================================';
 
-    -- For every column, the value of the best-ranked member that has one (the keeper's own
-    -- first). Arrays go through text: array_agg of arrays would stack them.
+    -- The incoming record: for every column, the value of the best-ranked duplicate that has
+    -- one. Arrays go through text: array_agg of arrays would stack them. Then the merge rule
+    -- (scrapers/db/merge.py): descriptive columns take the incoming value, an enrichment
+    -- outcome replaces the keeper's status, every other column is only filled where empty.
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
-           string_agg('f.' || quote_ident(a.attname), ', ' ORDER BY a.attnum),
+           string_agg(CASE
+                WHEN a.attname IN ('bpm', 'duration_ms', 'key', 'label', 'release_date', 'genre')
+                    THEN format('coalesce(f.%1$I, t.%1$I)', a.attname)
+                WHEN a.attname = 'enrichment_status'
+                    THEN format('CASE WHEN f.%1$I IN (''enriched'', ''not_found'', ''failed'')'
+                                ' THEN f.%1$I ELSE t.%1$I END', a.attname)
+                ELSE format('coalesce(t.%1$I, f.%1$I)', a.attname) END,
+                      ', ' ORDER BY a.attnum),
            string_agg(CASE WHEN t.typcategory = 'A'
                 THEN format('((array_agg(%1$I::text ORDER BY merge_rank) FILTER (WHERE %1$I IS NOT NULL))[1])::%2$s',
                             a.attname, format_type(a.atttypid, a.atttypmod))
@@ -283,17 +301,18 @@ BEGIN
       AND a.attname NOT IN ('id', 'metadata', 'created_at', 'updated_at');
     EXECUTE format(
         'CREATE TEMP TABLE keeper_fill ON COMMIT DROP AS'
-        ' SELECT merge_group, %s FROM dup_ranked GROUP BY merge_group', statement);
-    -- Metadata: every key of every member, the best-ranked member's value winning.
+        ' SELECT merge_group, %s FROM dup_ranked WHERE merge_rank > 1 GROUP BY merge_group',
+        statement);
+    -- Incoming metadata: every key of every duplicate, the best-ranked one's value winning.
     CREATE TEMP TABLE keeper_metadata ON COMMIT DROP AS
         SELECT merge_group, jsonb_object_agg(key, value) AS merged
         FROM (SELECT DISTINCT ON (r.merge_group, f.key) r.merge_group, f.key, f.value
               FROM dup_ranked r, jsonb_each(r.metadata) f
-              WHERE jsonb_typeof(r.metadata) = 'object'
+              WHERE jsonb_typeof(r.metadata) = 'object' AND r.merge_rank > 1
               ORDER BY r.merge_group, f.key, r.merge_rank) firsts
         GROUP BY merge_group;
     EXECUTE format(
-        'UPDATE tracks t SET (%1$s, metadata, updated_at) = (SELECT %2$s, coalesce(mm.merged, t.metadata), now())'
+        'UPDATE tracks t SET (%1$s, metadata, updated_at) = (SELECT %2$s, t.metadata || coalesce(mm.merged, ''{}''), now())'
         ' FROM keeper_fill f JOIN dup_ranked k ON k.merge_group = f.merge_group AND k.merge_rank = 1'
         ' LEFT JOIN keeper_metadata mm ON mm.merge_group = f.merge_group'
         ' WHERE t.id = k.id',

@@ -40,8 +40,16 @@ BEGIN
     SET isrc = a.original_isrc,
         metadata = CASE
             WHEN a.action <> 'invalid_moved_to_metadata' THEN t.metadata
-            WHEN a.previous_invalid_isrc IS NULL THEN t.metadata - 'invalid_isrc'
-            ELSE t.metadata || jsonb_build_object('invalid_isrc', a.previous_invalid_isrc) END
+            -- Only the key 002 wrote: invalid values the writer recorded since then stay.
+            WHEN a.previous_invalid_isrc IS NULL
+                 AND (t.metadata #- '{invalid,isrc}') -> 'invalid' = '{}'
+                THEN t.metadata - 'invalid'
+            WHEN a.previous_invalid_isrc IS NULL THEN t.metadata #- '{invalid,isrc}'
+            WHEN jsonb_typeof(a.previous_invalid_isrc) <> 'object'
+                THEN t.metadata || jsonb_build_object('invalid', a.previous_invalid_isrc)
+            WHEN a.previous_invalid_isrc ? 'isrc'
+                THEN jsonb_set(t.metadata, '{invalid,isrc}', a.previous_invalid_isrc -> 'isrc')
+            ELSE t.metadata #- '{invalid,isrc}' END
     FROM isrc_normalization_audit a
     WHERE t.id = a.track_id AND t.isrc IS NOT DISTINCT FROM a.stored_isrc;
     GET DIAGNOSTICS reverted = ROW_COUNT;

@@ -582,7 +582,9 @@ def merged_state(url: str) -> list[list[tuple]]:
 def test_sql_normalisation_agrees_with_identity_module(before_002: str, spelling: str) -> None:
     insert_tracks(before_002, [(1, "T", spelling, None)])
     migrate_002(before_002)
-    stored, invalid = execute(before_002, "SELECT isrc, metadata->>'invalid_isrc' FROM tracks")[0]
+    stored, invalid = execute(before_002, "SELECT isrc, metadata->'invalid'->>'isrc' FROM tracks")[
+        0
+    ]
     assert stored == normalize_isrc(spelling)
     expected_invalid = (
         spelling if normalize_isrc(spelling) is None and spelling.strip(" -.") else None
@@ -631,3 +633,22 @@ def test_run_migration_script_applies_then_skips(before_002: str) -> None:
         check=False,
     )
     assert missing.returncode == 2 and "999_nope" in missing.stderr
+
+
+def test_invalid_isrc_is_kept_where_the_writer_keeps_it_and_rolled_back(before_002: str) -> None:
+    """metadata.invalid.isrc, as scrapers.db.records stores an invalid ISRC; other invalid
+    values already there stay, and the rollback gives back exactly what was stored."""
+    insert_tracks(before_002, [(1, "A", "TC1234567890", None), (2, "B", "bad", None)])
+    execute(
+        before_002,
+        'UPDATE tracks SET metadata = \'{"invalid": {"bpm": "fast"}, "x": 1}\' WHERE id = %s',
+        (track_id(1),),
+    )
+    original = snapshot(before_002)
+    migrate_002(before_002)
+    assert execute(before_002, "SELECT metadata FROM tracks ORDER BY id") == [
+        ({"invalid": {"bpm": "fast", "isrc": "TC1234567890"}, "x": 1},),
+        ({"invalid": {"isrc": "bad"}},),
+    ]
+    migrations.downgrade(before_002, MIGRATION)
+    assert snapshot(before_002) == original

@@ -30,7 +30,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from scrapers import identity, metrics
-from scrapers.db import records
+from scrapers.db import merge, records
 from scrapers.db.locks import lock_key, lock_keys
 from scrapers.statuses import ConflictResolution, IdentifierType
 
@@ -253,9 +253,7 @@ def _assign(
         if conflict:
             outcome.conflicts.append(conflict)
     columns = {**row, **outcome.assigned}
-    statement = sql.SQL("UPDATE tracks AS t SET {} FROM (SELECT").format(
-        records.update_assignments()
-    )
+    statement = sql.SQL("UPDATE tracks AS t SET {} FROM (SELECT").format(merge.assignments())
     cursor.execute(
         statement
         + sql.SQL(

@@ -20,7 +20,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from itemadapter import ItemAdapter
-from psycopg2 import sql
 
 from scrapers import identity
 from scrapers.items import TrackItem, resolve_aliases
@@ -580,40 +579,3 @@ def _bounded_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 def _version_from_title(title: str) -> str | None:
     matches = _VERSION_BRACKET.findall(title)
     return matches[-1].strip()[:MAX_SHORT_CHARS] if matches else None
-
-
-def update_assignments(stored: str = "t", incoming: str = "u") -> sql.Composed:
-    """The SET list that applies the merge rule from alias ``incoming`` onto alias ``stored``.
-
-    Non-null incoming descriptive values win, nulls never erase, identifiers and identity columns
-    are only filled when empty, metadata keys are merged.
-    """
-    old, new = sql.Identifier(stored), sql.Identifier(incoming)
-    overwrite = sql.SQL("{c} = coalesce({new}.{c}, {old}.{c})")
-    fill = sql.SQL("{c} = coalesce({old}.{c}, {new}.{c})")
-    assignments = [
-        overwrite.format(c=sql.Identifier(c), old=old, new=new) for c in OVERWRITE_COLUMNS
-    ]
-    assignments += [
-        fill.format(c=sql.Identifier(c), old=old, new=new)
-        for c in (*FILL_ONLY_COLUMNS, "isrc", "spotify_id", "title_key")
-    ]
-    assignments.append(
-        sql.SQL("metadata = {old}.metadata || coalesce({new}.metadata, '{{}}')").format(
-            old=old, new=new
-        )
-    )
-    # A real outcome (enriched, not_found, failed) replaces "pending"; "pending" never replaces
-    # an outcome, so re-crawling an enriched track does not queue it again.
-    assignments.append(
-        sql.SQL(
-            "enrichment_status = CASE WHEN {new}.enrichment_status IN ({outcomes})"
-            " THEN {new}.enrichment_status ELSE {old}.enrichment_status END"
-        ).format(
-            old=old,
-            new=new,
-            outcomes=sql.SQL(", ").join(map(sql.Literal, EnrichmentStatus.outcomes())),
-        )
-    )
-    assignments.append(sql.SQL("updated_at = now()"))
-    return sql.SQL(", ").join(assignments)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from scrapers.db import records
+from scrapers.db import merge
 from scrapers.db.conflicts import Conflict, decide
 from scrapers.db.copy import new_id
 from scrapers.db.records import TrackRecord
@@ -52,20 +52,20 @@ class Track:
         )
 
     def absorb(self, record: TrackRecord) -> None:
-        """The merge rule within a batch: later non-null values win, identity fills once."""
-        for name in records.OVERWRITE_COLUMNS:
-            if record.values.get(name) is not None:
-                self.values[name] = record.values[name]
-                self.changed = True
-        for name in records.FILL_ONLY_COLUMNS:
-            if self.values.get(name) is None and record.values.get(name) is not None:
-                self.values[name] = record.values[name]
-                self.changed = True
-        if record.metadata:
-            self.metadata.update(record.metadata)
-            self.changed = True
-        if record.enrichment_status and record.enrichment_status != "pending":
-            self.enrichment_status = record.enrichment_status
+        """The merge rule (``merge``) within a batch: what the batch will write onto the row."""
+        before = (self.values, self.metadata, self.enrichment_status)
+        merged = merge.merge(
+            {**self.values, "metadata": self.metadata, "enrichment_status": self.enrichment_status},
+            {
+                **record.values,
+                "metadata": record.metadata,
+                "enrichment_status": record.enrichment_status,
+            },
+        )
+        self.metadata = merged.pop("metadata")
+        self.enrichment_status = merged.pop("enrichment_status")
+        self.values = merged
+        if (self.values, self.metadata, self.enrichment_status) != before:
             self.changed = True
 
 

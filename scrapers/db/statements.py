@@ -13,7 +13,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from scrapers import identity
-from scrapers.db import records
+from scrapers.db import merge, records
 from scrapers.db.copy import copy_rows, new_id
 from scrapers.db.records import TrackRecord
 from scrapers.db.resolution import Resolution, Track
@@ -160,7 +160,7 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
         cursor.execute(
             sql.SQL(
                 "UPDATE tracks AS t SET {} FROM writer_track_updates AS u WHERE t.id = u.id"
-            ).format(records.update_assignments())
+            ).format(merge.assignments())
         )
     if names:
         write_credits(
