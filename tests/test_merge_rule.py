@@ -54,6 +54,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"metadata": {"a": 1, "b": {"x": 1}}},
         {"metadata": {"b": {"y": 2}, "c": 3}},
     ),
+    "the same values again change nothing": (
+        {"bpm": Decimal(128), "isrc": "USRC12345678", "metadata": {"a": 1}},
+        {"bpm": Decimal(128), "isrc": "USRC12345678", "metadata": {"a": 1}},
+    ),
     "an outcome replaces pending": (
         {"enrichment_status": "pending", "metadata": {}},
         {"enrichment_status": "enriched"},
@@ -107,6 +111,8 @@ def test_sql_assignments_agree_with_the_python_rule(server_url: str, case: str) 
                 ),
                 adapted(row),
             )
+        cursor.execute(sql.SQL("SELECT {} FROM t JOIN u ON t.id = u.id").format(merge.changes()))
+        changes = cursor.fetchone()[0]
         cursor.execute(
             sql.SQL("UPDATE t SET {} FROM u WHERE t.id = u.id").format(merge.assignments())
         )
@@ -117,6 +123,7 @@ def test_sql_assignments_agree_with_the_python_rule(server_url: str, case: str) 
     if in_sql["musicbrainz_id"] is not None:
         in_sql["musicbrainz_id"] = str(in_sql["musicbrainz_id"])
     assert in_sql == expected
+    assert changes == (expected != stored)
 
 
 def test_migration_002_keeper_fill_is_the_merge_rule(make_database) -> None:

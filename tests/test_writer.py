@@ -489,3 +489,17 @@ def test_matched_tiers_count_how_items_were_matched_not_what_they_carried(writer
     assert delta(before, tier_counts()) == (2, 1, 1)
     # In MatchTier's order: isrc, spotify, spelling, title, new.
     assert delta(matched_before, matched_counts()) == (1, 0, 1, 1, 1)
+
+
+def test_rewriting_known_items_writes_nothing(writer, db) -> None:
+    """A re-import of rows already stored as they are changes no row version."""
+    items = [
+        track("Artist", "Song", isrc=ISRC, bpm=128, metadata={"source": "a"}),
+        track("Other", "Name", bpm=120),
+    ]
+    writer.write(items)
+    versions = query(db, "SELECT id, xmin::text FROM tracks ORDER BY id")
+    assert writer.write(items).updated == 2
+    assert query(db, "SELECT id, xmin::text FROM tracks ORDER BY id") == versions
+    writer.write([track("Other", "Name", bpm=121)])
+    assert query(db, "SELECT xmin::text FROM tracks ORDER BY id") != [v for _, v in versions]

@@ -47,27 +47,54 @@ def merge(stored: Mapping[str, Any], incoming: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
+def _merged(stored: str, incoming: str) -> list[tuple[str, sql.Composable]]:
+    """Each column the rule sets, with the SQL expression of its merged value."""
+    old, new = sql.Identifier(stored), sql.Identifier(incoming)
+    overwrite = sql.SQL("coalesce({new}.{c}, {old}.{c})")
+    fill = sql.SQL("coalesce({old}.{c}, {new}.{c})")
+    merged: list[tuple[str, sql.Composable]] = [
+        (c, overwrite.format(c=sql.Identifier(c), old=old, new=new)) for c in OVERWRITE
+    ]
+    merged += [(c, fill.format(c=sql.Identifier(c), old=old, new=new)) for c in FILL_ONLY]
+    merged.append(
+        (
+            "metadata",
+            sql.SQL("{old}.metadata || coalesce({new}.metadata, '{{}}')").format(old=old, new=new),
+        )
+    )
+    merged.append(
+        (
+            "enrichment_status",
+            sql.SQL(
+                "CASE WHEN {new}.enrichment_status IN ({outcomes})"
+                " THEN {new}.enrichment_status ELSE {old}.enrichment_status END"
+            ).format(
+                old=old,
+                new=new,
+                outcomes=sql.SQL(", ").join(map(sql.Literal, ENRICHMENT_OUTCOMES)),
+            ),
+        )
+    )
+    return merged
+
+
 def assignments(stored: str = "t", incoming: str = "u") -> sql.Composed:
     """``merge`` as the SET list of an UPDATE from alias ``incoming`` onto alias ``stored``."""
-    old, new = sql.Identifier(stored), sql.Identifier(incoming)
-    overwrite = sql.SQL("{c} = coalesce({new}.{c}, {old}.{c})")
-    fill = sql.SQL("{c} = coalesce({old}.{c}, {new}.{c})")
-    parts = [overwrite.format(c=sql.Identifier(c), old=old, new=new) for c in OVERWRITE]
-    parts += [fill.format(c=sql.Identifier(c), old=old, new=new) for c in FILL_ONLY]
-    parts.append(
-        sql.SQL("metadata = {old}.metadata || coalesce({new}.metadata, '{{}}')").format(
-            old=old, new=new
-        )
-    )
-    parts.append(
-        sql.SQL(
-            "enrichment_status = CASE WHEN {new}.enrichment_status IN ({outcomes})"
-            " THEN {new}.enrichment_status ELSE {old}.enrichment_status END"
-        ).format(
-            old=old,
-            new=new,
-            outcomes=sql.SQL(", ").join(map(sql.Literal, ENRICHMENT_OUTCOMES)),
-        )
-    )
+    parts = [
+        sql.SQL("{} = {}").format(sql.Identifier(c), value)
+        for c, value in _merged(stored, incoming)
+    ]
     parts.append(sql.SQL("updated_at = now()"))
     return sql.SQL(", ").join(parts)
+
+
+def changes(stored: str = "t", incoming: str = "u") -> sql.Composed:
+    """The condition that ``merge`` changes the stored row: an UPDATE guarded by it writes
+    nothing for a record that brings nothing new (a re-import of known rows)."""
+    merged = _merged(stored, incoming)
+    return sql.SQL("({}) IS DISTINCT FROM ({})").format(
+        sql.SQL(", ").join(value for _, value in merged),
+        sql.SQL(", ").join(
+            sql.SQL("{}.{}").format(sql.Identifier(stored), sql.Identifier(c)) for c, _ in merged
+        ),
+    )

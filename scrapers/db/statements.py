@@ -159,8 +159,8 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
         copy_rows(cursor, "writer_track_updates", _UPDATE_COLUMNS, updates)
         cursor.execute(
             sql.SQL(
-                "UPDATE tracks AS t SET {} FROM writer_track_updates AS u WHERE t.id = u.id"
-            ).format(merge.assignments())
+                "UPDATE tracks AS t SET {} FROM writer_track_updates AS u WHERE t.id = u.id AND {}"
+            ).format(merge.assignments(), merge.changes())
         )
     if names:
         write_credits(
