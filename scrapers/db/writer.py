@@ -26,17 +26,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 
 from scrapers import metrics
-from scrapers.db import records
+from scrapers.db import bulk, records
 from scrapers.db.batch import Applied, BatchResult, apply
-from scrapers.db.conflicts import count_conflicts
+from scrapers.db.bulk import OnLockWait
+from scrapers.db.conflicts import Conflict, count_conflicts
 from scrapers.db.connection import connect, redacted
 from scrapers.db.copy import new_id
 from scrapers.db.records import TrackRecord
@@ -85,6 +88,10 @@ class BatchWriter:
     ("spider:1001tracklists", "import:export.jsonl"). ``retry_timeout`` bounds how long a batch
     waits for a lost database before ``DatabaseUnavailable``.
 
+    ``bulk``: the whole load is one transaction (``scrapers.db.bulk``): ``begin_bulk``, then
+    writes (each batch a savepoint, no retry: a lost connection loses the load), then
+    ``finish_bulk``; closing without ``finish_bulk`` rolls everything back.
+
     ``write`` validates and stores one batch in the caller's thread; ``write_validated`` stores
     one validated elsewhere (the importer's validation process). Concurrency is the caller's:
     the crawl's pipeline writes from its one worker thread, the importer overlaps reading with
@@ -92,12 +99,18 @@ class BatchWriter:
     ``give_up`` may be called from another.
     """
 
-    def __init__(self, url: str, *, origin: str, retry_timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, *, origin: str, retry_timeout: float = 60.0, bulk: bool = False
+    ) -> None:
         self.url = url
         self.origin = origin
         self.retry_timeout = retry_timeout
+        self.bulk = bulk
         self._connection: psycopg2.extensions.connection | None = None
         self._give_up = threading.Event()
+        # Bulk mode: the dropped foreign keys while the load's transaction is open.
+        self._foreign_keys: list[bulk.ForeignKey] | None = None
+        self._uncounted = _Uncounted()
 
     def __enter__(self) -> BatchWriter:
         return self
@@ -106,11 +119,12 @@ class BatchWriter:
         self.close()
 
     def close(self) -> None:
-        """Release the connection."""
+        """Release the connection; a bulk load not finished is rolled back, keys included."""
         if self._connection is not None:
             with suppress(psycopg2.Error):
                 self._connection.close()
             self._connection = None
+        self._foreign_keys = None
 
     def write(
         self, items: Sequence[Any], locations: Sequence[str | None] | None = None
@@ -186,6 +200,11 @@ class BatchWriter:
                 return self._write_splitting(prepared, rejections)
             except TRANSIENT_ERRORS as error:
                 self.close()
+                if self.bulk:
+                    raise DatabaseUnavailable(
+                        f"bulk load into {redacted(self.url)} lost its transaction, nothing of it"
+                        f" is stored: {error}".strip()
+                    ) from error
                 out_of_time = time.monotonic() + delay > deadline or self._give_up.is_set()
                 if not out_of_time:
                     logger.warning("Database write failed (%s); retrying in %.1fs", error, delay)
@@ -220,6 +239,8 @@ class BatchWriter:
     def _transaction(self, prepared: list[Entry], rejections: list[Rejection]) -> BatchResult:
         connection = self._connect()
         batch = [entry.record for entry in prepared]
+        if self.bulk:
+            return self._bulk_batch(connection, batch, rejections)
         try:
             with connection.cursor() as cursor:
                 result, applied = apply(cursor, batch, rejections, self.origin)
@@ -230,8 +251,66 @@ class BatchWriter:
                 connection.rollback()
             raise
         # Counted only once stored: a rolled-back attempt must not count twice.
-        _count(result, batch, rejections, applied)
+        uncounted = _Uncounted()
+        uncounted.add(result, batch, applied)
+        uncounted.publish()
         return result
+
+    def _bulk_batch(
+        self,
+        connection: psycopg2.extensions.connection,
+        batch: list[records.Record],
+        rejections: list[Rejection],
+    ) -> BatchResult:
+        """One batch of a bulk load: a savepoint in the load's transaction, so that bisection
+        still rejects one bad item and keeps the rest."""
+        if self._foreign_keys is None:
+            raise RuntimeError("a bulk BatchWriter writes only between begin_bulk and finish_bulk")
+        with connection.cursor() as cursor:
+            cursor.execute("SAVEPOINT bulk_batch")
+            try:
+                result, applied = apply(cursor, batch, rejections, self.origin)
+                # The session's work tables empty at COMMIT, which is far away in bulk mode.
+                cursor.execute("TRUNCATE writer_track_updates, writer_credits")
+            except BaseException:
+                with suppress(psycopg2.Error):
+                    cursor.execute("ROLLBACK TO SAVEPOINT bulk_batch")
+                raise
+            cursor.execute("RELEASE SAVEPOINT bulk_batch")
+        self._uncounted.add(result, batch, applied)
+        return result
+
+    def begin_bulk(self, on_wait: OnLockWait) -> None:
+        """Start the bulk load's transaction: take the locks (``on_wait`` is called while other
+        sessions hold them), then drop the child tables' foreign keys."""
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                bulk.take_locks(cursor, on_wait)
+                self._foreign_keys = bulk.drop_foreign_keys(cursor)
+        except BaseException:
+            with suppress(psycopg2.Error):
+                connection.rollback()
+            raise
+        self._uncounted = _Uncounted()
+
+    def finish_bulk(self) -> None:
+        """Add the foreign keys back, validated, and COMMIT the whole load."""
+        if self._foreign_keys is None:
+            raise RuntimeError("finish_bulk without begin_bulk")
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                bulk.add_foreign_keys(cursor, self._foreign_keys)
+            connection.commit()
+        except BaseException:
+            with suppress(psycopg2.Error):
+                connection.rollback()
+            raise
+        finally:
+            self._foreign_keys = None
+        self._uncounted.publish()
+        self._uncounted = _Uncounted()
 
     def _connect(self) -> psycopg2.extensions.connection:
         if self._connection is None or self._connection.closed:
@@ -243,28 +322,40 @@ class BatchWriter:
         return self._connection
 
 
-def _count(
-    result: BatchResult,
-    prepared: list[records.Record],
-    rejections: list[Rejection],
-    applied: Applied,
-) -> None:
-    metrics.TRACKS_UPSERT_ISRC.inc(result.tiers["isrc"])
-    metrics.TRACKS_UPSERT_SPOTIFY.inc(result.tiers["spotify"])
-    metrics.TRACKS_UPSERT_TITLE.inc(result.tiers["title"])
-    for tier, count in result.matched.items():
-        metrics.TRACKS_MATCHED.labels(tier).inc(count)
-    metrics.TRACKS_WRITTEN.labels("inserted").inc(result.inserted)
-    metrics.TRACKS_WRITTEN.labels("updated").inc(result.updated)
-    for change, count in result.row_changes.items():
-        metrics.SETLIST_ROWS_CHANGED.labels(change).inc(count)
-    for rejection in rejections:
-        metrics.ITEMS_REJECTED.labels(rejection.code).inc()
-    for record in prepared:
-        if isinstance(record, TrackRecord):
-            for name in record.invalid_identifiers:
-                metrics.INVALID_IDENTIFIERS.labels(name).inc()
-    count_conflicts(applied.conflicts)
-    if logger.isEnabledFor(logging.DEBUG):
-        for isrc in applied.isrc_upserts:
+@dataclass
+class _Uncounted:
+    """Committed work not yet in the metrics: counted per batch, or at COMMIT in bulk mode (a
+    bulk load rolled back must not have counted its batches)."""
+
+    result: BatchResult = field(default_factory=BatchResult)
+    invalid: Counter[str] = field(default_factory=Counter)
+    conflicts: list[Conflict] = field(default_factory=list)
+    isrc_upserts: list[str] = field(default_factory=list)
+
+    def add(self, result: BatchResult, batch: list[records.Record], applied: Applied) -> None:
+        self.result.add(result)
+        for record in batch:
+            if isinstance(record, TrackRecord):
+                self.invalid.update(record.invalid_identifiers)
+        self.conflicts += applied.conflicts
+        if logger.isEnabledFor(logging.DEBUG):
+            self.isrc_upserts += applied.isrc_upserts
+
+    def publish(self) -> None:
+        result = self.result
+        metrics.TRACKS_UPSERT_ISRC.inc(result.tiers["isrc"])
+        metrics.TRACKS_UPSERT_SPOTIFY.inc(result.tiers["spotify"])
+        metrics.TRACKS_UPSERT_TITLE.inc(result.tiers["title"])
+        for tier, count in result.matched.items():
+            metrics.TRACKS_MATCHED.labels(tier).inc(count)
+        metrics.TRACKS_WRITTEN.labels("inserted").inc(result.inserted)
+        metrics.TRACKS_WRITTEN.labels("updated").inc(result.updated)
+        for change, count in result.row_changes.items():
+            metrics.SETLIST_ROWS_CHANGED.labels(change).inc(count)
+        for code, count in result.rejected.items():
+            metrics.ITEMS_REJECTED.labels(code).inc(count)
+        for name, count in self.invalid.items():
+            metrics.INVALID_IDENTIFIERS.labels(name).inc(count)
+        count_conflicts(self.conflicts)
+        for isrc in self.isrc_upserts:
             logger.debug("Upserted track via ISRC: %s", isrc)

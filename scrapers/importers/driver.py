@@ -20,6 +20,7 @@ running it again. The rejections of a file are those of its latest run: each run
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import time
@@ -203,6 +204,8 @@ class Importer:
     """Imports files into the catalogue at ``url`` (``None`` with ``dry_run``).
 
     ``validation_process`` False validates in this process (one core's worth of Python).
+    ``bulk``: each file is loaded in one transaction (``scrapers.db.bulk``): other sessions wait
+    for the catalogue's tables until it ends, and a file not loaded to its end stores nothing.
     """
 
     def __init__(
@@ -215,8 +218,10 @@ class Importer:
         interactive: bool | None = None,
         log_every: float = 10.0,
         validation_process: bool = True,
+        bulk: bool = False,
     ) -> None:
         self.url = url
+        self.bulk = bulk and not dry_run
         self.validation_process = validation_process and not dry_run
         self._validation_pool: ProcessPoolExecutor | None = None
         self.dry_run = dry_run
@@ -276,37 +281,48 @@ class Importer:
         writer = self._writer(origin)
         rejections = RejectionLog(None if self.dry_run else self.url, origin)
         batch = _Batch()
+        stored_before, finished = copy.deepcopy(summary.stored), False
         try:
             rejections.clear()
-            for row in reader.rows():
-                summary.read += 1
-                self._take(row, batch, summary)
-                if batch.full(self.batch_size):
-                    self._use_validation_process(writer)
-                    self._flush(batch, writer, rejections, summary)
-                if summary.read % PROGRESS_EVERY_ROWS == 0:
-                    progress.update(summary.read, done_bytes + reader.bytes_read())
-            self._flush(batch, writer, rejections, summary)
-            self._collect(summary, wait=True)
-        except (OSError, ValueError) as error:
-            # The reader could not go on (unreadable file, no CSV header, no JSON array): what was
-            # read before is stored, the rest of the file is reported as failed.
-            self._flush(batch, writer, rejections, summary)
-            self._collect(summary, wait=True)
-            outcome.error = str(error)
-            logger.error("%s: %s", path, error)
+            if isinstance(writer, OverlappedWriter) and self.bulk:
+                writer.begin_bulk(progress.waiting)
+            try:
+                for row in reader.rows():
+                    summary.read += 1
+                    self._take(row, batch, summary)
+                    if batch.full(self.batch_size):
+                        self._use_validation_process(writer)
+                        self._flush(batch, writer, rejections, summary)
+                    if summary.read % PROGRESS_EVERY_ROWS == 0:
+                        progress.update(summary.read, done_bytes + reader.bytes_read())
+                self._flush(batch, writer, rejections, summary)
+                self._collect(summary, wait=True)
+            except (OSError, ValueError) as error:
+                # The reader could not go on (unreadable file, no CSV header, no JSON array): what
+                # was read before is stored, the rest of the file is reported as failed.
+                self._flush(batch, writer, rejections, summary)
+                self._collect(summary, wait=True)
+                outcome.error = str(error)
+                logger.error("%s: %s", path, error)
+            if isinstance(writer, OverlappedWriter) and self.bulk:
+                writer.finish()
+            finished = True
         finally:
-            # After Ctrl-C this waits for the batches already handed over (at most two) to commit.
+            # After Ctrl-C this waits for the batches already handed over (at most two) to commit;
+            # a bulk load not finished is rolled back whole.
             writer.close()
             rejections.close()
             self._collect(summary, wait=False)
+            if self.bulk and not finished:
+                summary.stored = stored_before
+                outcome.error = outcome.error or "bulk load rolled back: nothing of it was stored"
         progress.update(summary.read, done_bytes + file_size(path))
 
     def _writer(self, origin: str) -> Writer:
         if self.dry_run:
             return DryRunWriter()
         assert self.url is not None
-        return OverlappedWriter(BatchWriter(self.url, origin=origin))
+        return OverlappedWriter(BatchWriter(self.url, origin=origin, bulk=self.bulk))
 
     def _use_validation_process(self, writer: Writer) -> None:
         if not self.validation_process or not isinstance(writer, OverlappedWriter):

@@ -14,6 +14,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 from scrapers.db.batch import BatchResult
+from scrapers.db.bulk import OnLockWait
 from scrapers.db.validation import Validated, validate
 from scrapers.db.writer import BatchWriter
 
@@ -61,10 +62,23 @@ class OverlappedWriter:
     ) -> BatchResult:
         return self.writer.write_validated(validated.result(), items, locations, started)
 
-    def close(self) -> None:
-        """Wait for submitted batches, then release the thread and the writer's connection."""
+    def begin_bulk(self, on_wait: OnLockWait) -> None:
+        """Start a bulk load (``BatchWriter.begin_bulk``), before the first ``submit``."""
+        self.writer.begin_bulk(on_wait)
+
+    def finish(self) -> None:
+        """Wait for every submitted batch, then end a bulk load (``BatchWriter.finish_bulk``).
+        The caller has checked the batches' results: a failed batch must not be committed."""
+        self._drain()
+        self.writer.finish_bulk()
+
+    def _drain(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
         self._in_flight.clear()
+
+    def close(self) -> None:
+        """Wait for submitted batches, then release the thread and the writer's connection."""
+        self._drain()
         self.writer.close()

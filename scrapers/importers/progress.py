@@ -45,6 +45,7 @@ class Progress:
         self.last_shown = self.started
         self.rows = 0
         self.bytes_done = 0
+        self._waited = False
 
     def update(self, rows: int, bytes_done: int) -> None:
         self.rows, self.bytes_done = rows, min(bytes_done, self.total_bytes)
@@ -52,6 +53,23 @@ class Progress:
         if now - self.last_shown >= self.every:
             self.last_shown = now
             self._show(now)
+
+    def waiting(self, seconds: float, holders: int) -> None:
+        """A bulk load waiting for the catalogue's tables: said at once, then at the cadence."""
+        now = self.clock()
+        if self._waited and now - self.last_shown < self.every:
+            return
+        self._waited, self.last_shown = True, now
+        text = (
+            f"bulk load waiting for the catalogue's tables: {holders} other session(s) hold"
+            f" them, waited {format_duration(seconds)}"
+        )
+        if not self.interactive:
+            logger.info("import progress: %s", text)
+            return
+        width = shutil.get_terminal_size((80, 20)).columns
+        self.stream.write("\r" + text[: width - 1].ljust(width - 1))
+        self.stream.flush()
 
     def close(self) -> None:
         """Show the final state; on a terminal, end the bar's line."""

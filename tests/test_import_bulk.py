@@ -1,0 +1,187 @@
+"""``scripts/import_tracks.py --bulk``: the same catalogue as the normal path, all or nothing,
+and everyone else waits while it runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from scrapers.db.bulk import CHILD_TABLES
+from scrapers.db.connection import connect
+from scrapers.db.writer import BatchWriter
+from tests.test_import import (
+    FIXTURES,
+    assert_no_duplicate_tracks,
+    generate,
+    query,
+    run_import,
+    snapshot,
+    start_import,
+    summary_value,
+)
+
+
+def foreign_keys(url: str) -> list[tuple]:
+    return query(
+        url,
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated"
+        " FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2",
+    )
+
+
+def bulk_backend(url: str, deadline: float) -> int:
+    """The backend of the bulk load that holds the catalogue's tables, once it does."""
+    while time.monotonic() < deadline:
+        rows = query(
+            url,
+            "SELECT pid FROM pg_locks WHERE relation = 'tracks'::regclass AND granted"
+            " AND mode = 'AccessExclusiveLock'",
+        )
+        if rows:
+            return rows[0][0]
+        time.sleep(0.02)
+    raise AssertionError("the bulk load never took the tables")
+
+
+def test_bulk_import_stores_the_same_catalogue_as_the_normal_path(
+    make_database, db_url: str, tmp_path: Path
+) -> None:
+    files = [*sorted(FIXTURES.iterdir()), generate(tmp_path / "catalogue.csv", 3000)]
+    keys = foreign_keys(db_url)
+    normal_url = make_database()
+    run_import(normal_url, *files, "--batch-size", "700")
+    result = run_import(db_url, *files, "--bulk", "--batch-size", "700")
+    assert snapshot(db_url) == snapshot(normal_url)
+    assert foreign_keys(db_url) == keys
+    assert {table for table, *_ in keys} >= set(CHILD_TABLES)
+    assert_no_duplicate_tracks(db_url)
+
+    # Again: everything is known, nothing is written (no row gets a new version).
+    versions = query(db_url, "SELECT id, xmin::text FROM tracks ORDER BY id")
+    again = run_import(db_url, *files, "--bulk", "--batch-size", "700")
+    assert summary_value(again.stdout, "inserted / updated").startswith("0 new tracks")
+    assert query(db_url, "SELECT id, xmin::text FROM tracks ORDER BY id") == versions
+    assert snapshot(db_url) == snapshot(normal_url)
+    assert "rolled back" not in result.stdout
+
+
+def test_killed_bulk_import_leaves_nothing_and_every_key(db_url: str, tmp_path: Path) -> None:
+    catalogue = generate(tmp_path / "big.csv", 20_000)
+    keys = foreign_keys(db_url)
+    process = start_import(db_url, catalogue, "--bulk", "--batch-size", "500")
+    backend = bulk_backend(db_url, time.monotonic() + 60)
+    # Let it load a few batches: the keys are dropped and rows are in, uncommitted.
+    with closing(connect(db_url, autocommit=True)) as watcher, watcher.cursor() as cursor:
+        deadline = time.monotonic() + 60
+        while True:
+            cursor.execute(
+                "SELECT state, xact_start < now() - interval '1 second' FROM pg_stat_activity"
+                " WHERE pid = %s",
+                (backend,),
+            )
+            row = cursor.fetchone()
+            if row is not None and row[1]:
+                break
+            assert process.poll() is None, "the import finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    process.kill()
+    process.communicate(timeout=60)
+    # The server rolls the transaction back when the connection drops.
+    deadline = time.monotonic() + 30
+    while query(db_url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert foreign_keys(db_url) == keys
+    for table in ("tracks", "artists", *CHILD_TABLES):
+        assert query(db_url, f"SELECT count(*) FROM {table}") == [(0,)], table
+
+
+def test_an_error_at_commit_rolls_the_whole_bulk_load_back(db_url: str, tmp_path: Path) -> None:
+    """A violation found at COMMIT (here a deferred constraint trigger refusing one title)
+    leaves nothing of the file, and the foreign keys as they were."""
+    catalogue = tmp_path / "poison.jsonl"
+    catalogue.write_text(
+        "".join(f'{{"artist": "A{n}", "title": "T{n}"}}\n' for n in range(50))
+        + '{"artist": "B", "title": "Poison"}\n'
+    )
+    keys = foreign_keys(db_url)
+    query(
+        db_url,
+        """
+        CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.title = 'Poison' THEN RAISE check_violation USING MESSAGE = 'poison'; END IF;
+            RETURN NULL;
+        END $$;
+        CREATE CONSTRAINT TRIGGER refuse_poison AFTER INSERT ON tracks
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+        SELECT 1
+        """,
+    )
+    result = run_import(db_url, catalogue, "--bulk", "--batch-size", "10", expect=2)
+    assert "poison" in result.stderr
+    assert query(db_url, "SELECT count(*) FROM tracks") == [(0,)]
+    assert foreign_keys(db_url) == keys
+
+
+def test_a_bad_item_in_a_bulk_load_is_rejected_alone(db_url: str, tmp_path: Path) -> None:
+    """Bisection works inside the load's transaction: one refused item, the rest stored."""
+    catalogue = tmp_path / "one_bad.jsonl"
+    catalogue.write_text(
+        "".join(f'{{"artist": "A{n}", "title": "T{n}"}}\n' for n in range(20))
+        + '{"artist": "B", "title": "Refused"}\n'
+    )
+    query(
+        db_url,
+        """
+        ALTER TABLE tracks ADD CONSTRAINT no_refused CHECK (title <> 'Refused');
+        SELECT 1
+        """,
+    )
+    run_import(db_url, catalogue, "--bulk", "--batch-size", "7")
+    assert query(db_url, "SELECT count(*) FROM tracks") == [(20,)]
+    assert query(db_url, "SELECT count(*) FROM track_artists") == [(20,)]
+    (reason,) = query(db_url, "SELECT reason FROM rejected_items")[0]
+    assert "no_refused" in reason
+
+
+@pytest.mark.slow
+def test_other_writers_wait_for_a_bulk_load(db_url: str, tmp_path: Path) -> None:
+    catalogue = generate(tmp_path / "big.csv", 20_000)
+    process = start_import(db_url, catalogue, "--bulk", "--batch-size", "1000")
+    bulk_backend(db_url, time.monotonic() + 60)
+    finished_at: list[float] = []
+
+    def write() -> None:
+        with BatchWriter(db_url, origin="test:other") as writer:
+            writer.write([{"artist": "Other", "title": "Writer"}])
+        finished_at.append(time.monotonic())
+
+    other = threading.Thread(target=write)
+    other.start()
+    process.communicate(timeout=600)
+    ended_at = time.monotonic()
+    other.join(timeout=60)
+    assert process.returncode == 0
+    assert finished_at and finished_at[0] >= ended_at - 1.0
+    assert query(db_url, "SELECT count(*) FROM tracks WHERE title = 'Writer'") == [(1,)]
+
+
+def test_a_bulk_load_waits_for_the_tables_with_a_progress_line(db_url: str, tmp_path: Path) -> None:
+    catalogue = tmp_path / "small.jsonl"
+    catalogue.write_text('{"artist": "A", "title": "T"}\n')
+    with closing(connect(db_url)) as holder, holder.cursor() as cursor:
+        cursor.execute("LOCK TABLE track_lookup IN ROW EXCLUSIVE MODE")
+        process = start_import(db_url, catalogue, "--bulk", "--log-every", "0.5")
+        time.sleep(3)
+        assert process.poll() is None, "the bulk load did not wait"
+        holder.rollback()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "waiting for the catalogue's tables: 1 other session(s)" in stderr
+    assert query(db_url, "SELECT count(*) FROM tracks") == [(1,)]
