@@ -16,14 +16,21 @@ from contextlib import closing
 
 from psycopg2 import sql
 
+from scrapers.db import bulk
 from scrapers.db.connection import connect
 
 # Parents before children, as the foreign keys require.
 TABLES = ("artists", "tracks", "track_artists", "track_lookup")
 
 
-def floor_seconds(filled_url: str, empty_url: str) -> tuple[float, dict[str, int]]:
-    """Seconds to insert ``filled_url``'s catalogue rows into ``empty_url``, and row counts."""
+def floor_seconds(
+    filled_url: str, empty_url: str, *, foreign_keys: bool = True
+) -> tuple[float, dict[str, int]]:
+    """Seconds to insert ``filled_url``'s catalogue rows into ``empty_url``, and row counts.
+
+    ``foreign_keys`` False: the bulk mode's floor, the child tables' foreign keys dropped
+    first and added back, validated, before COMMIT (``scrapers.db.bulk``), in the timed part.
+    """
     counts: dict[str, int] = {}
     with (
         closing(connect(filled_url)) as filled,
@@ -46,6 +53,7 @@ def floor_seconds(filled_url: str, empty_url: str) -> tuple[float, dict[str, int
         target.execute("ANALYZE")
         empty.commit()
         started = time.perf_counter()
+        dropped = [] if foreign_keys else bulk.drop_foreign_keys(target)
         for table in TABLES:
             target.execute(
                 sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
@@ -53,5 +61,6 @@ def floor_seconds(filled_url: str, empty_url: str) -> tuple[float, dict[str, int
                 )
             )
             counts[table] = target.rowcount
+        bulk.add_foreign_keys(target, dropped)
         empty.commit()
         return time.perf_counter() - started, counts

@@ -24,20 +24,19 @@ import copy
 import hashlib
 import logging
 import time
-from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
 from scrapers import metrics
-from scrapers.db import records
 from scrapers.db.batch import BatchResult
 from scrapers.db.connection import connect
 from scrapers.db.garbage import rare_collection
@@ -45,8 +44,9 @@ from scrapers.db.validation import validation_pool
 from scrapers.db.writer import BatchWriter
 from scrapers.importers.detect import READERS, detect_format
 from scrapers.importers.overlap import OverlappedWriter
-from scrapers.importers.progress import Progress, format_duration
+from scrapers.importers.progress import Progress
 from scrapers.importers.source import SourceRow
+from scrapers.importers.summary import DryRunWriter, FileOutcome, ImportSummary, Writer
 from scrapers.statuses import RejectionCode
 
 logger = logging.getLogger("scrapers.importers")
@@ -73,131 +73,6 @@ class RowOutcome(StrEnum):
 
 for _outcome in RowOutcome:
     metrics.IMPORT_ROWS.labels(_outcome)  # exported at 0 from the start
-
-
-class Writer(Protocol):
-    def submit(
-        self, items: Sequence[Any], locations: Sequence[str | None]
-    ) -> Future[BatchResult]: ...
-
-    def close(self) -> None: ...
-
-
-class DryRunWriter:
-    """Validates like the batch writer (``records.to_record``) and counts; stores nothing.
-
-    It cannot tell a new track from an existing one without writing, so a dry run reports what
-    would be stored per tier and what would be rejected, not inserted versus updated.
-    """
-
-    def submit(self, items: Sequence[Any], locations: Sequence[str | None]) -> Future[BatchResult]:
-        future: Future[BatchResult] = Future()
-        future.set_result(self.check(items))
-        return future
-
-    def check(self, items: Sequence[Any]) -> BatchResult:
-        result = BatchResult(items=len(items))
-        for item in items:
-            try:
-                record = records.to_record(item)
-            except records.Rejected as error:
-                result.rejected[error.code] += 1
-                continue
-            if isinstance(record, records.SetlistRecord):
-                result.setlists += 1
-                continue
-            if record.is_track:
-                result.tiers[record.tier] += 1
-            if record.placement is not None:
-                result.setlist_rows += 1
-            result.invalid_identifiers += len(record.invalid_identifiers)
-        return result
-
-    def close(self) -> None:
-        return None
-
-
-@dataclass
-class FileOutcome:
-    path: str
-    format: str | None
-    detected: bool
-    error: str | None = None
-
-
-@dataclass
-class ImportSummary:
-    dry_run: bool = False
-    files: list[FileOutcome] = field(default_factory=list)
-    read: int = 0
-    duplicates: int = 0
-    unreadable: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[str] = field(default_factory=Counter)
-    stored: BatchResult = field(default_factory=BatchResult)
-    elapsed: float = 0.0
-    interrupted: bool = False
-
-    @property
-    def rejected(self) -> int:
-        return sum(self.unreadable.values()) + sum(self.stored.rejected.values())
-
-    @property
-    def failed_files(self) -> list[FileOutcome]:
-        return [outcome for outcome in self.files if outcome.error]
-
-    def _tier_text(self, tier: str) -> str:
-        """``isrc 3 = 2 new + 1 matched``; a dry run cannot split new from matched."""
-        count = f"{tier} {self.stored.tiers[tier]:,}"
-        if self.dry_run:
-            return count
-        outcomes = self.stored.tier_outcomes
-        inserted, updated = outcomes[(tier, "inserted")], outcomes[(tier, "updated")]
-        return f"{count} = {inserted:,} new + {updated:,} matched"
-
-    def lines(self) -> list[str]:
-        """The human summary printed at the end of a run."""
-        stored = self.stored
-        verb = "would be stored" if self.dry_run else "stored"
-        rate = self.read / self.elapsed if self.elapsed > 0 else 0.0
-        lines = [
-            f"{'DRY RUN, nothing written. ' if self.dry_run else ''}"
-            f"{'INTERRUPTED: run the same command again to finish. ' if self.interrupted else ''}"
-            f"Import of {len(self.files)} file(s) in {format_duration(self.elapsed)}"
-            f" ({rate:,.0f} rows/s)",
-        ]
-        for outcome in self.files:
-            how = "auto-detected" if outcome.detected else "as given"
-            state = f"FAILED: {outcome.error}" if outcome.error else f"{outcome.format} ({how})"
-            lines.append(f"  file {outcome.path}: {state}")
-        tiers = ", ".join(self._tier_text(tier) for tier in ("isrc", "spotify", "title"))
-        lines += [
-            f"  rows read:              {self.read:,}",
-            f"  duplicates in input:    {self.duplicates:,} (identical to an earlier row)",
-            f"  tracks {verb} by tier: {tiers}",
-        ]
-        if not self.dry_run:
-            lines.append(
-                f"  inserted / updated:     {stored.inserted:,} new tracks, {stored.updated:,}"
-                " matched existing ones"
-            )
-        lines += [
-            f"  setlists / rows:        {stored.setlists:,} / {stored.setlist_rows:,}",
-            f"  invalid identifiers:    {stored.invalid_identifiers:,} (stored NULL, raw value"
-            " kept in metadata)",
-            f"  identifier conflicts:   {stored.conflicts:,}"
-            + ("" if self.dry_run else " (see identifier_conflicts)"),
-            f"  rejected:               {self.rejected:,}"
-            + ("" if self.dry_run else " (see rejected_items)"),
-        ]
-        reasons = Counter(
-            {f"{RejectionCode.UNREADABLE}: {k}": n for k, n in self.unreadable.items()}
-        )
-        reasons.update(stored.rejected)
-        lines += [f"    {count:,}  {reason}" for reason, count in reasons.most_common()]
-        skipped = sum(self.skipped.values())
-        lines.append(f"  skipped (not tracks):   {skipped:,}")
-        lines += [f"    {count:,}  {reason}" for reason, count in self.skipped.most_common()]
-        return lines
 
 
 class Importer:
