@@ -18,6 +18,7 @@ from scrapers.db.copy import copy_rows, new_id
 from scrapers.db.records import TrackRecord
 from scrapers.db.resolution import Resolution, Track
 from scrapers.db.validation import Rejection
+from scrapers.statuses import EnrichmentStatus
 
 # The writer's statements are many short index lookups. The planner cannot know that each
 # LATERAL lookup finds a row or two, and its estimate (millions of rows) crosses
@@ -131,7 +132,7 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
                     *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
                     *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
                     json.dumps(track.metadata) if track.metadata else "{}",
-                    track.enrichment_status or "pending",
+                    track.enrichment_status or EnrichmentStatus.PENDING,
                 )
             )
         elif track.changed:

@@ -55,6 +55,7 @@ from scrapers.db.validation import (
     validate,
     validation_pool,
 )
+from scrapers.statuses import RejectionCode
 
 for _tier in MatchTier:  # exported at 0 from the start, so rates see the series at once
     metrics.TRACKS_MATCHED.labels(_tier)
@@ -225,10 +226,10 @@ class BatchWriter:
                     raise
                 entry = prepared[0]
                 message = error.diag.message_primary or str(error).strip()
-                reason = f"database_error: {error.pgcode} {message[:500]}"
+                reason = f"{RejectionCode.DATABASE_ERROR}: {error.pgcode} {message[:500]}"
                 logger.warning("Rejected item the database refused: %s", reason)
                 rejection = Rejection(
-                    entry.location, "database_error", reason, payload_of(entry.item)
+                    entry.location, RejectionCode.DATABASE_ERROR, reason, payload_of(entry.item)
                 )
                 return self._transaction([], [*rejections, rejection])
             middle = len(prepared) // 2
