@@ -161,6 +161,19 @@ def test_a_second_crawl_fetches_only_due_tracklists_and_updates_only_changed_row
     assert stored_rows(db) == after_rows
 
 
+def test_max_pages_counts_only_the_tracklists_a_crawl_fetches(
+    site: GeneratedSite, db_url: str, tmp_path: Path
+) -> None:
+    crawl(db_url, site, tmp_path, {"max_pages": "20"})  # the first listing page's 20 sets
+    first = set(site.tracklist_fetches())
+    assert len(first) == 20
+    site.requests.clear()
+    # Those 20 are known now: a second crawl pages on to 20 it does not know yet.
+    crawl(db_url, site, tmp_path, {"max_pages": "20", "refresh": "none"})
+    second = site.tracklist_fetches()
+    assert len(second) == 20 and not set(second) & first
+
+
 def test_a_crawl_stopped_with_ctrl_c_resumes_from_its_jobdir(
     site: GeneratedSite, db_url: str, db: Any, tmp_path: Path
 ) -> None:

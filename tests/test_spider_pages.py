@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from scrapy.utils.test import get_crawler
 
 from scrapers.items import SetlistItem, TrackItem
 from scrapers.spiders.blocking import BlockedPageMiddleware
+from scrapers.spiders.budget import ListingBudgetMiddleware
 from scrapers.spiders.parsing import MAX_ROWS
 from scrapers.spiders.tracklists_1001 import SEARCH_URL, SITE, TracklistsSpider
 from tests.conftest import SHARED_SAMPLES
@@ -50,11 +52,22 @@ def response_for(body: bytes, url: str) -> HtmlResponse:
 
 
 def crawl_page(spider: TracklistsSpider, response: HtmlResponse) -> list[Any]:
-    """What the engine does with one downloaded page: middleware first, then the callback."""
+    """What the engine does with one downloaded page: the block-page middleware first, then the
+    callback, whose output passes the spider middleware that spends ``max_pages``."""
     middleware = BlockedPageMiddleware.from_crawler(spider.crawler)
     passed = middleware.process_response(response.request, response)
     assert passed is response
-    return list(spider.parse(response))
+    output = list(spider.parse(response))
+    budget = ListingBudgetMiddleware.from_crawler(spider.crawler)
+
+    async def spent() -> list[Any]:
+        async def callback_output() -> AsyncIterator[Any]:
+            for entry in output:
+                yield entry
+
+        return [entry async for entry in budget.process_spider_output(response, callback_output())]
+
+    return asyncio.run(spent())
 
 
 def split_items(output: list[Any]) -> tuple[list[SetlistItem], list[TrackItem], list[Request]]:

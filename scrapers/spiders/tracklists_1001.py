@@ -35,6 +35,7 @@ from scrapers.items import SetlistItem, TrackItem
 from scrapers.metrics import CRAWL_BLOCKED_PAGES, CRAWL_DECOY_ROWS, CRAWL_PAGES_TRUNCATED
 from scrapers.settings_check import InvalidSetting
 from scrapers.spiders.blocking import PAGE_KIND_META
+from scrapers.spiders.budget import LISTING_LINK_META, NEXT_LISTING_META
 from scrapers.spiders.parsing import (
     MAX_ROWS,
     SOURCE,
@@ -54,6 +55,8 @@ BLOCK_MIDDLEWARE = "scrapers.spiders.blocking.BlockedPageMiddleware"
 BLOCK_MIDDLEWARE_PRIORITY = 560  # before RetryMiddleware (550) sees a 429/503 block page
 INCREMENTAL_MIDDLEWARE = "scrapers.crawl.incremental.IncrementalCrawlMiddleware"
 INCREMENTAL_MIDDLEWARE_PRIORITY = 950  # nearest the spider: sees the callback's whole output
+BUDGET_MIDDLEWARE = "scrapers.spiders.budget.ListingBudgetMiddleware"
+BUDGET_MIDDLEWARE_PRIORITY = 940  # after the incremental one: counts only links still wanted
 
 
 class TracklistsSpider(FrontierSpider):
@@ -112,6 +115,7 @@ class TracklistsSpider(FrontierSpider):
         settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="spider")
         spider_middlewares = settings.getdict("SPIDER_MIDDLEWARES")
         spider_middlewares.setdefault(INCREMENTAL_MIDDLEWARE, INCREMENTAL_MIDDLEWARE_PRIORITY)
+        spider_middlewares.setdefault(BUDGET_MIDDLEWARE, BUDGET_MIDDLEWARE_PRIORITY)
         settings.set("SPIDER_MIDDLEWARES", spider_middlewares, priority="spider")
         configure(settings, cls.name)  # with REDIS_URL: a worker of a shared frontier
 
@@ -174,24 +178,25 @@ class TracklistsSpider(FrontierSpider):
             raise CloseSpider("max_pages")
 
     def parse_listing_page(self, response: Response) -> Iterator[Request]:
+        """Every tracklist link and the next page, marked: ``ListingBudgetMiddleware`` spends
+        ``max_pages`` on the links left once known tracklists are dropped."""
         listing = parse_listing(response.selector.root, response.url)
         for url in listing.tracklist_urls:
-            if not self._wants_more_tracklists():
-                break
             if self._may_request(url):
-                self.tracklists_requested += 1
-                yield response.follow(url, callback=self.parse)
-        if not self._wants_more_tracklists():
-            return  # max_pages tracklists are on their way: no need for the next page
+                yield response.follow(url, callback=self.parse, meta={LISTING_LINK_META: True})
         if listing.next_page_url:
             if self._may_request(listing.next_page_url):
-                yield response.follow(listing.next_page_url, callback=self.parse)
+                yield response.follow(
+                    listing.next_page_url, callback=self.parse, meta={NEXT_LISTING_META: True}
+                )
         elif (
             listing.next_search_page
             and listing.search_query
             and self._may_request(self.site + SEARCH_PATH)
         ):
-            yield self._search_request(listing.search_query, page=listing.next_search_page)
+            request = self._search_request(listing.search_query, page=listing.next_search_page)
+            request.meta[NEXT_LISTING_META] = True
+            yield request
 
     def _may_request(self, url: str) -> bool:
         """Whether to follow ``url``: an offline crawl (from ``file://``) never goes online."""
@@ -201,7 +206,7 @@ class TracklistsSpider(FrontierSpider):
         self.logger.info("Offline crawl (started from file://): not following %s", url)
         return False
 
-    def _wants_more_tracklists(self) -> bool:
+    def wants_more_tracklists(self) -> bool:
         return self.max_pages is None or self.tracklists_requested < self.max_pages
 
     def _search_request(self, query: str, page: int | None) -> FormRequest:
