@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Any
 
 from scrapy.commands.crawl import Command as ScrapyCrawl
 from scrapy.crawler import Crawler
@@ -82,7 +81,7 @@ class Command(ScrapyCrawl):
             return
         # After a forced stop the spider was never closed and pipelines may still hold items.
         crawler.signals.send_catch_log(signal=CRAWL_ENDED)
-        if self.crawler_process.bootstrap_failed or _spooled(crawler) or _failed(crawler):
+        if self.crawler_process.bootstrap_failed or _unfinished(crawler):
             self.exitcode = 1
 
     def _refuse(self, error: Exception) -> None:
@@ -105,21 +104,12 @@ class Command(ScrapyCrawl):
         return failure
 
 
-def _failed(crawler: Crawler) -> bool:
-    """The crawl stopped before its work was done: the site kept blocking it, the database
-    writer failed, or the schema is older than the code."""
+def _unfinished(crawler: Crawler) -> bool:
+    """Items the pipeline spooled (or could not even spool), or a crawl that stopped before its
+    work was done (``FAILED_REASONS``); neither when the crawl never got as far as having stats."""
     try:
         stats = crawler.stats
     except RuntimeError:
         return False
-    return stats.get_value("finish_reason") in FAILED_REASONS
-
-
-def _spooled(crawler: Crawler) -> Any:
-    """Items the pipeline spooled (or could not even spool); none when the crawl never got as
-    far as having stats."""
-    try:
-        stats = crawler.stats
-    except RuntimeError:
-        return 0
-    return stats.get_value(SPOOLED_STAT, 0) + stats.get_value(LOST_STAT, 0)
+    spooled = stats.get_value(SPOOLED_STAT, 0) + stats.get_value(LOST_STAT, 0)
+    return bool(spooled) or stats.get_value("finish_reason") in FAILED_REASONS
