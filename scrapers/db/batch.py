@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import psycopg2.extensions
 
 from scrapers import identity
-from scrapers.db import records, setlist_statements, staging, statements
+from scrapers.db import records, setlist_statements, statements
 from scrapers.db.conflicts import Conflict, insert_conflicts
 from scrapers.db.locks import lock_key, lock_keys
 from scrapers.db.records import Placement, SetlistRecord, TrackRecord
-from scrapers.db.resolution import MatchTier, schedule
+from scrapers.db.resolution import MatchTier, Resolution
 from scrapers.db.setlist_statements import RowChange
 from scrapers.db.validation import Rejection
 
@@ -78,22 +78,16 @@ def apply(
     tracks = [r for r in rows if r.is_track]
 
     lock_keys(cursor, _lock_keys_for(setlists, rows))
-    slots = schedule(tracks)
-    outcomes: Iterator[tuple[str, MatchTier]] = iter(())
-    conflicts: list[Conflict] = []
-    if tracks:
-        staging.load(cursor, tracks, slots)
-        staging.fetch_candidates(cursor)
-        staging.resolve(cursor, max(slot.round for slot in slots))
-        outcomes = iter(staging.outcomes(cursor, tracks, slots))
-        conflicts = staging.conflicts(cursor)
+    resolution = Resolution()
+    statements.fetch_candidates(cursor, tracks, resolution)
 
     placements: dict[tuple[tuple[str, str], int], tuple[Placement, str | None]] = {}
     for record in rows:
         track_id = None
         if record.is_track:
-            track_id, matched = next(outcomes)
+            track, matched = resolution.resolve(record)
             created = matched is MatchTier.NEW
+            track_id = track.id
             result.matched[matched] += 1
             result.tiers[record.tier] += 1
             result.tier_outcomes[(record.tier, "inserted" if created else "updated")] += 1
@@ -113,15 +107,14 @@ def apply(
         cursor, setlists, {key for key, _ in placements}
     )
     result.setlists = len(setlists)
-    if tracks:
-        statements.write_tracks(cursor)
-        statements.write_lookup(cursor)
+    statements.write_tracks(cursor, resolution)
+    statements.write_lookup(cursor, resolution.new_spellings)
     result.row_changes = setlist_statements.write_setlist_rows(cursor, placements, setlist_ids)
     result.row_changes[RowChange.REMOVED] = setlist_statements.remove_rows_past_the_end(
         cursor, setlists, setlist_ids
     )
     result.setlist_rows = len(placements)
-    applied.conflicts = insert_conflicts(cursor, conflicts, origin)
+    applied.conflicts = insert_conflicts(cursor, resolution.conflicts, origin)
     result.conflicts = len(applied.conflicts)
     if rejections:
         statements.insert_rejections(cursor, rejections, origin)

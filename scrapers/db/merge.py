@@ -10,20 +10,15 @@ the stored row. Written once, in Python (``merge``) and, beside it, in SQL (``as
 * ``enrichment_status``: an outcome (enriched, not_found, failed) replaces what is stored;
   "pending" never replaces an outcome, so re-crawling an enriched track does not queue it again.
 
-The rule folds: merging records one after the other onto a row is the same as merging onto it
-once what ``fold`` makes of them (the last non-null descriptive value, the first non-null identity
-value, metadata keys added in order, the last outcome). ``folded`` is ``fold`` in SQL: the
-aggregate the batch writer merges a batch's items with, all of a track's items at once.
-
-Used by the batch writer (``statements.write_tracks``; ``resolution.Track.absorb`` is the
-reference model item by item), by enrichment's store (``conflicts.assign_identifiers``) and by
+Used by the batch writer (within a batch, ``resolution.Track.absorb``; against the stored row,
+``statements.write_tracks``), by enrichment's store (``conflicts.assign_identifiers``) and by
 migration 002's keeper fill, which renders the same rule in its own SQL (the keeper is the
 stored row, its duplicates' values the incoming record).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from psycopg2 import sql
@@ -52,60 +47,6 @@ def merge(stored: Mapping[str, Any], incoming: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
-# Metadata folded in order: each record's keys replace those of the records before it.
-JSONB_MERGE = (
-    "CREATE OR REPLACE AGGREGATE pg_temp.jsonb_merge(jsonb)"
-    " (SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}')"
-)
-
-
-def fold(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """One incoming record that merges like ``records`` merged one after the other."""
-    folded: dict[str, Any] = {}
-    for record in records:
-        folded = merge(folded, record)
-    return folded
-
-
-def folded(items: str = "i", order: str = "n") -> sql.Composed:
-    """``fold`` as the select list of an aggregate over alias ``items`` in ``order``: one
-    column per name ``assignments`` reads but the identifiers, which the tiers decide. Needs the
-    session's ``pg_temp.jsonb_merge`` (``JSONB_MERGE``)."""
-    alias, by = sql.Identifier(items), sql.Identifier(order)
-    last = sql.SQL(
-        "(array_agg({a}.{c} ORDER BY {a}.{n} DESC) FILTER (WHERE {a}.{c} IS NOT NULL))[1]"
-    )
-    first = sql.SQL("(array_agg({a}.{c} ORDER BY {a}.{n}) FILTER (WHERE {a}.{c} IS NOT NULL))[1]")
-    columns = [
-        sql.SQL("{} AS {}").format(
-            last.format(a=alias, c=sql.Identifier(c), n=by), sql.Identifier(c)
-        )
-        for c in OVERWRITE
-    ]
-    columns += [
-        sql.SQL("{} AS {}").format(
-            first.format(a=alias, c=sql.Identifier(c), n=by), sql.Identifier(c)
-        )
-        for c in records.FILL_ONLY_COLUMNS
-    ]
-    columns.append(
-        sql.SQL("pg_temp.jsonb_merge({a}.metadata ORDER BY {a}.{n}) AS metadata").format(
-            a=alias, n=by
-        )
-    )
-    columns.append(
-        sql.SQL(
-            "(array_agg({a}.enrichment_status ORDER BY {a}.{n} DESC)"
-            " FILTER (WHERE {a}.enrichment_status IN ({outcomes})))[1] AS enrichment_status"
-        ).format(a=alias, n=by, outcomes=_outcomes())
-    )
-    return sql.SQL(", ").join(columns)
-
-
-def _outcomes() -> sql.Composable:
-    return sql.SQL(", ").join(map(sql.Literal, ENRICHMENT_OUTCOMES))
-
-
 def _merged(stored: str, incoming: str) -> list[tuple[str, sql.Composable]]:
     """Each column the rule sets, with the SQL expression of its merged value."""
     old, new = sql.Identifier(stored), sql.Identifier(incoming)
@@ -127,7 +68,11 @@ def _merged(stored: str, incoming: str) -> list[tuple[str, sql.Composable]]:
             sql.SQL(
                 "CASE WHEN {new}.enrichment_status IN ({outcomes})"
                 " THEN {new}.enrichment_status ELSE {old}.enrichment_status END"
-            ).format(old=old, new=new, outcomes=_outcomes()),
+            ).format(
+                old=old,
+                new=new,
+                outcomes=sql.SQL(", ").join(map(sql.Literal, ENRICHMENT_OUTCOMES)),
+            ),
         )
     )
     return merged

@@ -1,14 +1,9 @@
 """The tiers of track resolution, pure: no database, no I/O.
 
-``Resolution`` is the rule, item by item: a batch's candidates (stored tracks any of its items
-could match) are added first, oldest first; then each item is resolved in order: ISRC, then
-Spotify ID, then the Koito lookup of raw spellings, then the title key, else a new track. Items
-of the same batch resolve against each other too, which is the in-batch dedupe. Identifier
-conflicts follow ``conflicts.decide``.
-
-The writer runs the same rule set-based in PostgreSQL (``staging``), a round of joins at a
-time; ``schedule`` says which items may share a round. ``tests/test_resolution.py`` runs every
-table of cases through both and checks that they agree.
+A batch's candidates (stored tracks any of its items could match) are added first, oldest
+first; then each item is resolved in order: ISRC, then Spotify ID, then the Koito lookup of raw
+spellings, then the title key, else a new track. Items of the same batch resolve against each
+other too, which is the in-batch dedupe. Identifier conflicts follow ``conflicts.decide``.
 """
 
 from __future__ import annotations
@@ -72,53 +67,6 @@ class Track:
         self.values = merged
         if (self.values, self.metadata, self.enrichment_status) != before:
             self.changed = True
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """When an item of a batch is resolved set-based.
-
-    Items of one ``round`` share no key (ISRC, Spotify ID, raw spelling, title key), so none of
-    them can change what another one matches: resolving them together is resolving them one
-    after the other. A ``follower`` (``round`` 0) repeats an earlier item's spelling and
-    identifiers exactly: it goes wherever its ``leader`` went, whatever came between.
-    """
-
-    round: int
-    leader: int
-
-
-def schedule(batch: list[TrackRecord]) -> list[Slot]:
-    """Each item's slot: one round after the latest round of an earlier item sharing a key."""
-    leaders: dict[tuple[str, str, str | None, str | None], int] = {}
-    latest: dict[tuple[str, ...], int] = {}
-    slots = []
-    for index, record in enumerate(batch):
-        leader = leaders.setdefault(
-            (record.artist, record.title, record.isrc, record.spotify_id), index
-        )
-        if leader != index:
-            slots.append(Slot(0, leader))
-            continue
-        keys = [("spelling", record.artist, record.title), ("title", record.title_key)]
-        if record.isrc:
-            keys.append(("isrc", record.isrc))
-        if record.spotify_id:
-            keys.append(("spotify", record.spotify_id))
-        round_ = 1 + max(latest.get(key, 0) for key in keys)
-        for key in keys:
-            latest[key] = round_
-        slots.append(Slot(round_, index))
-    return slots
-
-
-def follower_tier(record: TrackRecord) -> MatchTier:
-    """How a follower is matched: by the strongest identifier its leader left on the track."""
-    if record.isrc:
-        return MatchTier.ISRC
-    if record.spotify_id:
-        return MatchTier.SPOTIFY
-    return MatchTier.SPELLING
 
 
 class Resolution:

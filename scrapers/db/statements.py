@@ -1,20 +1,39 @@
-"""The SQL that stores a resolved batch (``staging``): new tracks, updates, artists, credits,
-lookup rows, and refused items. Each function is one or two statements, set-based whatever the
-batch size.
+"""The SQL of a batch's tracks: candidates, new rows, updates, artists, credits, lookup rows,
+and refused items. Each function is one or two statements, set-based whatever the batch size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
+from scrapers import identity
 from scrapers.db import merge, records
+from scrapers.db.copy import copy_rows, new_id
+from scrapers.db.records import TrackRecord
+from scrapers.db.resolution import Resolution, Track
 from scrapers.db.validation import Rejection
 from scrapers.statuses import EnrichmentStatus
 
+# The writer's statements are many short index lookups. The planner cannot know that each
+# LATERAL lookup finds a row or two, and its estimate (millions of rows) crosses
+# ``jit_above_cost``: compiling the query then took 0.5 s of a 0.57 s candidate fetch.
+SESSION_SETUP = """
+SET jit = off;
+CREATE TEMP TABLE IF NOT EXISTS writer_track_updates (
+    id uuid, bpm numeric, duration_ms integer, key text, label text, release_date date,
+    genre text, musicbrainz_id uuid, version text, isrc text, spotify_id text, title_key text,
+    metadata jsonb, enrichment_status text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS writer_credits (
+    track_id uuid, artist_id uuid, role text, position smallint
+) ON COMMIT DELETE ROWS;
+"""
 _NEW_TRACK_COLUMNS = (
     "id",
     "title",
@@ -28,87 +47,169 @@ _NEW_TRACK_COLUMNS = (
     "metadata",
     "enrichment_status",
 )
+_UPDATE_COLUMNS = (
+    "id",
+    *records.OVERWRITE_COLUMNS,
+    *records.FILL_ONLY_COLUMNS,
+    "isrc",
+    "spotify_id",
+    "title_key",
+    "metadata",
+    "enrichment_status",
+)
+_CREDIT_COLUMNS = ("track_id", "artist_id", "role", "position")
 
 
-def write_tracks(cursor: psycopg2.extensions.cursor) -> None:
-    """New tracks, then the stored ones the batch changes, then their credits, from the
-    resolved staging tables: each track's items folded by the merge rule, in item order."""
-    cursor.execute(
-        sql.SQL(
-            """
-            WITH v AS MATERIALIZED (
-                SELECT i.track_id AS id, {folded} FROM writer_items i GROUP BY i.track_id
-            ), added AS (
-                INSERT INTO tracks ({columns})
-                SELECT b.id, s.title, s.normalized_title, b.title_key, b.isrc, b.spotify_id,
-                       s.is_remix, {values}, coalesce(v.metadata, '{{}}'),
-                       coalesce(v.enrichment_status, %(pending)s)
-                FROM writer_tracks b
-                JOIN writer_items s ON s.n = b.source_n
-                JOIN v ON v.id = b.id
-                WHERE b.is_new
-                ORDER BY b.ord
-            )
-            UPDATE tracks AS t SET {assignments}
-            FROM (
-                SELECT v.*, b.isrc, b.spotify_id, b.title_key
-                FROM v JOIN writer_tracks b ON b.id = v.id AND NOT b.is_new
-            ) AS u
-            WHERE t.id = u.id AND {changes}
-            """
-        ).format(
-            folded=merge.folded("i", "n"),
-            columns=sql.SQL(", ").join(map(sql.Identifier, _NEW_TRACK_COLUMNS)),
-            values=sql.SQL(", ").join(
-                sql.SQL("v.{}").format(sql.Identifier(c))
-                for c in (*records.OVERWRITE_COLUMNS, *records.FILL_ONLY_COLUMNS)
-            ),
-            assignments=merge.assignments(),
-            changes=merge.changes(),
-        ),
-        {"pending": EnrichmentStatus.PENDING},
-    )
-    _write_credits(cursor)
-
-
-def _write_credits(cursor: psycopg2.extensions.cursor) -> None:
-    """Artists, then their roles, for each track the batch created or gave its title key. The
-    batch holds the artists' locks, so an artist missing now stays missing until commit: no
-    ON CONFLICT round of speculative inserts for artists."""
+def fetch_candidates(
+    cursor: psycopg2.extensions.cursor, tracks: list[TrackRecord], resolution: Resolution
+) -> None:
+    """Every stored track any item of the batch could match, in one round trip."""
+    if not tracks:
+        return
+    isrcs = sorted({r.isrc for r in tracks if r.isrc})
+    spotify_ids = sorted({r.spotify_id for r in tracks if r.spotify_id})
+    title_keys = sorted({r.title_key for r in tracks})
+    spellings = sorted({(r.artist, r.title) for r in tracks})
     cursor.execute(
         """
-        WITH credit AS MATERIALIZED (
-            SELECT b.id AS track_id, c.*, b.ord FROM writer_tracks b
-            JOIN writer_item_credits c ON c.n = b.source_n
-        ), artist AS MATERIALIZED (
-            -- The first spelling of a new artist names it. LATERAL keeps the per-key index
-            -- lookups a join could turn into a scan of every artist.
-            SELECT DISTINCT ON (c.artist_key) c.artist_key, c.name, c.new_artist_id, a.id
-            FROM credit c
-            LEFT JOIN LATERAL (
-                SELECT id FROM artists WHERE normalized_name = c.artist_key LIMIT 1
-            ) AS a ON true
-            ORDER BY c.artist_key, c.ord, c.ordinality
-        ), added AS (
-            INSERT INTO artists (id, normalized_name, name)
-            SELECT new_artist_id, artist_key, name FROM artist WHERE id IS NULL
+        WITH spelling AS MATERIALIZED (
+            -- LATERAL … LIMIT keeps these per-key index lookups: a join here would let the
+            -- planner hash the whole table, a cost that grows with the catalogue.
+            SELECT s.artist AS raw_artist, s.title AS raw_title, l.track_id
+            FROM unnest(%(artists)s::text[], %(titles)s::text[]) AS s (artist, title)
+            CROSS JOIN LATERAL (
+                SELECT track_id FROM track_lookup
+                WHERE raw_artist = s.artist AND raw_title = s.title LIMIT 1
+            ) AS l
+        ), candidate AS (
+            SELECT id FROM tracks WHERE isrc = ANY(%(isrcs)s::text[])
+            UNION SELECT id FROM tracks WHERE spotify_id = ANY(%(spotify_ids)s::text[])
+            UNION SELECT k.id FROM unnest(%(title_keys)s::text[]) AS key (title_key)
+                  CROSS JOIN LATERAL (
+                      SELECT id FROM tracks WHERE title_key = key.title_key LIMIT 1000
+                  ) AS k
+            UNION SELECT track_id FROM spelling
         )
-        INSERT INTO track_artists (track_id, artist_id, role, position)
-        SELECT c.track_id, coalesce(a.id, a.new_artist_id), c.role,
-               row_number() OVER (PARTITION BY c.track_id, c.role ORDER BY c.ordinality) - 1
-        FROM credit c JOIN artist a USING (artist_key)
-        ORDER BY c.ord, c.ordinality
-        ON CONFLICT DO NOTHING
-        """
+        SELECT t.id::text, t.isrc, t.spotify_id, t.title_key, NULL, NULL, t.created_at
+        FROM candidate c CROSS JOIN LATERAL (
+            SELECT * FROM tracks WHERE tracks.id = c.id LIMIT 1
+        ) AS t
+        UNION ALL
+        SELECT track_id::text, NULL, NULL, NULL, raw_artist, raw_title, NULL FROM spelling
+        ORDER BY 5 NULLS FIRST, 7, 1
+        """,
+        {
+            "artists": [a for a, _ in spellings],
+            "titles": [t for _, t in spellings],
+            "isrcs": isrcs,
+            "spotify_ids": spotify_ids,
+            "title_keys": title_keys,
+        },
     )
+    # Oldest first: the title tier adopts the oldest track that does not contradict the item.
+    for track_id, isrc, spotify_id, title_key, raw_artist, raw_title, _ in cursor.fetchall():
+        if raw_artist is None:
+            resolution.add(Track(track_id, isrc, spotify_id, title_key))
+        elif track_id in resolution.tracks:
+            resolution.by_spelling[(raw_artist, raw_title)] = resolution.tracks[track_id]
 
 
-def write_lookup(cursor: psycopg2.extensions.cursor) -> None:
-    """Remember each raw spelling seen for the first time (the batch read every stored
-    spelling it uses, under the title-key locks, so these cannot exist yet)."""
+def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> None:
+    new_rows, updates, names, credits = [], [], {}, []
+    for track in resolution.tracks.values():
+        if track.is_new:
+            record = track.source
+            assert record is not None
+            new_rows.append(
+                (
+                    track.id,
+                    record.title,
+                    record.normalized_title,
+                    track.title_key,
+                    track.isrc,
+                    track.spotify_id,
+                    record.is_remix,
+                    *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
+                    *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
+                    json.dumps(track.metadata) if track.metadata else "{}",
+                    track.enrichment_status or EnrichmentStatus.PENDING,
+                )
+            )
+        elif track.changed:
+            updates.append(
+                (
+                    track.id,
+                    *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
+                    *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
+                    track.isrc,
+                    track.spotify_id,
+                    track.title_key,
+                    json.dumps(track.metadata),
+                    track.enrichment_status,
+                )
+            )
+        if track.source is not None:
+            positions: Counter[str] = Counter()
+            for name, role in track.source.credits:
+                key = identity.artist_key(name)
+                names.setdefault(key, name)
+                credits.append((track.id, key, role, positions[role]))
+                positions[role] += 1
+    copy_rows(cursor, "tracks", _NEW_TRACK_COLUMNS, new_rows)
+    if updates:
+        copy_rows(cursor, "writer_track_updates", _UPDATE_COLUMNS, updates)
+        cursor.execute(
+            sql.SQL(
+                "UPDATE tracks AS t SET {} FROM writer_track_updates AS u WHERE t.id = u.id AND {}"
+            ).format(merge.assignments(), merge.changes())
+        )
+    if names:
+        write_credits(
+            cursor, names, credits, {t.id for t in resolution.tracks.values() if t.is_new}
+        )
+
+
+def write_credits(
+    cursor: psycopg2.extensions.cursor,
+    names: Mapping[str, str],
+    credits: list[tuple[str, str, str, int]],
+    new_track_ids: set[str],
+) -> None:
+    """Artists, then their roles. The batch holds the artists' locks, so an artist missing now
+    stays missing until commit: plain COPY, no ON CONFLICT round of speculative inserts."""
     cursor.execute(
-        "INSERT INTO track_lookup (raw_artist, raw_title, track_id)"
-        " SELECT raw_artist, raw_title, track_id FROM writer_spellings WHERE is_new"
+        "SELECT normalized_name, id::text FROM artists WHERE normalized_name = ANY(%s)",
+        (sorted(names),),
+    )
+    artist_ids = dict(cursor.fetchall())
+    missing = [(new_id(), key, names[key]) for key in sorted(names) if key not in artist_ids]
+    copy_rows(cursor, "artists", ("id", "normalized_name", "name"), missing)
+    artist_ids.update((key, artist_id) for artist_id, key, _ in missing)
+    rows = [
+        (track_id, artist_ids[key], role, position) for track_id, key, role, position in credits
+    ]
+    # A new track has no credits yet; a pre-existing one given a title key may have some.
+    copy_rows(cursor, "track_artists", _CREDIT_COLUMNS, [r for r in rows if r[0] in new_track_ids])
+    existing = [r for r in rows if r[0] not in new_track_ids]
+    if existing:
+        copy_rows(cursor, "writer_credits", _CREDIT_COLUMNS, existing)
+        cursor.execute(
+            "INSERT INTO track_artists (track_id, artist_id, role, position)"
+            " SELECT track_id, artist_id, role, position FROM writer_credits"
+            " ON CONFLICT DO NOTHING"
+        )
+
+
+def write_lookup(
+    cursor: psycopg2.extensions.cursor, spellings: Mapping[tuple[str, str], str]
+) -> None:
+    """Remember each raw spelling seen for the first time (the batch fetched every stored
+    spelling it uses, under the title-key locks, so these cannot exist yet)."""
+    copy_rows(
+        cursor,
+        "track_lookup",
+        ("raw_artist", "raw_title", "track_id"),
+        [(artist, title, track_id) for (artist, title), track_id in spellings.items()],
     )
 
 

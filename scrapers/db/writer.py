@@ -7,14 +7,12 @@ size:
 1. every item is validated (``records``); refused items go to ``rejected_items``;
 2. advisory locks are taken on every key the batch resolves (``locks``), so two writers never
    create the same track, artist or setlist;
-3. the batch's tracks are COPYed into a staging table and resolved there by joins
-   (``staging``): every stored track they could match is read once, then the tiers run in
-   rounds of items that share no key: ISRC, then Spotify ID, then the Koito lookup of raw
-   spellings, then the title key, else a new track. Items of the same batch resolve against
-   each other too, which is the in-batch dedupe;
-4. new tracks and updates (each track's items folded by the merge rule) are written with one
-   statement each, then artists, credits, the lookup cache, setlists and their rows follow,
-   parents first.
+3. one query fetches every track the batch could match (by ISRC, Spotify ID, known spelling in
+   ``track_lookup``, or title key), and the tiers run in memory over that small set: ISRC, then
+   Spotify ID, then the Koito lookup of raw spellings, then the title key, else a new track.
+   Items of the same batch resolve against each other too, which is the in-batch dedupe;
+4. new tracks are COPYed, updates are COPYed into a temp table and applied with one UPDATE,
+   then artists, credits, the lookup cache, setlists and their rows follow, parents first.
 
 Identifier conflicts follow ``conflicts``' policy and never raise. A batch that hits a data
 error PostgreSQL refuses is split in halves until the one offending item is found and rejected
@@ -36,10 +34,9 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-from psycopg2 import sql
 
 from scrapers import metrics
-from scrapers.db import bulk, records, staging
+from scrapers.db import bulk, records
 from scrapers.db.batch import Applied, BatchResult, apply
 from scrapers.db.bulk import OnLockWait
 from scrapers.db.conflicts import Conflict, count_conflicts
@@ -48,6 +45,7 @@ from scrapers.db.copy import new_id
 from scrapers.db.records import TrackRecord
 from scrapers.db.resolution import MatchTier
 from scrapers.db.setlist_statements import RowChange
+from scrapers.db.statements import SESSION_SETUP
 from scrapers.db.validation import (
     Entry,
     Rejection,
@@ -274,11 +272,7 @@ class BatchWriter:
             try:
                 result, applied = apply(cursor, batch, rejections, self.origin)
                 # The session's work tables empty at COMMIT, which is far away in bulk mode.
-                cursor.execute(
-                    sql.SQL("TRUNCATE {}").format(
-                        sql.SQL(", ").join(map(sql.Identifier, staging.WORK_TABLES))
-                    )
-                )
+                cursor.execute("TRUNCATE writer_track_updates, writer_credits")
             except BaseException:
                 with suppress(psycopg2.Error):
                     cursor.execute("ROLLBACK TO SAVEPOINT bulk_batch")
@@ -323,7 +317,7 @@ class BatchWriter:
         if self._connection is None or self._connection.closed:
             connection = connect(self.url)
             with connection.cursor() as cursor:
-                cursor.execute(staging.SESSION_SETUP)
+                cursor.execute(SESSION_SETUP)
             connection.commit()
             self._connection = connection
         return self._connection
