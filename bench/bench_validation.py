@@ -30,6 +30,7 @@ from typing import Any
 
 from bench.generate_import_file import generate
 from scrapers.db import records
+from scrapers.db.fields import Rejected
 from scrapers.importers.csv_reader import CsvReader
 
 
@@ -51,7 +52,7 @@ def validate(items: Sequence[dict[str, Any]]) -> None:
     for item in items:
         try:
             records.to_record(item)
-        except records.Rejected:
+        except Rejected:
             rejected += 1
     if rejected:
         raise SystemExit(f"{rejected} generated rows were rejected: the bench measures nothing")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from scrapers.db import records
-from scrapers.db.records import Rejected
+from scrapers.db.fields import Rejected
 
 
 def track(**fields: object) -> dict[str, object]:
@@ -63,7 +65,7 @@ def test_an_escape_written_as_text_is_not_a_nul_byte() -> None:
     ("bpm", "duration_ms", "expected"),
     [
         ("128", "215000", (128, 215000)),
-        ("128.456", "215000.4", (records.Decimal("128.46"), 215000)),
+        ("128.456", "215000.4", (Decimal("128.46"), 215000)),
         ("1000", "0", (None, None)),  # out of range: stored NULL, raw value kept
     ],
 )
