@@ -4,7 +4,8 @@
     python -m bench.bench_validation --profile 25     # instead: cProfile's 25 costliest functions
 
 Rows come from ``generate_import_file.py`` (mixed identifiers, 30% repeats) read by the importer's
-own ``CsvReader``, so they are the dicts the writer gets. Printed, in µs per row:
+own ``CsvReader``, so they are the dicts the writer gets. Printed, in µs of CPU per row (this
+process's CPU time: on a shared machine wall time measures the neighbours too):
 
 - baseline: ``json.dumps(dict(item))``, a copy and a serialisation of each item: a yardstick
   measured in the same run, so that the ratio means something on a loaded machine;
@@ -61,12 +62,12 @@ def validate(items: Sequence[dict[str, Any]]) -> None:
 
 
 def per_row_us(action: Callable[[], object], rows: int, repeat: int) -> float:
-    """Best of ``repeat`` runs, in microseconds per row."""
+    """Best of ``repeat`` runs, in microseconds of CPU per row."""
     best = float("inf")
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = time.process_time()
         action()
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
     return best / rows * 1e6
 
 
