@@ -86,6 +86,6 @@ def resolve_aliases(fields: dict[str, Any]) -> None:
 
 def to_plain(item: Any) -> dict[str, Any]:
     """The item as a plain dict (what ``scrapy crawl -O items.jsonl`` would write)."""
-    if isinstance(item, Mapping):
+    if type(item) is dict or isinstance(item, Mapping):
         return dict(item)
     return ItemAdapter(item).asdict()

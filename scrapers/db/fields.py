@@ -27,6 +27,9 @@ MAX_INT = 2**31 - 1
 
 # How exports spell a flag; an empty cell is "not given".
 _FLAG_TEXT = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+# Tuples, not unions: isinstance() checks a tuple faster, and these run for every field.
+_TEXT_LIKE = (str, int, float)
+_NUMBER_LIKE = (str, int, float, Decimal)
 
 
 class Rejected(ValueError):
@@ -43,7 +46,7 @@ def text(fields: Mapping[str, Any], name: str, limit: int) -> str | None:
     if value is None:
         return None
     if type(value) is not str:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if isinstance(value, bool) or not isinstance(value, _TEXT_LIKE):
             raise Rejected(
                 RejectionCode.WRONG_TYPE, f"{name} must be text, got {type(value).__name__}"
             )
@@ -94,7 +97,7 @@ def boolean(fields: Mapping[str, Any], name: str) -> bool:
     value = fields.get(name)
     if value is None:
         return False
-    if not isinstance(value, bool | int):
+    if not isinstance(value, (bool, int)):
         raise Rejected(RejectionCode.WRONG_TYPE, f"{name} must be true or false")
     return bool(value)
 
@@ -118,15 +121,15 @@ def number(
 ) -> Decimal | None:
     """A number strictly between ``low`` and ``high``, to two decimals; else noted invalid."""
     value = fields.get(name)
-    if value is None or value == "":
+    if type(value) is str and value.isdigit() and value.isascii():
+        # Exports write whole numbers as text ("128", "215000"): no Decimal parse needed.
+        value = int(value)
+    elif value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+    elif isinstance(value, bool) or not isinstance(value, _NUMBER_LIKE):
         raise Rejected(
             RejectionCode.WRONG_TYPE, f"{name} must be a number, got {type(value).__name__}"
         )
-    if type(value) is str and value.isascii() and value.isdigit():
-        # Exports write whole numbers as text ("128", "215000"): no Decimal parse needed.
-        value = int(value)
     if type(value) is int and low < value < high:
         return Decimal(value)
     try:
@@ -143,6 +146,11 @@ def number(
 
 def bounded_integer(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> int | None:
     """A positive ``integer`` (a fraction is cut); else noted invalid."""
+    value = fields.get(name)
+    if type(value) is str and value.isdigit() and value.isascii():
+        whole = int(value)
+        if 0 < whole < MAX_INT:
+            return whole  # what ``number`` gives, without the Decimal
     parsed = number(fields, name, 0, MAX_INT, invalid)
     return None if parsed is None else int(parsed)
 

@@ -44,6 +44,8 @@ _TRACK_FIELDS = frozenset(TrackItem.fields)
 _SCALARS = (int, float, bool, Decimal)
 # Values that JSON stores unchanged and whose size their length bounds.
 _FLAT_JSON = frozenset({str, bool, type(None)})
+# A plain constant: an enum member's lookup costs a class attribute walk on every row.
+_REMIXER = str(CreditRole.REMIXER)
 _VERSION_BRACKET = re.compile(
     r"[\(\[]([^\(\)\[\]]*\b(?:mix|edit|remix|version|rework|bootleg|dub|vip|flip|remaster(?:ed)?)"
     r"\b[^\(\)\[\]]*)[\)\]]",
@@ -146,14 +148,15 @@ def _reject_nul_bytes(item: Mapping[str, Any]) -> None:
     # Items are nearly always flat dicts of text, numbers and None: one substring test per
     # text, and the recursive walk only for a value that may hide a NUL byte.
     for key, value in item.items():
-        if type(value) is str and type(key) is str:
-            if "\x00" not in value and "\x00" not in key:
+        if type(key) is str and "\x00" not in key:
+            if isinstance(value, str):  # a StrEnum too: its text is what is stored
+                if "\x00" not in value:
+                    continue
+            elif value is None or type(value) in _SCALARS:
                 continue
-        elif (value is None or type(value) in _SCALARS) and "\x00" not in str(key):
-            continue
-        elif "\\x00" not in repr(value) and "\x00" not in str(key):
-            # repr() escapes a NUL byte anywhere inside as "\x00": no escape, no NUL to find.
-            continue
+            elif "\\x00" not in repr(value):
+                # repr() escapes a NUL byte anywhere inside as "\x00": no escape, no NUL to find.
+                continue
         where = _nul_path({key: value})
         if where is not None:
             raise Rejected(RejectionCode.NUL_BYTE, f"{where or 'item'} contains a NUL byte")
@@ -222,23 +225,16 @@ def _track_record(item: dict[str, Any]) -> TrackRecord:
     if not artist:
         raise Rejected(RejectionCode.MISSING_ARTIST, "track has no artist")
 
+    # Fields are read in a fixed order: the first bad one is the reason an item is rejected.
     metadata = _metadata(item)
     invalid: dict[str, Any] = {}
     line = identity.line_identity(artist, title)
-    record = TrackRecord(
-        is_track=True,
-        placement=placement,
-        artist=artist,
-        title=title,
-        title_key=line.title_key,
-        normalized_title=line.normalized_title,
-        isrc=fields.identifier(item, "isrc", identity.parse_isrc, invalid),
-        spotify_id=fields.identifier(item, "spotify_id", identity.parse_spotify_id, invalid),
-        credits=_credits(item, line),
-        enrichment_status=fields.choice(item, "enrichment_status", ENRICHMENT_STATUSES),
-    )
-    record.invalid_identifiers = sorted(invalid)
-    record.values = {
+    isrc = fields.identifier(item, "isrc", identity.parse_isrc, invalid)
+    spotify_id = fields.identifier(item, "spotify_id", identity.parse_spotify_id, invalid)
+    credits = _credits(item, line)
+    enrichment_status = fields.choice(item, "enrichment_status", ENRICHMENT_STATUSES)
+    invalid_identifiers = sorted(invalid)
+    values = {
         "bpm": fields.number(item, "bpm", 0, 1000, invalid),
         "duration_ms": fields.bounded_integer(item, "duration_ms", invalid),
         "key": fields.text(item, "key", MAX_SHORT_CHARS),
@@ -249,19 +245,30 @@ def _track_record(item: dict[str, Any]) -> TrackRecord:
         "version": fields.text(item, "version", MAX_SHORT_CHARS) or _version_from_title(title),
     }
     is_remix = fields.flag(item, "is_remix")
-    record.is_remix = (
-        is_remix
-        if is_remix is not None
-        else "remix" in title.casefold()
-        or any(role == CreditRole.REMIXER for _, role in record.credits)
-    )
+    if is_remix is None:
+        is_remix = "remix" in title.casefold() or any(role == _REMIXER for _, role in credits)
     if invalid:
         metadata.setdefault("invalid", {}).update(invalid)
-    extra = {k: v for k, v in item.items() if k not in _TRACK_FIELDS and v is not None}
-    if extra:
-        metadata.setdefault("extra", {}).update(extra)
-    record.metadata = _bounded_metadata(metadata)
-    return record
+    if not _TRACK_FIELDS.issuperset(item):
+        extra = {k: v for k, v in item.items() if k not in _TRACK_FIELDS and v is not None}
+        if extra:
+            metadata.setdefault("extra", {}).update(extra)
+    return TrackRecord(
+        is_track=True,
+        placement=placement,
+        artist=artist,
+        title=title,
+        title_key=line.title_key,
+        normalized_title=line.normalized_title,
+        isrc=isrc,
+        spotify_id=spotify_id,
+        values=values,
+        is_remix=is_remix,
+        metadata=_bounded_metadata(metadata),
+        credits=credits,
+        enrichment_status=enrichment_status,
+        invalid_identifiers=invalid_identifiers,
+    )
 
 
 def _placement(item: dict[str, Any], artist: str | None, title: str | None) -> Placement | None:
@@ -324,10 +331,16 @@ def _metadata(item: Mapping[str, Any]) -> dict[str, Any]:
 def _bounded_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     if not metadata:
         return metadata
-    if all(type(key) is str and type(value) in _FLAT_JSON for key, value in metadata.items()):
-        # The common case ({"source": "import:csv"}) is JSON as it stands: only its size to check.
-        # JSON escapes a character into at most 6 ("\\u0001").
-        size = sum(len(key) + len(value) for key, value in metadata.items() if type(value) is str)
+    # The common case ({"source": "import:csv"}) is JSON as it stands: only its size to check.
+    # JSON escapes a character into at most 6 ("\\u0001").
+    size = 0
+    for key, value in metadata.items():
+        kind = type(value)
+        if type(key) is not str or kind not in _FLAT_JSON:
+            break
+        if kind is str:
+            size += len(key) + len(value)
+    else:
         if 6 * size <= MAX_METADATA_CHARS:
             return metadata
     try:
@@ -340,5 +353,7 @@ def _bounded_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def _version_from_title(title: str) -> str | None:
+    if "(" not in title and "[" not in title:
+        return None  # the version sits in a bracket: most titles have none
     matches = _VERSION_BRACKET.findall(title)
     return matches[-1].strip()[:MAX_SHORT_CHARS] if matches else None
