@@ -173,10 +173,10 @@ def split_artist_credit(artist: str) -> list[tuple[str, str]]:
 def _split_artist_credit(artist: str) -> tuple[tuple[str, str], ...]:
     main, *featured = _FEAT_IN_ARTIST.split(artist, maxsplit=1)
     credits = [(name, CreditRole.PRIMARY) for name in _split_names(main)]
-    credits += [
-        (name, CreditRole.FEATURED)
-        for name in _split_names("".join(featured), _FEATURED_SEPARATORS)
-    ]
+    if featured:
+        credits += [
+            (name, CreditRole.FEATURED) for name in _split_names(featured[0], _FEATURED_SEPARATORS)
+        ]
     return tuple(_unique_credits(credits))
 
 
@@ -225,15 +225,19 @@ def line_identity(artist: str, title: str) -> LineIdentity:
     else:
         featured, bare_title = [], title
     remixers = remixers_from_title(title) if "(" in title or "[" in title else []
-    primary = split_artist_credit(artist)
-    credits = primary + [(name, CreditRole.FEATURED) for name in featured]
-    credits += [(name, CreditRole.REMIXER) for name in remixers]
+    primary = _split_artist_credit(artist)
     names = {artist_key(name) for name, _ in primary}
-    names |= {artist_key(name) for name in featured}
+    if featured or remixers:
+        credits = [*primary, *((name, CreditRole.FEATURED) for name in featured)]
+        credits += [(name, CreditRole.REMIXER) for name in remixers]
+        names |= {artist_key(name) for name in featured}
+        unique = tuple(_unique_credits(credits))
+    else:
+        unique = primary  # already unique, keys not empty
     folded_title = fold_text(bare_title)
     # Folded text holds only word characters and spaces, so "|" and "::" cannot be ambiguous.
     key = f"{'|'.join(sorted(n for n in names if n))}::{folded_title}"
-    return LineIdentity(key, folded_title, tuple(_unique_credits(credits)))
+    return LineIdentity(key, folded_title, unique)
 
 
 def credits_for(artist: str, title: str) -> list[tuple[str, str]]:

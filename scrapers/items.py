@@ -13,9 +13,11 @@ these, and every importer reads them (``RECORDING_FIELDS`` for formats that desc
 rather than setlist rows, such as a CSV catalogue).
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 import scrapy
+from itemadapter import ItemAdapter
 
 # Marks the fields that describe the recording itself (not its place on a page).
 _RECORDING = {"recording": True}
@@ -80,3 +82,10 @@ def resolve_aliases(fields: dict[str, Any]) -> None:
     for alias, name in TRACK_ALIASES.items():
         if alias in fields and name not in fields:
             fields[name] = fields.pop(alias)
+
+
+def to_plain(item: Any) -> dict[str, Any]:
+    """The item as a plain dict (what ``scrapy crawl -O items.jsonl`` would write)."""
+    if type(item) is dict or isinstance(item, Mapping):
+        return dict(item)
+    return ItemAdapter(item).asdict()

@@ -197,6 +197,28 @@ def test_credits_and_roles() -> None:
     assert identity.remixers_from_title("Angels (Extended Mix)") == []
 
 
+@pytest.mark.parametrize(
+    ("artist", "title", "credits", "key"),
+    [
+        ("Solo, Duo, Solo", "Song", [("Solo", "primary"), ("Duo", "primary")], "duo|solo::song"),
+        ("Solo ft. ", "Song", [("Solo", "primary")], "solo::song"),
+        (
+            "Solo ft. Guest, Solo",
+            "Song",
+            [("Solo", "primary"), ("Guest", "featured"), ("Solo", "featured")],
+            "guest|solo::song",
+        ),
+        ("Solo", "Song (feat. Solo)", [("Solo", "primary"), ("Solo", "featured")], "solo::song"),
+        ("Solo", "Song (Solo Remix)", [("Solo", "primary"), ("Solo", "remixer")], None),
+    ],
+)
+def test_line_credits_are_unique_per_name_and_role(
+    artist: str, title: str, credits: list[tuple[str, str]], key: str | None
+) -> None:
+    assert identity.credits_for(artist, title) == credits
+    assert key is None or identity.title_key(artist, title) == key
+
+
 # --- Real spellings from saved pages (../shared/samples), as listed in their .json sidecars ---
 
 _LINE = re.compile(r"^(?:\d+|w/) \| (?:\[[\d:]+\] )?(?P<line>.+?)(?: \[[^\]]+\])?$")

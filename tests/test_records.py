@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from scrapers.db import records
-from scrapers.db.records import Rejected
+from scrapers.db.fields import Rejected
+from scrapers.statuses import EnrichmentStatus
 
 
 def track(**fields: object) -> dict[str, object]:
@@ -63,7 +66,7 @@ def test_an_escape_written_as_text_is_not_a_nul_byte() -> None:
     ("bpm", "duration_ms", "expected"),
     [
         ("128", "215000", (128, 215000)),
-        ("128.456", "215000.4", (records.Decimal("128.46"), 215000)),
+        ("128.456", "215000.4", (Decimal("128.46"), 215000)),
         ("1000", "0", (None, None)),  # out of range: stored NULL, raw value kept
     ],
 )
@@ -84,3 +87,61 @@ def test_flat_metadata_is_kept_as_given_and_big_metadata_refused() -> None:
     }
     with pytest.raises(Rejected, match="field_too_long: metadata has"):
         records.to_record(track(metadata={"note": "\x01" * 5000}))
+
+
+def test_whole_numbers_out_of_range_are_kept_raw_as_numbers() -> None:
+    record = records.to_record(track(bpm="1000", duration_ms="0"))
+    assert record.metadata["invalid"] == {"bpm": 1000, "duration_ms": 0}
+    assert (record.values["bpm"], record.values["duration_ms"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        (track(enrichment_status=Text("pend\x00ing")), "nul_byte: enrichment_status contains"),
+        ({**track(), 5: "x\x00"}, "nul_byte: 5 contains"),
+        ({**track(), 5: None, "odd\x00key": 1}, "nul_byte: a key contains"),
+    ],
+)
+def test_nul_bytes_in_text_subclasses_and_under_other_keys(item: dict, reason: str) -> None:
+    with pytest.raises(Rejected, match=reason):
+        records.to_record(item)
+
+
+def test_an_enum_value_passes_the_nul_check() -> None:
+    record = records.to_record(track(enrichment_status=EnrichmentStatus.PENDING))
+    assert record.enrichment_status == "pending"
+
+
+def test_fields_that_are_not_item_fields_go_to_metadata_extra() -> None:
+    record = records.to_record(track(shop_url="https://x.example", unused=None))
+    assert record.metadata == {"extra": {"shop_url": "https://x.example"}}
+    assert records.to_record(track()).metadata == {}
+
+
+@pytest.mark.parametrize(
+    ("title", "version", "is_remix"),
+    [
+        ("Title (Extended Mix)", "Extended Mix", False),
+        ("Title [VIP]", "VIP", False),
+        ("Title (Live)", None, False),
+        ("Title", None, False),
+        ("Title (Someone Remix)", "Someone Remix", True),
+        ("Title (Someone Rework)", "Someone Rework", True),  # a remixer credit
+    ],
+)
+def test_version_and_remix_read_from_the_title(title: str, version: str, is_remix: bool) -> None:
+    record = records.to_record(track(track_name=title))
+    assert (record.values["version"], record.is_remix) == (version, is_remix)
+    assert records.to_record(track(track_name=title, is_remix="yes")).is_remix
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"source": "x", "flag": True, "none": None, "note": "n" * 3000},  # past the quick bound
+        {"source": "x", "list": [1, "two"]},  # not flat: checked through JSON
+    ],
+)
+def test_metadata_within_the_limit_is_kept(metadata: dict) -> None:
+    assert records.to_record(track(metadata=metadata)).metadata == metadata

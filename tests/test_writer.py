@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from psycopg2 import sql
 
-from scrapers.db import records
+from scrapers.db.payload import MAX_PAYLOAD_BYTES, payload_text
 from scrapers.db.resolution import MatchTier
 from scrapers.db.writer import BatchWriter, DatabaseUnavailable, new_id
 from scrapers.importers.overlap import OverlappedWriter
@@ -216,7 +216,7 @@ def test_a_refused_item_is_kept_as_a_bounded_prefix_with_size_and_hash(writer, d
     """It was stored whole: a 200 MB line went into rejected_items.payload in full."""
     item = track("Artist", "t" * 300_000)
     writer.write([item], ["big.jsonl:7"])
-    payload = records.payload_text(item).encode()
+    payload = payload_text(item).encode()
     assert query(
         db,
         "SELECT location, octet_length(payload), payload_bytes, payload_sha256,"
@@ -224,7 +224,7 @@ def test_a_refused_item_is_kept_as_a_bounded_prefix_with_size_and_hash(writer, d
     ) == [
         (
             "big.jsonl:7",
-            records.MAX_PAYLOAD_BYTES,
+            MAX_PAYLOAD_BYTES,
             len(payload),
             hashlib.sha256(payload).hexdigest(),
             payload[:20].decode(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scrapers.db.conflicts import assign_identifiers
-from scrapers.db.records import Rejected
+from scrapers.db.fields import Rejected
 from scrapers.statuses import ConflictResolution
 
 

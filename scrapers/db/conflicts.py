@@ -31,6 +31,7 @@ from psycopg2.extras import execute_values
 
 from scrapers import identity, metrics
 from scrapers.db import merge, records
+from scrapers.db.fields import MAX_SHORT_CHARS, Rejected
 from scrapers.db.locks import lock_key, lock_keys
 from scrapers.statuses import ConflictResolution, IdentifierType
 
@@ -162,7 +163,7 @@ def assign_identifiers(
       ``metadata["invalid"]``.
     * ``values`` may hold ``bpm``, ``duration_ms``, ``key``, ``label``, ``release_date``,
       ``genre`` (non-null replaces), ``musicbrainz_id``, ``version`` (only fill empty). They are
-      validated like pipeline items: a wrong type raises ``records.Rejected``.
+      validated like pipeline items: a wrong type raises ``fields.Rejected``.
     * ``metadata`` keys are merged into the track's metadata (provenance, source ids).
     * Conflicts are written to ``identifier_conflicts`` and counted; they never raise.
 
@@ -182,7 +183,7 @@ def assign_identifiers(
             parsed[name] = parse(raw)
         except identity.InvalidIdentifier:
             parsed[name] = None
-            outcome.invalid[name] = str(raw)[: records.MAX_SHORT_CHARS]
+            outcome.invalid[name] = str(raw)[:MAX_SHORT_CHARS]
             metrics.INVALID_IDENTIFIERS.labels(name).inc()
     row = _validated_values(values or {})
     merged_metadata = dict(metadata or {})
@@ -215,7 +216,7 @@ def _validated_values(values: Mapping[str, Any]) -> dict[str, Any]:
     allowed = (*records.OVERWRITE_COLUMNS, *records.FILL_ONLY_COLUMNS)
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise records.Rejected("wrong_value", f"not a track value: {', '.join(unknown)}")
+        raise Rejected("wrong_value", f"not a track value: {', '.join(unknown)}")
     record = records.to_record({"artist": "-", "title": "-", **values})
     assert isinstance(record, records.TrackRecord)
     return {name: record.values.get(name) for name in allowed if name in values}

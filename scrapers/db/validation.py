@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from scrapers.db import records
+from scrapers.db.fields import Rejected
 from scrapers.db.garbage import collect_rarely
-from scrapers.db.records import Rejected
+from scrapers.db.payload import Payload, payload_text
 
 
 class Entry(NamedTuple):
@@ -34,7 +35,7 @@ class Rejection:
     location: str | None
     code: str
     reason: str
-    payload: records.Payload
+    payload: Payload
 
 
 Validated = tuple[list[tuple[int, records.Record]], list[Rejection]]
@@ -57,8 +58,8 @@ def validate(items: Sequence[Any], locations: Sequence[str | None] | None) -> Va
     return valid, rejections
 
 
-def payload_of(item: Any) -> records.Payload:
-    return records.Payload.of(records.payload_text(item))
+def payload_of(item: Any) -> Payload:
+    return Payload.of(payload_text(item))
 
 
 def validation_pool() -> ProcessPoolExecutor:

@@ -36,9 +36,9 @@ import psycopg2.extensions
 from psycopg2.extras import Json
 
 from scrapers import metrics
-from scrapers.db import records
 from scrapers.db.conflicts import assign_identifiers
 from scrapers.db.connection import connect
+from scrapers.db.fields import Rejected
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher, EnrichmentResult, TrackQuery
 from scrapers.statuses import CreditRole, EnrichmentStatus
@@ -226,7 +226,7 @@ class Backfill:
         counts.tried += 1
         try:
             conflicts = self._apply(connection, track, result)
-        except (psycopg2.Error, records.Rejected, LookupError) as error:
+        except (psycopg2.Error, Rejected, LookupError) as error:
             connection.rollback()
             logger.error("Could not store enrichment of track %s: %s", track.id, error)
             result = EnrichmentResult(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from scrapers.db.records import Payload
+from scrapers.db.payload import Payload
 from scrapers.identity import normalize_isrc
 from scrapers.importers.jsonstream import ArrayElement
 from scrapers.statuses import EnrichmentStatus

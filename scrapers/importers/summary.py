@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from scrapers.db import records
 from scrapers.db.batch import BatchResult
+from scrapers.db.fields import Rejected
 from scrapers.importers.progress import format_duration
 from scrapers.statuses import RejectionCode
 
@@ -39,7 +40,7 @@ class DryRunWriter:
         for item in items:
             try:
                 record = records.to_record(item)
-            except records.Rejected as error:
+            except Rejected as error:
                 result.rejected[error.code] += 1
                 continue
             if isinstance(record, records.SetlistRecord):

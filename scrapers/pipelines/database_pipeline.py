@@ -49,8 +49,9 @@ from scrapy.crawler import Crawler
 
 from scrapers import metrics
 from scrapers.db.connection import configured_database_url, resolve_database_url
-from scrapers.db.records import is_setlist, to_plain
+from scrapers.db.records import is_setlist
 from scrapers.db.writer import BatchResult, BatchWriter, DatabaseUnavailable
+from scrapers.items import to_plain
 from scrapers.pipelines.spool import Spool
 from scrapers.settings_check import InvalidSetting, seconds, setting, whole_number
 
