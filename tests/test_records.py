@@ -15,6 +15,15 @@ def track(**fields: object) -> dict[str, object]:
     return {"artist_name": "Artist", "track_name": "Title", **fields}
 
 
+def test_a_number_of_thousands_of_digits_is_an_invalid_value_not_a_crash() -> None:
+    # Python refuses to turn more than 4,300 digits into an int (ValueError): that escaped
+    # validation and failed the whole batch instead of this one value.
+    digits = "9" * 5000
+    record = records.to_record(track(bpm=digits, duration_ms=digits))
+    assert (record.values["bpm"], record.values["duration_ms"]) == (None, None)
+    assert record.metadata["invalid"] == {"bpm": digits[:200], "duration_ms": digits[:200]}
+
+
 @pytest.mark.parametrize(
     ("item", "reason"),
     [

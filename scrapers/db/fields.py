@@ -116,12 +116,16 @@ def flag(fields: Mapping[str, Any], name: str) -> bool | None:
     raise Rejected(RejectionCode.WRONG_TYPE, f"{name} must be true or false, got {value!r:.40}")
 
 
+# Longer digit strings are parsed as decimals (and are out of every range anyway).
+_WHOLE_NUMBER_DIGITS = 18
+
+
 def number(
     fields: Mapping[str, Any], name: str, low: float, high: float, invalid: dict[str, Any]
 ) -> Decimal | None:
     """A number strictly between ``low`` and ``high``, to two decimals; else noted invalid."""
     value = fields.get(name)
-    if type(value) is str and value.isdigit() and value.isascii():
+    if type(value) is str and _whole_number_text(value):
         # Exports write whole numbers as text ("128", "215000"): no Decimal parse needed.
         value = int(value)
     elif value is None or value == "":
@@ -139,7 +143,7 @@ def number(
             RejectionCode.WRONG_TYPE, f"{name} must be a number, got {value!r:.40}"
         ) from error
     if not parsed.is_finite() or not low < parsed < high:
-        invalid[name] = value
+        invalid[name] = value[:MAX_SHORT_CHARS] if isinstance(value, str) else value
         return None
     return round(parsed, 2)
 
@@ -147,12 +151,17 @@ def number(
 def bounded_integer(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> int | None:
     """A positive ``integer`` (a fraction is cut); else noted invalid."""
     value = fields.get(name)
-    if type(value) is str and value.isdigit() and value.isascii():
+    if type(value) is str and _whole_number_text(value):
         whole = int(value)
         if 0 < whole < MAX_INT:
             return whole  # what ``number`` gives, without the Decimal
     parsed = number(fields, name, 0, MAX_INT, invalid)
     return None if parsed is None else int(parsed)
+
+
+def _whole_number_text(value: str) -> bool:
+    """Digits only, and few enough for ``int`` (which refuses more than 4,300 of them)."""
+    return len(value) <= _WHOLE_NUMBER_DIGITS and value.isdigit() and value.isascii()
 
 
 def date(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> dt.date | None:
