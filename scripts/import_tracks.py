@@ -1,7 +1,7 @@
 """Bulk-import track exports into the catalogue.
 
 ``python scripts/import_tracks.py FILE... [--format auto|jsonl|csv|listenbrainz|spotify]
-[--dry-run] [--bulk] [--batch-size N]``
+[--dry-run] [--bulk] [--reapply] [--batch-size N]``
 
 Exit status: 0 when every file was read (rejected rows do not count as failure), 1 when a file
 could not be read at all, 2 when the database could not be used, 130 when interrupted. An
@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         " READERS OF THE CATALOGUE (a crawl, the enrichment service, queries) WAIT; it first"
         " waits, with a progress line, for those already running",
     )
+    parser.add_argument(
+        "--reapply",
+        action="store_true",
+        help="apply rows an earlier import stored again, through the merge rule (say after a"
+        " track was edited by hand); by default they are skipped unvalidated and counted as known",
+    )
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N")
     parser.add_argument(
         "--log-every",
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             log_every=args.log_every,
             bulk=args.bulk,
+            reapply=args.reapply,
         )
         summary = importer.run(args.files, args.format)
     except (*NO_DATABASE_ERRORS, DatabaseUnavailable, psycopg2.Error) as error:

@@ -123,7 +123,7 @@ def test_migration_008_codes_002s_sentences_keeps_old_rows_and_rolls_back(make_d
     assert execute(url, "SELECT resolution FROM identifier_conflicts WHERE origin LIKE '002%'") == [
         (MERGE_SENTENCE,)
     ]
-    assert migrations.upgrade(url) == [MIGRATION]
+    assert migrations.upgrade(url, target=MIGRATION) == [MIGRATION]
     assert execute(url, "SELECT resolution FROM identifier_conflicts WHERE origin LIKE '002%'") == [
         ("kept_stored",)
     ]

@@ -232,8 +232,9 @@ def test_a_refused_item_is_kept_as_a_bounded_prefix_with_size_and_hash(writer, d
     ]
 
 
-def test_an_item_the_database_refuses_is_isolated_and_rejected(writer, db) -> None:
-    # A rule the validation cannot know about, enforced by PostgreSQL alone.
+def refuse_poison(db) -> None:
+    """A rule the validation cannot know about, enforced by PostgreSQL alone: a track titled
+    "Poison" is refused."""
     with db.cursor() as cursor:
         cursor.execute(
             """
@@ -248,6 +249,10 @@ def test_an_item_the_database_refuses_is_isolated_and_rejected(writer, db) -> No
                 FOR EACH ROW EXECUTE FUNCTION refuse_poison();
             """
         )
+
+
+def test_an_item_the_database_refuses_is_isolated_and_rejected(writer, db) -> None:
+    refuse_poison(db)
     items = [track("Artist", f"Song {n}") for n in range(7)]
     items.insert(4, track("Artist", "Poison"))
     result = writer.write(items, [f"line {n}" for n in range(8)])

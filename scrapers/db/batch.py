@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import psycopg2.extensions
 
 from scrapers import identity
-from scrapers.db import records, setlist_statements, statements
+from scrapers.db import known_rows, records, setlist_statements, statements
 from scrapers.db.conflicts import Conflict, insert_conflicts
 from scrapers.db.locks import lock_key, lock_keys
 from scrapers.db.records import Placement, SetlistRecord, TrackRecord
@@ -82,6 +82,7 @@ def apply(
     statements.fetch_candidates(cursor, tracks, resolution)
 
     placements: dict[tuple[tuple[str, str], int], tuple[Placement, str | None]] = {}
+    digests: list[tuple[bytes, str]] = []
     for record in rows:
         track_id = None
         if record.is_track:
@@ -97,6 +98,8 @@ def apply(
                 result.updated += 1
             if record.isrc:
                 applied.isrc_upserts.append(record.isrc)
+            if record.row_digest is not None and record.placement is None:
+                digests.append((record.row_digest, track.id))
         if record.placement is not None:
             placements[(record.placement.setlist_key, record.placement.row_index)] = (
                 record.placement,
@@ -108,6 +111,7 @@ def apply(
     )
     result.setlists = len(setlists)
     statements.write_tracks(cursor, resolution)
+    known_rows.store(cursor, digests)
     statements.write_lookup(cursor, resolution.new_spellings)
     result.row_changes = setlist_statements.write_setlist_rows(cursor, placements, setlist_ids)
     result.row_changes[RowChange.REMOVED] = setlist_statements.remove_rows_past_the_end(

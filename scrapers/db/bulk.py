@@ -31,6 +31,7 @@ LOADED_TABLES = (
     "track_lookup",
     "setlist_tracks",
     "identifier_conflicts",
+    "import_row_digests",
 )
 # The tables whose foreign keys are dropped while loading: those the writer fills with rows
 # that reference the parents.

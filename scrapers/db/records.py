@@ -111,6 +111,9 @@ class TrackRecord:
     enrichment_status: str | None = None
     # Identifier kinds whose raw value was invalid (stored NULL, raw kept in metadata).
     invalid_identifiers: list[str] = field(default_factory=list)
+    # The importer's digest of the source row, set by the writer: stored with the row's track
+    # (``known_rows``) so that importing the row again skips it.
+    row_digest: bytes | None = None
 
     @property
     def tier(self) -> str:

@@ -36,7 +36,7 @@ import psycopg2
 import psycopg2.extensions
 
 from scrapers import metrics
-from scrapers.db import bulk, records
+from scrapers.db import bulk, known_rows, records
 from scrapers.db.batch import Applied, BatchResult, apply
 from scrapers.db.bulk import OnLockWait
 from scrapers.db.conflicts import Conflict, count_conflicts
@@ -128,15 +128,22 @@ class BatchWriter:
         self._foreign_keys = None
 
     def write(
-        self, items: Sequence[Any], locations: Sequence[str | None] | None = None
+        self,
+        items: Sequence[Any],
+        locations: Sequence[str | None] | None = None,
+        digests: Sequence[bytes | None] | None = None,
     ) -> BatchResult:
-        """Store ``items`` in order; ``locations`` (same length) say where each came from.
+        """Store ``items`` in order; ``locations`` (same length) say where each came from, and
+        ``digests`` (same length, the importer's) are stored with the track of each item that
+        is a track without a setlist placement (``known_rows``), in the batch's transaction.
 
         A caller that must be able to walk away from a write stuck in the network (the crawl's
         pipeline, at shutdown) runs it in a thread of its own choosing.
         """
         started = time.monotonic()
-        return self.write_validated(validate(items, locations), items, locations, started)
+        return self.write_validated(
+            validate(items, locations), items, locations, started, digests=digests
+        )
 
     def write_validated(
         self,
@@ -144,11 +151,16 @@ class BatchWriter:
         items: Sequence[Any],
         locations: Sequence[str | None] | None = None,
         started: float | None = None,
+        digests: Sequence[bytes | None] | None = None,
     ) -> BatchResult:
         """Store ``items`` whose ``validate`` result is ``validated``; ``started`` is when the
-        batch's work began (its flush duration), now if not given."""
+        batch's work began (its flush duration), now if not given; ``digests`` as ``write``."""
         if started is None:
             started = time.monotonic()
+        if digests is not None:
+            for index, record in validated[0]:
+                if isinstance(record, TrackRecord):
+                    record.row_digest = digests[index]
         prepared, rejections = entries(validated, items, locations)
         result = self._write_with_retries(prepared, rejections)
         result.items = len(items)
@@ -178,6 +190,13 @@ class BatchWriter:
         """From now on make one attempt per batch: a write retrying a lost database stops at
         once with ``DatabaseUnavailable``. Thread-safe; for a caller that is shutting down."""
         self._give_up.set()
+
+    def known_rows(self, digests: Sequence[bytes]) -> set[bytes]:
+        """``known_rows.known`` in this writer's session. In bulk mode that is the load's
+        transaction, the one session that can read the tables the load locks (it sees the load's
+        own rows too). Never while a write runs: the caller takes turns with its writes."""
+        with self._connect().cursor() as cursor:
+            return known_rows.known(cursor, digests)
 
     def ping(self) -> bool:
         """Whether the database answers now (one attempt, no retries)."""

@@ -6,6 +6,10 @@ Koito's bulk-import lessons, as they apply here:
   (COPY into temporary tables, then merges), the same engine the crawl uses;
 * in-memory deduplication: a row identical to one already sent in this run is not sent again
   (listening histories repeat the same play thousands of times);
+* a persistent memory of rows (``known_rows``, migration 009): a row an earlier import stored
+  as a track that still exists is neither validated nor written again, so re-importing a file
+  costs little more than reading it. ``reapply`` turns this off (rows are then applied again
+  through the merge rule, say after a track was edited by hand);
 * no slow lookups during the import: enrichment is skipped, tracks without an ISRC are stored
   with ``enrichment_status = 'pending'`` and the enrichment service backfills them later;
 * three stages at once (``overlap``): this process reads the next batch while a second process
@@ -13,9 +17,10 @@ Koito's bulk-import lessons, as they apply here:
   small file costs no process) and the writer's thread stores the one before that.
 
 Idempotency: every write is an upsert that resolves before it inserts, so running the same
-import again changes nothing, and an interrupted import (Ctrl-C, a killed process) is finished by
-running it again. The rejections of a file are those of its latest run: each run first clears the
-``rejected_items`` rows with the file's origin, then records its own.
+import again changes nothing (with the known rows skipped, it writes nothing), and an interrupted
+import (Ctrl-C, a killed process) is finished by running it again. The rejections of a file are
+those of its latest run: each run first clears the ``rejected_items`` rows with the file's origin,
+then records its own.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ class RowOutcome(StrEnum):
 
     SENT = "sent"  # handed to the writer
     DUPLICATE = "duplicate"  # the same row was already sent by this run
+    KNOWN = "known"  # an earlier import stored it (``known_rows``): not sent
     SKIPPED = "skipped"  # the format says it is not a track (a podcast, a local file)
     UNREADABLE = RejectionCode.UNREADABLE.value  # kept in rejected_items with that code
 
@@ -81,6 +87,7 @@ class Importer:
     ``validation_process`` False validates in this process (one core's worth of Python).
     ``bulk``: each file is loaded in one transaction (``scrapers.db.bulk``): other sessions wait
     for the catalogue's tables until it ends, and a file not loaded to its end stores nothing.
+    ``reapply``: rows an earlier import stored are sent to the writer again instead of skipped.
     """
 
     def __init__(
@@ -94,8 +101,10 @@ class Importer:
         log_every: float = 10.0,
         validation_process: bool = True,
         bulk: bool = False,
+        reapply: bool = False,
     ) -> None:
         self.url = url
+        self.reapply = reapply
         self.bulk = bulk and not dry_run
         self.validation_process = validation_process and not dry_run
         self._validation_pool: ProcessPoolExecutor | None = None
@@ -166,8 +175,7 @@ class Importer:
                     summary.read += 1
                     self._take(row, batch, summary)
                     if batch.full(self.batch_size):
-                        self._use_validation_process(writer)
-                        self._flush(batch, writer, rejections, summary)
+                        self._flush(batch, writer, rejections, summary, full=True)
                     if summary.read % PROGRESS_EVERY_ROWS == 0:
                         progress.update(summary.read, done_bytes + reader.bytes_read())
                 self._flush(batch, writer, rejections, summary)
@@ -213,24 +221,20 @@ class Importer:
         elif row.skipped is not None:
             summary.skipped[row.skipped] += 1
             metrics.IMPORT_ROWS.labels(RowOutcome.SKIPPED).inc()
-        elif self._seen(row.item):
-            summary.duplicates += 1
-            metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
         else:
-            batch.items.append(row.item)
-            batch.locations.append(row.location)
+            digest = row_digest(row.item)
+            if self._seen(digest):
+                summary.duplicates += 1
+                metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
+            else:
+                batch.items.append(row.item)
+                batch.locations.append(row.location)
+                batch.digests.append(digest)
 
-    def _seen(self, item: dict[str, Any]) -> bool:
-        """Whether an identical item was already sent in this run.
-
-        Items the writer will reject (no artist or title, a NUL byte) are never folded: each
-        such row gets its own ``rejected_items`` entry with its own line.
-        """
-        # Readers build items in a fixed key order, so equal rows have equal reprs.
-        text = repr(item)
-        if not item.get("artist") or not item.get("title") or "\\x00" in text:
+    def _seen(self, digest: bytes | None) -> bool:
+        """Whether an identical item was already sent in this run (never for no ``digest``)."""
+        if digest is None:
             return False
-        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
         if digest in self._sent:
             return True
         if len(self._sent) >= MAX_REMEMBERED_ROWS:
@@ -239,15 +243,39 @@ class Importer:
         return False
 
     def _flush(
-        self, batch: _Batch, writer: Writer, rejections: RejectionLog, summary: ImportSummary
+        self,
+        batch: _Batch,
+        writer: Writer,
+        rejections: RejectionLog,
+        summary: ImportSummary,
+        *,
+        full: bool = False,
     ) -> None:
+        """Hand the batch over; a ``full`` one may start the validation process."""
         rejections.store(batch.unreadable)
+        if not self.reapply:
+            self._drop_known(batch, writer, summary)
         if batch.items:
+            if full:
+                self._use_validation_process(writer)
             # Validated and written while the next batch is read.
-            self._pending.append(writer.submit(batch.items, batch.locations))
+            self._pending.append(writer.submit(batch.items, batch.locations, batch.digests))
             metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(batch.items))
             self._collect(summary, wait=False)
         batch.clear()
+
+    def _drop_known(self, batch: _Batch, writer: Writer, summary: ImportSummary) -> None:
+        """Take the rows an earlier import stored out of the batch: one query."""
+        known = writer.known([digest for digest in batch.digests if digest is not None])
+        if not known:
+            return
+        kept = [i for i, digest in enumerate(batch.digests) if digest not in known]
+        dropped = len(batch.items) - len(kept)
+        batch.items = [batch.items[i] for i in kept]
+        batch.locations = [batch.locations[i] for i in kept]
+        batch.digests = [batch.digests[i] for i in kept]
+        summary.known += dropped
+        metrics.IMPORT_ROWS.labels(RowOutcome.KNOWN).inc(dropped)
 
     def _collect(self, summary: ImportSummary, *, wait: bool) -> None:
         """Add the results of written batches, in order; ``wait`` for all, raising failures."""
@@ -321,10 +349,26 @@ class RejectionLog:
             yield cursor
 
 
+def row_digest(item: dict[str, Any]) -> bytes | None:
+    """The digest of a row as read: equal for identical rows, so it folds them within a run
+    and recognises them in later runs (``known_rows``).
+
+    None for items the writer will reject (no artist or title, a NUL byte): they are never
+    folded nor skipped, so each such row gets its own ``rejected_items`` entry with its line.
+    """
+    # Readers build items in a fixed key order, so equal rows have equal reprs.
+    text = repr(item)
+    if not item.get("artist") or not item.get("title") or "\\x00" in text:
+        return None
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 @dataclass
 class _Batch:
     items: list[Any] = field(default_factory=list)
     locations: list[str | None] = field(default_factory=list)
+    # ``row_digest`` of each item.
+    digests: list[bytes | None] = field(default_factory=list)
     unreadable: list[SourceRow] = field(default_factory=list)
     unreadable_chars: int = 0
 
@@ -340,7 +384,7 @@ class _Batch:
         self.unreadable_chars += len(row.payload.text) if row.payload else 0
 
     def clear(self) -> None:
-        self.items, self.locations, self.unreadable = [], [], []
+        self.items, self.locations, self.digests, self.unreadable = [], [], [], []
         self.unreadable_chars = 0
 
 

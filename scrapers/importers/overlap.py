@@ -3,18 +3,29 @@
 While the importer reads batch n+2, batch n+1 is validated (in ``validation_pool`` when one is
 given, else in the caller's thread) and batch n is in PostgreSQL on the writer's one thread. At
 most one batch waits behind the one being written, so memory stays bounded.
+
+``known`` tells which rows of the next batch are already stored (``known_rows``) before it is
+validated: on a connection of its own, so it never waits for a write, except in bulk mode, where
+only the load's own session can read the tables it locks and the check takes turns with writes.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any
 
+import psycopg2
+import psycopg2.extensions
+
+from scrapers.db import known_rows
 from scrapers.db.batch import BatchResult
 from scrapers.db.bulk import OnLockWait
+from scrapers.db.connection import connect
 from scrapers.db.validation import Validated, validate
 from scrapers.db.writer import BatchWriter
 
@@ -27,6 +38,9 @@ class OverlappedWriter:
         self.validation_pool = validation_pool
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: deque[Future[BatchResult]] = deque()
+        # Bulk mode: a write and a ``known`` check on the load's connection take turns.
+        self._turns = threading.Lock()
+        self._known_connection: psycopg2.extensions.connection | None = None
 
     def __enter__(self) -> OverlappedWriter:
         return self
@@ -34,10 +48,24 @@ class OverlappedWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def known(self, digests: Sequence[bytes]) -> set[bytes]:
+        """Which ``digests`` are rows already stored as a track that still exists."""
+        if self.writer.bulk:
+            with self._turns:
+                return self.writer.known_rows(digests)
+        if self._known_connection is None or self._known_connection.closed:
+            self._known_connection = connect(self.writer.url, autocommit=True)
+        with self._known_connection.cursor() as cursor:
+            return known_rows.known(cursor, digests)
+
     def submit(
-        self, items: Sequence[Any], locations: Sequence[str | None] | None = None
+        self,
+        items: Sequence[Any],
+        locations: Sequence[str | None] | None = None,
+        digests: Sequence[bytes | None] | None = None,
     ) -> Future[BatchResult]:
-        """Validate ``items`` and store them after every batch submitted before."""
+        """Validate ``items`` and store them after every batch submitted before; ``digests``
+        as ``BatchWriter.write``."""
         started = time.monotonic()
         validated: Future[Validated]
         if self.validation_pool is None:
@@ -49,7 +77,7 @@ class OverlappedWriter:
             self._in_flight.popleft().exception()  # wait; errors stay with their future
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
-        future = self._executor.submit(self._store, validated, items, locations, started)
+        future = self._executor.submit(self._store, validated, items, locations, digests, started)
         self._in_flight.append(future)
         return future
 
@@ -58,9 +86,12 @@ class OverlappedWriter:
         validated: Future[Validated],
         items: Sequence[Any],
         locations: Sequence[str | None] | None,
+        digests: Sequence[bytes | None] | None,
         started: float,
     ) -> BatchResult:
-        return self.writer.write_validated(validated.result(), items, locations, started)
+        checked = validated.result()
+        with self._turns:
+            return self.writer.write_validated(checked, items, locations, started, digests)
 
     def begin_bulk(self, on_wait: OnLockWait) -> None:
         """Start a bulk load (``BatchWriter.begin_bulk``), before the first ``submit``."""
@@ -82,3 +113,7 @@ class OverlappedWriter:
         """Wait for submitted batches, then release the thread and the writer's connection."""
         self._drain()
         self.writer.close()
+        if self._known_connection is not None:
+            with suppress(psycopg2.Error):
+                self._known_connection.close()
+            self._known_connection = None

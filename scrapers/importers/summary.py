@@ -16,8 +16,13 @@ from scrapers.statuses import RejectionCode
 
 
 class Writer(Protocol):
+    def known(self, digests: Sequence[bytes]) -> set[bytes]: ...
+
     def submit(
-        self, items: Sequence[Any], locations: Sequence[str | None]
+        self,
+        items: Sequence[Any],
+        locations: Sequence[str | None],
+        digests: Sequence[bytes | None] | None = None,
     ) -> Future[BatchResult]: ...
 
     def close(self) -> None: ...
@@ -30,7 +35,16 @@ class DryRunWriter:
     would be stored per tier and what would be rejected, not inserted versus updated.
     """
 
-    def submit(self, items: Sequence[Any], locations: Sequence[str | None]) -> Future[BatchResult]:
+    def known(self, digests: Sequence[bytes]) -> set[bytes]:
+        """None: with no database to ask, a dry run checks every row."""
+        return set()
+
+    def submit(
+        self,
+        items: Sequence[Any],
+        locations: Sequence[str | None],
+        digests: Sequence[bytes | None] | None = None,
+    ) -> Future[BatchResult]:
         future: Future[BatchResult] = Future()
         future.set_result(self.check(items))
         return future
@@ -71,6 +85,8 @@ class ImportSummary:
     files: list[FileOutcome] = field(default_factory=list)
     read: int = 0
     duplicates: int = 0
+    # Rows already stored by an earlier import (``known_rows``): neither validated nor written.
+    known: int = 0
     unreadable: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     stored: BatchResult = field(default_factory=BatchResult)
@@ -113,6 +129,13 @@ class ImportSummary:
         lines += [
             f"  rows read:              {self.read:,}",
             f"  duplicates in input:    {self.duplicates:,} (identical to an earlier row)",
+        ]
+        if not self.dry_run:
+            lines.append(
+                f"  known, not applied:     {self.known:,} (stored by an earlier import;"
+                " --reapply applies them again)"
+            )
+        lines += [
             f"  tracks {verb} by tier: {tiers}",
         ]
         if not self.dry_run:
