@@ -109,7 +109,9 @@ class BatchWriter:
         self.bulk = bulk
         self._connection: psycopg2.extensions.connection | None = None
         self._give_up = threading.Event()
-        # Bulk mode: the dropped foreign keys while the load's transaction is open.
+        # Bulk mode: whether the load's transaction is open, and the foreign keys it dropped
+        # (at its first write: a load of rows that are all known drops and checks nothing).
+        self._in_bulk = False
         self._foreign_keys: list[bulk.ForeignKey] | None = None
         self._uncounted = _Uncounted()
 
@@ -125,6 +127,7 @@ class BatchWriter:
             with suppress(psycopg2.Error):
                 self._connection.close()
             self._connection = None
+        self._in_bulk = False
         self._foreign_keys = None
 
     def write(
@@ -284,9 +287,11 @@ class BatchWriter:
     ) -> BatchResult:
         """One batch of a bulk load: a savepoint in the load's transaction, so that bisection
         still rejects one bad item and keeps the rest."""
-        if self._foreign_keys is None:
+        if not self._in_bulk:
             raise RuntimeError("a bulk BatchWriter writes only between begin_bulk and finish_bulk")
         with connection.cursor() as cursor:
+            if self._foreign_keys is None:
+                self._foreign_keys = bulk.drop_foreign_keys(cursor)
             cursor.execute("SAVEPOINT bulk_batch")
             try:
                 result, applied = apply(cursor, batch, rejections, self.origin)
@@ -302,32 +307,34 @@ class BatchWriter:
 
     def begin_bulk(self, on_wait: OnLockWait) -> None:
         """Start the bulk load's transaction: take the locks (``on_wait`` is called while other
-        sessions hold them), then drop the child tables' foreign keys."""
+        sessions hold them). The child tables' foreign keys are dropped by the first write."""
         connection = self._connect()
         try:
             with connection.cursor() as cursor:
                 bulk.take_locks(cursor, on_wait)
-                self._foreign_keys = bulk.drop_foreign_keys(cursor)
         except BaseException:
             with suppress(psycopg2.Error):
                 connection.rollback()
             raise
+        self._in_bulk = True
         self._uncounted = _Uncounted()
 
     def finish_bulk(self) -> None:
-        """Add the foreign keys back, validated, and COMMIT the whole load."""
-        if self._foreign_keys is None:
+        """Add the dropped foreign keys back, validated, and COMMIT the whole load."""
+        if not self._in_bulk:
             raise RuntimeError("finish_bulk without begin_bulk")
         connection = self._connect()
         try:
-            with connection.cursor() as cursor:
-                bulk.add_foreign_keys(cursor, self._foreign_keys)
+            if self._foreign_keys is not None:
+                with connection.cursor() as cursor:
+                    bulk.add_foreign_keys(cursor, self._foreign_keys)
             connection.commit()
         except BaseException:
             with suppress(psycopg2.Error):
                 connection.rollback()
             raise
         finally:
+            self._in_bulk = False
             self._foreign_keys = None
         self._uncounted.publish()
         self._uncounted = _Uncounted()
