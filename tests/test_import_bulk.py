@@ -178,7 +178,18 @@ def test_a_bulk_load_waits_for_the_tables_with_a_progress_line(db_url: str, tmp_
     with closing(connect(db_url)) as holder, holder.cursor() as cursor:
         cursor.execute("LOCK TABLE track_lookup IN ROW EXCLUSIVE MODE")
         process = start_import(db_url, catalogue, "--bulk", "--log-every", "0.5")
-        time.sleep(3)
+        # Until the import's session waits for a lock (a loaded machine may take seconds just to
+        # start Python), then two of its one-second tries, each followed by a progress line.
+        deadline = time.monotonic() + 60
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        while not query(db_url, waiting)[0][0]:
+            assert process.poll() is None, "the bulk load did not wait"
+            assert time.monotonic() < deadline, "the bulk load never asked for the tables"
+            time.sleep(0.1)
+        time.sleep(2.5)
         assert process.poll() is None, "the bulk load did not wait"
         holder.rollback()
     _, stderr = process.communicate(timeout=120)
