@@ -19,8 +19,9 @@ from psycopg2 import sql
 from scrapers.db import bulk
 from scrapers.db.connection import connect
 
-# Parents before children, as the foreign keys require.
-TABLES = ("artists", "tracks", "track_artists", "track_lookup")
+# Parents before children, as the foreign keys require. The digests of imported rows
+# (migration 009) are part of what an import stores; a crawl stores none.
+TABLES = ("artists", "tracks", "track_artists", "track_lookup", "import_row_digests")
 
 
 def floor_seconds(
