@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scrapy.utils.test import get_crawler
 
 from scrapers.db.connection import connect
+from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
 from scrapers.extensions.metrics_server import MetricsServer
 from scrapers.pipelines.database_pipeline import SPOOLED_STAT, DatabasePipeline
 
@@ -102,6 +103,55 @@ def test_items_wait_at_most_the_maximum_latency(db_url: str, monkeypatch) -> Non
         return stored
 
     assert asyncio.run(crawl()) == [("Early",)]
+
+
+def test_writes_behind_a_bulk_load_are_logged_and_stored_when_it_ends(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline, _ = make_pipeline(db_url, monkeypatch, DATABASE_BATCH_SIZE=1)
+    with closing(connect(db_url)) as holder, holder.cursor() as cursor:
+        # What a bulk load holds until it commits: every writer's lock bucket.
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, b)) FROM generate_series(0, %s) AS b",
+            (LOCK_CLASS, LOCK_BUCKETS - 1),
+        )
+
+        async def crawl() -> None:
+            await pipeline.open_spider()
+            writing = asyncio.ensure_future(
+                pipeline.process_item({"artist_name": "A", "track_name": "Behind"})
+            )
+            while "Database writes waiting" not in caplog.text:
+                await asyncio.sleep(0.1)
+            await asyncio.to_thread(holder.rollback)
+            await writing
+            await pipeline.close_spider()
+
+        with caplog.at_level("WARNING", logger="scrapers.pipelines.database_pipeline"):
+            asyncio.run(asyncio.wait_for(crawl(), timeout=60))
+    assert "for the catalogue's locks: 1 other session(s) hold them" in caplog.text
+    assert query(db_url, "SELECT title FROM tracks") == [("Behind",)]
+
+
+@pytest.mark.parametrize(
+    ("waits", "logged"),
+    [
+        ([1.0, 2.0, 5.0, 10.9, 11.0, 12.0], [1.0, 11.0]),  # one long wait: every 10 s
+        ([1.0, 2.0, 1.0, 2.0], [1.0, 1.0]),  # a second wait is said at once
+    ],
+)
+def test_a_lock_wait_is_logged_at_once_then_every_ten_seconds(
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    waits: list[float],
+    logged: list[float],
+) -> None:
+    pipeline, _ = make_pipeline(db_url, monkeypatch)
+    with caplog.at_level("WARNING", logger="scrapers.pipelines.database_pipeline"):
+        for seconds in waits:
+            pipeline._lock_wait(seconds, 1)
+    assert [r.args[0] for r in caplog.records] == logged
 
 
 def scrape(url: str) -> dict[str, float]:

@@ -3,16 +3,20 @@ and everyone else waits while it runs."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
+import psycopg2.extensions
 import pytest
 
 from scrapers.db.bulk import CHILD_TABLES
 from scrapers.db.connection import connect
-from scrapers.db.writer import BatchWriter
+from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
+from scrapers.db.writer import BatchWriter, DatabaseUnavailable
 from tests.test_import import (
     FIXTURES,
     assert_no_duplicate_tracks,
@@ -172,27 +176,90 @@ def test_other_writers_wait_for_a_bulk_load(db_url: str, tmp_path: Path) -> None
     assert query(db_url, "SELECT count(*) FROM tracks WHERE title = 'Writer'") == [(1,)]
 
 
-def test_a_bulk_load_waits_for_the_tables_with_a_progress_line(db_url: str, tmp_path: Path) -> None:
+def hold_the_catalogue_like_a_bulk_load(cursor: psycopg2.extensions.cursor) -> None:
+    """What a bulk load holds until it commits: every writer's bucket and the tables."""
+    cursor.execute(
+        "SELECT count(pg_advisory_xact_lock(%s, b)) FROM generate_series(0, %s) AS b",
+        (LOCK_CLASS, LOCK_BUCKETS - 1),
+    )
+    cursor.execute("LOCK TABLE tracks, import_row_digests IN ACCESS EXCLUSIVE MODE")
+
+
+def write_to_track_lookup(cursor: psycopg2.extensions.cursor) -> None:
+    """What any other writer holds while its batch runs."""
+    cursor.execute("LOCK TABLE track_lookup IN ROW EXCLUSIVE MODE")
+
+
+@pytest.mark.parametrize(
+    ("hold", "options", "line"),
+    [
+        (write_to_track_lookup, ("--bulk",), "waiting for the catalogue's tables: 1 other session"),
+        (
+            hold_the_catalogue_like_a_bulk_load,
+            (),
+            "writes waiting for the catalogue's locks: 1 other session(s) hold them",
+        ),
+    ],
+    ids=["a bulk load behind a writer", "an import behind a bulk load"],
+)
+def test_an_import_that_waits_for_locks_says_so(
+    db_url: str, tmp_path: Path, hold: Any, options: tuple[str, ...], line: str
+) -> None:
     catalogue = tmp_path / "small.jsonl"
     catalogue.write_text('{"artist": "A", "title": "T"}\n')
     with closing(connect(db_url)) as holder, holder.cursor() as cursor:
-        cursor.execute("LOCK TABLE track_lookup IN ROW EXCLUSIVE MODE")
-        process = start_import(db_url, catalogue, "--bulk", "--log-every", "0.5")
-        # Until the import's session waits for a lock (a loaded machine may take seconds just to
-        # start Python), then two of its one-second tries, each followed by a progress line.
-        deadline = time.monotonic() + 60
-        waiting = (
-            "SELECT count(*) FROM pg_locks WHERE NOT granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )
-        while not query(db_url, waiting)[0][0]:
-            assert process.poll() is None, "the bulk load did not wait"
-            assert time.monotonic() < deadline, "the bulk load never asked for the tables"
-            time.sleep(0.1)
+        hold(cursor)
+        process = start_import(db_url, catalogue, *options, "--log-every", "0.5")
+        # Two of its one-second tries, each followed by a progress line.
+        wait_until_a_session_waits(db_url, process)
         time.sleep(2.5)
-        assert process.poll() is None, "the bulk load did not wait"
+        assert process.poll() is None, "the import did not wait"
         holder.rollback()
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
-    assert "waiting for the catalogue's tables: 1 other session(s)" in stderr
+    assert line in stderr
     assert query(db_url, "SELECT count(*) FROM tracks") == [(1,)]
+
+
+def test_a_writer_waiting_for_locks_reports_and_gives_up_on_request(db_url: str) -> None:
+    waits: list[tuple[float, int]] = []
+    outcome: list[BaseException | None] = []
+    writer = BatchWriter(db_url, origin="test", on_lock_wait=lambda s, h: waits.append((s, h)))
+
+    def write() -> None:
+        try:
+            writer.write([{"artist": "A", "title": "T"}])
+            outcome.append(None)
+        except DatabaseUnavailable as error:
+            outcome.append(error)
+
+    with closing(connect(db_url)) as holder, holder.cursor() as cursor:
+        hold_the_catalogue_like_a_bulk_load(cursor)
+        thread = threading.Thread(target=write)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while len(waits) < 2:
+            assert time.monotonic() < deadline, "no wait was reported"
+            time.sleep(0.05)
+        writer.give_up()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "give_up did not end the wait"
+    writer.close()
+    assert isinstance(outcome[0], DatabaseUnavailable)
+    assert [holders for _, holders in waits[:2]] == [1, 1]
+    assert waits[0][0] >= 0.9 and waits[1][0] > waits[0][0]
+    assert query(db_url, "SELECT count(*) FROM tracks") == [(0,)]
+
+
+def wait_until_a_session_waits(db_url: str, process: subprocess.Popen[str]) -> None:
+    """Until a session of this database waits for a lock (a loaded machine may take seconds
+    just to start the process)."""
+    waiting = (
+        "SELECT count(*) FROM pg_locks WHERE NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    deadline = time.monotonic() + 60
+    while not query(db_url, waiting)[0][0]:
+        assert process.poll() is None, "the process did not wait"
+        assert time.monotonic() < deadline, "the process never asked for the locks"
+        time.sleep(0.1)

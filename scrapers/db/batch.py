@@ -11,7 +11,7 @@ import psycopg2.extensions
 from scrapers import identity
 from scrapers.db import known_rows, records, setlist_statements, statements
 from scrapers.db.conflicts import Conflict, insert_conflicts
-from scrapers.db.locks import lock_key, lock_keys
+from scrapers.db.locks import OnLockWait, lock_key, lock_keys
 from scrapers.db.records import Placement, SetlistRecord, TrackRecord
 from scrapers.db.resolution import MatchTier, Resolution
 from scrapers.db.setlist_statements import RowChange
@@ -67,8 +67,10 @@ def apply(
     prepared: list[records.Record],
     rejections: list[Rejection],
     origin: str,
+    on_lock_wait: OnLockWait | None = None,
 ) -> tuple[BatchResult, Applied]:
-    """Every statement of one batch, parents before children."""
+    """Every statement of one batch, parents before children; ``on_lock_wait`` as
+    ``locks.wait_for_locks``."""
     result = BatchResult()
     applied = Applied()
     setlists = setlist_statements.merged_setlists(
@@ -77,7 +79,7 @@ def apply(
     rows = [r for r in prepared if isinstance(r, TrackRecord)]
     tracks = [r for r in rows if r.is_track]
 
-    lock_keys(cursor, _lock_keys_for(setlists, rows))
+    lock_keys(cursor, _lock_keys_for(setlists, rows), on_lock_wait)
     resolution = Resolution()
     statements.fetch_candidates(cursor, tracks, resolution)
 

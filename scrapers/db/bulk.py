@@ -12,34 +12,17 @@ those tables (a crawl, the enrichment service, queries) wait until the import en
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
+from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS, WRITTEN_TABLES, OnLockWait, wait_for_locks
 
-# Parents first: the order the locks are taken in.
-LOADED_TABLES = (
-    "tracks",
-    "artists",
-    "setlists",
-    "track_artists",
-    "track_lookup",
-    "setlist_tracks",
-    "identifier_conflicts",
-    "import_row_digests",
-)
 # The tables whose foreign keys are dropped while loading: those the writer fills with rows
 # that reference the parents.
 CHILD_TABLES = ("track_artists", "track_lookup", "setlist_tracks", "identifier_conflicts")
-LOCK_POLL_SECONDS = 1.0
-
-# Called while waiting for the locks: seconds waited so far, sessions holding them.
-OnLockWait = Callable[[float, int], None]
 
 
 @dataclass(frozen=True)
@@ -50,44 +33,21 @@ class ForeignKey:
 
 
 def take_locks(cursor: psycopg2.extensions.cursor, on_wait: OnLockWait) -> None:
-    """Every advisory bucket, then ACCESS EXCLUSIVE on ``LOADED_TABLES``; as long as it takes.
+    """Every advisory bucket, then ACCESS EXCLUSIVE on ``WRITTEN_TABLES``; as long as it takes.
 
-    Tries for ``LOCK_POLL_SECONDS`` at a time, inside a savepoint, so that between tries
-    ``on_wait`` can say who is in the way; buckets come first and in order, as every writer
-    takes them, so waiting on a writer cannot deadlock with it.
+    Buckets come first and in order, as every writer takes them, so waiting on a writer cannot
+    deadlock with it; ``on_wait`` is told who is in the way each second (``wait_for_locks``).
     """
-    cursor.execute("SELECT current_setting('lock_timeout')")
-    (lock_timeout,) = cursor.fetchone()
-    started = time.monotonic()
-    tables = sql.SQL(", ").join(map(sql.Identifier, LOADED_TABLES))
-    while True:
-        cursor.execute("SAVEPOINT bulk_locks")
-        cursor.execute(
-            "SELECT set_config('lock_timeout', %s, true)", (f"{int(LOCK_POLL_SECONDS * 1000)}ms",)
+    tables = sql.SQL(", ").join(map(sql.Identifier, WRITTEN_TABLES))
+
+    def lock_everything(locking: psycopg2.extensions.cursor) -> None:
+        locking.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, b)) FROM generate_series(0, %s) AS b",
+            (LOCK_CLASS, LOCK_BUCKETS - 1),
         )
-        try:
-            cursor.execute(
-                "SELECT count(pg_advisory_xact_lock(%s, b)) FROM generate_series(0, %s) AS b",
-                (LOCK_CLASS, LOCK_BUCKETS - 1),
-            )
-            cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(tables))
-        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected):
-            cursor.execute("ROLLBACK TO SAVEPOINT bulk_locks")
-            on_wait(time.monotonic() - started, _holders(cursor))
-            continue
-        cursor.execute("RELEASE SAVEPOINT bulk_locks")
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
-        return
+        locking.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(tables))
 
-
-def _holders(cursor: psycopg2.extensions.cursor) -> int:
-    cursor.execute(
-        "SELECT count(DISTINCT pid) FROM pg_locks"
-        " WHERE granted AND pid <> pg_backend_pid()"
-        "   AND (relation = ANY(%s::regclass[]) OR (locktype = 'advisory' AND classid = %s))",
-        (list(LOADED_TABLES), LOCK_CLASS),
-    )
-    return cursor.fetchone()[0]
+    wait_for_locks(cursor, lock_everything, on_wait)
 
 
 def drop_foreign_keys(cursor: psycopg2.extensions.cursor) -> list[ForeignKey]:

@@ -11,17 +11,28 @@ from collections.abc import Iterable, Sequence
 
 import psycopg2.extensions
 
+from scrapers.db.locks import OnLockWait, wait_for_locks
 
-def known(cursor: psycopg2.extensions.cursor, digests: Sequence[bytes]) -> set[bytes]:
-    """The ``digests`` stored for a track that still exists; one query."""
+
+def known(
+    cursor: psycopg2.extensions.cursor,
+    digests: Sequence[bytes],
+    on_lock_wait: OnLockWait | None = None,
+) -> set[bytes]:
+    """The ``digests`` stored for a track that still exists; one query (``on_lock_wait`` as
+    ``locks.wait_for_locks``: a bulk import holds these tables until it commits)."""
     if not digests:
         return set()
     # ``= ANY`` of an array probes the primary key once per digest; a join with ``unnest``
     # was planned as a hash join over the whole table (60 ms a batch at 165,000 digests).
-    cursor.execute(
-        "SELECT d.digest FROM import_row_digests d JOIN tracks t ON t.id = d.track_id"
-        " WHERE d.digest = ANY(ARRAY(SELECT decode(h, 'hex') FROM unnest(%s::text[]) AS h))",
-        (_array(digest.hex() for digest in digests),),
+    wait_for_locks(
+        cursor,
+        lambda reading: reading.execute(
+            "SELECT d.digest FROM import_row_digests d JOIN tracks t ON t.id = d.track_id"
+            " WHERE d.digest = ANY(ARRAY(SELECT decode(h, 'hex') FROM unnest(%s::text[]) AS h))",
+            (_array(digest.hex() for digest in digests),),
+        ),
+        on_lock_wait,
     )
     return {bytes(digest) for (digest,) in cursor.fetchall()}
 

@@ -10,14 +10,35 @@ on each other. Keys are folded into a fixed number of buckets: PostgreSQL's lock
 
 from __future__ import annotations
 
+import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
+import psycopg2.errors
 import psycopg2.extensions
 
 # Arbitrary but fixed first half of the two-integer advisory lock key: "tl" for tracklists.
 LOCK_CLASS = 0x746C
 LOCK_BUCKETS = 1024
+# The tables writers write, parents first: the order a bulk load locks them in.
+WRITTEN_TABLES = (
+    "tracks",
+    "artists",
+    "setlists",
+    "track_artists",
+    "track_lookup",
+    "setlist_tracks",
+    "identifier_conflicts",
+    "import_row_digests",
+)
+# How long one try waits for a lock before ``wait_for_locks`` says who is in the way.
+LOCK_POLL_SECONDS = 1.0
+
+# Called while waiting for locks: seconds waited so far, other sessions holding the catalogue's
+# locks. It may raise to stop waiting (a writer that is shutting down).
+OnLockWait = Callable[[float, int], None]
+T = TypeVar("T")
 
 
 def lock_key(kind: str, value: str) -> str:
@@ -31,10 +52,13 @@ def bucket(key: str) -> int:
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % LOCK_BUCKETS
 
 
-def lock_keys(cursor: psycopg2.extensions.cursor, keys: Iterable[str]) -> int:
+def lock_keys(
+    cursor: psycopg2.extensions.cursor, keys: Iterable[str], on_wait: OnLockWait | None = None
+) -> int:
     """Take the transaction-scoped locks for ``keys``; returns how many buckets were locked.
 
     Released at COMMIT or ROLLBACK. Call before the first read of the values being resolved.
+    ``on_wait``: see ``wait_for_locks``.
     """
     taken: set[int] = set()
     for key in keys:
@@ -43,9 +67,68 @@ def lock_keys(cursor: psycopg2.extensions.cursor, keys: Iterable[str]) -> int:
             break  # a big batch covers every bucket: no need to hash the rest
     buckets = sorted(taken)
     if buckets:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, b)"
-            " FROM unnest(%s::int[]) WITH ORDINALITY AS t(b, n) ORDER BY n",
-            (LOCK_CLASS, buckets),
+        wait_for_locks(
+            cursor,
+            lambda locking: locking.execute(
+                "SELECT pg_advisory_xact_lock(%s, b)"
+                " FROM unnest(%s::int[]) WITH ORDINALITY AS t(b, n) ORDER BY n",
+                (LOCK_CLASS, buckets),
+            ),
+            on_wait,
         )
     return len(buckets)
+
+
+def wait_for_locks(
+    cursor: psycopg2.extensions.cursor,
+    run: Callable[[psycopg2.extensions.cursor], T],
+    on_wait: OnLockWait | None,
+) -> T:
+    """``run(cursor)``, as long as its locks take; without ``on_wait``, simply ``run``.
+
+    With ``on_wait``, each try waits at most ``LOCK_POLL_SECONDS`` for a lock (inside a
+    savepoint, or as its own statement on an autocommit connection), so that between tries
+    ``on_wait`` can say how long it has been and how many sessions are in the way: a writer
+    behind a bulk import shows that it waits, and why, instead of seeming to hang.
+    """
+    if on_wait is None:
+        return run(cursor)
+    connection = cursor.connection
+    in_transaction = not connection.autocommit
+    # The bookkeeping has a cursor of its own: ``run``'s results stay on ``cursor``.
+    with connection.cursor() as control:
+        control.execute("SELECT current_setting('lock_timeout')")
+        (lock_timeout,) = control.fetchone()
+        started = time.monotonic()
+        while True:
+            if in_transaction:
+                control.execute("SAVEPOINT lock_wait")
+            control.execute(
+                "SELECT set_config('lock_timeout', %s, %s)",
+                (f"{int(LOCK_POLL_SECONDS * 1000)}ms", in_transaction),
+            )
+            try:
+                result = run(cursor)
+            except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected):
+                if in_transaction:
+                    control.execute("ROLLBACK TO SAVEPOINT lock_wait")
+                on_wait(time.monotonic() - started, _holders(control))
+                continue
+            finally:
+                if not in_transaction:
+                    control.execute("SELECT set_config('lock_timeout', %s, false)", (lock_timeout,))
+            if in_transaction:
+                control.execute("RELEASE SAVEPOINT lock_wait")
+                control.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
+            return result
+
+
+def _holders(cursor: psycopg2.extensions.cursor) -> int:
+    """Other sessions holding locks on the written tables or the writers' advisory buckets."""
+    cursor.execute(
+        "SELECT count(DISTINCT pid) FROM pg_locks"
+        " WHERE granted AND pid <> pg_backend_pid()"
+        "   AND (relation = ANY(%s::regclass[]) OR (locktype = 'advisory' AND classid = %s))",
+        (list(WRITTEN_TABLES), LOCK_CLASS),
+    )
+    return cursor.fetchone()[0]

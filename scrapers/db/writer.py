@@ -38,10 +38,10 @@ import psycopg2.extensions
 from scrapers import metrics
 from scrapers.db import bulk, known_rows, records
 from scrapers.db.batch import Applied, BatchResult, apply
-from scrapers.db.bulk import OnLockWait
 from scrapers.db.conflicts import Conflict, count_conflicts
 from scrapers.db.connection import connect, redacted
 from scrapers.db.copy import new_id
+from scrapers.db.locks import OnLockWait
 from scrapers.db.records import TrackRecord
 from scrapers.db.resolution import MatchTier
 from scrapers.db.setlist_statements import RowChange
@@ -93,6 +93,10 @@ class BatchWriter:
     writes (each batch a savepoint, no retry: a lost connection loses the load), then
     ``finish_bulk``; closing without ``finish_bulk`` rolls everything back.
 
+    ``on_lock_wait`` is told, each second, how long a batch has waited for another session's
+    locks and how many sessions hold them (a bulk import holds every writer's locks until it
+    commits); ``give_up`` ends such a wait too.
+
     ``write`` validates and stores one batch in the caller's thread; ``write_validated`` stores
     one validated elsewhere (the importer's validation process). Concurrency is the caller's:
     the crawl's pipeline writes from its one worker thread, the importer overlaps reading with
@@ -101,12 +105,19 @@ class BatchWriter:
     """
 
     def __init__(
-        self, url: str, *, origin: str, retry_timeout: float = 60.0, bulk: bool = False
+        self,
+        url: str,
+        *,
+        origin: str,
+        retry_timeout: float = 60.0,
+        bulk: bool = False,
+        on_lock_wait: OnLockWait | None = None,
     ) -> None:
         self.url = url
         self.origin = origin
         self.retry_timeout = retry_timeout
         self.bulk = bulk
+        self.on_lock_wait = on_lock_wait
         self._connection: psycopg2.extensions.connection | None = None
         self._give_up = threading.Event()
         # Bulk mode: whether the load's transaction is open, and the foreign keys it dropped
@@ -266,7 +277,7 @@ class BatchWriter:
             return self._bulk_batch(connection, batch, rejections)
         try:
             with connection.cursor() as cursor:
-                result, applied = apply(cursor, batch, rejections, self.origin)
+                result, applied = apply(cursor, batch, rejections, self.origin, self._lock_wait)
             connection.commit()
         except BaseException:
             # A lost connection cannot roll back; the server has already discarded the work.
@@ -294,7 +305,7 @@ class BatchWriter:
                 self._foreign_keys = bulk.drop_foreign_keys(cursor)
             cursor.execute("SAVEPOINT bulk_batch")
             try:
-                result, applied = apply(cursor, batch, rejections, self.origin)
+                result, applied = apply(cursor, batch, rejections, self.origin, self._lock_wait)
                 # The session's work tables empty at COMMIT, which is far away in bulk mode.
                 cursor.execute("TRUNCATE writer_track_updates, writer_credits")
             except BaseException:
@@ -338,6 +349,15 @@ class BatchWriter:
             self._foreign_keys = None
         self._uncounted.publish()
         self._uncounted = _Uncounted()
+
+    def _lock_wait(self, seconds: float, holders: int) -> None:
+        if self._give_up.is_set():
+            raise DatabaseUnavailable(
+                f"gave up after waiting {seconds:.0f}s for locks that {holders} other"
+                " session(s) hold; nothing of the batch is stored"
+            )
+        if self.on_lock_wait is not None:
+            self.on_lock_wait(seconds, holders)
 
     def _connect(self) -> psycopg2.extensions.connection:
         if self._connection is None or self._connection.closed:

@@ -162,7 +162,7 @@ class Importer:
             logger.info("%s: detected format %s", path, outcome.format)
         reader = READERS[outcome.format](path)
         origin = f"import:{path.resolve()}"
-        writer = self._writer(origin)
+        writer = self._writer(origin, progress)
         rejections = RejectionLog(None if self.dry_run else self.url, origin)
         batch = _Batch()
         stored_before, finished = copy.deepcopy(summary.stored), False
@@ -201,11 +201,15 @@ class Importer:
                 outcome.error = outcome.error or "bulk load rolled back: nothing of it was stored"
         progress.update(summary.read, done_bytes + file_size(path))
 
-    def _writer(self, origin: str) -> Writer:
+    def _writer(self, origin: str, progress: Progress) -> Writer:
         if self.dry_run:
             return DryRunWriter()
         assert self.url is not None
-        return OverlappedWriter(BatchWriter(self.url, origin=origin, bulk=self.bulk))
+        return OverlappedWriter(
+            BatchWriter(
+                self.url, origin=origin, bulk=self.bulk, on_lock_wait=progress.writes_waiting
+            )
+        )
 
     def _use_validation_process(self, writer: Writer) -> None:
         if not self.validation_process or not isinstance(writer, OverlappedWriter):

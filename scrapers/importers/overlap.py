@@ -24,8 +24,8 @@ import psycopg2.extensions
 
 from scrapers.db import known_rows
 from scrapers.db.batch import BatchResult
-from scrapers.db.bulk import OnLockWait
 from scrapers.db.connection import connect
+from scrapers.db.locks import OnLockWait
 from scrapers.db.validation import Validated, validate
 from scrapers.db.writer import BatchWriter
 
@@ -56,7 +56,7 @@ class OverlappedWriter:
         if self._known_connection is None or self._known_connection.closed:
             self._known_connection = connect(self.writer.url, autocommit=True)
         with self._known_connection.cursor() as cursor:
-            return known_rows.known(cursor, digests)
+            return known_rows.known(cursor, digests, self.writer.on_lock_wait)
 
     def submit(
         self,

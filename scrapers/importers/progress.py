@@ -56,14 +56,24 @@ class Progress:
 
     def waiting(self, seconds: float, holders: int) -> None:
         """A bulk load waiting for the catalogue's tables: said at once, then at the cadence."""
+        self._say_waiting(
+            f"bulk load waiting for the catalogue's tables: {holders} other session(s) hold"
+            f" them, waited {format_duration(seconds)}"
+        )
+
+    def writes_waiting(self, seconds: float, holders: int) -> None:
+        """A batch waiting for other writers' locks (say, behind a bulk import): the same."""
+        self._say_waiting(
+            f"writes waiting for the catalogue's locks: {holders} other session(s) hold them"
+            f" (an import with --bulk holds them until it commits), waited"
+            f" {format_duration(seconds)}"
+        )
+
+    def _say_waiting(self, text: str) -> None:
         now = self.clock()
         if self._waited and now - self.last_shown < self.every:
             return
         self._waited, self.last_shown = True, now
-        text = (
-            f"bulk load waiting for the catalogue's tables: {holders} other session(s) hold"
-            f" them, waited {format_duration(seconds)}"
-        )
         if not self.interactive:
             logger.info("import progress: %s", text)
             return
