@@ -74,7 +74,7 @@ def test_plan_case_6_second_item_updates_the_same_track(
     db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, batch_size: int
 ) -> None:
     pipeline, crawler = make_pipeline(db_url, monkeypatch, DATABASE_BATCH_SIZE=batch_size)
-    with caplog.at_level("DEBUG", logger="scrapers.db.writer"):
+    with caplog.at_level("DEBUG", logger="scrapers.db"):
         run_items(pipeline, [dict(PLAN_FIRST), dict(PLAN_DUPLICATE)])
     assert query(db_url, "SELECT count(*), max(bpm) FROM tracks WHERE isrc = 'USRC99999999'") == [
         (1, 128)

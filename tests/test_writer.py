@@ -373,7 +373,7 @@ def test_nulls_never_erase_and_identifiers_are_never_overwritten(writer, db) -> 
 
 
 def test_debug_log_names_each_isrc_upsert(writer, caplog) -> None:
-    with caplog.at_level("DEBUG", logger="scrapers.db.writer"):
+    with caplog.at_level("DEBUG", logger="scrapers.db"):
         writer.write([track("Artist", "Song", isrc="us-rc1-23-45678")])
     assert "Upserted track via ISRC: USRC12345678" in caplog.text
     assert "Stored batch of 1 items" in caplog.text

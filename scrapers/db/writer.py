@@ -26,10 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
@@ -37,13 +35,11 @@ import psycopg2.extensions
 
 from scrapers import metrics
 from scrapers.db import bulk, known_rows, records
-from scrapers.db.batch import Applied, BatchResult, apply
-from scrapers.db.conflicts import Conflict, count_conflicts
+from scrapers.db.batch import BatchResult, Uncounted, apply
 from scrapers.db.connection import connect, redacted
 from scrapers.db.copy import new_id
 from scrapers.db.locks import OnLockWait
 from scrapers.db.records import TrackRecord
-from scrapers.db.resolution import MatchTier
 from scrapers.db.setlist_statements import RowChange
 from scrapers.db.statements import SESSION_SETUP
 from scrapers.db.validation import (
@@ -56,9 +52,6 @@ from scrapers.db.validation import (
     validation_pool,
 )
 from scrapers.statuses import RejectionCode
-
-for _tier in MatchTier:  # exported at 0 from the start, so rates see the series at once
-    metrics.TRACKS_MATCHED.labels(_tier)
 
 __all__ = [
     "BatchResult",
@@ -124,7 +117,7 @@ class BatchWriter:
         # (at its first write: a load of rows that are all known drops and checks nothing).
         self._in_bulk = False
         self._foreign_keys: list[bulk.ForeignKey] | None = None
-        self._uncounted = _Uncounted()
+        self._uncounted = Uncounted()
 
     def __enter__(self) -> BatchWriter:
         return self
@@ -285,7 +278,7 @@ class BatchWriter:
                 connection.rollback()
             raise
         # Counted only once stored: a rolled-back attempt must not count twice.
-        uncounted = _Uncounted()
+        uncounted = Uncounted()
         uncounted.add(result, batch, applied)
         uncounted.publish()
         return result
@@ -328,7 +321,7 @@ class BatchWriter:
                 connection.rollback()
             raise
         self._in_bulk = True
-        self._uncounted = _Uncounted()
+        self._uncounted = Uncounted()
 
     def finish_bulk(self) -> None:
         """Add the dropped foreign keys back, validated, and COMMIT the whole load."""
@@ -348,7 +341,7 @@ class BatchWriter:
             self._in_bulk = False
             self._foreign_keys = None
         self._uncounted.publish()
-        self._uncounted = _Uncounted()
+        self._uncounted = Uncounted()
 
     def _lock_wait(self, seconds: float, holders: int) -> None:
         if self._give_up.is_set():
@@ -367,42 +360,3 @@ class BatchWriter:
             connection.commit()
             self._connection = connection
         return self._connection
-
-
-@dataclass
-class _Uncounted:
-    """Committed work not yet in the metrics: counted per batch, or at COMMIT in bulk mode (a
-    bulk load rolled back must not have counted its batches)."""
-
-    result: BatchResult = field(default_factory=BatchResult)
-    invalid: Counter[str] = field(default_factory=Counter)
-    conflicts: list[Conflict] = field(default_factory=list)
-    isrc_upserts: list[str] = field(default_factory=list)
-
-    def add(self, result: BatchResult, batch: list[records.Record], applied: Applied) -> None:
-        self.result.add(result)
-        for record in batch:
-            if isinstance(record, TrackRecord):
-                self.invalid.update(record.invalid_identifiers)
-        self.conflicts += applied.conflicts
-        if logger.isEnabledFor(logging.DEBUG):
-            self.isrc_upserts += applied.isrc_upserts
-
-    def publish(self) -> None:
-        result = self.result
-        metrics.TRACKS_UPSERT_ISRC.inc(result.tiers["isrc"])
-        metrics.TRACKS_UPSERT_SPOTIFY.inc(result.tiers["spotify"])
-        metrics.TRACKS_UPSERT_TITLE.inc(result.tiers["title"])
-        for tier, count in result.matched.items():
-            metrics.TRACKS_MATCHED.labels(tier).inc(count)
-        metrics.TRACKS_WRITTEN.labels("inserted").inc(result.inserted)
-        metrics.TRACKS_WRITTEN.labels("updated").inc(result.updated)
-        for change, count in result.row_changes.items():
-            metrics.SETLIST_ROWS_CHANGED.labels(change).inc(count)
-        for code, count in result.rejected.items():
-            metrics.ITEMS_REJECTED.labels(code).inc(count)
-        for name, count in self.invalid.items():
-            metrics.INVALID_IDENTIFIERS.labels(name).inc(count)
-        count_conflicts(self.conflicts)
-        for isrc in self.isrc_upserts:
-            logger.debug("Upserted track via ISRC: %s", isrc)
