@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
