@@ -117,6 +117,10 @@ CRAWL_PAGES_TRUNCATED = Counter(
     "crawl_pages_truncated",
     "Tracklist pages with more rows than the parser keeps (parsing.MAX_ROWS); the rest dropped",
 )
+CRAWL_PAGES_TOO_LARGE = Counter(
+    "crawl_pages_too_large",
+    "Pages dropped unread because they were larger than DOWNLOAD_MAXSIZE",
+)
 
 # Incremental crawls (scrapers/crawl/refresh.py): tracklists not fetched, and stored rows changed.
 CRAWL_TRACKLISTS_SKIPPED = Counter(

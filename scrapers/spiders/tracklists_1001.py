@@ -53,6 +53,8 @@ MAX_QUERY_LENGTH = 150  # the site's search box accepts no more
 _DJ_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 BLOCK_MIDDLEWARE = "scrapers.spiders.blocking.BlockedPageMiddleware"
 BLOCK_MIDDLEWARE_PRIORITY = 560  # before RetryMiddleware (550) sees a 429/503 block page
+PAGE_SIZE_MIDDLEWARE = "scrapers.spiders.page_size.PageSizeMiddleware"
+PAGE_SIZE_MIDDLEWARE_PRIORITY = 540  # sees a cancelled download before RetryMiddleware (550)
 INCREMENTAL_MIDDLEWARE = "scrapers.crawl.incremental.IncrementalCrawlMiddleware"
 INCREMENTAL_MIDDLEWARE_PRIORITY = 950  # nearest the spider: sees the callback's whole output
 BUDGET_MIDDLEWARE = "scrapers.spiders.budget.ListingBudgetMiddleware"
@@ -104,7 +106,7 @@ class TracklistsSpider(FrontierSpider):
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
-        """Always enable the block-page middleware, keeping the project's own middlewares.
+        """Always enable the block-page and page-size middlewares, keeping the project's own middlewares.
 
         Set at "spider" priority: ``scrapy crawl`` re-applies the project settings to the
         crawler afterwards, which would drop a change made at the project's priority.
@@ -112,6 +114,7 @@ class TracklistsSpider(FrontierSpider):
         super().update_settings(settings)
         middlewares = settings.getdict("DOWNLOADER_MIDDLEWARES")
         middlewares.setdefault(BLOCK_MIDDLEWARE, BLOCK_MIDDLEWARE_PRIORITY)
+        middlewares.setdefault(PAGE_SIZE_MIDDLEWARE, PAGE_SIZE_MIDDLEWARE_PRIORITY)
         settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="spider")
         spider_middlewares = settings.getdict("SPIDER_MIDDLEWARES")
         spider_middlewares.setdefault(INCREMENTAL_MIDDLEWARE, INCREMENTAL_MIDDLEWARE_PRIORITY)
