@@ -106,7 +106,7 @@ class TracklistsSpider(FrontierSpider):
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
-        """Always enable the block-page and page-size middlewares, keeping the project's own middlewares.
+        """Always enable the block-page and page-size middlewares, keeping the project's own.
 
         Set at "spider" priority: ``scrapy crawl`` re-applies the project settings to the
         crawler afterwards, which would drop a change made at the project's priority.
