@@ -32,6 +32,7 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapers import metrics
 from scrapers.crawl.refresh import KnownSetlists, RefreshOutcome, RefreshPolicy, content_hash
 from scrapers.db.connection import resolve_database_url
+from scrapers.db.locks import LockWaitLog
 from scrapers.db.records import is_setlist
 from scrapers.items import SetlistItem
 from scrapers.spiders.parsing import SOURCE, tracklist_id_from_url
@@ -134,7 +135,7 @@ class IncrementalCrawlMiddleware:
             url = await loop.run_in_executor(
                 self._executor, resolve_database_url, self.crawler.settings
             )
-            self._known = KnownSetlists(url)
+            self._known = KnownSetlists(url, LockWaitLog(logger, "The lookup of known tracklists"))
         try:
             return await loop.run_in_executor(
                 self._executor, self._known.lookup, SOURCE, source_ids

@@ -49,6 +49,7 @@ from scrapy.crawler import Crawler
 
 from scrapers import metrics
 from scrapers.db.connection import configured_database_url, resolve_database_url
+from scrapers.db.locks import LockWaitLog
 from scrapers.db.records import is_setlist
 from scrapers.db.writer import BatchResult, BatchWriter, DatabaseUnavailable
 from scrapers.items import to_plain
@@ -66,8 +67,6 @@ WRITER_ERROR_REASON = "database_writer_error"
 CRAWL_ENDED = object()
 # Seconds a write in progress may take after a stop before its batch is spooled instead.
 CLOSE_GRACE = 3.0
-# How often a batch waiting for other writers' locks is logged again.
-LOCK_WAIT_LOG_SECONDS = 10.0
 # How often the pipeline looks for a stop, and for a batch that waited long enough.
 _TICK = 0.25
 _UNAVAILABLE = "database unavailable"
@@ -139,8 +138,9 @@ class DatabasePipeline:
         self._room: asyncio.Condition | None = None
         self._stopping: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._lock_waited = float("inf")
-        self._lock_wait_logged = 0.0
+        # A batch waiting for other writers' locks (told from the writer's thread): its items
+        # wait in the buffer, and SIGTERM still spools them.
+        self._lock_wait = LockWaitLog(logger, "Database writes")
         self._watch_crawler = False
 
     @classmethod
@@ -200,22 +200,6 @@ class DatabasePipeline:
             on_lock_wait=self._lock_wait,
         )
         self._tasks.append(asyncio.get_running_loop().create_task(self._watch()))
-
-    def _lock_wait(self, seconds: float, holders: int) -> None:
-        """A batch waiting for other writers' locks (from the writer's thread): logged at once,
-        then every ``LOCK_WAIT_LOG_SECONDS``, so a crawl behind a bulk import says why it
-        stalls (its items wait in the buffer, and SIGTERM still spools them)."""
-        # A figure smaller than the one before is a new wait.
-        new_wait, self._lock_waited = seconds < self._lock_waited, seconds
-        if not new_wait and seconds < self._lock_wait_logged + LOCK_WAIT_LOG_SECONDS:
-            return
-        self._lock_wait_logged = seconds
-        logger.warning(
-            "Database writes waiting %.0fs for the catalogue's locks: %d other session(s) hold"
-            " them (an import with --bulk holds them until it commits)",
-            seconds,
-            holders,
-        )
 
     async def process_item(self, item: Any, spider: Any = None) -> Any:
         assert self._room is not None and self._stopping is not None
