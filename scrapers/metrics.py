@@ -133,6 +133,11 @@ CRAWL_TRACKLISTS_REFRESHED = Counter(
     "Known tracklists fetched again because due, by outcome (changed, unchanged)",
     ["outcome"],
 )
+SETLISTS_OUTDATED = Counter(
+    "setlists_outdated",
+    "Setlists not written because the catalogue holds a newer fetch of their page (a spool"
+    " replayed late, two workers); their tracks were stored, their rows and fields left",
+)
 SETLIST_ROWS_CHANGED = Counter(
     "setlist_rows_changed",
     "Stored setlist rows written because a page was new or changed: added, updated, removed",

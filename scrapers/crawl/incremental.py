@@ -123,7 +123,8 @@ class IncrementalCrawlMiddleware:
             self.crawler.stats.inc_value("tracklists/refresh_unchanged")
             # Only "checked now": the stored rows are the page's rows already.
             return [SetlistItem(source=adapter["source"], source_id=adapter["source_id"],
-                                content_hash=digest)]  # fmt: skip
+                                content_hash=digest,
+                                fetched_at=adapter.get("fetched_at"))]  # fmt: skip
         if STORED_HASH_META in response.meta:
             metrics.CRAWL_TRACKLISTS_REFRESHED.labels(RefreshOutcome.CHANGED).inc()
             self.crawler.stats.inc_value("tracklists/refresh_changed")

@@ -144,10 +144,11 @@ def refresh_mode(value: str | None) -> str | None:
 def content_hash(setlist: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> str:
     """A digest of a page as parsed: equal digests mean nothing to write."""
     digest = hashlib.sha256()
-    ignored = ("content_hash", "row_count")
-    fields = {key: value for key, value in setlist.items() if key not in ignored}
-    for part in (fields, *rows):
-        digest.update(json.dumps(dict(part), sort_keys=True, default=str).encode())
+    # Not the page's content: what the crawl adds (its digest and size, when it was fetched).
+    ignored = ("content_hash", "row_count", "fetched_at")
+    for part in (setlist, *rows):
+        fields = {key: value for key, value in part.items() if key not in ignored}
+        digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
         digest.update(b"\n")
     return digest.hexdigest()
 

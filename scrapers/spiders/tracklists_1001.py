@@ -18,8 +18,11 @@ out is ``blocking.BlockedPageMiddleware``'s, which this spider always enables.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import suppress
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -171,9 +174,15 @@ class TracklistsSpider(FrontierSpider):
         if not source_id:
             self.logger.warning("%s: no tracklist id in the URL or page, skipped", response.url)
             return
-        yield SetlistItem(**parsed.setlist)
+        fetched_at = fetch_time(response)
+        yield SetlistItem(**parsed.setlist, fetched_at=fetched_at)
         for row in parsed.rows:
-            yield TrackItem(setlist_source=SOURCE, setlist_source_id=source_id, **row.item_fields())
+            yield TrackItem(
+                setlist_source=SOURCE,
+                setlist_source_id=source_id,
+                fetched_at=fetched_at,
+                **row.item_fields(),
+            )
         self.tracklist_pages += 1
         self.crawler.stats.inc_value("tracklist/pages")
         self.crawler.stats.inc_value("tracklist/rows", len(parsed.rows))
@@ -217,6 +226,17 @@ class TracklistsSpider(FrontierSpider):
         if page is not None:
             formdata["page"] = str(page)
         return FormRequest(self.site + SEARCH_PATH, formdata=formdata, callback=self.parse)
+
+
+def fetch_time(response: Response) -> str:
+    """When the page was fetched, ISO 8601 in UTC: now, or for a page replayed from the HTTP
+    cache the time the site answered it (its ``Date``), so that a replay never counts as newer
+    than a later crawl."""
+    if "cached" in response.flags:
+        with suppress(TypeError, ValueError):
+            date = response.headers.get(b"Date", b"").decode("latin-1")
+            return parsedate_to_datetime(date).astimezone(dt.UTC).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _is_file(url: str) -> bool:
