@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -96,6 +96,43 @@ def endless_site() -> Iterator[EndlessSite]:
     site.server.server_close()
 
 
+def sigterm_after(
+    command: list[str], database_url: str, before: Callable[[], None]
+) -> tuple[float, bool, str, int | None]:
+    """Run the crawl ``command``; after ``before()`` returns, SIGTERM it, and ``kill -9`` it
+    ``KILL_AFTER`` seconds later if it is still running. Returns the seconds it took to exit
+    after SIGTERM, whether it had to be killed, its log, and its exit status."""
+    crawl = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log_lines: list[str] = []
+    reader = threading.Thread(target=lambda: log_lines.extend(crawl.stderr), daemon=True)
+    reader.start()
+    killed = False
+    try:
+        before()
+        assert crawl.poll() is None, "".join(log_lines)[-3000:]
+        crawl.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        try:
+            crawl.wait(timeout=KILL_AFTER)
+        except subprocess.TimeoutExpired:
+            crawl.kill()
+            killed = True
+            crawl.wait()
+        exited_after = time.monotonic() - signalled
+    finally:
+        if crawl.poll() is None:
+            crawl.kill()
+    reader.join(timeout=10)
+    return exited_after, killed, "".join(log_lines), crawl.returncode
+
+
 def stat(log: str, name: str) -> int:
     match = re.search(rf"'{re.escape(name)}': (\d+)", log)
     assert match, f"no {name} in the stats: {log[-3000:]}"
@@ -119,40 +156,14 @@ def test_sigterm_in_a_long_outage_spools_every_item_within_seconds(
     command = [sys.executable, "-m", "scrapy", "crawl", "1001tracklists", "-a", "dj=outage"]
     for name, value in settings.items():
         command += ["-s", f"{name}={value}"]
-    crawl = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env={**os.environ, "DATABASE_URL": UNREACHABLE, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    exited_after, killed, log, returncode = sigterm_after(
+        command, UNREACHABLE, lambda: time.sleep(15)
     )
-    log_lines: list[str] = []
-    reader = threading.Thread(target=lambda: log_lines.extend(crawl.stderr), daemon=True)
-    reader.start()
-    killed = False
-    try:
-        time.sleep(15)
-        assert crawl.poll() is None, "".join(log_lines)[-3000:]
-        crawl.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        try:
-            crawl.wait(timeout=KILL_AFTER)
-        except subprocess.TimeoutExpired:
-            crawl.kill()
-            killed = True
-            crawl.wait()
-        exited_after = time.monotonic() - signalled
-    finally:
-        if crawl.poll() is None:
-            crawl.kill()
-    reader.join(timeout=10)
-    log = "".join(log_lines)
 
     spooled = spooled_lines(spool_dir)
     assert not killed, f"still running {KILL_AFTER} s after SIGTERM: {log[-3000:]}"
     assert exited_after < 6, log[-3000:]
-    assert crawl.returncode == 1, log[-3000:]
+    assert returncode == 1, log[-3000:]
     # The pipeline never held more than two batches, however long the outage.
     assert stat(log, "database/items_held_max") <= 2 * BATCH_SIZE
     # Every item the spider yielded went through the pipeline and is in the spool.
@@ -211,37 +222,17 @@ def test_sigterm_while_the_writer_retries_with_default_settings_ends_within_seco
                "-s", "DATABASE_BATCH_SIZE=20", "-s", "DATABASE_BATCH_MAX_LATENCY=1",
                "-s", f"DATABASE_SPOOL_DIR={spool_dir}",
                "-s", "PROMETHEUS_ENABLED=False"]  # fmt: skip
-    crawl = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env={**os.environ, "DATABASE_URL": running.url("catalogue"), "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    log_lines: list[str] = []
-    reader = threading.Thread(target=lambda: log_lines.extend(crawl.stderr), daemon=True)
-    reader.start()
-    try:
+
+    def crash_the_database_then_wait() -> None:
         time.sleep(6)
         private_postgres.stop("immediate")
         time.sleep(15)
-        assert crawl.poll() is None, "".join(log_lines)[-3000:]
-        crawl.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        try:
-            crawl.wait(timeout=KILL_AFTER)
-        except subprocess.TimeoutExpired:
-            crawl.kill()
-            crawl.wait()
-        exited_after = time.monotonic() - signalled
-    finally:
-        if crawl.poll() is None:
-            crawl.kill()
-    reader.join(timeout=10)
-    log = "".join(log_lines)
+
+    exited_after, _, log, returncode = sigterm_after(
+        command, running.url("catalogue"), crash_the_database_then_wait
+    )
     assert exited_after < 5, f"{exited_after:.1f} s after SIGTERM: {log[-3000:]}"
-    assert crawl.returncode == 1, log[-3000:]
+    assert returncode == 1, log[-3000:]
 
     # Every item scraped is in the catalogue or the spool.
     catalogue = private_postgres.ensure_running().url("catalogue")
