@@ -37,7 +37,13 @@ from scrapers.db.explore.search import SearchQueryError, search_tracks, split_qu
 from scrapers.db.explore.session import read_only
 from scrapers.db.explore.setlists import SetScope, setlist
 from scrapers.db.explore.top import top_tracks, top_transitions
-from scrapers.db.explore.tracks import DEFAULT_LIMIT, MAX_LIMIT, neighbourhood, track_detail
+from scrapers.db.explore.tracks import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    neighbourhood,
+    track_by_id,
+    track_detail,
+)
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -77,5 +83,6 @@ __all__ = [
     "split_query",
     "top_tracks",
     "top_transitions",
+    "track_by_id",
     "track_detail",
 ]

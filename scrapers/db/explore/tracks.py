@@ -17,6 +17,7 @@ from scrapers.db.explore.results import (
     Plays,
     TrackCount,
     TrackDetail,
+    TrackRef,
 )
 from scrapers.db.explore.transitions import EDGE_ORDER, Direction, played, steps, tallied
 
@@ -47,6 +48,12 @@ def neighbourhood(connection: Any, track_id: str, limit: int = DEFAULT_LIMIT) ->
         predecessors=_neighbours(predecessors, refs),
         with_tracks=_neighbours(together, refs),
     )
+
+
+def track_by_id(connection: Any, track_id: str) -> TrackRef | None:
+    """The track with id ``track_id``, or None."""
+    with connection.cursor() as cursor:
+        return load_refs(cursor, [track_id]).get(track_id)
 
 
 def track_detail(connection: Any, track_id: str, limit: int = DEFAULT_LIMIT) -> TrackDetail | None:
