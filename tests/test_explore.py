@@ -274,6 +274,8 @@ def test_search_refuses_empty_and_overlong_text(catalogue: str) -> None:
             with pytest.raises(explore.SearchQueryError):
                 explore.search_tracks(connection, query)
         assert explore.search_tracks(connection, "zzzz qqqq xxxx") == ()
+        # Text that means something to tsquery or LIKE is only text.
+        assert explore.search_tracks(connection, "d'arcy \\ & | ! : * ( ) % _") == ()
 
 
 # --- the set builder ---------------------------------------------------------------------------
