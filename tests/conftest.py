@@ -34,6 +34,9 @@ SHARED_SAMPLES = next(
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 MakeDatabase = Callable[..., str]
+# A condition on pg_locks for this database's locks: the view lists the whole server's, and other
+# tests' databases, copies of one template, have the same table OIDs and take the same locks.
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 # Sessions dropping the test databases at the end: few, the server is shared.
 CONCURRENT_DROPS = 8
 
@@ -45,6 +48,16 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 # Fake MusicBrainz / Deezer / Spotify servers for the enrichment tests.
 pytest_plugins = ["tests.fakes.fixtures"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run first, the rest in their usual order.
+
+    The suite runs on parallel workers (pytest-xdist, ``-n`` in pyproject.toml), which are handed
+    tests in this order: the long tests then start at once on different workers, and the short ones
+    fill the gaps, instead of one worker running a minute of them while the others wait at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def database_url(server_url: str, name: str) -> str:
