@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.serving import serving
 from tests.test_database_pipeline import query, spooled_lines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,10 +84,8 @@ class EndlessSite:
 @pytest.fixture
 def endless_site() -> Iterator[EndlessSite]:
     site = EndlessSite()
-    threading.Thread(target=site.server.serve_forever, daemon=True).start()
-    yield site
-    site.server.shutdown()
-    site.server.server_close()
+    with serving(site.server):
+        yield site
 
 
 def stat(log: str, name: str) -> int:
