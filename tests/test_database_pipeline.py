@@ -151,7 +151,7 @@ def test_a_lock_wait_is_logged_at_once_then_every_ten_seconds(
     with caplog.at_level("WARNING", logger="scrapers.pipelines.database_pipeline"):
         for seconds in waits:
             pipeline._lock_wait(seconds, 1)
-    assert [r.args[0] for r in caplog.records] == logged
+    assert [r.args[1] for r in caplog.records] == logged
 
 
 def scrape(url: str) -> dict[str, float]:
