@@ -28,6 +28,7 @@ import pytest
 from scrapers.db import migrations
 from scrapers.db.connection import connect
 from scrapers.db.embedded import EmbeddedPostgres
+from tests.serving import serving
 from tests.sitegen import make_tracklists, tracklist_page
 from tests.test_database_pipeline import query, spooled_lines
 
@@ -90,10 +91,8 @@ class EndlessSite:
 @pytest.fixture
 def endless_site() -> Iterator[EndlessSite]:
     site = EndlessSite()
-    threading.Thread(target=site.server.serve_forever, daemon=True).start()
-    yield site
-    site.server.shutdown()
-    site.server.server_close()
+    with serving(site.server):
+        yield site
 
 
 def sigterm_after(

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from tests.serving import serving
 from tests.sitegen import GeneratedSite, make_tracklists
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,11 +186,8 @@ class FakeSite:
 @pytest.fixture
 def site() -> Iterator[FakeSite]:
     fake = FakeSite()
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    with serving(fake.server):
+        yield fake
 
 
 def test_offline_crawl_of_a_saved_page_exports_items(tmp_path: Path) -> None:

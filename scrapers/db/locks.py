@@ -156,10 +156,15 @@ class LockWaitLog:
 
 
 def _holders(cursor: psycopg2.extensions.cursor) -> int:
-    """Other sessions holding locks on the written tables or the writers' advisory buckets."""
+    """Other sessions holding locks on the written tables or the writers' advisory buckets.
+
+    Of this database only: ``pg_locks`` lists the whole server's, and another catalogue on it
+    (copied from this one, so with the same table OIDs) takes the same advisory keys.
+    """
     cursor.execute(
         "SELECT count(DISTINCT pid) FROM pg_locks"
         " WHERE granted AND pid <> pg_backend_pid()"
+        "   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         "   AND (relation = ANY(%s::regclass[]) OR (locktype = 'advisory' AND classid = %s))",
         (list(WRITTEN_TABLES), LOCK_CLASS),
     )
