@@ -63,6 +63,7 @@ def assert_catalogue_complete(db: Any, site: GeneratedSite) -> None:
         assert tracks == distinct  # no track stored twice
 
 
+@pytest.mark.slow
 def test_three_workers_share_the_frontier_and_the_delay(
     site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, redis_server_url: str,
     frontier_name: str,
@@ -89,6 +90,7 @@ def test_three_workers_share_the_frontier_and_the_delay(
     assert client.hlen(f"{frontier_name}:workers") == 0
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_crawl_loses_nothing_after_a_second_run(
     site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, redis_server_url: str,
     frontier_name: str,
@@ -119,6 +121,7 @@ def test_a_worker_killed_mid_crawl_loses_nothing_after_a_second_run(
     assert refetched < TRACKLISTS // 2
 
 
+@pytest.mark.slow
 def test_a_block_page_seen_by_one_worker_makes_every_worker_back_off(
     db_url: str, tmp_path: Path, redis_server_url: str, frontier_name: str
 ) -> None:
