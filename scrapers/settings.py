@@ -48,9 +48,11 @@ CRAWL_REFRESH_RECENT_EVERY_DAYS = 3.0
 CRAWL_REFRESH_ID_ROWS_EVERY_DAYS = 30.0
 CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS = 365.0
 
-# Several workers on one frontier (README "Several workers"): off until `-s REDIS_URL=…` is given.
+# Several workers on one frontier (README "Several workers"): off until REDIS_URL is given (the
+# environment, as DATABASE_URL, so no password shows in `ps`; `-s REDIS_URL=…` overrides it).
 # Workers with the same FRONTIER_NAME (default: the spider's name) share the queue, the duplicate
 # filter and DOWNLOAD_DELAY; a worker leaves after MAX_IDLE_TIME_BEFORE_CLOSE idle seconds.
+REDIS_URL = os.environ.get("REDIS_URL", "")
 FRONTIER_NAME = ""
 MAX_IDLE_TIME_BEFORE_CLOSE = 60
 FRONTIER_HEARTBEAT = 2.0

@@ -40,6 +40,7 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from scrapy_redis.spiders import RedisSpider
 
+from scrapers.redis_url import check_redis_url, redis_error
 from scrapers.settings_check import InvalidSetting, seconds
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def check_redis(url: str) -> None:
             client.close()
     except (redis.RedisError, ValueError) as error:
         raise RedisUnavailable(
-            f"the shared frontier's Redis (REDIS_URL) does not answer: {error}"
+            f"the shared frontier's Redis (REDIS_URL) does not answer: {redis_error(error, url)}"
         ) from None
 
 
@@ -132,6 +133,7 @@ def configure(settings: BaseSettings, spider_name: str) -> None:
     """
     if not enabled(settings):
         return
+    check_redis_url(settings["REDIS_URL"])
     if settings.getbool("SCHEDULER_FLUSH_ON_START"):
         raise InvalidSetting(
             "SCHEDULER_FLUSH_ON_START",
