@@ -30,7 +30,7 @@ from scrapy.exceptions import UsageError
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from scrapers.crawl.frontier import RedisUnavailable
+from scrapers.crawl.frontier import INCOMPLETE_REASONS, RedisUnavailable
 from scrapers.crawl.incremental import SCHEMA_CLOSE_REASON
 from scrapers.db.connection import DatabaseUrlError
 from scrapers.pipelines.database_pipeline import (
@@ -48,7 +48,9 @@ logger = logging.getLogger(__name__)
 USAGE_ERROR_EXIT = 2
 # Errors that mean "the user asked for something that cannot be done", not a defect.
 # Finish reasons of a crawl that stopped before its work was done.
-FAILED_REASONS = frozenset({BLOCKED_CLOSE_REASON, WRITER_ERROR_REASON, SCHEMA_CLOSE_REASON})
+FAILED_REASONS = frozenset(
+    {BLOCKED_CLOSE_REASON, WRITER_ERROR_REASON, SCHEMA_CLOSE_REASON, *INCOMPLETE_REASONS}
+)
 REFUSALS = (InvalidSetting, UsageError, DatabaseUrlError, RedisUrlError, RedisUnavailable)
 
 
