@@ -37,6 +37,7 @@ from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher
 from scrapers.enrichment.ratelimit import shared_limiters
 from scrapers.enrichment.service import DEFAULT_MAX_TRACKS, MAX_TRACKS_LIMIT, EnrichmentService
+from scrapers.redis_url import redis_error
 
 logger = logging.getLogger("enrichment_service")
 
@@ -104,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         limiters = shared_limiters(config, url)
     except redis.RedisError as error:
-        print(f"Cannot start: Redis at REDIS_URL: {error}", file=sys.stderr)
+        print(
+            f"Cannot start: Redis at REDIS_URL: {redis_error(error, config.redis_url or '')}",
+            file=sys.stderr,
+        )
         return 2
     cache = ResponseCache(url, max_connections=config.concurrency)
     enricher = Enricher.from_config(config, cache, limiters)
