@@ -117,6 +117,10 @@ CRAWL_PAGES_TRUNCATED = Counter(
     "crawl_pages_truncated",
     "Tracklist pages with more rows than the parser keeps (parsing.MAX_ROWS); the rest dropped",
 )
+CRAWL_LISTING_PAGES_NOT_FOLLOWED = Counter(
+    "crawl_listing_pages_not_followed",
+    "Next listing pages not followed because the crawl had followed CRAWL_MAX_LISTING_PAGES",
+)
 CRAWL_PAGES_TOO_LARGE = Counter(
     "crawl_pages_too_large",
     "Pages dropped unread because they were larger than DOWNLOAD_MAXSIZE",

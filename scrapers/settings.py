@@ -53,6 +53,10 @@ CRAWL_REFRESH_RECENT_EVERY_DAYS = 3.0
 CRAWL_REFRESH_ID_ROWS_EVERY_DAYS = 30.0
 CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS = 365.0
 
+# Listing pages (DJ, search, front page) one crawl follows at most, per worker: a listing whose
+# "next" link is a fresh URL on every answer must not page on for ever.
+CRAWL_MAX_LISTING_PAGES = 10_000
+
 # Several workers on one frontier (README "Several workers"): off until REDIS_URL is given (the
 # environment, as DATABASE_URL, so no password shows in `ps`; `-s REDIS_URL=…` overrides it).
 # Workers with the same FRONTIER_NAME (default: the spider's name) share the queue, the duplicate

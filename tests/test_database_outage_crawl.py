@@ -231,6 +231,7 @@ def test_sigterm_while_the_writer_retries_with_default_settings_ends_within_seco
     exited_after, _, log, returncode = sigterm_after(
         command, running.url("catalogue"), crash_the_database_then_wait
     )
+    print(f"exited {exited_after:.1f} s after SIGTERM")
     assert exited_after < 5, f"{exited_after:.1f} s after SIGTERM: {log[-3000:]}"
     assert returncode == 1, log[-3000:]
 

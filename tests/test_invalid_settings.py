@@ -75,6 +75,7 @@ def crawl(settings: dict[str, str | None], spool: Path, db_url: str = UNREACHABL
         ("BLOCKED_PAGES_MAX_IN_ROW", "0", "BLOCKED_PAGES_MAX_IN_ROW must be a whole number of at"),
         ("BLOCKED_BACKOFF_BASE", "-5", "BLOCKED_BACKOFF_BASE must be a number of seconds >= 0"),
         ("TRACKLISTS_SITE_URL", "ftp://example.org", "TRACKLISTS_SITE_URL must be an http(s) URL"),
+        ("CRAWL_MAX_LISTING_PAGES", "0", "CRAWL_MAX_LISTING_PAGES must be a whole number of at"),
     ],
 )
 def test_an_invalid_setting_stops_the_crawl_with_one_clear_line(
