@@ -186,6 +186,19 @@ class GeneratedSite:
         tracklist = self._by_path.get(path)
         return tracklist_page(tracklist) if tracklist else None
 
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        """Answer one logged request; a subclass may answer otherwise (``bench.soak_site``)."""
+        self.send(handler, self.answer(handler.path))
+
+    @staticmethod
+    def send(handler: BaseHTTPRequestHandler, body: bytes | None, status: int = 0) -> None:
+        """``body`` with ``status`` (default: 200, or 404 when there is no body)."""
+        handler.send_response(status or (200 if body is not None else 404))
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body or b"")))
+        handler.end_headers()
+        handler.wfile.write(body or b"")
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         site = self
 
@@ -197,12 +210,7 @@ class GeneratedSite:
                 with site._lock:
                     site.requests.append((time.monotonic(), self.path))
                     site.user_agents.append(self.headers.get("User-Agent", ""))
-                body = site.answer(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
+                site.respond(self)
 
             def log_message(self, *args: Any) -> None:
                 pass
