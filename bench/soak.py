@@ -6,8 +6,10 @@ generated site (``bench.soak_site``: 5xx, block pages, slow and truncated answer
 site with one clean worker (no faults, no Redis) into a reference database. Then, in cycles of
 at most ``CYCLE_SECONDS`` of chaos each, into a fresh database and frontier per cycle:
 
-1. chaos: ``--workers`` workers share the frontier; a supervisor restarts any that exits, and
-   the seeded schedule restarts PostgreSQL (``immediate`` or ``fast``, down 1–8 s), crashes
+1. chaos: ``--workers`` workers share the frontier; a supervisor restarts any that fails
+   (killed, stopped or a non-zero exit: systemd's ``Restart=on-failure``), and when all of them
+   have exited 0 the crawl is over and the next one starts (a timer's); meanwhile the seeded
+   schedule restarts PostgreSQL (``immediate`` or ``fast``, down 1–8 s), crashes
    Redis and restarts it with its AOF or, at least once a cycle, empty, ``kill -9``s a worker,
    and SIGTERMs one (``kill -9`` after ``--grace``), each kind at least once a cycle;
 2. drain: no more faults or restarts; the workers still running finish on their own;
@@ -39,9 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 from psycopg2 import sql
 
-from bench.soak_checks import Catalogue, differences, read_catalogue, stored_whole
+from bench.soak_checks import (
+    Catalogue,
+    checked_since,
+    database_now,
+    differences,
+    read_catalogue,
+    stored_whole,
+)
 from bench.soak_servers import PrivatePostgres, PrivateRedis, redis_server_binary
 from bench.soak_site import ChaosSite
 from bench.soak_workers import REPO, Run, Supervisor
@@ -94,6 +104,7 @@ class Cycle:
     spool: Path
     faults: list[Fault] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
+    epochs: list[float] = field(default_factory=list)  # when each crawl of the chaos began
     rounds: list[list[int]] = field(default_factory=list)  # exit statuses per round
     replays: list[tuple[str, int]] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
@@ -121,7 +132,9 @@ class Soak:
         self.site = ChaosSite(make_tracklists(args.tracklists), seed=args.seed).start()
         self.postgres = PrivatePostgres(self.workdir / "postgres")
         self.redis = PrivateRedis(self.workdir / "redis")
-        self.supervisor = Supervisor(self.workdir / "logs", args.grace, self.clock)
+        self.supervisor = Supervisor(self.workdir / "logs", args.grace, self.clock, self.exited)
+        self.restarts: dict[int, float] = {}  # slot -> when the supervisor starts it again
+        self.database_url = ""  # the cycle's
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.cycles: list[Cycle] = []
         self.findings: list[str] = []
@@ -203,7 +216,7 @@ class Soak:
         )
         cycle.faults = fault_schedule(rng, seconds)
         self.cycles.append(cycle)
-        url = self.fresh_database(cycle.database)
+        url = self.database_url = self.fresh_database(cycle.database)
         self.say(f"cycle {number}: {seconds:.0f} s of chaos, {len(cycle.faults)} faults")
         self.chaos(cycle, url, seconds)
         self.drain(cycle)
@@ -220,7 +233,7 @@ class Soak:
 
     def chaos(self, cycle: Cycle, url: str, seconds: float) -> None:
         start = time.monotonic()
-        restarts: dict[int, float] = {}
+        restarts = self.restarts
 
         def start_worker(slot: int) -> None:
             cycle.runs.append(
@@ -228,13 +241,16 @@ class Soak:
                                       self.arguments())
             )  # fmt: skip
 
-        for slot in range(self.args.workers):
-            start_worker(slot)
         pending = list(cycle.faults)
         injector: threading.Thread | None = None
         while time.monotonic() - start < seconds:
             for run in self.supervisor.reap():
-                restarts[run.slot] = time.monotonic() + RESTART_AFTER
+                if run.failed:  # Restart=on-failure; SIGTERM counts, as a redeploy's would
+                    restarts[run.slot] = time.monotonic() + RESTART_AFTER
+            if not restarts and not self.supervisor.live():
+                # Every worker said "done" (or it is the start): the next scheduled crawl.
+                cycle.epochs.append(self.clock())
+                restarts.update(dict.fromkeys(range(self.args.workers), 0.0))
             for slot, when in list(restarts.items()):
                 if time.monotonic() >= when:
                     del restarts[slot]
@@ -248,10 +264,27 @@ class Soak:
                 injector = threading.Thread(target=self.inject, args=(cycle, fault), daemon=True)
                 injector.start()
             time.sleep(0.1)
+        restarts.clear()
         if injector is not None:
             injector.join()
         for fault in pending:
             fault.detail = "not injected: the chaos ended first"
+
+    def exited(self, run: Run) -> None:
+        """A worker about to be restarted is not gone; the last one out of a crawl that says
+        "done" claims the whole site is stored: what is stored is read at once (waiting out a
+        PostgreSQL restart), since the next crawl will store more."""
+        run.alive_at_exit += len(self.restarts)
+        if run.failed or run.alive_at_exit or run.phase == "reference":
+            return
+        deadline = time.monotonic() + 60
+        while run.stored_at_exit is None:
+            try:
+                run.stored_at_exit = stored_whole(self.database_url)
+            except psycopg2.OperationalError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.5)
 
     def inject(self, cycle: Cycle, fault: Fault) -> None:
         fault.done_at = self.clock()
@@ -272,10 +305,9 @@ class Soak:
                 "restarted from its AOF" if persisted else "restarted empty (no persistence)"
             )
         else:
-            live = sorted(
-                (run for run in self.supervisor.live() if run in cycle.runs),
-                key=lambda run: run.slot,
-            )
+            deadline = time.monotonic() + 10  # between two crawls: wait for the next one
+            while not (live := self.workers_of(cycle)) and time.monotonic() < deadline:
+                time.sleep(0.2)
             if not live:
                 fault.detail = "no live worker"
                 return
@@ -290,6 +322,11 @@ class Soak:
                     f" {target.stop_seconds:.1f} s"
                 )
         self.say(f"fault {fault.kind}: {fault.detail}")
+
+    def workers_of(self, cycle: Cycle) -> list[Run]:
+        return sorted(
+            (run for run in self.supervisor.live() if run in cycle.runs), key=lambda run: run.slot
+        )
 
     def drain(self, cycle: Cycle) -> None:
         timeout = 120 + self.args.tracklists * 0.5
@@ -325,6 +362,7 @@ class Soak:
 
     def replay_spools(self, cycle: Cycle, url: str) -> None:
         files = sorted(cycle.spool.glob("*.jsonl")) if cycle.spool.is_dir() else []
+        before = database_now(url)
         for path in files:
             done = subprocess.run(
                 [sys.executable, "scripts/import_tracks.py", "--format", "jsonl", str(path)],
@@ -339,6 +377,14 @@ class Soak:
                 cycle.findings.append(
                     f"replaying {path.name} exited {done.returncode}: {done.stderr[-300:]}"
                 )
+        # Every page in a spool was fetched before the replay began: a set checked since then
+        # took the replay's time, and the next crawl would trust it as that fresh.
+        stamped = checked_since(url, before)
+        if stamped:
+            cycle.findings.append(
+                f"replaying the spools set checked_at of {len(stamped)} setlist(s) to the"
+                f" replay's time instead of their pages' fetch time: {stamped[:5]}"
+            )
 
     def check_honesty(self, cycle: Cycle, url: str) -> None:
         """Before the replays: what each run that exited 0 claimed is in the database."""
@@ -360,12 +406,13 @@ class Soak:
                         f" are not stored whole: {sorted(unstored)[:5]}"
                     )
                 if run.alive_at_exit == 0:
-                    missing = all_ids - stored - excused
+                    then = stored if run.stored_at_exit is None else run.stored_at_exit
+                    missing = all_ids - then - excused
                     if missing:
                         cycle.findings.append(
                             f"run {run.number} ({run.phase}) was the last worker out and exited"
-                            f" 0, but {len(missing)} tracklist(s) are not stored and no run that"
-                            f" failed asked for them: {sorted(missing)[:5]}"
+                            f" 0, but {len(missing)} tracklist(s) were not stored then and no"
+                            f" run that failed had asked for them: {sorted(missing)[:5]}"
                         )
             if run.alive_at_exit == 0:
                 epoch_start = run.ended or 0
@@ -420,6 +467,7 @@ class Soak:
                     f" {run.ended or 0:7.1f} {run.exit!s:>5}  {run.how}, {reason},"
                     f" {pages} pages, {spooled} spooled, peak RSS {run.peak_rss_kb / 1024:.0f} MB"
                 )
+            print(f"  crawls started during the chaos at (s): {cycle.epochs}")
             print(f"  convergence rounds (exits): {cycle.rounds}")
             replayed = sum(1 for _, code in cycle.replays if code == 0)
             print(f"  spool files: {len(cycle.replays)}, replayed once each: {replayed} exit 0")

@@ -102,6 +102,22 @@ def stored_whole(url: str) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
+def database_now(url: str) -> Any:
+    with closing(connect(url)) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
+
+
+def checked_since(url: str, since: Any) -> list[str]:
+    """Source ids of the setlists whose ``checked_at`` is ``since`` or later: after a spool
+    replay, the sets the replay stamped with its own time instead of their page's fetch time."""
+    with closing(connect(url)) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT source_id FROM setlists WHERE checked_at >= %s ORDER BY source_id", (since,)
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 STAT_NAMES = (
     "finish_reason", "tracklist/pages", "database/items_stored", "database/items_spooled",
     "database/items_lost", "retry/max_reached", "downloader/exception_count",

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class Run:
     rss: list[tuple[float, int]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
     alive_at_exit: int = 0  # other runs of the frontier still alive when this one exited
+    stored_at_exit: set[str] | None = None  # setlists stored whole then (last workers out)
 
     @property
     def user_agent(self) -> str:
@@ -54,10 +56,14 @@ class Run:
 
 
 class Supervisor:
-    """Starts and stops runs; ``clock()`` is seconds since the soak began."""
+    """Starts and stops runs; ``clock()`` is seconds since the soak began; ``on_exit(run)`` is
+    called as each run is found to have exited."""
 
-    def __init__(self, folder: Path, grace: float, clock: Any) -> None:
+    def __init__(
+        self, folder: Path, grace: float, clock: Any, on_exit: Callable[[Run], None]
+    ) -> None:
         self.folder = folder
+        self.on_exit = on_exit
         self.grace = grace
         self.clock = clock
         self.runs: list[Run] = []
@@ -106,6 +112,7 @@ class Supervisor:
                 run.exit = code
                 run.alive_at_exit = sum(1 for other in self.runs if other.ended is None)
             run.stats = final_stats(run.log_path.read_text(errors="replace"))
+            self.on_exit(run)
             ended.append(run)
         return ended
 
