@@ -390,20 +390,32 @@ class Soak:
         """Before the replays: what each run that exited 0 claimed is in the database."""
         stored = stored_whole(url)
         all_ids = {tracklist.source_id for tracklist in self.site.tracklists}
-        asked = self.tracklists_asked()
+        asked = self.site.tracklist_fetches_by_agent()
         epoch_start = 0.0  # a crawl ends when its last worker leaves
         for run in sorted(cycle.runs, key=lambda run: run.ended or 0):
+            ended = run.ended or 0
             # Runs of this crawl that did not say "done": what they asked for may be lost.
             excused: set[str] = set()
             for other in cycle.runs:
-                if other.failed and (other.ended or 0) >= epoch_start and other is not run:
+                if (
+                    other.failed
+                    and other is not run
+                    and (other.ended or 0) >= epoch_start
+                    and other.started <= ended
+                ):
                     excused |= asked.get(other.user_agent, set())
+            faults = ", ".join(
+                f"{fault.kind} at {fault.done_at:.1f} s"
+                for fault in cycle.faults
+                if fault.done_at is not None and epoch_start <= fault.done_at <= ended
+            )
+            during = f" (faults since its crawl began at {epoch_start:.1f} s: {faults or 'none'})"
             if not run.failed:
                 unstored = asked.get(run.user_agent, set()) - stored - excused
                 if unstored:
                     cycle.findings.append(
                         f"run {run.number} exited 0 but {len(unstored)} tracklist(s) it fetched"
-                        f" are not stored whole: {sorted(unstored)[:5]}"
+                        f" are not stored whole: {sorted(unstored)[:5]}{during}"
                     )
                 if run.alive_at_exit == 0:
                     then = stored if run.stored_at_exit is None else run.stored_at_exit
@@ -411,20 +423,12 @@ class Soak:
                     if missing:
                         cycle.findings.append(
                             f"run {run.number} ({run.phase}) was the last worker out and exited"
-                            f" 0, but {len(missing)} tracklist(s) were not stored then and no"
-                            f" run that failed had asked for them: {sorted(missing)[:5]}"
+                            f" 0 at {ended:.1f} s, but {len(missing)} tracklist(s) were not"
+                            " stored then and no run that failed had asked for them:"
+                            f" {sorted(missing)[:5]}{during}"
                         )
             if run.alive_at_exit == 0:
-                epoch_start = run.ended or 0
-
-    def tracklists_asked(self) -> dict[str, set[str]]:
-        asked: dict[str, set[str]] = {}
-        with self.site._lock:
-            pairs = list(zip(self.site.requests, self.site.user_agents, strict=True))
-        for (_, path), agent in pairs:
-            if path.startswith("/tracklist/"):
-                asked.setdefault(agent, set()).add(path.split("/")[2])
-        return asked
+                epoch_start = ended
 
     def check_runs(self, cycle: Cycle) -> None:
         for run in cycle.runs:

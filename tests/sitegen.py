@@ -175,6 +175,16 @@ class GeneratedSite:
     def tracklist_fetches(self) -> list[str]:
         return [path.split("/")[2] for path in self.paths() if path.startswith("/tracklist/")]
 
+    def tracklist_fetches_by_agent(self) -> dict[str, set[str]]:
+        """The tracklist ids each User-Agent asked for."""
+        fetched: dict[str, set[str]] = {}
+        with self._lock:
+            pairs = list(zip(self.requests, self.user_agents, strict=True))
+        for (_, path), agent in pairs:
+            if path.startswith("/tracklist/"):
+                fetched.setdefault(agent, set()).add(path.split("/")[2])
+        return fetched
+
     def answer(self, path: str) -> bytes | None:
         if path == "/robots.txt":
             return b"User-agent: *\nAllow: /\n"
