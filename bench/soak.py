@@ -57,7 +57,7 @@ from bench.soak_site import ChaosSite
 from bench.soak_workers import REPO, Run, Supervisor
 from scrapers.db import migrations
 from scrapers.db.connection import connect
-from tests.sitegen import make_tracklists
+from tests.sitegen import listing_path, make_tracklists
 
 CYCLE_SECONDS = 300.0
 CONVERGENCE_ROUNDS = 5
@@ -390,20 +390,19 @@ class Soak:
         """Before the replays: what each run that exited 0 claimed is in the database."""
         stored = stored_whole(url)
         all_ids = {tracklist.source_id for tracklist in self.site.tracklists}
-        asked = self.site.tracklist_fetches_by_agent()
+        log = [(when - self.began, path, agent) for when, path, agent in self.site.request_log()]
         epoch_start = 0.0  # a crawl ends when its last worker leaves
         for run in sorted(cycle.runs, key=lambda run: run.ended or 0):
             ended = run.ended or 0
-            # Runs of this crawl that did not say "done": what they asked for may be lost.
-            excused: set[str] = set()
-            for other in cycle.runs:
-                if (
-                    other.failed
-                    and other is not run
-                    and (other.ended or 0) >= epoch_start
-                    and other.started <= ended
-                ):
-                    excused |= asked.get(other.user_agent, set())
+            failed = {
+                other.user_agent
+                for other in cycle.runs
+                if other.failed
+                and other is not run
+                and (other.ended or 0) >= epoch_start
+                and other.started <= ended
+            }
+            excused = lost_requests(self.site, log, failed, epoch_start, ended)
             faults = ", ".join(
                 f"{fault.kind} at {fault.done_at:.1f} s"
                 for fault in cycle.faults
@@ -411,7 +410,12 @@ class Soak:
             )
             during = f" (faults since its crawl began at {epoch_start:.1f} s: {faults or 'none'})"
             if not run.failed:
-                unstored = asked.get(run.user_agent, set()) - stored - excused
+                fetched = {
+                    tracklist_of(path)
+                    for _, path, agent in log
+                    if agent == run.user_agent and tracklist_of(path)
+                }
+                unstored = fetched - stored - excused
                 if unstored:
                     cycle.findings.append(
                         f"run {run.number} exited 0 but {len(unstored)} tracklist(s) it fetched"
@@ -424,7 +428,7 @@ class Soak:
                         cycle.findings.append(
                             f"run {run.number} ({run.phase}) was the last worker out and exited"
                             f" 0 at {ended:.1f} s, but {len(missing)} tracklist(s) were not"
-                            " stored then and no run that failed had asked for them:"
+                            " stored then and no run that failed had them in hand:"
                             f" {sorted(missing)[:5]}{during}"
                         )
             if run.alive_at_exit == 0:
@@ -487,6 +491,41 @@ class Soak:
             print(f"  slot {slot}: {' '.join(peaks)}")
         print(f"\nresult: {'FAIL' if failed else 'PASS'}")
         return 1 if failed else 0
+
+
+def lost_requests(
+    site: ChaosSite, log: list[tuple[float, str, str]], failed: set[str], start: float,
+    end: float,
+) -> set[str]:  # fmt: skip
+    """Tracklist ids that runs which did not say "done" (``failed`` User-Agents) may have lost
+    between ``start`` and ``end``: each tracklist they asked for, and for each listing page they
+    asked for whose links nobody followed afterwards (neither a tracklist it lists nor the next
+    page was asked for), the tracklists found only through it: its own and every later page's.
+    As the docs promise, the next crawl finds those; this one may end without them."""
+    window = [(when, path) for when, path, _ in log if start <= when <= end]
+    lost: set[str] = set()
+    for when, path, agent in log:
+        if agent not in failed or not start <= when <= end:
+            continue
+        if tracklist_of(path):
+            lost.add(tracklist_of(path))
+            continue
+        listed = site.listed_on(path)
+        if not listed:
+            continue
+        page = int(path.removeprefix("/tracklists/index").removesuffix(".html") or 1)
+        next_page = listing_path(page + 1)
+        if not any(
+            later > when and (later_path == next_page or tracklist_of(later_path) in listed)
+            for later, later_path in window
+        ):
+            lost |= {t.source_id for t in site.tracklists[(page - 1) * site.per_page :]}
+    return lost
+
+
+def tracklist_of(path: str) -> str:
+    """The tracklist id of a tracklist page's path; "" for any other path."""
+    return path.split("/")[2] if path.startswith("/tracklist/") else ""
 
 
 def rss_growth_kb(run: Run) -> int:

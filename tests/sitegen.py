@@ -175,15 +175,20 @@ class GeneratedSite:
     def tracklist_fetches(self) -> list[str]:
         return [path.split("/")[2] for path in self.paths() if path.startswith("/tracklist/")]
 
-    def tracklist_fetches_by_agent(self) -> dict[str, set[str]]:
-        """The tracklist ids each User-Agent asked for."""
-        fetched: dict[str, set[str]] = {}
+    def request_log(self) -> list[tuple[float, str, str]]:
+        """Every request so far: (monotonic time, path, User-Agent)."""
         with self._lock:
-            pairs = list(zip(self.requests, self.user_agents, strict=True))
-        for (_, path), agent in pairs:
-            if path.startswith("/tracklist/"):
-                fetched.setdefault(agent, set()).add(path.split("/")[2])
-        return fetched
+            return [
+                (when, path, agent)
+                for (when, path), agent in zip(self.requests, self.user_agents, strict=True)
+            ]
+
+    def listed_on(self, path: str) -> set[str]:
+        """Tracklist ids the listing page ``path`` links to (none for another path)."""
+        if not path.startswith("/tracklists/index"):
+            return set()
+        page = int(path.removeprefix("/tracklists/index").removesuffix(".html") or 1)
+        return {t.source_id for t in self.tracklists[(page - 1) * self.per_page :][: self.per_page]}
 
     def answer(self, path: str) -> bytes | None:
         if path == "/robots.txt":

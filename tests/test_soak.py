@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import FAULT_KINDS, fault_schedule
+from bench.soak import FAULT_KINDS, fault_schedule, lost_requests
 from bench.soak_site import ChaosSite
-from tests.sitegen import make_tracklists
+from tests.sitegen import listing_path, make_tracklists
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,26 @@ def test_the_site_never_fails_a_page_more_than_twice_in_a_row() -> None:
             in_row = in_row + 1 if fault in failures else 0
             assert in_row <= 2, faults
     assert set(site.faults_served) == {"5xx", "block", "slow", "truncated"}
+    site.server.server_close()
+
+
+def test_what_a_failed_run_may_have_lost_is_only_what_it_had_in_hand() -> None:
+    site = ChaosSite(make_tracklists(60), seed=1)  # three listing pages of 20
+    ids = [tracklist.source_id for tracklist in site.tracklists]
+    page2, page3 = listing_path(2), listing_path(3)
+    killed = {"soak-run-2"}
+    log = [
+        (1.0, site.tracklists[0].path, "soak-run-2"),  # in flight when it died
+        (2.0, page2, "soak-run-2"),  # nobody followed its links: pages 2 and 3 are lost
+        (3.0, site.tracklists[1].path, "soak-run-1"),  # a run that said "done"
+    ]
+    assert lost_requests(site, log, killed, 0, 10) == {ids[0], *ids[20:]}
+    # Someone went on to page 3 after it: page 2 was read, only page 2's sets are not at stake.
+    followed = [*log, (4.0, page3, "soak-run-1")]
+    assert lost_requests(site, followed, killed, 0, 10) == {ids[0]}
+    # Outside the crawl's window, or asked by a run that exited 0: nothing is excused.
+    assert lost_requests(site, log, killed, 2.5, 10) == set()
+    assert lost_requests(site, log, {"soak-run-1"}, 0, 10) == {ids[1]}
     site.server.server_close()
 
 
