@@ -43,8 +43,9 @@ logger = logging.getLogger("enrichment_service")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    # --host and --port override their settings, so they are checked the one same way.
     parser.add_argument("--host", help="address to bind (default ENRICHMENT_SERVICE_HOST)")
-    parser.add_argument("--port", type=int, help="port (default ENRICHMENT_SERVICE_PORT)")
+    parser.add_argument("--port", help="port, 0 to 65535 (default ENRICHMENT_SERVICE_PORT)")
     parser.add_argument(
         "--every",
         type=interval_seconds,
@@ -73,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     for override in args.overrides:
         name, _, value = override.partition("=")
         settings.set(name, value, priority="cmdline")
+    for name, value in (
+        ("ENRICHMENT_SERVICE_HOST", args.host),
+        ("ENRICHMENT_SERVICE_PORT", args.port),
+    ):
+        if value is not None:
+            settings.set(name, value, priority="cmdline")
     logging.basicConfig(
         level=settings.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
@@ -94,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, *NO_DATABASE_ERRORS) as error:
         print(f"Cannot start: {one_line(error)}", file=sys.stderr)
         return 2
-    host = args.host or config.service_host
-    port = config.service_port if args.port is None else args.port
     try:
         limiters = shared_limiters(config, url)
     except redis.RedisError as error:
@@ -103,7 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cache = ResponseCache(url, max_connections=config.concurrency)
     enricher = Enricher.from_config(config, cache, limiters)
-    service = EnrichmentService((host, port), Backfill(url, config, enricher))
+    address = (config.service_host, config.service_port)
+    try:
+        service = EnrichmentService(address, Backfill(url, config, enricher))
+    except OSError as error:  # the port is in use, or the host is not an address of this machine
+        print(f"Cannot start: cannot listen on {address[0]}:{address[1]}: {error}", file=sys.stderr)
+        cache.close()
+        for limiter in limiters.values():
+            limiter.close()
+        return 2
     logger.info(
         "Enrichment service on %s (database %s; sources %s; rate limits shared in %s)",
         service.url,

@@ -94,8 +94,8 @@ class EmbeddedPostgres:
         return running
 
     def stop(self, mode: str = "fast") -> bool:
-        """Stop the server (``pg_ctl stop -m MODE``: ``fast``, or ``immediate`` as a crash
-        would); False when it was not running."""
+        """Stop the server (``pg_ctl stop -m MODE``: "fast" by default; tests of an outage use
+        "immediate", a crash); False when it was not running."""
         with self._lock():
             if self._running_server() is None:
                 return False
