@@ -30,6 +30,7 @@ from scrapers.db.explore.transitions import (
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
+MAX_IDS = 1000
 # Other versions are looked for among the tracks of the track's primary artists, at most this many.
 MAX_VERSION_CANDIDATES = 5000
 NO_PLAYS = Plays(0, 0, None, None)
@@ -98,6 +99,15 @@ def track_detail(connection: Any, track_id: str, limit: int = DEFAULT_LIMIT) -> 
         neighbourhood=neighbourhood(connection, track_id, limit),
         top_djs=top_djs,
     )
+
+
+def plays_of(connection: Any, track_ids: list[str]) -> dict[str, Plays]:
+    """Plays of each of ``track_ids`` (at most ``MAX_IDS``; a graph's node sizes), by id; a track
+    never played is absent."""
+    if len(set(track_ids)) > MAX_IDS:
+        raise ValueError(f"at most {MAX_IDS} tracks at once, got {len(set(track_ids))}")
+    with connection.cursor() as cursor:
+        return track_plays(cursor, track_ids)
 
 
 def track_plays(cursor: Any, track_ids: list[str]) -> dict[str, Plays]:
