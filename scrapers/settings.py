@@ -126,9 +126,10 @@ ENRICHMENT_SERVICE_HOST = os.environ.get("ENRICHMENT_SERVICE_HOST", "127.0.0.1")
 # Text from the environment is checked where it is used (EnrichmentConfig.from_settings), so a bad
 # value is a one-line error rather than a crash while the settings load.
 ENRICHMENT_SERVICE_PORT = os.environ.get("ENRICHMENT_SERVICE_PORT", "8086")
-# Connections the service serves at once (one thread each); more are answered 503 at once.
+# Connections the service serves at once (uvicorn's limit_concurrency); more are answered 503.
 ENRICHMENT_SERVICE_MAX_CONNECTIONS = 32
-# Seconds a client has to send its whole request; slower ones are cut off.
+# Seconds a client has to send a request's head, and then its body; slower ones are cut off. Also
+# how long an idle kept-alive connection stays open (uvicorn's timeout_keep_alive).
 ENRICHMENT_SERVICE_REQUEST_TIMEOUT = 10.0
 # Seconds /metrics reuses the catalogue counts (one scan of tracks) before counting again.
 ENRICHMENT_CATALOGUE_METRICS_TTL = 60.0

@@ -114,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.every is not None:
         logger.info("A batch of %d tracks every %g s", args.max_tracks, args.every)
         service.start_schedule(args.every, args.max_tracks)
-    # SIGTERM (systemd, docker stop) ends like Ctrl-C. A batch cut short loses only its lookups
-    # in flight: each track is committed on its own, and its claims expire with their lease.
+    # SIGTERM (systemd, docker stop) ends like Ctrl-C: uvicorn stops serving (a batch in flight
+    # gets a few seconds), then raises the signal again, here a KeyboardInterrupt. A batch cut
+    # short loses only its lookups in flight: each track is committed on its own, and its claims
+    # expire with their lease.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         service.serve_forever()
