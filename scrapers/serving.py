@@ -16,14 +16,20 @@ names the problem. The body is the app's to bound (its size, and a deadline to r
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import logging
+import os
+import signal
 import socket
 import threading
 from typing import Any
 
 import h11
 import uvicorn
+from scrapy.settings import Settings
+from scrapy.utils.project import get_project_settings
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -172,3 +178,52 @@ class Server:
 
     def server_close(self) -> None:
         self.socket.close()
+
+
+def add_settings_option(parser: argparse.ArgumentParser) -> None:
+    """``-s NAME=VALUE`` (repeatable), as ``scrapy crawl`` takes it."""
+    parser.add_argument(
+        "-s",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a setting",
+    )
+
+
+def command_settings(overrides: list[str], **given: str | None) -> Settings:
+    """The project's settings with ``-s`` ``overrides`` and the options ``given`` (``None``:
+    not given) on top, and logging set up at their ``LOG_LEVEL``."""
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "scrapers.settings")
+    settings = get_project_settings()
+    for override in overrides:
+        name, _, value = override.partition("=")
+        settings.set(name, value, priority="cmdline")
+    for name, value in given.items():
+        if value is not None:
+            settings.set(name, value, priority="cmdline")
+    logging.basicConfig(
+        level=settings.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
+    )
+    return settings
+
+
+def serve_until_stopped(server: Server, logger: logging.Logger) -> None:
+    """Serve until Ctrl-C or SIGTERM (systemd, docker stop), then close the socket.
+
+    uvicorn catches both, stops serving (requests in flight get a few seconds), then raises the
+    signal again: SIGTERM then ends here as Ctrl-C does, with exit status 0.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        logger.info("Stopping")
+    finally:
+        server.server_close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
