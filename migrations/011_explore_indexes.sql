@@ -1,8 +1,9 @@
 -- 011_explore_indexes: what reading the catalogue needs (issue 20, scrapers/db/explore).
 --
--- * pg_trgm (contrib, shipped with PostgreSQL; trusted, so a database owner may create it): typo-
---   tolerant search. The trigram index covers every spelling a track was stored under
---   (track_lookup: "Artist Title"), so a track is found by any of them.
+-- * Search over every spelling a track was stored under (track_lookup: "Artist Title"), so a
+--   track is found by any of them: a full-text index of its words (a query's words, or all but
+--   one of them, found in milliseconds), and a trigram index for typo-tolerant matching (pg_trgm:
+--   contrib, shipped with PostgreSQL; trusted, so a database owner may create it).
 -- * Two partial indexes over PLAYED rows (not a "w/" row, not a mashup part), the rows
 --   transitions are made of (scrapers/db/explore/transitions.py): by track, where a track's plays
 --   are found, and by (setlist, row), where the next or previous played row of a set is one
@@ -19,6 +20,8 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 CREATE INDEX IF NOT EXISTS idx_track_lookup_search
     ON track_lookup USING gin ((raw_artist || ' ' || raw_title) gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS idx_track_lookup_words
+    ON track_lookup USING gin (to_tsvector('simple', raw_artist || ' ' || raw_title));
 
 CREATE INDEX IF NOT EXISTS idx_setlist_tracks_played_by_track
     ON setlist_tracks (track_id) INCLUDE (setlist_id, row_index)

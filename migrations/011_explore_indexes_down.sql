@@ -7,6 +7,7 @@ BEGIN;
 SET LOCAL lock_timeout = '30s';
 
 DROP INDEX IF EXISTS idx_track_lookup_search;
+DROP INDEX IF EXISTS idx_track_lookup_words;
 DROP INDEX IF EXISTS idx_setlist_tracks_played_by_track;
 DROP INDEX IF EXISTS idx_setlist_tracks_played_in_order;
 DROP INDEX IF EXISTS idx_setlists_djs;

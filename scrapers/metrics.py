@@ -117,6 +117,10 @@ CRAWL_PAGES_TRUNCATED = Counter(
     "crawl_pages_truncated",
     "Tracklist pages with more rows than the parser keeps (parsing.MAX_ROWS); the rest dropped",
 )
+CRAWL_PAGES_TOO_LARGE = Counter(
+    "crawl_pages_too_large",
+    "Pages dropped unread because they were larger than DOWNLOAD_MAXSIZE",
+)
 
 # Incremental crawls (scrapers/crawl/refresh.py): tracklists not fetched, and stored rows changed.
 CRAWL_TRACKLISTS_SKIPPED = Counter(
@@ -128,6 +132,11 @@ CRAWL_TRACKLISTS_REFRESHED = Counter(
     "crawl_tracklists_refreshed",
     "Known tracklists fetched again because due, by outcome (changed, unchanged)",
     ["outcome"],
+)
+SETLISTS_OUTDATED = Counter(
+    "setlists_outdated",
+    "Setlists not written because the catalogue holds a newer fetch of their page (a spool"
+    " replayed late, two workers); their tracks were stored, their rows and fields left",
 )
 SETLIST_ROWS_CHANGED = Counter(
     "setlist_rows_changed",

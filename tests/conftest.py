@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 
@@ -33,6 +34,11 @@ SHARED_SAMPLES = next(
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 MakeDatabase = Callable[..., str]
+# A condition on pg_locks for this database's locks: the view lists the whole server's, and other
+# tests' databases, copies of one template, have the same table OIDs and take the same locks.
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+# Sessions dropping the test databases at the end: few, the server is shared.
+CONCURRENT_DROPS = 8
 
 # `python scripts/NAME.py` run by the tests imports `scrapers` from this checkout even when the
 # project is not pip-installed in the environment (`pip install -r requirements.txt` installs it).
@@ -42,6 +48,16 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 # Fake MusicBrainz / Deezer / Spotify servers for the enrichment tests.
 pytest_plugins = ["tests.fakes.fixtures"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run first, the rest in their usual order.
+
+    The suite runs on parallel workers (pytest-xdist, ``-n`` in pyproject.toml), which are handed
+    tests in this order: the long tests then start at once on different workers, and the short ones
+    fill the gaps, instead of one worker running a minute of them while the others wait at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def database_url(server_url: str, name: str) -> str:
@@ -86,11 +102,24 @@ def make_database(server_url: str) -> Iterator[MakeDatabase]:
 
     yield factory
 
-    with closing(connect(server_url, autocommit=True)) as admin, admin.cursor() as cursor:
-        for name in created:
+    drop_databases(server_url, created)
+
+
+def drop_databases(server_url: str, names: list[str]) -> None:
+    """Drop ``names``, several at a time.
+
+    Each ``DROP DATABASE`` waits for a checkpoint, about a second on a busy disk, and drops
+    running together share one: 20 databases took 25 s one after the other, 0.9 s 8 at a time.
+    """
+
+    def drop(name: str) -> None:
+        with closing(connect(server_url, autocommit=True)) as admin, admin.cursor() as cursor:
             cursor.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+    with ThreadPoolExecutor(max_workers=CONCURRENT_DROPS) as pool:
+        list(pool.map(drop, names))
 
 
 @pytest.fixture

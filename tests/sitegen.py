@@ -19,6 +19,8 @@ from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.serving import serve_in_background
+
 
 @dataclass
 class Row:
@@ -154,14 +156,13 @@ class GeneratedSite:
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def start_url(self) -> str:
         return self.base + listing_path(1)
 
     def start(self) -> GeneratedSite:
-        self._thread.start()
+        serve_in_background(self.server)
         return self
 
     def stop(self) -> None:

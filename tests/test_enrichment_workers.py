@@ -32,6 +32,7 @@ from scrapers.enrichment.service import EnrichmentService
 from tests.conftest import REPO_ROOT
 from tests.fakes.fixtures import SPOTIFY_ID, SPOTIFY_SECRET, Fakes, recording
 from tests.fakes.sources import FakeDeezer, FakeMusicBrainz, FakeSpotify
+from tests.serving import serving
 from tests.test_enrichment_service import (
     PLAN_BODY,
     request,
@@ -377,11 +378,7 @@ def test_a_lost_database_leaves_the_metrics_answering(fakes: Fakes) -> None:
     service = EnrichmentService(
         ("127.0.0.1", 0), Backfill(broken, config, Enricher.from_config(config, None))
     )
-    threading.Thread(target=service.serve_forever, daemon=True).start()
-    try:
+    with serving(service):
         status, exposition = request(f"{service.url}/metrics", method="GET")
-    finally:
-        service.shutdown()
-        service.server_close()
     assert status == 200 and "enrichment_requests_total" in exposition
     assert "catalogue_tracks " not in exposition

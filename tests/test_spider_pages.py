@@ -9,6 +9,7 @@ fixtures under ``tests/fixtures/1001tracklists`` always run.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import re
@@ -266,6 +267,11 @@ def test_demo_fixture_rows(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         output = crawl_page(spider, response_for(DEMO.read_bytes(), DEMO.as_uri()))
     setlists, tracks, _ = split_items(output)
+    # The page's fetch time, on the setlist and every row: now, in UTC.
+    fetched_at = dt.datetime.fromisoformat(setlists[0].pop("fetched_at"))
+    assert fetched_at.utcoffset() == dt.timedelta(0)
+    assert abs(dt.datetime.now(dt.UTC) - fetched_at) < dt.timedelta(minutes=5)
+    assert {track.pop("fetched_at") for track in tracks} == {fetched_at.isoformat()}
     assert dict(setlists[0]) == {
         "source": "1001tracklists",
         "source_id": "9demo01x",

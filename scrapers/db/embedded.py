@@ -90,12 +90,13 @@ class EmbeddedPostgres:
             )
         return running
 
-    def stop(self) -> bool:
-        """Stop the server (fast shutdown); False when it was not running."""
+    def stop(self, mode: str = "fast") -> bool:
+        """Stop the server (``pg_ctl stop -m MODE``: "fast" by default; tests of an outage use
+        "immediate", a crash); False when it was not running."""
         with self._lock():
             if self._running_server() is None:
                 return False
-            self._pg_ctl(self._bin_dir(), "stop", "-m", "fast", "-w")
+            self._pg_ctl(self._bin_dir(), "stop", "-m", mode, "-w")
             return True
 
     def status(self) -> RunningServer | None:

@@ -143,8 +143,13 @@ class ImportSummary:
                 f"  inserted / updated:     {stored.inserted:,} new tracks, {stored.updated:,}"
                 " matched existing ones"
             )
+        lines.append(f"  setlists / rows:        {stored.setlists:,} / {stored.setlist_rows:,}")
+        if not self.dry_run:
+            lines.append(
+                f"  setlists outdated:      {stored.outdated_setlists:,} (a newer fetch is"
+                " stored: their rows and fields left, their tracks stored)"
+            )
         lines += [
-            f"  setlists / rows:        {stored.setlists:,} / {stored.setlist_rows:,}",
             f"  invalid identifiers:    {stored.invalid_identifiers:,} (stored NULL, raw value"
             " kept in metadata)",
             f"  identifier conflicts:   {stored.conflicts:,}"

@@ -14,8 +14,9 @@ waiting for the database, and the database is probed every ``DATABASE_PROBE_INTE
 seconds; once it answers, batches are stored again. So memory stays bounded however long the
 outage lasts, and every spooled batch is on disk (fsync'd) before the next one is taken.
 
-Stopping (SIGTERM, Ctrl-C, the end of the crawl) is noticed within a quarter of a second: the
-writer stops retrying, whatever is held is stored or spooled at once, and from then on every
+Stopping (SIGTERM, Ctrl-C, the end of the crawl) is noticed within a quarter of a second, by a
+task that waits for nothing else (a flush waits for the write in progress): the writer stops
+retrying, whatever is held is stored or spooled at once, and from then on every
 item is handed on as it arrives. A write stuck in the network (a connection attempt to a host
 that never answers) is left behind after ``CLOSE_GRACE`` seconds and its batch spooled; it
 runs on a daemon thread, so it cannot keep the process alive. A batch both written late and
@@ -49,6 +50,7 @@ from scrapy.crawler import Crawler
 
 from scrapers import metrics
 from scrapers.db.connection import configured_database_url, resolve_database_url
+from scrapers.db.locks import LockWaitLog
 from scrapers.db.records import is_setlist
 from scrapers.db.writer import BatchResult, BatchWriter, DatabaseUnavailable
 from scrapers.items import to_plain
@@ -66,8 +68,6 @@ WRITER_ERROR_REASON = "database_writer_error"
 CRAWL_ENDED = object()
 # Seconds a write in progress may take after a stop before its batch is spooled instead.
 CLOSE_GRACE = 3.0
-# How often a batch waiting for other writers' locks is logged again.
-LOCK_WAIT_LOG_SECONDS = 10.0
 # How often the pipeline looks for a stop, and for a batch that waited long enough.
 _TICK = 0.25
 _UNAVAILABLE = "database unavailable"
@@ -139,8 +139,10 @@ class DatabasePipeline:
         self._room: asyncio.Condition | None = None
         self._stopping: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._lock_waited = float("inf")
-        self._lock_wait_logged = 0.0
+        self._stop_watch: asyncio.Task[None] | None = None
+        # A batch waiting for other writers' locks (told from the writer's thread): its items
+        # wait in the buffer, and SIGTERM still spools them.
+        self._lock_wait = LockWaitLog(logger, "Database writes")
         self._watch_crawler = False
 
     @classmethod
@@ -199,23 +201,10 @@ class DatabasePipeline:
             retry_timeout=self.retry_timeout,
             on_lock_wait=self._lock_wait,
         )
-        self._tasks.append(asyncio.get_running_loop().create_task(self._watch()))
-
-    def _lock_wait(self, seconds: float, holders: int) -> None:
-        """A batch waiting for other writers' locks (from the writer's thread): logged at once,
-        then every ``LOCK_WAIT_LOG_SECONDS``, so a crawl behind a bulk import says why it
-        stalls (its items wait in the buffer, and SIGTERM still spools them)."""
-        # A figure smaller than the one before is a new wait.
-        new_wait, self._lock_waited = seconds < self._lock_waited, seconds
-        if not new_wait and seconds < self._lock_wait_logged + LOCK_WAIT_LOG_SECONDS:
-            return
-        self._lock_wait_logged = seconds
-        logger.warning(
-            "Database writes waiting %.0fs for the catalogue's locks: %d other session(s) hold"
-            " them (an import with --bulk holds them until it commits)",
-            seconds,
-            holders,
-        )
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._flush_when_stale()))
+        if self._watch_crawler:
+            self._stop_watch = loop.create_task(self._watch_for_stop())
 
     async def process_item(self, item: Any, spider: Any = None) -> Any:
         assert self._room is not None and self._stopping is not None
@@ -237,6 +226,8 @@ class DatabasePipeline:
     async def close_spider(self, spider: Any = None) -> None:
         assert self._lock is not None and self._stopping is not None
         self._begin_stop()
+        if self._stop_watch is not None:
+            self._stop_watch.cancel()
         async with self._lock:
             # Never cancel a timed flush half-way: its batch would be in neither buffer.
             for task in self._tasks:
@@ -335,13 +326,21 @@ class DatabasePipeline:
                     self.spool_path,
                 )
 
-    async def _watch(self) -> None:
-        """Notice a stop; flush a batch whose oldest item waited ``max_latency``."""
+    async def _watch_for_stop(self) -> None:
+        """Notice that the crawl is stopping (SIGTERM, Ctrl-C), whatever else waits.
+
+        A task of its own: a flush waits for the write in progress, which may be retrying a lost
+        database for ``DATABASE_RETRY_TIMEOUT`` seconds, and only a stop cuts that short.
+        """
+        while self.crawler.crawling:
+            await asyncio.sleep(_TICK)
+        self._begin_stop()
+
+    async def _flush_when_stale(self) -> None:
+        """Flush a batch whose oldest item waited ``max_latency``, and all once stopping."""
         assert self._stopping is not None
         while True:
             await asyncio.sleep(_TICK)
-            if self._watch_crawler and not self.crawler.crawling:
-                self._begin_stop()
             stale = time.monotonic() - self._oldest >= self.max_latency
             if self._buffer and (stale or self._stopping.is_set()):
                 try:

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from scrapers.identity import fold_text
+from tests.serving import serve_in_background
 
 # The services' own error bodies.
 MB_THROTTLED = {
@@ -93,7 +94,6 @@ class FakeSource:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
@@ -101,7 +101,7 @@ class FakeSource:
         return f"http://{host}:{port}"
 
     def __enter__(self) -> Self:
-        self._thread.start()
+        serve_in_background(self._server)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,9 +19,12 @@ MAX_QUERY_LENGTH = 200
 # Word similarity (0..1) a spelling needs to be a hit: 0.4 lets one typo in a short word through
 # ("stobe" finds "Strobe": 0.44) while "glue" does not find every title holding a "g".
 WORD_SIMILARITY_THRESHOLD = 0.4
-# Spellings ranked by similarity before plays are counted for the best of them.
-CANDIDATES = 200
+# Spellings ranked by similarity (a query of common words matches more: any of them are taken).
+CANDIDATES = 500
 SEARCH_DOCUMENT = "(l.raw_artist || ' ' || l.raw_title)"
+# The same text as words (migration 011 indexes this expression).
+WORDS_DOCUMENT = f"to_tsvector('simple', {SEARCH_DOCUMENT})"
+MAX_QUERY_WORDS = 8
 
 
 class SearchQueryError(ValueError):
@@ -90,27 +93,33 @@ def _where(cursor: Any, condition: str, value: str) -> list[tuple[Any, int]]:
 
 
 def _similar(cursor: Any, text: str, limit: int) -> list[SearchHit]:
+    """Spellings that hold the query's words, else the most similar ones, ranked by similarity.
+
+    Whole words first (the full-text index, migration 011): every word of the query as a word
+    prefix, then, if that finds too little, every word but one (one typo, or one word the
+    spelling lacks). Only when neither finds anything does the trigram index, whose cost grows
+    with the query's length, look for spellings like the query.
+    """
     cursor.execute(
-        "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)",
-        (str(WORD_SIMILARITY_THRESHOLD),),
+        "SELECT coalesce(array_agg(lexeme ORDER BY positions[1]), '{}') "
+        "FROM unnest(to_tsvector('simple', %s))",
+        (text,),
     )
-    # Word similarity finds the query inside a longer spelling; whole-string similarity prefers
-    # the spelling closest to the query among those ("Glue" before "Glue (Extended Mix)").
-    cursor.execute(
-        f"""
-        SELECT l.track_id::text,
-               max(word_similarity(%(q)s, {SEARCH_DOCUMENT}) * 0.7
-                   + similarity(%(q)s, {SEARCH_DOCUMENT}) * 0.3) AS score
-        FROM track_lookup l
-        WHERE %(q)s <%% {SEARCH_DOCUMENT}
-        GROUP BY l.track_id
-        ORDER BY score DESC, l.track_id
-        LIMIT %(cap)s
-        """,
-        {"q": text, "cap": CANDIDATES},
-    )
-    scored = dict(cursor.fetchall())
-    best = sorted(scored, key=lambda track: -scored[track])[: max(limit * 2, 20)]
+    words = cursor.fetchone()[0][:MAX_QUERY_WORDS]
+    scored: dict[str, float] = {}
+    for query in _word_queries(words):
+        scored |= _scored(
+            cursor, text, f"{WORDS_DOCUMENT} @@ to_tsquery('simple', %(match)s)", query
+        )
+        if len(scored) >= limit:
+            break
+    if not scored:
+        cursor.execute(
+            "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)",
+            (str(WORD_SIMILARITY_THRESHOLD),),
+        )
+        scored = _scored(cursor, text, f"%(q)s <%% {SEARCH_DOCUMENT}", None)
+    best = sorted(scored, key=lambda track: (-scored[track], track))[: max(limit * 2, 20)]
     plays = track_plays(cursor, best)
     refs = load_refs(cursor, best)
     hits = [
@@ -122,3 +131,37 @@ def _similar(cursor: Any, text: str, limit: int) -> list[SearchHit]:
     ]
     hits.sort(key=lambda hit: (-hit.score, -hit.sets, hit.track.artist, hit.track.title))
     return hits[:limit]
+
+
+def _word_queries(words: list[str]) -> list[str]:
+    """tsquery texts: all words as prefixes; then all but one of them, any one (2+ words)."""
+    prefixes = ["'" + word.replace("\\", "\\\\").replace("'", "''") + "':*" for word in words]
+    if not prefixes:
+        return []
+    queries = [" & ".join(prefixes)]
+    if len(prefixes) > 1:
+        queries.append(
+            " | ".join(
+                "(" + " & ".join(prefixes[:i] + prefixes[i + 1 :]) + ")"
+                for i in range(len(prefixes))
+            )
+        )
+    return queries
+
+
+def _scored(cursor: Any, text: str, condition: str, match: str | None) -> dict[str, float]:
+    """Tracks with a spelling meeting ``condition`` (at most ``CANDIDATES`` spellings), each
+    scored by its best spelling's similarity to ``text``."""
+    # Word similarity finds the query inside a longer spelling; whole-string similarity prefers
+    # the spelling closest to the query among those ("Glue" before "Glue (Extended Mix)").
+    cursor.execute(
+        f"""
+        SELECT l.track_id::text,
+               max(word_similarity(%(q)s, {SEARCH_DOCUMENT}) * 0.7
+                   + similarity(%(q)s, {SEARCH_DOCUMENT}) * 0.3)
+        FROM (SELECT * FROM track_lookup l WHERE {condition} LIMIT %(cap)s) l
+        GROUP BY l.track_id
+        """,
+        {"q": text, "match": match, "cap": CANDIDATES},
+    )
+    return dict(cursor.fetchall())
