@@ -45,12 +45,14 @@ from scrapers import metrics
 from scrapers.db.batch import BatchResult
 from scrapers.db.connection import connect
 from scrapers.db.garbage import rare_collection
+from scrapers.db.records import TrackRecord
 from scrapers.db.validation import validation_pool
 from scrapers.db.writer import BatchWriter
+from scrapers.importers.columnar import ColumnarCsvReader, FastRow
 from scrapers.importers.detect import READERS, detect_format
 from scrapers.importers.overlap import OverlappedWriter
 from scrapers.importers.progress import Progress
-from scrapers.importers.source import SourceRow
+from scrapers.importers.source import FileReader, SourceRow
 from scrapers.importers.summary import DryRunWriter, FileOutcome, ImportSummary, Writer
 from scrapers.statuses import RejectionCode
 
@@ -65,6 +67,10 @@ PROGRESS_EVERY_ROWS = 1024
 MAX_PENDING_REJECTED_CHARS = 16 << 20
 # Unreadable rows logged one by one per file; the rest are counted in the summary.
 LOGGED_REJECTIONS = 20
+
+
+# Formats read in columns (validated there too for the rows they decide exactly).
+COLUMNAR_READERS: dict[str, type[FileReader]] = {"csv": ColumnarCsvReader}
 
 
 class RowOutcome(StrEnum):
@@ -160,7 +166,7 @@ class Importer:
             return
         if outcome.detected:
             logger.info("%s: detected format %s", path, outcome.format)
-        reader = READERS[outcome.format](path)
+        reader = (COLUMNAR_READERS | READERS)[outcome.format](path)
         origin = f"import:{path.resolve()}"
         writer = self._writer(origin, progress)
         rejections = RejectionLog(None if self.dry_run else self.url, origin)
@@ -218,8 +224,15 @@ class Importer:
             self._validation_pool = validation_pool()
         writer.validation_pool = self._validation_pool
 
-    def _take(self, row: SourceRow, batch: _Batch, summary: ImportSummary) -> None:
-        if row.error is not None:
+    def _take(self, row: SourceRow | FastRow, batch: _Batch, summary: ImportSummary) -> None:
+        if isinstance(row, FastRow):
+            # Read, validated and digested in columns (``scrapers.importers.columnar``).
+            if self._seen(row.digest):
+                summary.duplicates += 1
+                metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
+            else:
+                batch.add(row.item, row.location, row.digest, row.record)
+        elif row.error is not None:
             summary.unreadable[row.error] += 1
             batch.reject(row)
         elif row.skipped is not None:
@@ -231,9 +244,7 @@ class Importer:
                 summary.duplicates += 1
                 metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
             else:
-                batch.items.append(row.item)
-                batch.locations.append(row.location)
-                batch.digests.append(digest)
+                batch.add(row.item, row.location, digest, None)
 
     def _seen(self, digest: bytes | None) -> bool:
         """Whether an identical item was already sent in this run (never for no ``digest``)."""
@@ -260,10 +271,15 @@ class Importer:
         if not self.reapply:
             self._drop_known(batch, writer, summary)
         if batch.items:
-            if full:
+            # Rows read in columns come validated and the few others are validated in this
+            # thread (``OverlappedWriter.submit``): only a batch of none may start the process.
+            records = batch.records if any(batch.records) else None
+            if full and records is None:
                 self._use_validation_process(writer)
             # Validated and written while the next batch is read.
-            self._pending.append(writer.submit(batch.items, batch.locations, batch.digests))
+            self._pending.append(
+                writer.submit(batch.items, batch.locations, batch.digests, records)
+            )
             metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(batch.items))
             self._collect(summary, wait=False)
         batch.clear()
@@ -278,6 +294,7 @@ class Importer:
         batch.items = [batch.items[i] for i in kept]
         batch.locations = [batch.locations[i] for i in kept]
         batch.digests = [batch.digests[i] for i in kept]
+        batch.records = [batch.records[i] for i in kept]
         summary.known += dropped
         metrics.IMPORT_ROWS.labels(RowOutcome.KNOWN).inc(dropped)
 
@@ -373,6 +390,8 @@ class _Batch:
     locations: list[str | None] = field(default_factory=list)
     # ``row_digest`` of each item.
     digests: list[bytes | None] = field(default_factory=list)
+    # The record of each item decided in columns (``FastRow``), None for the writer to validate.
+    records: list[TrackRecord | None] = field(default_factory=list)
     unreadable: list[SourceRow] = field(default_factory=list)
     unreadable_chars: int = 0
 
@@ -383,12 +402,21 @@ class _Batch:
             or self.unreadable_chars >= MAX_PENDING_REJECTED_CHARS
         )
 
+    def add(
+        self, item: dict[str, Any], location: str, digest: bytes | None, record: TrackRecord | None
+    ) -> None:
+        self.items.append(item)
+        self.locations.append(location)
+        self.digests.append(digest)
+        self.records.append(record)
+
     def reject(self, row: SourceRow) -> None:
         self.unreadable.append(row)
         self.unreadable_chars += len(row.payload.text) if row.payload else 0
 
     def clear(self) -> None:
         self.items, self.locations, self.digests, self.unreadable = [], [], [], []
+        self.records = []
         self.unreadable_chars = 0
 
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from scrapers.db import records
 from scrapers.db.batch import BatchResult
 from scrapers.db.fields import Rejected
+from scrapers.db.records import TrackRecord, to_record
 from scrapers.importers.progress import format_duration
 from scrapers.statuses import RejectionCode
 
@@ -23,6 +24,7 @@ class Writer(Protocol):
         items: Sequence[Any],
         locations: Sequence[str | None],
         digests: Sequence[bytes | None] | None = None,
+        records: Sequence[TrackRecord | None] | None = None,
     ) -> Future[BatchResult]: ...
 
     def close(self) -> None: ...
@@ -44,16 +46,21 @@ class DryRunWriter:
         items: Sequence[Any],
         locations: Sequence[str | None],
         digests: Sequence[bytes | None] | None = None,
+        records: Sequence[TrackRecord | None] | None = None,
     ) -> Future[BatchResult]:
         future: Future[BatchResult] = Future()
-        future.set_result(self.check(items))
+        future.set_result(self.check(items, records))
         return future
 
-    def check(self, items: Sequence[Any]) -> BatchResult:
+    def check(
+        self, items: Sequence[Any], validated: Sequence[TrackRecord | None] | None = None
+    ) -> BatchResult:
+        """Counts of ``items``; ``validated`` holds the records already made (``FastRow``)."""
         result = BatchResult(items=len(items))
-        for item in items:
+        for index, item in enumerate(items):
+            record = validated[index] if validated else None
             try:
-                record = records.to_record(item)
+                record = record or to_record(item)
             except Rejected as error:
                 result.rejected[error.code] += 1
                 continue
