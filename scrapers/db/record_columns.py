@@ -136,17 +136,18 @@ def _date(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 def track_records(
     frame: pl.DataFrame, credits: pl.DataFrame, metadata: Mapping[str, Any]
 ) -> Iterator[TrackRecord]:
-    """The ``TrackRecord`` of every fast row of ``frame`` (``track_columns``), in its order;
-    ``metadata`` is what the reader put in every item's metadata."""
+    """The ``TrackRecord`` of every fast row of ``frame`` (``track_columns`` with a ``line``
+    column), in its order; ``credits`` keyed by ``line``; ``metadata`` is what the reader put in
+    every item's metadata."""
     fast = frame.filter("fast")
     credits_of: dict[int, list[tuple[str, CreditRole]]] = {}
     for row, name, role in zip(
-        *(credits[c].to_list() for c in ("row", "name", "role")), strict=True
+        *(credits[c].to_list() for c in ("line", "name", "role")), strict=True
     ):
         credits_of.setdefault(row, []).append((name, _ROLES[role]))
     given = set(fast.columns)
     selected = fast.select(
-        "row",
+        "line",
         "artist",
         "title",
         "title_key",

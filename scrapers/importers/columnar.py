@@ -55,6 +55,44 @@ class FastRow:
     record: TrackRecord
 
 
+@dataclass
+class Chunk:
+    """What a chunk of lines gave: the rows decided in columns and the others, by line."""
+
+    # ``record_columns.track_columns`` of the fast rows, with ``line``, ``location``, the
+    # item's fields as read (``names``) and ``digest`` (``row_digest`` of the item).
+    fast: pl.DataFrame
+    credits: pl.DataFrame  # ``line``, ``name``, ``role`` of the fast rows
+    names: list[str]
+    # Every other line's row (``CsvLines``), in file order; blank lines give none.
+    slow: list[tuple[int, SourceRow]]
+
+    def rows(self) -> Iterator[SourceRow | FastRow]:
+        """Every row in file order, the fast ones with their item and record."""
+        records = record_columns.track_records(self.fast, self.credits, CSV_METADATA)
+        given = self.fast.select("line", "location", *self.names, "_status", "digest")
+        slow = iter(self.slow)
+        waiting = next(slow, None)
+        for line, location, *values, status, digest in zip(
+            *(c.to_list() for c in given.iter_columns()), strict=True
+        ):
+            while waiting is not None and waiting[0] < line:
+                yield waiting[1]
+                waiting = next(slow, None)
+            item = {
+                name: value
+                for name, value in zip(self.names, values, strict=True)
+                if value is not None
+            }
+            item["metadata"] = dict(CSV_METADATA)
+            if status is not None:
+                item["enrichment_status"] = EnrichmentStatus.PENDING
+            yield FastRow(location, item, digest, next(records))
+        while waiting is not None:
+            yield waiting[1]
+            waiting = next(slow, None)
+
+
 class ColumnarCsvReader(FileReader):
     format_name = "csv"
 
@@ -63,44 +101,43 @@ class ColumnarCsvReader(FileReader):
         self.chunk_lines = chunk_lines
 
     def rows(self) -> Iterator[SourceRow | FastRow]:
+        for chunk in self.chunks():
+            yield from chunk.rows()
+
+    def chunks(self) -> Iterator[Chunk]:
+        """The file a chunk of ``chunk_lines`` lines at a time (memory stays bounded)."""
         with self.open_binary() as handle:
             lines = read_lines(handle)
             parser = CsvLines(self, next(lines, None))
             number = 2
-            while chunk := list(islice(lines, self.chunk_lines)):
-                yield from self._chunk(parser, number, chunk)
-                number += len(chunk)
+            while lines_read := list(islice(lines, self.chunk_lines)):
+                yield self._chunk(parser, number, lines_read)
+                number += len(lines_read)
         self.finish()
 
-    def _chunk(
-        self, parser: CsvLines, first: int, chunk: list[bytes | Payload]
-    ) -> Iterator[SourceRow | FastRow]:
-        frame, credits = _plain_rows(parser, chunk)
-        fast = frame.filter("fast")
-        records = record_columns.track_records(fast, credits, CSV_METADATA)
+    def _chunk(self, parser: CsvLines, first: int, lines: list[bytes | Payload]) -> Chunk:
+        frame, credits = _plain_rows(parser, lines)
         names = list(parser.columns)
-        given = fast.select(pl.col("row"), *names, _status="_status", _digest=_repr(names))
-        at = 0
-        for row, *values, status, text in zip(
-            *(c.to_list() for c in given.iter_columns()), strict=True
-        ):
-            for number in range(first + at, first + row):
-                slow = parser.row(number, chunk[number - first])
-                if slow is not None:
-                    yield slow
-            item = {
-                name: value for name, value in zip(names, values, strict=True) if value is not None
-            }
-            item["metadata"] = dict(CSV_METADATA)
-            if status is not None:
-                item["enrichment_status"] = EnrichmentStatus.PENDING
-            digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-            yield FastRow(self.location(first + row), item, digest, next(records))
-            at = row + 1
-        for number in range(first + at, first + len(chunk)):
-            slow = parser.row(number, chunk[number - first])
-            if slow is not None:
-                yield slow
+        fast = frame.filter("fast").with_columns(line=pl.col("row") + first, digest=_repr(names))
+        fast = fast.with_columns(
+            location=pl.concat_str(pl.lit(f"{self.label}:"), pl.col("line")),
+            digest=pl.Series(
+                [
+                    hashlib.blake2b(text.encode(), digest_size=16).digest()
+                    for text in fast["digest"].to_list()
+                ],
+                dtype=pl.Binary,
+            ),
+        )
+        fast_rows = set(fast["row"].to_list())
+        slow = []
+        for index, line in enumerate(lines):
+            if index not in fast_rows:
+                row = parser.row(first + index, line)
+                if row is not None:
+                    slow.append((first + index, row))
+        credits = credits.join(fast.select("row", "line"), on="row").select("line", "name", "role")
+        return Chunk(fast, credits, names, slow)
 
 
 def _plain_rows(
