@@ -26,7 +26,6 @@ then records its own.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import time
 from collections import deque
@@ -34,7 +33,6 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,12 +46,19 @@ from scrapers.db.garbage import rare_collection
 from scrapers.db.records import TrackRecord
 from scrapers.db.validation import validation_pool
 from scrapers.db.writer import BatchWriter
+from scrapers.importers import staged
 from scrapers.importers.columnar import ColumnarCsvReader, FastRow
 from scrapers.importers.detect import READERS, detect_format
 from scrapers.importers.overlap import OverlappedWriter
 from scrapers.importers.progress import Progress
-from scrapers.importers.source import FileReader, SourceRow
-from scrapers.importers.summary import DryRunWriter, FileOutcome, ImportSummary, Writer
+from scrapers.importers.source import FileReader, SourceRow, row_digest
+from scrapers.importers.summary import (
+    DryRunWriter,
+    FileOutcome,
+    ImportSummary,
+    RowOutcome,
+    Writer,
+)
 from scrapers.statuses import RejectionCode
 
 logger = logging.getLogger("scrapers.importers")
@@ -71,20 +76,6 @@ LOGGED_REJECTIONS = 20
 
 # Formats read in columns (validated there too for the rows they decide exactly).
 COLUMNAR_READERS: dict[str, type[FileReader]] = {"csv": ColumnarCsvReader}
-
-
-class RowOutcome(StrEnum):
-    """What the importer did with a row before the writer: ``import_rows_total{outcome}``."""
-
-    SENT = "sent"  # handed to the writer
-    DUPLICATE = "duplicate"  # the same row was already sent by this run
-    KNOWN = "known"  # an earlier import stored it (``known_rows``): not sent
-    SKIPPED = "skipped"  # the format says it is not a track (a podcast, a local file)
-    UNREADABLE = RejectionCode.UNREADABLE.value  # kept in rejected_items with that code
-
-
-for _outcome in RowOutcome:
-    metrics.IMPORT_ROWS.labels(_outcome)  # exported at 0 from the start
 
 
 class Importer:
@@ -177,13 +168,13 @@ class Importer:
             if isinstance(writer, OverlappedWriter) and self.bulk:
                 writer.begin_bulk(progress.waiting)
             try:
-                for row in reader.rows():
-                    summary.read += 1
-                    self._take(row, batch, summary)
-                    if batch.full(self.batch_size):
-                        self._flush(batch, writer, rejections, summary, full=True)
-                    if summary.read % PROGRESS_EVERY_ROWS == 0:
-                        progress.update(summary.read, done_bytes + reader.bytes_read())
+                if self.bulk and isinstance(reader, ColumnarCsvReader):
+                    assert isinstance(writer, OverlappedWriter)
+                    staged.load_file(
+                        self, reader, writer.writer, rejections, summary, progress, done_bytes
+                    )
+                else:
+                    self._read(reader, batch, writer, rejections, summary, progress, done_bytes)
                 self._flush(batch, writer, rejections, summary)
                 self._collect(summary, wait=True)
             except (OSError, ValueError) as error:
@@ -207,6 +198,25 @@ class Importer:
                 outcome.error = outcome.error or "bulk load rolled back: nothing of it was stored"
         progress.update(summary.read, done_bytes + file_size(path))
 
+    def _read(
+        self,
+        reader: FileReader,
+        batch: _Batch,
+        writer: Writer,
+        rejections: RejectionLog,
+        summary: ImportSummary,
+        progress: Progress,
+        done_bytes: int,
+    ) -> None:
+        """Every row of ``reader`` to the writer, a batch at a time."""
+        for row in reader.rows():
+            summary.read += 1
+            self._take(row, batch, summary)
+            if batch.full(self.batch_size):
+                self._flush(batch, writer, rejections, summary, full=True)
+            if summary.read % PROGRESS_EVERY_ROWS == 0:
+                progress.update(summary.read, done_bytes + reader.bytes_read())
+
     def _writer(self, origin: str, progress: Progress) -> Writer:
         if self.dry_run:
             return DryRunWriter()
@@ -227,7 +237,7 @@ class Importer:
     def _take(self, row: SourceRow | FastRow, batch: _Batch, summary: ImportSummary) -> None:
         if isinstance(row, FastRow):
             # Read, validated and digested in columns (``scrapers.importers.columnar``).
-            if self._seen(row.digest):
+            if self.seen(row.digest):
                 summary.duplicates += 1
                 metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
             else:
@@ -240,13 +250,13 @@ class Importer:
             metrics.IMPORT_ROWS.labels(RowOutcome.SKIPPED).inc()
         else:
             digest = row_digest(row.item)
-            if self._seen(digest):
+            if self.seen(digest):
                 summary.duplicates += 1
                 metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
             else:
                 batch.add(row.item, row.location, digest, None)
 
-    def _seen(self, digest: bytes | None) -> bool:
+    def seen(self, digest: bytes | None) -> bool:
         """Whether an identical item was already sent in this run (never for no ``digest``)."""
         if digest is None:
             return False
@@ -368,20 +378,6 @@ class RejectionLog:
             self._connection = connect(self.url)
         with self._connection, self._connection.cursor() as cursor:
             yield cursor
-
-
-def row_digest(item: dict[str, Any]) -> bytes | None:
-    """The digest of a row as read: equal for identical rows, so it folds them within a run
-    and recognises them in later runs (``known_rows``).
-
-    None for items the writer will reject (no artist or title, a NUL byte): they are never
-    folded nor skipped, so each such row gets its own ``rejected_items`` entry with its line.
-    """
-    # Readers build items in a fixed key order, so equal rows have equal reprs.
-    text = repr(item)
-    if not item.get("artist") or not item.get("title") or "\\x00" in text:
-        return None
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 @dataclass
