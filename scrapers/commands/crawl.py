@@ -33,12 +33,8 @@ from twisted.python.failure import Failure
 from scrapers.crawl.frontier import INCOMPLETE_REASONS, RedisUnavailable
 from scrapers.crawl.incremental import SCHEMA_CLOSE_REASON
 from scrapers.db.connection import DatabaseUrlError
-from scrapers.pipelines.database_pipeline import (
-    CRAWL_ENDED,
-    LOST_STAT,
-    SPOOLED_STAT,
-    WRITER_ERROR_REASON,
-)
+from scrapers.pipelines.database_pipeline import CRAWL_ENDED, WRITER_ERROR_REASON
+from scrapers.pipelines.outage import LOST_STAT, SPOOLED_STAT
 from scrapers.redis_url import RedisUrlError
 from scrapers.settings_check import InvalidSetting
 from scrapers.spiders.blocking import CLOSE_REASON as BLOCKED_CLOSE_REASON
