@@ -155,6 +155,16 @@ IMPORT_ROWS = Counter(
     "import_rows", "Rows read by the bulk importer, by outcome before the writer", ["outcome"]
 )
 
+# The web explorer (scrapers/explorer/web): how long each request took. ``route`` is the route's
+# template ("/track/{track_id}", "unmatched" for none), never the path, and ``status`` the class
+# ("2xx"), so the series stay as few as the routes however many tracks are visited.
+EXPLORER_REQUEST_SECONDS = Histogram(
+    "explorer_request_duration_seconds",
+    "Time to answer a web explorer request, by route template, method and status class",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
 # Every status label (scrapers.statuses) exported from the start, at 0: rates and alerts see
 # each series at once instead of after its first event.
 for _code in RejectionCode:

@@ -184,6 +184,21 @@ class GeneratedSite:
     def tracklist_fetches(self) -> list[str]:
         return [path.split("/")[2] for path in self.paths() if path.startswith("/tracklist/")]
 
+    def request_log(self) -> list[tuple[float, str, str]]:
+        """Every request so far: (monotonic time, path, User-Agent)."""
+        with self._lock:
+            return [
+                (when, path, agent)
+                for (when, path), agent in zip(self.requests, self.user_agents, strict=True)
+            ]
+
+    def listed_on(self, path: str) -> set[str]:
+        """Tracklist ids the listing page ``path`` links to (none for another path)."""
+        if not path.startswith("/tracklists/index"):
+            return set()
+        page = int(path.removeprefix("/tracklists/index").removesuffix(".html") or 1)
+        return {t.source_id for t in self.tracklists[(page - 1) * self.per_page :][: self.per_page]}
+
     def answer(self, path: str) -> bytes | None:
         if path == "/robots.txt":
             return b"User-agent: *\nAllow: /\n"
@@ -200,6 +215,19 @@ class GeneratedSite:
         tracklist = self._by_path.get(path)
         return tracklist_page(tracklist) if tracklist else None
 
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        """Answer one logged request; a subclass may answer otherwise (``bench.soak_site``)."""
+        self.send(handler, self.answer(handler.path))
+
+    @staticmethod
+    def send(handler: BaseHTTPRequestHandler, body: bytes | None, status: int = 0) -> None:
+        """``body`` with ``status`` (default: 200, or 404 when there is no body)."""
+        handler.send_response(status or (200 if body is not None else 404))
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body or b"")))
+        handler.end_headers()
+        handler.wfile.write(body or b"")
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         site = self
 
@@ -211,12 +239,7 @@ class GeneratedSite:
                 with site._lock:
                     site.requests.append((time.monotonic(), self.path))
                     site.user_agents.append(self.headers.get("User-Agent", ""))
-                body = site.answer(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
+                site.respond(self)
 
             def log_message(self, *args: Any) -> None:
                 pass

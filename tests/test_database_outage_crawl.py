@@ -138,6 +138,7 @@ def stat(log: str, name: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow
 def test_sigterm_in_a_long_outage_spools_every_item_within_seconds(
     endless_site: EndlessSite, tmp_path: Path, db_url: str
 ) -> None:

@@ -245,8 +245,12 @@ def test_block_pages_are_retried_with_growing_backoff(site: FakeSite) -> None:
     )
     times = [when for when, path, _ in site.requests if path.startswith("/tracklist/")]
     assert len(times) == 3
-    # 0.4 s after the first block, 0.8 s after the second (less a little clock jitter).
-    assert times[1] - times[0] >= 0.35 and times[2] - times[1] >= 0.75
+    # 0.4 s after the first block, 0.8 s after the second. Scrapy spaces the requests it sends;
+    # the site sees when they arrive, and on a busy machine (parallel test workers) one request
+    # can reach it a little later than the next one does after it: 0.31 s was measured for 0.4.
+    arrival_jitter = 0.15
+    assert times[1] - times[0] >= 0.4 - arrival_jitter
+    assert times[2] - times[1] >= 0.8 - arrival_jitter
     assert result["blocked"]["interstitial"] == 2
     assert len(result["items"]) == 11 and result["finish_reason"] == "finished"
     assert log.count("Blocked page (interstitial)") == 2
