@@ -235,17 +235,6 @@ def test_prometheus_scrapes_the_crawl_the_service_and_the_pushgateway(
                 crawl += ["-s", f"{name}={setting}"]
             run(crawl, env)
 
-            with enrichment_service(service_port, env, fakes) as service:
-                first = enrich_batch(service)
-                second = enrich_batch(service)  # retries not_found tracks: cache hits
-                wait_for(
-                    prom,
-                    'sum(enrichment_tracks_total{job="tracklists_enrichment"})',
-                    first["tried"] + second["tried"],
-                )
-                # rate() needs two samples of the series the last batch created.
-                wait_for(prom, "min(count_over_time(enrichment_cache_hits_total[5m])) >= bool 2", 1)
-
             # The web explorer, read while Prometheus scrapes it: a page, its API, a search.
             with web_explorer(web_port, env) as explorer:
                 pages = ("/", "/top", "/api/search?q=strobe", "/api/top")
@@ -258,6 +247,17 @@ def test_prometheus_scrapes_the_crawl_the_service_and_the_pushgateway(
                     'count_over_time(explorer_request_duration_seconds_count{route="/top"}[5m])'
                 )
                 wait_for(prom, f"min({samples}) >= bool 2", 1)
+
+            with enrichment_service(service_port, env, fakes) as service:
+                first = enrich_batch(service)
+                second = enrich_batch(service)  # retries not_found tracks: cache hits
+                wait_for(
+                    prom,
+                    'sum(enrichment_tracks_total{job="tracklists_enrichment"})',
+                    first["tried"] + second["tried"],
+                )
+                # rate() needs two samples of the series the last batch created.
+                wait_for(prom, "min(count_over_time(enrichment_cache_hits_total[5m])) >= bool 2", 1)
 
             with closing(connect(db_url, autocommit=True)) as db, db.cursor() as cursor:
                 cursor.execute("SELECT count(*) FROM setlist_tracks WHERE track_id IS NOT NULL")
