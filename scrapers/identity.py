@@ -372,6 +372,23 @@ def split_version(title: str) -> tuple[str, frozenset[str]]:
     return core, frozenset(word for word in words if word in VERSION_WORDS)
 
 
+def title_family(title: str) -> str:
+    """What every version of a title shares: ``split_version``'s core less the remixers credited.
+
+    "Glue", "Glue (Extended Mix)", "Glue - Radio Edit" and "Glue (Four Tet Remix)" are one family,
+    "glue": the explorer lists a track's other versions by it (with a shared primary artist).
+    """
+    core, _ = split_version(title)
+    words = core.split()
+    for remixer in remixers_from_title(title):
+        name = fold_text(remixer).split()
+        for start in range(len(words) - len(name), -1, -1):
+            if name and words[start : start + len(name)] == name:
+                del words[start : start + len(name)]
+                break
+    return " ".join(words) or core
+
+
 def described_version(text: str) -> frozenset[str]:
     """The version words anywhere in a description, e.g. MusicBrainz's ``disambiguation``.
 

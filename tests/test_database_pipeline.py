@@ -18,7 +18,8 @@ from scrapy.utils.test import get_crawler
 from scrapers.db.connection import connect
 from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
 from scrapers.extensions.metrics_server import MetricsServer
-from scrapers.pipelines.database_pipeline import SPOOLED_STAT, DatabasePipeline
+from scrapers.pipelines.database_pipeline import DatabasePipeline
+from scrapers.pipelines.outage import SPOOLED_STAT
 from tests.serving import serving
 
 PLAN_FIRST = {
@@ -151,7 +152,7 @@ def test_a_lock_wait_is_logged_at_once_then_every_ten_seconds(
     with caplog.at_level("WARNING", logger="scrapers.pipelines.database_pipeline"):
         for seconds in waits:
             pipeline._lock_wait(seconds, 1)
-    assert [r.args[0] for r in caplog.records] == logged
+    assert [r.args[1] for r in caplog.records] == logged
 
 
 def scrape(url: str) -> dict[str, float]:
