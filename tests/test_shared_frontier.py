@@ -156,6 +156,7 @@ def test_frontier_command_shows_and_clears_the_shared_state(
     client.zadd(f"{frontier_name}:requests", {"r1": 0, "r2": 0})
     client.sadd(f"{frontier_name}:dupefilter", "f1", "f2", "f3")
     client.hset(f"{frontier_name}:workers", "host:1:abc", f"{time.time():.3f}")
+    client.hset(f"{frontier_name}:idle", "host:1:abc", "1")
 
     def frontier(*args: str) -> subprocess.CompletedProcess[str]:
         return scrapy_command(
@@ -166,12 +167,12 @@ def test_frontier_command_shows_and_clears_the_shared_state(
     shown = frontier("show")
     assert shown.returncode == 0, shown.stderr
     assert "queued requests: 2" in shown.stdout and "duplicate filter): 3" in shown.stdout
-    assert "live workers: 1" in shown.stdout
+    assert "live workers: 1" in shown.stdout and "(idle)" in shown.stdout
     refused = frontier("clear")
     assert refused.returncode == 1 and "alive" in refused.stdout
     assert client.exists(f"{frontier_name}:requests")
     cleared = frontier("clear", "--force")
-    assert cleared.returncode == 0 and "3 keys deleted" in cleared.stdout
+    assert cleared.returncode == 0 and "4 keys deleted" in cleared.stdout
     assert list(client.scan_iter(match=f"{frontier_name}:*")) == []
 
 

@@ -12,7 +12,8 @@ Scrapy's own command exits 0 whatever the pipelines did. Here:
 * when the database pipeline had to spool items to a file (the database was unavailable, the
   writer failed, or a second Ctrl-C stopped the crawl before the pipeline could flush), or the
   crawl stopped before its work was done (``FAILED_REASONS``: the site kept blocking it, the
-  writer failed, the schema is older than the code), the exit status is 1, so that a script or
+  writer failed, the schema is older than the code, a shared frontier's run ended short:
+  ``scrapers.crawl.frontier.INCOMPLETE_REASONS``), the exit status is 1, so that a script or
   scheduler running the crawl sees it. Any other failure to start the crawl also exits 1, with
   Scrapy's traceback.
 """

@@ -444,6 +444,8 @@ class FrontierSpider(RedisSpider):
 
     def spider_idle(self) -> None:
         """Leave when idle long enough and the run allows it (``_LEAVE``); else stay."""
+        if self._closing:  # leaving already (frontier lost, or Redis given up on)
+            raise DontCloseSpider
         try:
             super().spider_idle()  # DontCloseSpider until idle for MAX_IDLE_TIME_BEFORE_CLOSE
             self._idle = True
