@@ -16,15 +16,10 @@ import random
 import statistics
 import sys
 import time
-import uuid
-from contextlib import closing
 from typing import Any
 
-import psycopg2.extensions
-from psycopg2 import sql
-
+from bench.throwaway import throwaway_database
 from scrapers.db import migrations
-from scrapers.db.connection import connect, resolve_database_url
 from scrapers.db.writer import BatchWriter
 from tests.explore_pages import page_items
 
@@ -50,12 +45,8 @@ def pages(count: int) -> list[list[Any]]:
     return made
 
 
-def time_writes(admin_url: str, target: str | None, written: list[list[Any]]) -> float:
-    name = f"bench_writes_{uuid.uuid4().hex[:8]}"
-    with closing(connect(admin_url, autocommit=True)) as admin, admin.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg2.extensions.make_dsn(admin_url, dbname=name)
-    try:
+def time_writes(target: str | None, written: list[list[Any]]) -> float:
+    with throwaway_database("bench_writes") as url:
         migrations.upgrade(url, target=target, on_notice=lambda _: None)
         started = time.perf_counter()
         with BatchWriter(url, origin="bench") as writer:
@@ -64,11 +55,6 @@ def time_writes(admin_url: str, target: str | None, written: list[list[Any]]) ->
                     [item for page in written[first : first + PAGES_PER_BATCH] for item in page]
                 )
         return time.perf_counter() - started
-    finally:
-        with closing(connect(admin_url, autocommit=True)) as admin, admin.cursor() as cursor:
-            cursor.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,12 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args(argv)
-    admin_url = psycopg2.extensions.make_dsn(resolve_database_url(), dbname="postgres")
     written = pages(args.pages)
     times: dict[str, list[float]] = {"without 011 (baseline)": [], "with 011": []}
     for _ in range(args.rounds):
-        times["without 011 (baseline)"].append(time_writes(admin_url, BASELINE, written))
-        times["with 011"].append(time_writes(admin_url, None, written))
+        times["without 011 (baseline)"].append(time_writes(BASELINE, written))
+        times["with 011"].append(time_writes(None, written))
     rows = args.pages * 40
     for label, seconds in times.items():
         shown = ", ".join(f"{s:.2f}" for s in seconds)
