@@ -35,6 +35,9 @@ class SetlistItem(scrapy.Item):
     stated_track_count = scrapy.Field()  # the site's "with N tracks", or None
     content_hash = scrapy.Field()  # digest of the parsed page (scrapers.crawl.refresh)
     row_count = scrapy.Field()  # rows on the page: stored rows past it are removed
+    # When the page was fetched (ISO 8601 with its UTC offset). Of two fetches of one set, the
+    # newest wins: an older one (a spool replayed late) never overwrites the stored set's rows.
+    fetched_at = scrapy.Field()
 
 
 class TrackItem(scrapy.Item):
@@ -47,6 +50,7 @@ class TrackItem(scrapy.Item):
     mashup_parent_row = scrapy.Field()  # row_index of the mashup parent for a part, else None
     is_mashup = scrapy.Field()  # bool: this row is a mashup parent
     cue_seconds = scrapy.Field()  # int, None when the set has no cues
+    fetched_at = scrapy.Field()  # when the row's page was fetched, as SetlistItem.fetched_at
 
     # What was played. f"{artist} - {title}" is the line as the site shows it.
     artist = scrapy.Field(_RECORDING)

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 from contextlib import closing
 
 import redis
-from scrapy.utils.project import get_project_settings
 
 from scrapers.db.connection import (
     NO_DATABASE_ERRORS,
@@ -37,14 +34,17 @@ from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher
 from scrapers.enrichment.ratelimit import shared_limiters
 from scrapers.enrichment.service import DEFAULT_MAX_TRACKS, MAX_TRACKS_LIMIT, EnrichmentService
+from scrapers.redis_url import redis_error
+from scrapers.serving import add_settings_option, command_settings, serve_until_stopped
 
 logger = logging.getLogger("enrichment_service")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    # --host and --port override their settings, so they are checked the one same way.
     parser.add_argument("--host", help="address to bind (default ENRICHMENT_SERVICE_HOST)")
-    parser.add_argument("--port", type=int, help="port (default ENRICHMENT_SERVICE_PORT)")
+    parser.add_argument("--port", help="port, 0 to 65535 (default ENRICHMENT_SERVICE_PORT)")
     parser.add_argument(
         "--every",
         type=interval_seconds,
@@ -59,23 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"tracks per scheduled batch (default {DEFAULT_MAX_TRACKS}, at most"
         f" {MAX_TRACKS_LIMIT})",
     )
-    parser.add_argument(
-        "-s",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a setting",
-    )
+    add_settings_option(parser)
     args = parser.parse_args(argv)
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "scrapers.settings")
-    settings = get_project_settings()
-    for override in args.overrides:
-        name, _, value = override.partition("=")
-        settings.set(name, value, priority="cmdline")
-    logging.basicConfig(
-        level=settings.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
+    settings = command_settings(
+        args.overrides, ENRICHMENT_SERVICE_HOST=args.host, ENRICHMENT_SERVICE_PORT=args.port
     )
     try:
         config = EnrichmentConfig.from_settings(settings)
@@ -94,16 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, *NO_DATABASE_ERRORS) as error:
         print(f"Cannot start: {one_line(error)}", file=sys.stderr)
         return 2
-    host = args.host or config.service_host
-    port = config.service_port if args.port is None else args.port
     try:
         limiters = shared_limiters(config, url)
     except redis.RedisError as error:
-        print(f"Cannot start: Redis at REDIS_URL: {error}", file=sys.stderr)
+        print(
+            f"Cannot start: Redis at REDIS_URL: {redis_error(error, config.redis_url or '')}",
+            file=sys.stderr,
+        )
         return 2
     cache = ResponseCache(url, max_connections=config.concurrency)
     enricher = Enricher.from_config(config, cache, limiters)
-    service = EnrichmentService((host, port), Backfill(url, config, enricher))
+    address = (config.service_host, config.service_port)
+    try:
+        service = EnrichmentService(address, Backfill(url, config, enricher))
+    except OSError as error:  # the port is in use, or the host is not an address of this machine
+        print(f"Cannot start: cannot listen on {address[0]}:{address[1]}: {error}", file=sys.stderr)
+        cache.close()
+        for limiter in limiters.values():
+            limiter.close()
+        return 2
     logger.info(
         "Enrichment service on %s (database %s; sources %s; rate limits shared in %s)",
         service.url,
@@ -114,15 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.every is not None:
         logger.info("A batch of %d tracks every %g s", args.max_tracks, args.every)
         service.start_schedule(args.every, args.max_tracks)
-    # SIGTERM (systemd, docker stop) ends like Ctrl-C. A batch cut short loses only its lookups
-    # in flight: each track is committed on its own, and its claims expire with their lease.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # A batch cut short by Ctrl-C or SIGTERM loses only its lookups in flight: each track is
+    # committed on its own, and its claims expire with their lease.
     try:
-        service.serve_forever()
-    except KeyboardInterrupt:
-        logger.info("Stopping")
+        serve_until_stopped(service, logger)
     finally:
-        service.server_close()
         cache.close()
         for limiter in limiters.values():
             limiter.close()
@@ -149,10 +141,6 @@ def track_count(text: str) -> int:
             f"must be an integer between 1 and {MAX_TRACKS_LIMIT}, got {text[:50]!r}"
         )
     return int(text)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

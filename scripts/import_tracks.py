@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # `kill` ends the import like Ctrl-C: reading stops, handed-over batches commit, summary shown.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT is installed too: Python leaves it ignored when the import was started with it ignored
+    # (`import_tracks.py ... &` in a script, a test run in the background), and then Ctrl-C or
+    # `kill -INT` would be lost and the import would run on to exit 0 (as `scrapy crawl` does not).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
 
     url = None
     try:

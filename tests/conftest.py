@@ -15,10 +15,9 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 import pytest
-from psycopg2 import sql
 
-from scrapers.db import migrations
 from scrapers.db.connection import connect, resolve_database_url
+from tests.databases import TestDatabases, database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (CI, the main checkout) or beside a folder of worktrees.
@@ -33,6 +32,11 @@ SHARED_SAMPLES = next(
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 MakeDatabase = Callable[..., str]
+# A condition on pg_locks for this database's locks: the view lists the whole server's, and other
+# tests' databases, copies of one template, have the same table OIDs and take the same locks.
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+# Sessions dropping the test databases at the end: few, the server is shared.
+CONCURRENT_DROPS = 8
 
 # `python scripts/NAME.py` run by the tests imports `scrapers` from this checkout even when the
 # project is not pip-installed in the environment (`pip install -r requirements.txt` installs it).
@@ -44,9 +48,14 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 pytest_plugins = ["tests.fakes.fixtures"]
 
 
-def database_url(server_url: str, name: str) -> str:
-    """The same server as ``server_url``, database ``name``."""
-    return psycopg2.extensions.make_dsn(server_url, dbname=name)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run first, the rest in their usual order.
+
+    The suite runs on parallel workers (pytest-xdist, ``-n`` in pyproject.toml), which are handed
+    tests in this order: the long tests then start at once on different workers, and the short ones
+    fill the gaps, instead of one worker running a minute of them while the others wait at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
@@ -56,47 +65,30 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def make_database(server_url: str) -> Iterator[MakeDatabase]:
+def session_databases(server_url: str) -> Iterator[TestDatabases]:
+    """This session's databases (``tests/databases.py``), all dropped at its end."""
+    databases = TestDatabases(server_url)
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(scope="session")
+def make_database(session_databases: TestDatabases) -> MakeDatabase:
     """Factory: ``make_database(upto=None)`` creates a fresh database and returns its URL.
 
     ``upto=None`` applies every migration, ``upto="001_initial_schema"`` stops there and
-    ``upto=""`` leaves the database empty. All are dropped at the end of the session.
+    ``upto=""`` leaves the database empty. They last until the end of the session, so that
+    fixtures of any scope may use them.
     """
-    created: list[str] = []
-    templates: dict[str | None, str] = {}
-
-    def create(template: str | None = None) -> str:
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        with closing(connect(server_url, autocommit=True)) as admin, admin.cursor() as cursor:
-            cursor.execute(statement)
-        created.append(name)
-        return name
-
-    def factory(upto: str | None = None) -> str:
-        if upto == "":
-            return database_url(server_url, create())
-        if upto not in templates:
-            template = create()
-            migrations.upgrade(database_url(server_url, template), target=upto)
-            templates[upto] = template
-        return database_url(server_url, create(templates[upto]))
-
-    yield factory
-
-    with closing(connect(server_url, autocommit=True)) as admin, admin.cursor() as cursor:
-        for name in created:
-            cursor.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    return session_databases.create
 
 
 @pytest.fixture
-def db_url(make_database: MakeDatabase) -> str:
-    """A fresh database with every migration applied."""
-    return make_database()
+def db_url(session_databases: TestDatabases) -> Iterator[str]:
+    """A fresh database with every migration applied, dropped (in the background) after the test."""
+    url = session_databases.create()
+    yield url
+    session_databases.drop_soon(url)
 
 
 @pytest.fixture

@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scrapers.db import migrations
+from scrapers.db.connection import connect
+from scrapers.db.embedded import EmbeddedPostgres
+from tests.serving import serving
+from tests.sitegen import make_tracklists, tracklist_page
 from tests.test_database_pipeline import query, spooled_lines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,10 +91,45 @@ class EndlessSite:
 @pytest.fixture
 def endless_site() -> Iterator[EndlessSite]:
     site = EndlessSite()
-    threading.Thread(target=site.server.serve_forever, daemon=True).start()
-    yield site
-    site.server.shutdown()
-    site.server.server_close()
+    with serving(site.server):
+        yield site
+
+
+def sigterm_after(
+    command: list[str], database_url: str, before: Callable[[], None]
+) -> tuple[float, bool, str, int | None]:
+    """Run the crawl ``command``; after ``before()`` returns, SIGTERM it, and ``kill -9`` it
+    ``KILL_AFTER`` seconds later if it is still running. Returns the seconds it took to exit
+    after SIGTERM, whether it had to be killed, its log, and its exit status."""
+    crawl = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log_lines: list[str] = []
+    reader = threading.Thread(target=lambda: log_lines.extend(crawl.stderr), daemon=True)
+    reader.start()
+    killed = False
+    try:
+        before()
+        assert crawl.poll() is None, "".join(log_lines)[-3000:]
+        crawl.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        try:
+            crawl.wait(timeout=KILL_AFTER)
+        except subprocess.TimeoutExpired:
+            crawl.kill()
+            killed = True
+            crawl.wait()
+        exited_after = time.monotonic() - signalled
+    finally:
+        if crawl.poll() is None:
+            crawl.kill()
+    reader.join(timeout=10)
+    return exited_after, killed, "".join(log_lines), crawl.returncode
 
 
 def stat(log: str, name: str) -> int:
@@ -95,6 +138,7 @@ def stat(log: str, name: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow
 def test_sigterm_in_a_long_outage_spools_every_item_within_seconds(
     endless_site: EndlessSite, tmp_path: Path, db_url: str
 ) -> None:
@@ -112,40 +156,14 @@ def test_sigterm_in_a_long_outage_spools_every_item_within_seconds(
     command = [sys.executable, "-m", "scrapy", "crawl", "1001tracklists", "-a", "dj=outage"]
     for name, value in settings.items():
         command += ["-s", f"{name}={value}"]
-    crawl = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env={**os.environ, "DATABASE_URL": UNREACHABLE, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    exited_after, killed, log, returncode = sigterm_after(
+        command, UNREACHABLE, lambda: time.sleep(15)
     )
-    log_lines: list[str] = []
-    reader = threading.Thread(target=lambda: log_lines.extend(crawl.stderr), daemon=True)
-    reader.start()
-    killed = False
-    try:
-        time.sleep(15)
-        assert crawl.poll() is None, "".join(log_lines)[-3000:]
-        crawl.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        try:
-            crawl.wait(timeout=KILL_AFTER)
-        except subprocess.TimeoutExpired:
-            crawl.kill()
-            killed = True
-            crawl.wait()
-        exited_after = time.monotonic() - signalled
-    finally:
-        if crawl.poll() is None:
-            crawl.kill()
-    reader.join(timeout=10)
-    log = "".join(log_lines)
 
     spooled = spooled_lines(spool_dir)
     assert not killed, f"still running {KILL_AFTER} s after SIGTERM: {log[-3000:]}"
     assert exited_after < 6, log[-3000:]
-    assert crawl.returncode == 1, log[-3000:]
+    assert returncode == 1, log[-3000:]
     # The pipeline never held more than two batches, however long the outage.
     assert stat(log, "database/items_held_max") <= 2 * BATCH_SIZE
     # Every item the spider yielded went through the pipeline and is in the spool.
@@ -164,3 +182,76 @@ def test_sigterm_in_a_long_outage_spools_every_item_within_seconds(
     assert replay.returncode == 0, replay.stderr[-3000:]
     assert query(db_url, "SELECT count(*) FROM setlists") == [(pages,)]
     assert query(db_url, "SELECT count(*) FROM setlist_tracks") == [(rows,)]
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL cluster of this test's own, which it may crash: never the shared server.
+    Its folder is under /tmp, which the server's own user (when run as root) can enter."""
+    state = Path(tempfile.mkdtemp(prefix="outage-pg-", dir="/tmp"))
+    server = EmbeddedPostgres(state)
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_sigterm_while_the_writer_retries_with_default_settings_ends_within_seconds(
+    private_postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """The issue's command shape: 40 ``file://`` pages, a batch of 20 or one a second, the
+    database crashed (``pg_ctl -m immediate stop``) 6 s in, SIGTERM 15 s later, and the
+    default DATABASE_RETRY_* settings: the writer is still retrying when SIGTERM comes."""
+    running = private_postgres.ensure_running()
+    admin = running.url("postgres")
+    with closing(connect(admin, autocommit=True)) as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE DATABASE catalogue")
+    migrations.upgrade(running.url("catalogue"))
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    urls = []
+    for tracklist in make_tracklists(40):
+        page = pages / f"{tracklist.source_id}.html"
+        page.write_bytes(tracklist_page(tracklist))
+        urls.append(page.as_uri())
+    spool_dir = tmp_path / "spool"
+    command = [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
+               "-a", "start_urls=" + ",".join(urls),
+               "-s", "DOWNLOAD_DELAY=0.5", "-s", "AUTOTHROTTLE_ENABLED=False",
+               "-s", "DATABASE_BATCH_SIZE=20", "-s", "DATABASE_BATCH_MAX_LATENCY=1",
+               "-s", f"DATABASE_SPOOL_DIR={spool_dir}",
+               "-s", "PROMETHEUS_ENABLED=False"]  # fmt: skip
+
+    def crash_the_database_then_wait() -> None:
+        time.sleep(6)
+        private_postgres.stop("immediate")
+        time.sleep(15)
+
+    exited_after, _, log, returncode = sigterm_after(
+        command, running.url("catalogue"), crash_the_database_then_wait
+    )
+    print(f"exited {exited_after:.1f} s after SIGTERM")
+    assert exited_after < 5, f"{exited_after:.1f} s after SIGTERM: {log[-3000:]}"
+    assert returncode == 1, log[-3000:]
+
+    # Every item scraped is in the catalogue or the spool.
+    catalogue = private_postgres.ensure_running().url("catalogue")
+    stored_setlists = query(
+        catalogue, "SELECT source_id FROM setlists WHERE checked_at IS NOT NULL"
+    )
+    stored_rows = query(catalogue, "SELECT count(*) FROM setlist_tracks")[0][0]
+    spooled = spooled_lines(spool_dir)
+    spooled_setlists = {item["source_id"] for item in spooled if "setlist_source_id" not in item}
+    spooled_rows = {
+        (item["setlist_source_id"], item["row_index"])
+        for item in spooled
+        if "setlist_source_id" in item
+    }
+    assert spooled, "the crawl outlasted the database: something must have been spooled"
+    scraped = stat(log, "item_scraped_count")
+    setlists_seen = {source_id for (source_id,) in stored_setlists} | spooled_setlists
+    assert len(setlists_seen) == stat(log, "tracklist/pages")
+    assert stored_rows + len(spooled_rows) >= stat(log, "tracklist/rows")
+    assert len(stored_setlists) + stored_rows + len(spooled) >= scraped
+    assert stat(log, "database/items_spooled") == len(spooled)

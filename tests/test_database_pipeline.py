@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
@@ -19,7 +18,9 @@ from scrapy.utils.test import get_crawler
 from scrapers.db.connection import connect
 from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
 from scrapers.extensions.metrics_server import MetricsServer
-from scrapers.pipelines.database_pipeline import SPOOLED_STAT, DatabasePipeline
+from scrapers.pipelines.database_pipeline import DatabasePipeline
+from scrapers.pipelines.outage import SPOOLED_STAT
+from tests.serving import serving
 
 PLAN_FIRST = {
     "track_name": "New Track",
@@ -151,7 +152,7 @@ def test_a_lock_wait_is_logged_at_once_then_every_ten_seconds(
     with caplog.at_level("WARNING", logger="scrapers.pipelines.database_pipeline"):
         for seconds in waits:
             pipeline._lock_wait(seconds, 1)
-    assert [r.args[0] for r in caplog.records] == logged
+    assert [r.args[1] for r in caplog.records] == logged
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -215,12 +216,8 @@ class _Pushgateway(BaseHTTPRequestHandler):
 @pytest.fixture
 def pushgateway() -> Iterator[tuple[str, list]]:
     _Pushgateway.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pushgateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", _Pushgateway.received
-    server.shutdown()
-    server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _Pushgateway)) as server:
+        yield f"http://127.0.0.1:{server.server_port}", _Pushgateway.received
 
 
 def test_metrics_are_pushed_to_the_pushgateway_at_the_end(db_url, monkeypatch, pushgateway):

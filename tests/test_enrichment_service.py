@@ -28,6 +28,7 @@ from scrapers.enrichment.enricher import Enricher
 from scrapers.enrichment.service import EnrichmentService
 from tests.conftest import REPO_ROOT
 from tests.fakes.fixtures import Fakes
+from tests.serving import serving
 
 PLAN_BODY = b'{"force_refresh": false, "max_tracks": 10}'
 
@@ -38,13 +39,10 @@ def running_service(db_url: str, config: EnrichmentConfig) -> Iterator[Enrichmen
     service = EnrichmentService(
         ("127.0.0.1", 0), Backfill(db_url, config, Enricher.from_config(config, cache))
     )
-    thread = threading.Thread(target=service.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield service
+        with serving(service):
+            yield service
     finally:
-        service.shutdown()
-        service.server_close()
         cache.close()
 
 
@@ -284,14 +282,9 @@ def test_health_reports_a_lost_database(fakes: Fakes, db_url: str) -> None:
     service = EnrichmentService(
         ("127.0.0.1", 0), Backfill(broken, config, Enricher.from_config(config, None))
     )
-    thread = threading.Thread(target=service.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(service):
         status, health = request(f"{service.url}/health", method="GET")
         batch_status, batch = request(f"{service.url}/enrich/batch", PLAN_BODY)
-    finally:
-        service.shutdown()
-        service.server_close()
     assert status == 503 and health["database"].startswith("unavailable")
     assert (batch_status, batch["error"]) == (503, "database unavailable")
 

@@ -32,6 +32,7 @@ from scrapers.enrichment.service import EnrichmentService
 from tests.conftest import REPO_ROOT
 from tests.fakes.fixtures import SPOTIFY_ID, SPOTIFY_SECRET, Fakes, recording
 from tests.fakes.sources import FakeDeezer, FakeMusicBrainz, FakeSpotify
+from tests.serving import serving
 from tests.test_enrichment_service import (
     PLAN_BODY,
     request,
@@ -86,6 +87,7 @@ def most_in_window(times: list[float], window: float) -> int:
     return most
 
 
+@pytest.mark.slow
 def test_three_workers_share_the_rate_limit_in_postgresql(
     many_tracks: Fakes, db_url: str, db, tmp_path: Path
 ) -> None:
@@ -93,6 +95,7 @@ def test_three_workers_share_the_rate_limit_in_postgresql(
     assert held == ["deezer", "musicbrainz"]
 
 
+@pytest.mark.slow
 def test_three_workers_share_the_rate_limit_in_redis(
     many_tracks: Fakes, db_url: str, db, tmp_path: Path, redis_store: tuple[str, str]
 ) -> None:
@@ -196,6 +199,7 @@ def test_shared_limiters_space_and_hold_every_worker(
         second.close()
 
 
+@pytest.mark.slow
 def test_a_killed_workers_claims_come_free_after_the_lease(
     fakes: Fakes, db_url: str, db, tmp_path: Path
 ) -> None:
@@ -377,11 +381,7 @@ def test_a_lost_database_leaves_the_metrics_answering(fakes: Fakes) -> None:
     service = EnrichmentService(
         ("127.0.0.1", 0), Backfill(broken, config, Enricher.from_config(config, None))
     )
-    threading.Thread(target=service.serve_forever, daemon=True).start()
-    try:
+    with serving(service):
         status, exposition = request(f"{service.url}/metrics", method="GET")
-    finally:
-        service.shutdown()
-        service.server_close()
     assert status == 200 and "enrichment_requests_total" in exposition
     assert "catalogue_tracks " not in exposition

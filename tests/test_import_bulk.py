@@ -17,6 +17,7 @@ from scrapers.db.bulk import CHILD_TABLES
 from scrapers.db.connection import connect
 from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
 from scrapers.db.writer import BatchWriter, DatabaseUnavailable
+from tests.conftest import THIS_DATABASE
 from tests.test_import import (
     FIXTURES,
     assert_no_duplicate_tracks,
@@ -37,14 +38,17 @@ def foreign_keys(url: str) -> list[tuple]:
     )
 
 
+# The sessions holding the catalogue's tables as a bulk load does, until it commits.
+TABLES_HELD = (
+    "SELECT pid FROM pg_locks WHERE relation = 'tracks'::regclass AND granted"
+    f" AND mode = 'AccessExclusiveLock' AND {THIS_DATABASE}"
+)
+
+
 def bulk_backend(url: str, deadline: float) -> int:
     """The backend of the bulk load that holds the catalogue's tables, once it does."""
     while time.monotonic() < deadline:
-        rows = query(
-            url,
-            "SELECT pid FROM pg_locks WHERE relation = 'tracks'::regclass AND granted"
-            " AND mode = 'AccessExclusiveLock'",
-        )
+        rows = query(url, TABLES_HELD)
         if rows:
             return rows[0][0]
         time.sleep(0.02)
@@ -158,21 +162,24 @@ def test_a_bad_item_in_a_bulk_load_is_rejected_alone(db_url: str, tmp_path: Path
 def test_other_writers_wait_for_a_bulk_load(db_url: str, tmp_path: Path) -> None:
     catalogue = generate(tmp_path / "big.csv", 20_000)
     process = start_import(db_url, catalogue, "--bulk", "--batch-size", "1000")
-    bulk_backend(db_url, time.monotonic() + 60)
-    finished_at: list[float] = []
+    backend = bulk_backend(db_url, time.monotonic() + 60)
+    # Whether the bulk load still held the tables when the other writer's write returned: it
+    # must not (the other writer waits for its commit); the load takes seconds, so a writer
+    # that did not wait would see it holding them.
+    loading_when_written: list[bool] = []
 
     def write() -> None:
         with BatchWriter(db_url, origin="test:other") as writer:
             writer.write([{"artist": "Other", "title": "Writer"}])
-        finished_at.append(time.monotonic())
+        loading_when_written.append((backend,) in query(db_url, TABLES_HELD))
 
     other = threading.Thread(target=write)
     other.start()
+    assert (backend,) in query(db_url, TABLES_HELD), "the load ended before the writer started"
     process.communicate(timeout=600)
-    ended_at = time.monotonic()
     other.join(timeout=60)
     assert process.returncode == 0
-    assert finished_at and finished_at[0] >= ended_at - 1.0
+    assert loading_when_written == [False]
     assert query(db_url, "SELECT count(*) FROM tracks WHERE title = 'Writer'") == [(1,)]
 
 
@@ -221,7 +228,9 @@ def test_an_import_that_waits_for_locks_says_so(
     assert query(db_url, "SELECT count(*) FROM tracks") == [(1,)]
 
 
-def test_a_writer_waiting_for_locks_reports_and_gives_up_on_request(db_url: str) -> None:
+def test_a_writer_waiting_for_locks_reports_and_gives_up_on_request(
+    make_database, db_url: str
+) -> None:
     waits: list[tuple[float, int]] = []
     outcome: list[BaseException | None] = []
     writer = BatchWriter(db_url, origin="test", on_lock_wait=lambda s, h: waits.append((s, h)))
@@ -233,7 +242,14 @@ def test_a_writer_waiting_for_locks_reports_and_gives_up_on_request(db_url: str)
         except DatabaseUnavailable as error:
             outcome.append(error)
 
-    with closing(connect(db_url)) as holder, holder.cursor() as cursor:
+    with (
+        closing(connect(make_database())) as elsewhere,
+        elsewhere.cursor() as other_catalogue,
+        closing(connect(db_url)) as holder,
+        holder.cursor() as cursor,
+    ):
+        # Another catalogue on the same server, busy with its own bulk load: not a holder.
+        hold_the_catalogue_like_a_bulk_load(other_catalogue)
         hold_the_catalogue_like_a_bulk_load(cursor)
         thread = threading.Thread(target=write)
         thread.start()
@@ -254,10 +270,7 @@ def test_a_writer_waiting_for_locks_reports_and_gives_up_on_request(db_url: str)
 def wait_until_a_session_waits(db_url: str, process: subprocess.Popen[str]) -> None:
     """Until a session of this database waits for a lock (a loaded machine may take seconds
     just to start the process)."""
-    waiting = (
-        "SELECT count(*) FROM pg_locks WHERE NOT granted"
-        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    )
+    waiting = f"SELECT count(*) FROM pg_locks WHERE NOT granted AND {THIS_DATABASE}"
     deadline = time.monotonic() + 60
     while not query(db_url, waiting)[0][0]:
         assert process.poll() is None, "the process did not wait"

@@ -460,6 +460,7 @@ EVERY_TRACK_FIELD = {
     "mashup_parent_row": None,
     "is_mashup": False,
     "cue_seconds": 600,
+    "fetched_at": "2026-05-01T12:00:00+00:00",
     "artist": "Artist",
     "title": "Song (Extended Mix)",
     "artists": [{"name": "Artist", "role": "primary"}],

@@ -15,13 +15,16 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from scrapers.crawl.refresh import RefreshPolicy, StoredSetlist
+from scrapers.db.connection import connect
 from tests.sitegen import GeneratedSite, Row, make_tracklists
+from tests.test_import_bulk import hold_the_catalogue_like_a_bulk_load, wait_until_a_session_waits
 
 REPO = Path(__file__).resolve().parents[1]
 TRACKLISTS = 200
@@ -101,6 +104,7 @@ def setlist_state(db: Any) -> dict[str, tuple[Any, ...]]:
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
+@pytest.mark.slow
 def test_a_second_crawl_fetches_only_due_tracklists_and_updates_only_changed_rows(
     site: GeneratedSite, db_url: str, db: Any, tmp_path: Path
 ) -> None:
@@ -174,6 +178,7 @@ def test_max_pages_counts_only_the_tracklists_a_crawl_fetches(
     assert len(second) == 20 and not set(second) & first
 
 
+@pytest.mark.slow
 def test_a_crawl_stopped_with_ctrl_c_resumes_from_its_jobdir(
     site: GeneratedSite, db_url: str, db: Any, tmp_path: Path
 ) -> None:
@@ -285,3 +290,26 @@ def test_a_crawl_on_a_schema_older_than_the_code_stops_and_exits_1(
     )  # fmt: skip
     assert "'finish_reason': 'database_schema_outdated'" in done.stderr, done.stderr[-3000:]
     assert done.returncode == 1
+
+
+def test_a_lookup_behind_a_bulk_import_says_it_waits(db_url: str, tmp_path: Path) -> None:
+    """The known-tracklist lookup of a listing page waits on a bulk import's locks like a write
+    does, and says so (a WARNING at once) instead of sitting silent."""
+    small = GeneratedSite(make_tracklists(3)).start()
+    try:
+        with closing(connect(db_url)) as holder, holder.cursor() as cursor:
+            hold_the_catalogue_like_a_bulk_load(cursor)
+            cursor.execute("LOCK TABLE setlists, setlist_tracks IN ACCESS EXCLUSIVE MODE")
+            process = start_crawl(db_url, crawl_settings(tmp_path), {"start_urls": small.start_url})
+            wait_until_a_session_waits(db_url, process)
+            time.sleep(2.5)  # two of its one-second tries
+            assert process.poll() is None, "the crawl did not wait"
+            holder.rollback()
+        _, log = finish(process)
+    finally:
+        small.stop()
+    assert (
+        "The lookup of known tracklists waiting 1s for the catalogue's locks:"
+        " 1 other session(s) hold them (an import with --bulk holds them until it commits)"
+    ) in log
+    assert len(small.tracklist_fetches()) == 3

@@ -20,6 +20,7 @@ from psycopg2 import sql
 from scrapers.db import migrations
 from scrapers.db.connection import connect
 from scrapers.identity import normalize_isrc
+from tests.conftest import THIS_DATABASE
 
 MIGRATION = "002_add_isrc_unique_constraints"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -374,7 +375,7 @@ def wait_for_lock(cursor: psycopg2.extensions.cursor, mode: str, *, granted: boo
     for _ in range(200):
         cursor.execute(
             "SELECT count(*) FROM pg_locks WHERE relation = 'tracks'::regclass "
-            "AND mode = %s AND granted = %s",
+            f"AND mode = %s AND granted = %s AND {THIS_DATABASE}",
             (mode, granted),
         )
         found = cursor.fetchone()[0]

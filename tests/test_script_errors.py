@@ -140,3 +140,27 @@ def test_verify_with_malformed_url_names_the_problem() -> None:
     assert result.returncode == 2
     assert "None" not in result.stderr
     assert result.stderr.startswith("error: cannot check the database: DATABASE_URL is not")
+
+
+@pytest.mark.parametrize("port", ["70000", "-5", "eighty"])
+def test_an_invalid_service_port_is_exit_2_with_one_line(db_url: str, port: str) -> None:
+    """``--port`` is checked as ``ENRICHMENT_SERVICE_PORT`` is: one line, exit 2."""
+    done = run(["scripts/enrichment_service.py", "--port", port], db_url)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "Cannot start: ENRICHMENT_SERVICE_PORT must be a whole number of at least 0 and at most"
+        f" 65535, got {port!r}"
+    ]
+
+
+def test_a_service_port_in_use_is_exit_2_with_one_line(db_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run(["scripts/enrichment_service.py", "--port", str(port)], db_url)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Cannot start: cannot listen on 127.0.0.1:{port}: "), last

@@ -9,6 +9,7 @@ fixtures under ``tests/fixtures/1001tracklists`` always run.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import re
@@ -27,7 +28,7 @@ from scrapers.items import SetlistItem, TrackItem
 from scrapers.spiders.blocking import BlockedPageMiddleware
 from scrapers.spiders.budget import ListingBudgetMiddleware
 from scrapers.spiders.parsing import MAX_ROWS
-from scrapers.spiders.tracklists_1001 import SEARCH_URL, SITE, TracklistsSpider
+from scrapers.spiders.tracklists_1001 import SEARCH_URL, SITE, TracklistsSpider, fetch_time
 from tests.conftest import SHARED_SAMPLES
 
 SAMPLES = SHARED_SAMPLES
@@ -266,6 +267,11 @@ def test_demo_fixture_rows(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         output = crawl_page(spider, response_for(DEMO.read_bytes(), DEMO.as_uri()))
     setlists, tracks, _ = split_items(output)
+    # The page's fetch time, on the setlist and every row: now, in UTC.
+    fetched_at = dt.datetime.fromisoformat(setlists[0].pop("fetched_at"))
+    assert fetched_at.utcoffset() == dt.timedelta(0)
+    assert abs(dt.datetime.now(dt.UTC) - fetched_at) < dt.timedelta(minutes=5)
+    assert {track.pop("fetched_at") for track in tracks} == {fetched_at.isoformat()}
     assert dict(setlists[0]) == {
         "source": "1001tracklists",
         "source_id": "9demo01x",
@@ -570,3 +576,16 @@ def test_check_arguments_refuses_what_the_spider_would(
     with pytest.raises(ValueError, match=re.escape(message)):
         TracklistsSpider.check_arguments(arguments)
     TracklistsSpider.check_arguments({"max_pages": "2", "search": "Nova Harbor", "other": "x"})
+
+
+def test_a_page_replayed_from_the_http_cache_keeps_the_time_the_site_answered_it() -> None:
+    """A cached page is as old as the site's answer: replaying it must never count as a newer
+    fetch than a later crawl's (the newest fetch of a set wins in the catalogue)."""
+    url = "https://www.1001tracklists.com/tracklist/9demo01x/x.html"
+    dated = {"Date": "Sun, 01 Nov 2026 10:00:00 GMT"}
+    cached = HtmlResponse(url=url, body=b"", headers=dated, flags=["cached"])
+    assert fetch_time(cached) == "2026-11-01T10:00:00+00:00"
+    fresh = dt.datetime.fromisoformat(fetch_time(HtmlResponse(url=url, body=b"", headers=dated)))
+    assert abs(dt.datetime.now(dt.UTC) - fresh) < dt.timedelta(minutes=5)
+    undated = HtmlResponse(url=url, body=b"", flags=["cached"])
+    assert dt.datetime.fromisoformat(fetch_time(undated)).utcoffset() == dt.timedelta(0)

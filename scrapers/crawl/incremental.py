@@ -32,6 +32,7 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapers import metrics
 from scrapers.crawl.refresh import KnownSetlists, RefreshOutcome, RefreshPolicy, content_hash
 from scrapers.db.connection import resolve_database_url
+from scrapers.db.locks import LockWaitLog
 from scrapers.db.records import is_setlist
 from scrapers.items import SetlistItem
 from scrapers.spiders.parsing import SOURCE, tracklist_id_from_url
@@ -122,7 +123,8 @@ class IncrementalCrawlMiddleware:
             self.crawler.stats.inc_value("tracklists/refresh_unchanged")
             # Only "checked now": the stored rows are the page's rows already.
             return [SetlistItem(source=adapter["source"], source_id=adapter["source_id"],
-                                content_hash=digest)]  # fmt: skip
+                                content_hash=digest,
+                                fetched_at=adapter.get("fetched_at"))]  # fmt: skip
         if STORED_HASH_META in response.meta:
             metrics.CRAWL_TRACKLISTS_REFRESHED.labels(RefreshOutcome.CHANGED).inc()
             self.crawler.stats.inc_value("tracklists/refresh_changed")
@@ -134,7 +136,7 @@ class IncrementalCrawlMiddleware:
             url = await loop.run_in_executor(
                 self._executor, resolve_database_url, self.crawler.settings
             )
-            self._known = KnownSetlists(url)
+            self._known = KnownSetlists(url, LockWaitLog(logger, "The lookup of known tracklists"))
         try:
             return await loop.run_in_executor(
                 self._executor, self._known.lookup, SOURCE, source_ids

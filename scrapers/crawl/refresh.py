@@ -32,6 +32,7 @@ import psycopg2.extensions
 
 from scrapers import metrics
 from scrapers.db.connection import connect, redacted
+from scrapers.db.locks import OnLockWait, wait_for_locks
 from scrapers.settings_check import InvalidSetting, number
 
 logger = logging.getLogger(__name__)
@@ -143,23 +144,37 @@ def refresh_mode(value: str | None) -> str | None:
 def content_hash(setlist: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> str:
     """A digest of a page as parsed: equal digests mean nothing to write."""
     digest = hashlib.sha256()
-    ignored = ("content_hash", "row_count")
-    fields = {key: value for key, value in setlist.items() if key not in ignored}
-    for part in (fields, *rows):
-        digest.update(json.dumps(dict(part), sort_keys=True, default=str).encode())
+    # Not the page's content: what the crawl adds (its digest and size, when it was fetched).
+    ignored = ("content_hash", "row_count", "fetched_at")
+    for part in (setlist, *rows):
+        fields = {key: value for key, value in part.items() if key not in ignored}
+        digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+# The stored, wholly read setlists among some source ids, with the database's time.
+_KNOWN_SETLISTS = """
+    SELECT n.now, s.source_id, s.content_hash, s.checked_at, s.set_date, s.created_at,
+           EXISTS (SELECT 1 FROM setlist_tracks t
+                   WHERE t.setlist_id = s.id AND (t.is_unknown OR t.is_partial_id))
+    FROM (SELECT now()) AS n (now)
+    LEFT JOIN setlists s ON s.source = %s AND s.source_id = ANY(%s) AND s.checked_at IS NOT NULL
+"""
 
 
 class KnownSetlists:
     """Looks up which tracklists the catalogue holds, one query per listing page.
 
     psycopg2 blocks: call ``lookup`` from a worker thread, never the reactor's. A lost database
-    makes the lookup answer "none known" after logging it: fetching a page again is safe.
+    makes the lookup answer "none known" after logging it: fetching a page again is safe. A
+    lookup behind a bulk import's locks waits for them, telling ``on_lock_wait`` each second
+    (``locks.wait_for_locks``).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, on_lock_wait: OnLockWait | None = None) -> None:
         self.url = url
+        self.on_lock_wait = on_lock_wait
         self._connection: psycopg2.extensions.connection | None = None
         self._lock = threading.Lock()
 
@@ -185,18 +200,8 @@ class KnownSetlists:
         if self._connection is None or self._connection.closed:
             self._connection = connect(self.url, autocommit=True)
         with self._connection.cursor() as cursor:
-            cursor.execute(
-                """
-                SELECT n.now, s.source_id, s.content_hash, s.checked_at, s.set_date,
-                       s.created_at,
-                       EXISTS (SELECT 1 FROM setlist_tracks t
-                               WHERE t.setlist_id = s.id AND (t.is_unknown OR t.is_partial_id))
-                FROM (SELECT now()) AS n (now)
-                LEFT JOIN setlists s ON s.source = %s AND s.source_id = ANY(%s)
-                                    AND s.checked_at IS NOT NULL
-                """,
-                (source, source_ids),
-            )
+            query = (_KNOWN_SETLISTS, (source, source_ids))
+            wait_for_locks(cursor, lambda reading: reading.execute(*query), self.on_lock_wait)
             rows = cursor.fetchall()
         now = rows[0][0]
         found = {row[1]: StoredSetlist(*row[1:]) for row in rows if row[1] is not None}

@@ -3,6 +3,7 @@ the metrics of what was committed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -45,9 +46,12 @@ class BatchResult:
     tier_outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     conflicts: int = 0
     invalid_identifiers: int = 0
+    # Sets not written because the catalogue holds a newer fetch of them (their tracks were).
+    outdated_setlists: int = 0
 
     def add(self, other: BatchResult) -> None:
-        for name in ("items", "inserted", "updated", "setlists", "setlist_rows", "conflicts"):
+        for name in ("items", "inserted", "updated", "setlists", "setlist_rows", "conflicts",
+                     "outdated_setlists"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.invalid_identifiers += other.invalid_identifiers
         self.rejected.update(other.rejected)
@@ -67,6 +71,10 @@ class Applied:
 
     isrc_upserts: list[str] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    # Sets left as stored: (set, the batch's fetch time, the stored one).
+    outdated: list[tuple[tuple[str, str], dt.datetime | None, dt.datetime]] = field(
+        default_factory=list
+    )
 
 
 def apply(
@@ -90,6 +98,17 @@ def apply(
     resolution = Resolution()
     statements.fetch_candidates(cursor, tracks, resolution)
 
+    # A set stored from a newer fetch keeps its fields and rows; the batch's tracks are stored.
+    outdated = setlist_statements.outdated_sets(
+        cursor,
+        setlist_statements.fetch_times(
+            setlists, (r.placement for r in rows if r.placement is not None)
+        ),
+    )
+    applied.outdated = [(key, *times) for key, times in sorted(outdated.items())]
+    result.outdated_setlists = len(outdated)
+    setlists = [s for s in setlists if s.key not in outdated]
+
     placements: dict[tuple[tuple[str, str], int], tuple[Placement, str | None]] = {}
     digests: list[tuple[bytes, str]] = []
     for record in rows:
@@ -109,14 +128,16 @@ def apply(
                 applied.isrc_upserts.append(record.isrc)
             if record.row_digest is not None and record.placement is None:
                 digests.append((record.row_digest, track.id))
-        if record.placement is not None:
-            placements[(record.placement.setlist_key, record.placement.row_index)] = (
-                record.placement,
-                track_id,
-            )
+        placement = record.placement
+        if placement is not None and placement.setlist_key not in outdated:
+            slot = (placement.setlist_key, placement.row_index)
+            if _not_older(placement, placements.get(slot)):
+                placements[slot] = (placement, track_id)
 
     setlist_ids = setlist_statements.write_setlists(
-        cursor, setlists, {key for key, _ in placements}
+        cursor,
+        setlists,
+        setlist_statements.fetch_times([], (placement for placement, _ in placements.values())),
     )
     result.setlists = len(setlists)
     statements.write_tracks(cursor, resolution)
@@ -133,6 +154,14 @@ def apply(
         statements.insert_rejections(cursor, rejections, origin)
         result.rejected.update(r.code for r in rejections)
     return result, applied
+
+
+def _not_older(placement: Placement, held: tuple[Placement, str | None] | None) -> bool:
+    """Whether ``placement`` replaces the row ``held`` for its slot: the newest fetch wins, and
+    of one fetch the last row given."""
+    if held is None or held[0].fetched_at is None:
+        return True
+    return placement.fetched_at is not None and placement.fetched_at >= held[0].fetched_at
 
 
 def _lock_keys_for(setlists: Iterable[SetlistRecord], rows: Iterable[TrackRecord]) -> Iterator[str]:
@@ -164,9 +193,13 @@ class Uncounted:
     invalid: Counter[str] = field(default_factory=Counter)
     conflicts: list[Conflict] = field(default_factory=list)
     isrc_upserts: list[str] = field(default_factory=list)
+    outdated: list[tuple[tuple[str, str], dt.datetime | None, dt.datetime]] = field(
+        default_factory=list
+    )
 
     def add(self, result: BatchResult, batch: list[records.Record], applied: Applied) -> None:
         self.result.add(result)
+        self.outdated += applied.outdated
         for record in batch:
             if isinstance(record, TrackRecord):
                 self.invalid.update(record.invalid_identifiers)
@@ -190,5 +223,15 @@ class Uncounted:
         for name, count in self.invalid.items():
             metrics.INVALID_IDENTIFIERS.labels(name).inc(count)
         count_conflicts(self.conflicts)
+        metrics.SETLISTS_OUTDATED.inc(len(self.outdated))
+        for (source, source_id), fetched, stored in self.outdated:
+            logger.warning(
+                "Setlist %s/%s not written: its page was fetched %s, before the stored fetch (%s);"
+                " its tracks were stored, its rows and fields left as they are",
+                source,
+                source_id,
+                "at an unknown time" if fetched is None else f"at {fetched.isoformat()}",
+                stored.isoformat(),
+            )
         for isrc in self.isrc_upserts:
             logger.debug("Upserted track via ISRC: %s", isrc)

@@ -183,6 +183,27 @@ def date(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> dt.da
         return None
 
 
+def timestamp(fields: Mapping[str, Any], name: str) -> dt.datetime | None:
+    """A moment from ISO 8601 text that names its UTC offset; anything else is refused, since
+    an ambiguous time would decide wrongly which of two fetches of a page is the newer."""
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | dt.datetime):
+        raise Rejected(
+            RejectionCode.WRONG_TYPE, f"{name} must be an ISO 8601 time, got {type(value).__name__}"
+        )
+    try:
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value[:64])
+    except ValueError:
+        raise Rejected(
+            RejectionCode.WRONG_VALUE, f"{name} is not an ISO 8601 time: {value[:64]!r}"
+        ) from None
+    if moment.utcoffset() is None:
+        raise Rejected(RejectionCode.WRONG_VALUE, f"{name} has no UTC offset: {str(value)[:64]!r}")
+    return moment
+
+
 def uuid(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> str | None:
     """A UUID in its canonical text; else noted invalid."""
     value = fields.get(name)

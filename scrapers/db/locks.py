@@ -10,6 +10,7 @@ on each other. Keys are folded into a fixed number of buckets: PostgreSQL's lock
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -34,6 +35,9 @@ WRITTEN_TABLES = (
 )
 # How long one try waits for a lock before ``wait_for_locks`` says who is in the way.
 LOCK_POLL_SECONDS = 1.0
+
+# How often a long wait for locks is logged again (``LockWaitLog``).
+LOCK_WAIT_LOG_SECONDS = 10.0
 
 # Called while waiting for locks: seconds waited so far, other sessions holding the catalogue's
 # locks. It may raise to stop waiting (a writer that is shutting down).
@@ -123,11 +127,44 @@ def wait_for_locks(
             return result
 
 
+class LockWaitLog:
+    """An ``OnLockWait`` that logs a WARNING at once, then every ``LOCK_WAIT_LOG_SECONDS``: a
+    crawl behind a bulk import says what waits and why, instead of seeming to hang.
+
+    ``what`` names the waiting work ("Database writes", "The lookup of known tracklists").
+    """
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log = log
+        self.what = what
+        self._waited = float("inf")
+        self._logged = 0.0
+
+    def __call__(self, seconds: float, holders: int) -> None:
+        # A figure smaller than the one before is a new wait.
+        new_wait, self._waited = seconds < self._waited, seconds
+        if not new_wait and seconds < self._logged + LOCK_WAIT_LOG_SECONDS:
+            return
+        self._logged = seconds
+        self.log.warning(
+            "%s waiting %.0fs for the catalogue's locks: %d other session(s) hold them"
+            " (an import with --bulk holds them until it commits)",
+            self.what,
+            seconds,
+            holders,
+        )
+
+
 def _holders(cursor: psycopg2.extensions.cursor) -> int:
-    """Other sessions holding locks on the written tables or the writers' advisory buckets."""
+    """Other sessions holding locks on the written tables or the writers' advisory buckets.
+
+    Of this database only: ``pg_locks`` lists the whole server's, and another catalogue on it
+    (copied from this one, so with the same table OIDs) takes the same advisory keys.
+    """
     cursor.execute(
         "SELECT count(DISTINCT pid) FROM pg_locks"
         " WHERE granted AND pid <> pg_backend_pid()"
+        "   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         "   AND (relation = ANY(%s::regclass[]) OR (locktype = 'advisory' AND classid = %s))",
         (list(WRITTEN_TABLES), LOCK_CLASS),
     )

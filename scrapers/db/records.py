@@ -67,6 +67,8 @@ class SetlistRecord:
     # Set by the spider on a whole page (migration 007): its digest and its number of rows.
     content_hash: str | None = None
     row_count: int | None = None
+    # When its page was fetched (``SetlistItem.fetched_at``); None when the producer did not say.
+    fetched_at: dt.datetime | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -90,6 +92,7 @@ class Placement:
     site_track_id: str | None = None
     is_unknown: bool = False
     is_partial_id: bool = False
+    fetched_at: dt.datetime | None = None  # when the row's page was fetched
 
 
 @dataclass
@@ -201,6 +204,7 @@ def _setlist_record(item: dict[str, Any]) -> SetlistRecord:
         stated_track_count=fields.integer(item, "stated_track_count"),
         content_hash=fields.text(item, "content_hash", MAX_SHORT_CHARS),
         row_count=_row_count(item),
+        fetched_at=fields.timestamp(item, "fetched_at"),
     )
 
 
@@ -296,6 +300,7 @@ def _placement(item: dict[str, Any], artist: str | None, title: str | None) -> P
         site_track_id=fields.text(item, "site_track_id", MAX_SHORT_CHARS),
         is_unknown=fields.boolean(item, "is_unknown"),
         is_partial_id=fields.boolean(item, "is_partial_id"),
+        fetched_at=fields.timestamp(item, "fetched_at"),
     )
 
 

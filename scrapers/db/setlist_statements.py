@@ -1,8 +1,14 @@
-"""The SQL of a batch's setlists and their rows: upserts that write only what changed, and the
-removal of rows a refreshed page no longer shows."""
+"""The SQL of a batch's setlists and their rows: upserts that write only what changed, the
+removal of rows a refreshed page no longer shows, and which fetches are older than the stored one.
+
+Of two fetches of one set, the newest wins (``setlists.fetched_at``, migration 010): a setlist or
+row fetched before the stored set was is *outdated*, and never overwrites it, whoever writes it
+and in whatever order (a spool replayed after a newer crawl, two crawl workers).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
@@ -13,6 +19,9 @@ from psycopg2.extras import execute_values
 
 from scrapers import metrics
 from scrapers.db.records import Placement, SetlistRecord
+
+# Sorts before any fetch time: a record that does not say when it was fetched is the oldest.
+_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 ROW_COLUMNS = (
     "setlist_id",
@@ -45,8 +54,9 @@ for _change in RowChange:  # exported at 0 from the start, so rates see the seri
 
 
 def merged_setlists(setlists: Iterable[SetlistRecord]) -> list[SetlistRecord]:
+    """One record per set: the newest fetch's values, an older one's where it has none."""
     merged: dict[tuple[str, str], SetlistRecord] = {}
-    for setlist in setlists:
+    for setlist in sorted(setlists, key=lambda s: s.fetched_at or _NEVER):
         previous = merged.get(setlist.key)
         if previous is not None:
             for name, value in vars(setlist).items():
@@ -56,16 +66,57 @@ def merged_setlists(setlists: Iterable[SetlistRecord]) -> list[SetlistRecord]:
     return [merged[key] for key in sorted(merged)]
 
 
+def fetch_times(
+    setlists: Iterable[SetlistRecord], placements: Iterable[Placement]
+) -> dict[tuple[str, str], dt.datetime | None]:
+    """When the batch's fetch of each set named was made: the newest of its setlist's and rows'
+    (None when none of them says)."""
+    times: dict[tuple[str, str], dt.datetime | None] = {}
+    for key, moment in [(s.key, s.fetched_at) for s in setlists] + [
+        (p.setlist_key, p.fetched_at) for p in placements
+    ]:
+        known = times.get(key)
+        times[key] = moment if known is None or (moment is not None and moment > known) else known
+    return times
+
+
+def outdated_sets(
+    cursor: psycopg2.extensions.cursor, incoming: Mapping[tuple[str, str], dt.datetime | None]
+) -> dict[tuple[str, str], tuple[dt.datetime | None, dt.datetime]]:
+    """The sets whose stored fetch is newer than the batch's (with both times). A batch that
+    does not say when it fetched a set is older than any stored time. Read under the batch's
+    advisory locks (``lock_keys``), so two writers of one set compare in turn."""
+    if not incoming:
+        return {}
+    cursor.execute(
+        """
+        SELECT s.source, s.source_id, s.fetched_at
+        FROM setlists s JOIN unnest(%s::text[], %s::text[]) AS k (source, source_id)
+             USING (source, source_id)
+        WHERE s.fetched_at IS NOT NULL
+        """,
+        ([source for source, _ in incoming], [source_id for _, source_id in incoming]),
+    )
+    outdated = {}
+    for source, source_id, stored in cursor.fetchall():
+        moment = incoming[(source, source_id)]
+        if moment is None or moment < stored:
+            outdated[(source, source_id)] = (moment, stored)
+    return outdated
+
+
 def write_setlists(
     cursor: psycopg2.extensions.cursor,
     setlists: list[SetlistRecord],
-    referenced: set[tuple[str, str]],
+    referenced: Mapping[tuple[str, str], dt.datetime | None],
 ) -> dict[tuple[str, str], str]:
     """Upsert the batch's setlists (and a bare row for any setlist a track row names that was
-    never seen, so that no row is dropped); returns their ids.
+    never seen, so that no row is dropped, with its rows' fetch time); returns their ids.
 
-    A setlist with a content hash is a whole page read: it is marked checked now. Its other
-    columns, and ``updated_at``, change only when the page says something new.
+    A setlist with a content hash is a whole page read: it is marked checked when it was
+    fetched (now, if it does not say; never later than now). Its other columns, and
+    ``updated_at``, change only when the page says something new. None of them may be
+    outdated (``outdated_sets``).
     """
     rows = [
         (
@@ -80,13 +131,14 @@ def write_setlists(
             s.stated_track_count,
             s.content_hash,
             s.row_count,
+            s.fetched_at,
         )
         for s in setlists
     ]
     known = {s.key for s in setlists}
     rows += [
-        (*key, None, None, [], None, None, [], None, None, None)
-        for key in sorted(referenced - known)
+        (*key, None, None, [], None, None, [], None, None, None, referenced[key])
+        for key in sorted(referenced.keys() - known)
     ]
     if not rows:
         return {}
@@ -94,10 +146,15 @@ def write_setlists(
         cursor,
         """
         INSERT INTO setlists AS s (source, source_id, url, title, djs, event, set_date, genres,
-                                   stated_track_count, content_hash, row_count, checked_at)
-        SELECT v.*, CASE WHEN v.content_hash IS NULL THEN NULL ELSE now() END
+                                   stated_track_count, content_hash, row_count, fetched_at,
+                                   checked_at)
+        SELECT v.source, v.source_id, v.url, v.title, v.djs, v.event, v.set_date, v.genres,
+               v.stated_track_count, v.content_hash, v.row_count,
+               CASE WHEN v.fetched_at IS NOT NULL THEN least(v.fetched_at, now()) END,
+               CASE WHEN v.content_hash IS NULL THEN NULL
+                    ELSE least(coalesce(v.fetched_at, now()), now()) END
         FROM (VALUES %s) AS v (source, source_id, url, title, djs, event, set_date, genres,
-                               stated_track_count, content_hash, row_count)
+                               stated_track_count, content_hash, row_count, fetched_at)
         ON CONFLICT (source, source_id) DO UPDATE SET
             url = coalesce(EXCLUDED.url, s.url),
             title = coalesce(EXCLUDED.title, s.title),
@@ -109,7 +166,8 @@ def write_setlists(
             stated_track_count = coalesce(EXCLUDED.stated_track_count, s.stated_track_count),
             content_hash = coalesce(EXCLUDED.content_hash, s.content_hash),
             row_count = coalesce(EXCLUDED.row_count, s.row_count),
-            checked_at = coalesce(EXCLUDED.checked_at, s.checked_at),
+            fetched_at = greatest(EXCLUDED.fetched_at, s.fetched_at),
+            checked_at = greatest(EXCLUDED.checked_at, s.checked_at),
             updated_at = CASE
                 WHEN (coalesce(EXCLUDED.url, s.url), coalesce(EXCLUDED.title, s.title),
                       coalesce(EXCLUDED.event, s.event),
@@ -125,7 +183,7 @@ def write_setlists(
         """,
         rows,
         template="(%s, %s, %s, %s, %s::text[], %s, %s::date, %s::text[], %s::integer, %s,"
-        " %s::integer)",
+        " %s::integer, %s::timestamptz)",
         page_size=len(rows),
         fetch=True,
     )

@@ -18,8 +18,11 @@ out is ``blocking.BlockedPageMiddleware``'s, which this spider always enables.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import suppress
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -53,6 +56,8 @@ MAX_QUERY_LENGTH = 150  # the site's search box accepts no more
 _DJ_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 BLOCK_MIDDLEWARE = "scrapers.spiders.blocking.BlockedPageMiddleware"
 BLOCK_MIDDLEWARE_PRIORITY = 560  # before RetryMiddleware (550) sees a 429/503 block page
+PAGE_SIZE_MIDDLEWARE = "scrapers.spiders.page_size.PageSizeMiddleware"
+PAGE_SIZE_MIDDLEWARE_PRIORITY = 540  # sees a cancelled download before RetryMiddleware (550)
 INCREMENTAL_MIDDLEWARE = "scrapers.crawl.incremental.IncrementalCrawlMiddleware"
 INCREMENTAL_MIDDLEWARE_PRIORITY = 950  # nearest the spider: sees the callback's whole output
 BUDGET_MIDDLEWARE = "scrapers.spiders.budget.ListingBudgetMiddleware"
@@ -104,7 +109,7 @@ class TracklistsSpider(FrontierSpider):
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
-        """Always enable the block-page middleware, keeping the project's own middlewares.
+        """Always enable the block-page and page-size middlewares, keeping the project's own.
 
         Set at "spider" priority: ``scrapy crawl`` re-applies the project settings to the
         crawler afterwards, which would drop a change made at the project's priority.
@@ -112,6 +117,7 @@ class TracklistsSpider(FrontierSpider):
         super().update_settings(settings)
         middlewares = settings.getdict("DOWNLOADER_MIDDLEWARES")
         middlewares.setdefault(BLOCK_MIDDLEWARE, BLOCK_MIDDLEWARE_PRIORITY)
+        middlewares.setdefault(PAGE_SIZE_MIDDLEWARE, PAGE_SIZE_MIDDLEWARE_PRIORITY)
         settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="spider")
         spider_middlewares = settings.getdict("SPIDER_MIDDLEWARES")
         spider_middlewares.setdefault(INCREMENTAL_MIDDLEWARE, INCREMENTAL_MIDDLEWARE_PRIORITY)
@@ -168,9 +174,15 @@ class TracklistsSpider(FrontierSpider):
         if not source_id:
             self.logger.warning("%s: no tracklist id in the URL or page, skipped", response.url)
             return
-        yield SetlistItem(**parsed.setlist)
+        fetched_at = fetch_time(response)
+        yield SetlistItem(**parsed.setlist, fetched_at=fetched_at)
         for row in parsed.rows:
-            yield TrackItem(setlist_source=SOURCE, setlist_source_id=source_id, **row.item_fields())
+            yield TrackItem(
+                setlist_source=SOURCE,
+                setlist_source_id=source_id,
+                fetched_at=fetched_at,
+                **row.item_fields(),
+            )
         self.tracklist_pages += 1
         self.crawler.stats.inc_value("tracklist/pages")
         self.crawler.stats.inc_value("tracklist/rows", len(parsed.rows))
@@ -214,6 +226,17 @@ class TracklistsSpider(FrontierSpider):
         if page is not None:
             formdata["page"] = str(page)
         return FormRequest(self.site + SEARCH_PATH, formdata=formdata, callback=self.parse)
+
+
+def fetch_time(response: Response) -> str:
+    """When the page was fetched, ISO 8601 in UTC: now, or for a page replayed from the HTTP
+    cache the time the site answered it (its ``Date``), so that a replay never counts as newer
+    than a later crawl."""
+    if "cached" in response.flags:
+        with suppress(TypeError, ValueError):
+            date = response.headers.get(b"Date", b"").decode("latin-1")
+            return parsedate_to_datetime(date).astimezone(dt.UTC).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _is_file(url: str) -> bool:
