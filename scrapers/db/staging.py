@@ -141,6 +141,29 @@ FROM (
 ) AS rows
 GROUP BY 1, 2
 """
+# The writer names a new artist as the first row (in file order) that made a track crediting it
+# spells it. Simple groups are inserted before the tangled rows, so an artist a tangled row made
+# a track with first is named here, once every track is made (a track's row made it first).
+_ARTIST_NAMES = """
+WITH tangled_keys AS (
+    SELECT DISTINCT c.artist_key
+    FROM import_staged_credits c JOIN import_staging s USING (line)
+    JOIN import_tangled t ON t.title_key = s.title_key
+), made AS (
+    SELECT DISTINCT ON (d.track_id) s.line
+    FROM import_staging s JOIN import_row_digests d ON d.digest = s.digest
+    JOIN tracks t ON t.id = d.track_id
+    WHERE t.created_at = now()
+    ORDER BY d.track_id, s.line
+), first_spelling AS (
+    SELECT DISTINCT ON (c.artist_key) c.artist_key, c.name
+    FROM made JOIN import_staged_credits c USING (line)
+    WHERE c.artist_key IN (SELECT artist_key FROM tangled_keys)
+    ORDER BY c.artist_key, c.line, c.position
+)
+UPDATE artists a SET name = f.name FROM first_spelling f
+WHERE a.normalized_name = f.artist_key AND a.created_at = now() AND a.name <> f.name
+"""
 _ROLES = {role.value: role for role in CreditRole}
 
 
@@ -200,7 +223,7 @@ class StagedLoad:
             "line",
             pl.int_range(pl.len()).over("line").alias("position"),
             "name",
-            "key",
+            pl.col("key").alias("artist_key"),
             "role",
         )
         self._copy_csv("import_staged_credits", credited)
@@ -267,7 +290,7 @@ class StagedLoad:
                 " FROM import_new n JOIN import_staging f ON f.line = n.first_line"
                 " JOIN (SELECT s.title_key, {folded} FROM import_staging s"
                 "       JOIN import_new USING (title_key) GROUP BY s.title_key) AS a"
-                " USING (title_key) ORDER BY n.id"
+                " ON a.title_key = n.title_key ORDER BY n.id"
             ).format(
                 columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
                 values=sql.SQL(", ").join(
@@ -348,6 +371,10 @@ class StagedLoad:
                 [row[1] for row in rows],
                 [None if row[2] is None else bytes(row[2]) for row in rows],
             )
+
+    def name_artists(self) -> None:
+        """After the tangled rows: name each artist this load made as the writer would have."""
+        self.cursor.execute(_ARTIST_NAMES)
 
     def _copy_csv(self, table: str, frame: pl.DataFrame) -> None:
         buffer = io.BytesIO()
