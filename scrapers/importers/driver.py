@@ -157,7 +157,7 @@ class Importer:
             return
         if outcome.detected:
             logger.info("%s: detected format %s", path, outcome.format)
-        reader = (COLUMNAR_READERS | READERS)[outcome.format](path)
+        reader = (READERS | COLUMNAR_READERS)[outcome.format](path)
         origin = f"import:{path.resolve()}"
         writer = self._writer(origin, progress)
         rejections = RejectionLog(None if self.dry_run else self.url, origin)

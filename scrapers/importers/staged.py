@@ -78,9 +78,13 @@ def load_file(
     metrics.IMPORT_ROWS.labels(RowOutcome.KNOWN).inc(skipped.known)
     if skipped.remaining:
         summary.stored.add(writer.write_staged(load))
+        tangled = False
         for records, locations, digests in load.tangled(importer.batch_size):
             validated = (list(enumerate(records)), [])
             summary.stored.add(
                 writer.write_validated(validated, records, locations, digests=digests)
             )
+            tangled = True
+        if tangled:
+            load.name_artists()
     metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(skipped.remaining)
