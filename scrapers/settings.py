@@ -62,6 +62,9 @@ FRONTIER_HEARTBEAT = 2.0
 FRONTIER_WORKER_TIMEOUT = 30.0
 FRONTIER_TURN_TIMEOUT = 60.0
 
+# The block-page, page-size, incremental and listing-budget middlewares (scrapers/spiders/addon.py).
+ADDONS: dict[str, int] = {"scrapers.spiders.addon.CrawlMiddlewares": 0}
+
 ITEM_PIPELINES: dict[str, int] = {
     "scrapers.pipelines.enrichment_pipeline.EnrichmentPipeline": 300,
     "scrapers.pipelines.database_pipeline.DatabasePipeline": 800,
