@@ -87,6 +87,7 @@ def most_in_window(times: list[float], window: float) -> int:
     return most
 
 
+@pytest.mark.slow
 def test_three_workers_share_the_rate_limit_in_postgresql(
     many_tracks: Fakes, db_url: str, db, tmp_path: Path
 ) -> None:
@@ -94,6 +95,7 @@ def test_three_workers_share_the_rate_limit_in_postgresql(
     assert held == ["deezer", "musicbrainz"]
 
 
+@pytest.mark.slow
 def test_three_workers_share_the_rate_limit_in_redis(
     many_tracks: Fakes, db_url: str, db, tmp_path: Path, redis_store: tuple[str, str]
 ) -> None:
@@ -197,6 +199,7 @@ def test_shared_limiters_space_and_hold_every_worker(
         second.close()
 
 
+@pytest.mark.slow
 def test_a_killed_workers_claims_come_free_after_the_lease(
     fakes: Fakes, db_url: str, db, tmp_path: Path
 ) -> None:

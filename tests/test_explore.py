@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from contextlib import closing
 from datetime import date
 from pathlib import Path
@@ -103,6 +104,11 @@ def test_edges_count_distinct_sets_and_djs_with_first_and_last_date(db_url: str)
     assert listed(found.predecessors) == {"B - Two": (1, 1)}
     assert detail is not None
     assert detail.plays == explore.Plays(4, 3, date(2023, 1, 9), date(2025, 5, 2))
+    with explore.read_only(db_url) as connection:
+        sizes = explore.plays_of(connection, [one, three.track.id])
+        with pytest.raises(ValueError):
+            explore.plays_of(connection, [str(uuid.uuid4()) for _ in range(1001)])
+    assert (sizes[one].sets, sizes[three.track.id].sets) == (4, 2)
     assert [(dj.name, dj.sets) for dj in detail.top_djs] == [("Ann", 2), ("Bob", 2), ("Cy", 1)]
 
 
@@ -275,7 +281,8 @@ def test_search_refuses_empty_and_overlong_text(catalogue: str) -> None:
                 explore.search_tracks(connection, query)
         assert explore.search_tracks(connection, "zzzz qqqq xxxx") == ()
         # Text that means something to tsquery or LIKE is only text.
-        assert explore.search_tracks(connection, "d'arcy \\ & | ! : * ( ) % _") == ()
+        [first, *_] = explore.search_tracks(connection, "(bicep) & 'glue'! \\ | : * % _")
+        assert _name(first.track) == "Bicep - Glue"
 
 
 # --- the set builder ---------------------------------------------------------------------------

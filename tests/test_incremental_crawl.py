@@ -104,6 +104,7 @@ def setlist_state(db: Any) -> dict[str, tuple[Any, ...]]:
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
+@pytest.mark.slow
 def test_a_second_crawl_fetches_only_due_tracklists_and_updates_only_changed_rows(
     site: GeneratedSite, db_url: str, db: Any, tmp_path: Path
 ) -> None:
@@ -177,6 +178,7 @@ def test_max_pages_counts_only_the_tracklists_a_crawl_fetches(
     assert len(second) == 20 and not set(second) & first
 
 
+@pytest.mark.slow
 def test_a_crawl_stopped_with_ctrl_c_resumes_from_its_jobdir(
     site: GeneratedSite, db_url: str, db: Any, tmp_path: Path
 ) -> None:

@@ -78,6 +78,54 @@ def _merged(stored: str, incoming: str) -> list[tuple[str, sql.Composable]]:
     return merged
 
 
+# ``folded``'s merge of metadata objects in order (``||`` as an aggregate), made by the session
+# that uses it.
+METADATA_AGGREGATE = """
+DROP AGGREGATE IF EXISTS pg_temp.merged_metadata(jsonb);
+CREATE AGGREGATE pg_temp.merged_metadata(jsonb) (
+    SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}'
+);
+"""
+
+
+def folded(incoming: str, order: str) -> list[tuple[str, sql.Composable]]:
+    """``merge`` of a new track's incoming rows, one after another in ``order``, into an empty
+    row: each column's value as an aggregate over the rows (GROUP BY the track; the title key is
+    the group's). Descriptive columns take the last non-null value, identity columns the first,
+    metadata every object in order (``METADATA_AGGREGATE``). See ``folded_status``."""
+    row, by = sql.Identifier(incoming), sql.Identifier(order)
+    pick = sql.SQL(
+        "(array_agg({row}.{c} ORDER BY {row}.{by} {way}) FILTER (WHERE {row}.{c} IS NOT NULL))[1]"
+    )
+    merged = [
+        (c, pick.format(row=row, c=sql.Identifier(c), by=by, way=sql.SQL("DESC")))
+        for c in OVERWRITE
+    ]
+    merged += [
+        (c, pick.format(row=row, c=sql.Identifier(c), by=by, way=sql.SQL("ASC")))
+        for c in FILL_ONLY
+        if c != "title_key"
+    ]
+    merged.append(
+        (
+            "metadata",
+            sql.SQL("pg_temp.merged_metadata({row}.metadata ORDER BY {row}.{by})").format(
+                row=row, by=by
+            ),
+        )
+    )
+    return merged
+
+
+def folded_status(incoming: str, order: str) -> sql.Composed:
+    """The last enrichment outcome of the rows in ``order``, or NULL (a new track is pending)."""
+    row, by = sql.Identifier(incoming), sql.Identifier(order)
+    return sql.SQL(
+        "(array_agg({row}.enrichment_status ORDER BY {row}.{by} DESC)"
+        " FILTER (WHERE {row}.enrichment_status IN ({outcomes})))[1]"
+    ).format(row=row, by=by, outcomes=sql.SQL(", ").join(map(sql.Literal, ENRICHMENT_OUTCOMES)))
+
+
 def assignments(stored: str = "t", incoming: str = "u") -> sql.Composed:
     """``merge`` as the SET list of an UPDATE from alias ``incoming`` onto alias ``stored``."""
     parts = [
