@@ -46,9 +46,9 @@ def crawl_settings(tmp_path: Path, **extra: Any) -> dict[str, Any]:
 
 
 def start_crawl(
-    db_url: str, settings: dict[str, Any], arguments: dict[str, str]
+    db_url: str, settings: dict[str, Any], arguments: dict[str, str], spider: str = "1001tracklists"
 ) -> subprocess.Popen[str]:
-    config = json.dumps({"settings": settings, "arguments": arguments})
+    config = json.dumps({"settings": settings, "arguments": arguments, "spider": spider})
     return subprocess.Popen(
         [sys.executable, "-m", "tests.crawl_process", config],
         cwd=REPO,
