@@ -356,3 +356,20 @@ def test_a_worker_killed_near_the_end_fails_the_run_and_the_next_run_completes(
     again = start_worker(db_url, private_redis.url, "killed", site, tmp_path).wait()
     assert again.status == 0, again.err[-3000:]
     assert_catalogue_complete(db, site)
+
+
+@pytest.mark.parametrize("private_redis", [False], indirect=True)
+def test_the_last_worker_stopped_with_requests_queued_exits_non_zero(
+    site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, private_redis: RedisProcess
+) -> None:
+    worker = start_worker(db_url, private_redis.url, "stopped", site, tmp_path)
+    wait_for_fetches(site, 30)
+    worker.process.send_signal(signal.SIGTERM)  # systemctl stop: Scrapy's graceful shutdown
+    worker.wait()
+    assert worker.status == 1, worker.err[-3000:]
+    assert "requests queued; the crawl is incomplete: run the same command again" in worker.err
+    assert len(stored_source_ids(db)) < TRACKLISTS
+
+    again = start_worker(db_url, private_redis.url, "stopped", site, tmp_path).wait()
+    assert again.status == 0, again.err[-3000:]
+    assert_catalogue_complete(db, site)
