@@ -6,8 +6,9 @@ Each answer to a listing or tracklist page may be, instead of the page:
 - ``block``: one of the site's non-content pages the spider recognises (the "please wait"
   interstitial, "IP limited due to overuse", a captcha), with status 200;
 - ``slow``: the page, after 0.5 to 3 s;
-- ``truncated``: the page's headers announce its whole length, half of it is sent, then the
-  connection closes (a reset mid-transfer).
+- ``truncated``: half the page: either its headers announce the whole length and the
+  connection closes after half of it (a reset mid-transfer), or the half is all there is and
+  its length says so (an origin that died mid-render behind a buffering proxy).
 
 The choice is a function of the seed, the path and how many times that path was asked for,
 so a run with the same seed meets the same faults at the same step of each page's history,
@@ -98,10 +99,14 @@ class ChaosSite(GeneratedSite):
         if fault != "truncated" or body is None:
             self.send(handler, body)
             return
+        half = body[: len(body) // 2]
+        if detail >= 0.5:
+            self.send(handler, half)
+            return
         handler.send_response(200)
         handler.send_header("Content-Type", "text/html; charset=utf-8")
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
-        handler.wfile.write(body[: len(body) // 2])
+        handler.wfile.write(half)
         handler.wfile.flush()
         handler.close_connection = True
