@@ -101,6 +101,11 @@ ENRICHMENT_CONFLICTS = Counter(
 ENRICHMENT_CIRCUIT_OPEN = Counter(
     "enrichment_circuit_open", "Calls refused because a source's circuit was open", ["source"]
 )
+ENRICHMENT_RATE_LIMIT_UNAVAILABLE = Counter(
+    "enrichment_rate_limit_unavailable",
+    "Track lookups put off because the store of a source's shared rate limit did not answer",
+    ["source"],
+)
 
 # Crawling (scrapers/spiders): pages the site served instead of content, and decoy rows.
 CRAWL_BLOCKED_PAGES = Counter(
@@ -116,6 +121,10 @@ CRAWL_DECOY_ROWS = Counter(
 CRAWL_PAGES_TRUNCATED = Counter(
     "crawl_pages_truncated",
     "Tracklist pages with more rows than the parser keeps (parsing.MAX_ROWS); the rest dropped",
+)
+CRAWL_LISTING_PAGES_NOT_FOLLOWED = Counter(
+    "crawl_listing_pages_not_followed",
+    "Next listing pages not followed because the crawl had followed CRAWL_MAX_LISTING_PAGES",
 )
 CRAWL_PAGES_TOO_LARGE = Counter(
     "crawl_pages_too_large",
@@ -149,6 +158,16 @@ SETLIST_ROWS_CHANGED = Counter(
 # (sent to it, duplicate of an earlier row, skipped as not a track, unreadable).
 IMPORT_ROWS = Counter(
     "import_rows", "Rows read by the bulk importer, by outcome before the writer", ["outcome"]
+)
+
+# The web explorer (scrapers/explorer/web): how long each request took. ``route`` is the route's
+# template ("/track/{track_id}", "unmatched" for none), never the path, and ``status`` the class
+# ("2xx"), so the series stay as few as the routes however many tracks are visited.
+EXPLORER_REQUEST_SECONDS = Histogram(
+    "explorer_request_duration_seconds",
+    "Time to answer a web explorer request, by route template, method and status class",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 # Every status label (scrapers.statuses) exported from the start, at 0: rates and alerts see

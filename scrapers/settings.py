@@ -53,14 +53,26 @@ CRAWL_REFRESH_RECENT_EVERY_DAYS = 3.0
 CRAWL_REFRESH_ID_ROWS_EVERY_DAYS = 30.0
 CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS = 365.0
 
-# Several workers on one frontier (README "Several workers"): off until `-s REDIS_URL=…` is given.
+# Listing pages (DJ, search, front page) one crawl follows at most, per worker: a listing whose
+# "next" link is a fresh URL on every answer must not page on for ever.
+CRAWL_MAX_LISTING_PAGES = 10_000
+
+# Several workers on one frontier (README "Several workers"): off until REDIS_URL is given (the
+# environment, as DATABASE_URL, so no password shows in `ps`; `-s REDIS_URL=…` overrides it).
 # Workers with the same FRONTIER_NAME (default: the spider's name) share the queue, the duplicate
-# filter and DOWNLOAD_DELAY; a worker leaves after MAX_IDLE_TIME_BEFORE_CLOSE idle seconds.
+# filter and DOWNLOAD_DELAY; a worker leaves after MAX_IDLE_TIME_BEFORE_CLOSE idle seconds, counts
+# as dead after FRONTIER_WORKER_TIMEOUT seconds without a heartbeat, and rides out a Redis that
+# does not answer for FRONTIER_REDIS_OUTAGE_TIMEOUT seconds before it stops (exit 1).
+REDIS_URL = os.environ.get("REDIS_URL", "")
 FRONTIER_NAME = ""
 MAX_IDLE_TIME_BEFORE_CLOSE = 60
 FRONTIER_HEARTBEAT = 2.0
 FRONTIER_WORKER_TIMEOUT = 30.0
 FRONTIER_TURN_TIMEOUT = 60.0
+FRONTIER_REDIS_OUTAGE_TIMEOUT = 300.0
+
+# The block-page, page-size, incremental and listing-budget middlewares (scrapers/spiders/addon.py).
+ADDONS: dict[str, int] = {"scrapers.spiders.addon.CrawlMiddlewares": 0}
 
 ITEM_PIPELINES: dict[str, int] = {
     "scrapers.pipelines.enrichment_pipeline.EnrichmentPipeline": 300,
@@ -131,9 +143,10 @@ ENRICHMENT_SERVICE_HOST = os.environ.get("ENRICHMENT_SERVICE_HOST", "127.0.0.1")
 # Text from the environment is checked where it is used (EnrichmentConfig.from_settings), so a bad
 # value is a one-line error rather than a crash while the settings load.
 ENRICHMENT_SERVICE_PORT = os.environ.get("ENRICHMENT_SERVICE_PORT", "8086")
-# Connections the service serves at once (one thread each); more are answered 503 at once.
+# Connections the service serves at once (uvicorn's limit_concurrency); more are answered 503.
 ENRICHMENT_SERVICE_MAX_CONNECTIONS = 32
-# Seconds a client has to send its whole request; slower ones are cut off.
+# Seconds a client has to send a request's head, and then its body; slower ones are cut off. Also
+# how long an idle kept-alive connection stays open (uvicorn's timeout_keep_alive).
 ENRICHMENT_SERVICE_REQUEST_TIMEOUT = 10.0
 # Seconds /metrics reuses the catalogue counts (one scan of tracks) before counting again.
 ENRICHMENT_CATALOGUE_METRICS_TTL = 60.0
@@ -141,6 +154,19 @@ ENRICHMENT_CATALOGUE_METRICS_TTL = 60.0
 ENRICHMENT_CLAIM_LEASE = 900.0
 # Prefix of the shared rate-limit keys in Redis (used when REDIS_URL is set).
 ENRICHMENT_REDIS_KEY_PREFIX = "tracklists:enrichment:"
+
+# The web explorer (tracklists-web). Host and port from the environment are checked where used.
+EXPLORER_HOST = os.environ.get("EXPLORER_HOST", "127.0.0.1")
+EXPLORER_PORT = os.environ.get("EXPLORER_PORT", "8087")
+# A connection string for the explorer alone (a read-only role, a replica); else DATABASE_URL.
+EXPLORER_DATABASE_URL = os.environ.get("EXPLORER_DATABASE_URL", "")
+# Milliseconds one query of a page may run before PostgreSQL cancels it (the page gets 503).
+EXPLORER_STATEMENT_TIMEOUT_MS = 5000
+# Database connections the explorer keeps and uses at once; a request waits for a free one.
+EXPLORER_DATABASE_CONNECTIONS = 8
+# Connections served at once (uvicorn's limit_concurrency) and seconds to send a request.
+EXPLORER_MAX_CONNECTIONS = 64
+EXPLORER_REQUEST_TIMEOUT = 10.0
 
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"

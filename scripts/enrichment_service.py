@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 from contextlib import closing
 
 import redis
-from scrapy.utils.project import get_project_settings
 
 from scrapers.db.connection import (
     NO_DATABASE_ERRORS,
@@ -37,6 +34,8 @@ from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher
 from scrapers.enrichment.ratelimit import shared_limiters
 from scrapers.enrichment.service import DEFAULT_MAX_TRACKS, MAX_TRACKS_LIMIT, EnrichmentService
+from scrapers.redis_url import redis_error
+from scrapers.serving import add_settings_option, command_settings, serve_until_stopped
 
 logger = logging.getLogger("enrichment_service")
 
@@ -60,29 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"tracks per scheduled batch (default {DEFAULT_MAX_TRACKS}, at most"
         f" {MAX_TRACKS_LIMIT})",
     )
-    parser.add_argument(
-        "-s",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a setting",
-    )
+    add_settings_option(parser)
     args = parser.parse_args(argv)
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "scrapers.settings")
-    settings = get_project_settings()
-    for override in args.overrides:
-        name, _, value = override.partition("=")
-        settings.set(name, value, priority="cmdline")
-    for name, value in (
-        ("ENRICHMENT_SERVICE_HOST", args.host),
-        ("ENRICHMENT_SERVICE_PORT", args.port),
-    ):
-        if value is not None:
-            settings.set(name, value, priority="cmdline")
-    logging.basicConfig(
-        level=settings.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
+    settings = command_settings(
+        args.overrides, ENRICHMENT_SERVICE_HOST=args.host, ENRICHMENT_SERVICE_PORT=args.port
     )
     try:
         config = EnrichmentConfig.from_settings(settings)
@@ -104,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         limiters = shared_limiters(config, url)
     except redis.RedisError as error:
-        print(f"Cannot start: Redis at REDIS_URL: {error}", file=sys.stderr)
+        print(
+            f"Cannot start: Redis at REDIS_URL: {redis_error(error, config.redis_url or '')}",
+            file=sys.stderr,
+        )
         return 2
     cache = ResponseCache(url, max_connections=config.concurrency)
     enricher = Enricher.from_config(config, cache, limiters)
@@ -127,15 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.every is not None:
         logger.info("A batch of %d tracks every %g s", args.max_tracks, args.every)
         service.start_schedule(args.every, args.max_tracks)
-    # SIGTERM (systemd, docker stop) ends like Ctrl-C. A batch cut short loses only its lookups
-    # in flight: each track is committed on its own, and its claims expire with their lease.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # A batch cut short by Ctrl-C or SIGTERM loses only its lookups in flight: each track is
+    # committed on its own, and its claims expire with their lease.
     try:
-        service.serve_forever()
-    except KeyboardInterrupt:
-        logger.info("Stopping")
+        serve_until_stopped(service, logger)
     finally:
-        service.server_close()
         cache.close()
         for limiter in limiters.values():
             limiter.close()
@@ -162,10 +141,6 @@ def track_count(text: str) -> int:
             f"must be an integer between 1 and {MAX_TRACKS_LIMIT}, got {text[:50]!r}"
         )
     return int(text)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The enrichment service: a small HTTP server in front of the backfill.
+"""The enrichment service: a FastAPI app in front of the backfill, served by uvicorn.
 
 * ``POST /enrich/batch`` with ``{"force_refresh": false, "max_tracks": 10}`` (both optional; an
   empty body means the defaults) runs one batch and answers its counts. A second batch in the
@@ -8,33 +8,38 @@
 * ``GET /metrics``: every Prometheus metric of the process, and the catalogue's size.
 * ``start_schedule``: a batch on its own every so many seconds, besides the ones asked for.
 
-The request is untrusted. Its body is bounded in size (a ``Content-Length`` is required; chunked
-bodies get 411), JSON only, nested at most ``MAX_JSON_DEPTH`` deep, known fields only, typed and
-ranged; anything else is a 400 that says what was wrong. A client has
-``ENRICHMENT_SERVICE_REQUEST_TIMEOUT`` seconds to send its whole request, and at most
-``ENRICHMENT_SERVICE_MAX_CONNECTIONS`` connections are served at once (one thread each): more
-get 503 at once. Every error is JSON. Binds 127.0.0.1 unless told otherwise.
+The request is untrusted. uvicorn bounds the connections served at once
+(``ENRICHMENT_SERVICE_MAX_CONNECTIONS``, more get 503), the size of a request's head, and the time
+to send it (``ENRICHMENT_SERVICE_REQUEST_TIMEOUT``; see ``scrapers.serving``). The batch endpoint
+bounds the body: a ``Content-Length`` of at most ``MAX_BODY_BYTES`` (chunked bodies get 411),
+received within the same timeout (else 408), JSON validated by the pydantic model
+``BatchRequest`` (strict types, known fields only, its parser's nesting limit); anything else is
+a 400 that says what was wrong. Errors are JSON. Binds 127.0.0.1 unless told otherwise. The
+batch and the database calls block, so they run in the threadpool, never on the event loop.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import asyncio
 import logging
-import socket
 import threading
 import time
-from contextlib import closing, suppress
+from contextlib import closing
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg2
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from scrapers import metrics
 from scrapers.db.connection import connect
 from scrapers.enrichment.backfill import Backfill, BatchCounts
+from scrapers.serving import KnownMethodsOnly, Server
 from scrapers.statuses import EnrichmentStatus
 
 logger = logging.getLogger(__name__)
@@ -42,15 +47,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_TRACKS = 100
 MAX_TRACKS_LIMIT = 10_000
 MAX_BODY_BYTES = 16 * 1024
-# The request is one flat object; anything nested deeper is not one (and deep enough nesting
-# exhausts the JSON parser's recursion).
-MAX_JSON_DEPTH = 8
-BATCH_FIELDS = {"force_refresh": bool, "max_tracks": int}
-# The method each path answers; other methods get 405 with this in ``Allow``.
-ALLOWED_METHODS = {"/enrich/batch": "POST", "/health": "GET", "/metrics": "GET"}
-# Closing a connection, read at most this much / this long of what the client still sends.
-LINGER_BYTES = 256 * 1024
-LINGER_SECONDS = 0.5
 # Counting the catalogue may scan the tracks table; a scrape never waits longer than this.
 CATALOGUE_STATEMENT_TIMEOUT_MS = 5000
 
@@ -59,57 +55,47 @@ class BadRequestError(ValueError):
     """The client's request cannot be run; the message tells it why."""
 
 
-def json_depth(body: bytes) -> int:
-    """How deep arrays and objects nest in ``body``, brackets inside strings not counted."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in b"[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in b"]}":
-            depth -= 1
-    return deepest
+class BatchRequest(BaseModel):
+    """The body of ``POST /enrich/batch``: JSON types as they are (``true`` is no count)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    force_refresh: bool = False
+    max_tracks: int = Field(DEFAULT_MAX_TRACKS, ge=1, le=MAX_TRACKS_LIMIT)
 
 
-def parse_batch_request(body: bytes) -> tuple[bool, int]:
-    """``(force_refresh, max_tracks)`` from a request body, or ``BadRequestError``."""
+# pydantic's error types, said the way the service's documentation says them.
+_FIELD_ERRORS = {
+    "int_type": "{field} must be a JSON integer",
+    "bool_type": "{field} must be a JSON boolean",
+    "greater_than_equal": f"{{field}} must be between 1 and {MAX_TRACKS_LIMIT}",
+    "less_than_equal": f"{{field}} must be between 1 and {MAX_TRACKS_LIMIT}",
+}
+
+
+def parse_batch_request(body: bytes) -> BatchRequest:
+    """The batch asked for in ``body``, or ``BadRequestError`` saying what is wrong."""
     if not body.strip():
-        return False, DEFAULT_MAX_TRACKS
-    if json_depth(body) > MAX_JSON_DEPTH:
-        raise BadRequestError(f"body is nested more than {MAX_JSON_DEPTH} levels deep")
+        return BatchRequest()
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadRequestError(f"body is not valid JSON: {error}") from error
-    if not isinstance(payload, dict):
-        raise BadRequestError("body must be a JSON object")
-    unknown = sorted(set(payload) - set(BATCH_FIELDS))
+        return BatchRequest.model_validate_json(body)
+    except ValidationError as error:
+        raise BadRequestError(_explain(error)) from error
+
+
+def _explain(error: ValidationError) -> str:
+    problems = error.errors(include_url=False)
+    unknown = [str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden"]
     if unknown:
-        raise BadRequestError(
-            f"unknown field(s): {', '.join(unknown)[:200]}; allowed: force_refresh, max_tracks"
-        )
-    for name, kind in BATCH_FIELDS.items():
-        value = payload.get(name)
-        # bool is an int in Python; JSON true is not a track count.
-        if name in payload and (not isinstance(value, kind) or (kind is int and value is True)):
-            raise BadRequestError(
-                f"{name} must be a JSON {'boolean' if kind is bool else 'integer'}"
-            )
-    force_refresh = payload.get("force_refresh", False)
-    max_tracks = payload.get("max_tracks", DEFAULT_MAX_TRACKS)
-    if isinstance(max_tracks, bool) or not 1 <= max_tracks <= MAX_TRACKS_LIMIT:
-        raise BadRequestError(f"max_tracks must be between 1 and {MAX_TRACKS_LIMIT}")
-    return force_refresh, max_tracks
+        allowed = ", ".join(BatchRequest.model_fields)
+        return f"unknown field(s): {', '.join(unknown)[:200]}; allowed: {allowed}"
+    first = problems[0]
+    if first["type"] == "json_invalid":
+        return f"body is not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}"
+    if not first["loc"]:
+        return "body must be a JSON object"
+    field = str(first["loc"][0])
+    return _FIELD_ERRORS.get(first["type"], "{field}: " + first["msg"]).format(field=field)
 
 
 def catalogue_counts(database_url: str) -> dict[str, int]:
@@ -128,62 +114,26 @@ def catalogue_counts(database_url: str) -> dict[str, int]:
     return dict(zip(metrics.CATALOGUE_GAUGES, row, strict=True))
 
 
-class EnrichmentService(ThreadingHTTPServer):
-    daemon_threads = True
-    # Connections the kernel queues before accept: a burst is accepted (and refused with 503
-    # if need be) instead of waiting out SYN retries.
-    request_queue_size = 128
+class EnrichmentService(Server):
+    """The service's app, bound to ``address`` when built (``OSError`` if it cannot be)."""
 
     def __init__(self, address: tuple[str, int], backfill: Backfill) -> None:
         config = backfill.config
         self.backfill = backfill
         self.batch_lock = threading.Lock()
         self.request_timeout = config.service_request_timeout
-        self._connection_slots = threading.BoundedSemaphore(config.service_max_connections)
         self._stopping = threading.Event()
-        super().__init__(address, _Handler)
+        super().__init__(
+            build_app(self),
+            address,
+            request_timeout=config.service_request_timeout,
+            max_connections=config.service_max_connections,
+        )
         metrics.CATALOGUE.watch(
             lambda: catalogue_counts(backfill.database_url),
             config.catalogue_metrics_ttl,
             (psycopg2.Error,),
         )
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """A thread per connection while a slot is free; otherwise a 503 at once."""
-        if not self._connection_slots.acquire(blocking=False):
-            _refuse(request)
-            self.close_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._connection_slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._connection_slots.release()
-
-    def shutdown_request(self, request: Any) -> None:
-        """Close after reading what the client still sends (briefly, boundedly).
-
-        A refused request leaves its body unread; closing on unread data resets the connection,
-        and the client can lose the answer it was sent.
-        """
-        with suppress(OSError):
-            request.shutdown(socket.SHUT_WR)
-            request.settimeout(LINGER_SECONDS)
-            drained = 0
-            while drained < LINGER_BYTES and (chunk := request.recv(65536)):
-                drained += len(chunk)
-        self.close_request(request)
 
     def server_close(self) -> None:
         self._stopping.set()
@@ -206,21 +156,17 @@ class EnrichmentService(ThreadingHTTPServer):
             "sources": sources,
         }
 
-    def run_batch(self, body: bytes) -> tuple[int, dict[str, Any]]:
+    def run_batch(self, batch: BatchRequest) -> tuple[int, dict[str, Any]]:
         try:
-            force_refresh, max_tracks = parse_batch_request(body)
-        except BadRequestError as error:
-            return HTTPStatus.BAD_REQUEST, {"error": str(error)}
-        try:
-            counts = self._run_exclusive(max_tracks, force_refresh)
+            counts = self._run_exclusive(batch.max_tracks, batch.force_refresh)
         except psycopg2.Error as error:
             logger.error("Enrichment batch failed: %s", error)
             return HTTPStatus.SERVICE_UNAVAILABLE, {"error": "database unavailable"}
         if counts is None:
             return HTTPStatus.CONFLICT, {"error": "an enrichment batch is already running"}
         return HTTPStatus.OK, {
-            "force_refresh": force_refresh,
-            "max_tracks": max_tracks,
+            "force_refresh": batch.force_refresh,
+            "max_tracks": batch.max_tracks,
             **counts.as_dict(),
         }
 
@@ -258,150 +204,69 @@ class EnrichmentService(ThreadingHTTPServer):
             self.batch_lock.release()
 
 
-def _refuse(request: socket.socket) -> None:
-    """Answer 503 without reading the request: every connection slot is taken."""
-    body = json.dumps({"error": "too many connections; retry shortly"}).encode() + b"\n"
-    head = (
-        "HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+def build_app(service: EnrichmentService) -> FastAPI:
+    """The service's routes; no docs pages (the service is an API for scripts and Prometheus)."""
+    app = FastAPI(
+        title="tracklists enrichment service", docs_url=None, redoc_url=None, openapi_url=None
     )
-    with suppress(OSError):
-        request.settimeout(1.0)
-        request.sendall(head.encode() + body)
-        request.shutdown(socket.SHUT_WR)
-        # Only what already arrived: the accepting thread must not wait on this client.
-        request.setblocking(False)
-        while request.recv(65536):
-            pass
+    app.add_middleware(KnownMethodsOnly)
 
-
-class _DeadlineReader(io.RawIOBase):
-    """Reads from a socket until a deadline: a client sending a byte a second is cut off."""
-
-    def __init__(self, connection: socket.socket, deadline: float) -> None:
-        self._connection = connection
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the request was not received in time")
-        self._connection.settimeout(remaining)
-        return self._connection.recv_into(buffer)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: EnrichmentService
-    server_version = "tracklists-enrichment/0.1"
-
-    def setup(self) -> None:
-        super().setup()
-        self.rfile.close()
-        deadline = time.monotonic() + self.server.request_timeout
-        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline))
-
-    @property
-    def route(self) -> str:
-        """The path without its query string."""
-        return self.path.partition("?")[0]
-
-    def do_GET(self) -> None:
-        if self.route == "/health":
-            self._json(*self.server.health())
-        elif self.route == "/metrics":
-            self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+    @app.exception_handler(HTTPException)
+    async def json_error(request: Request, error: HTTPException) -> JSONResponse:
+        """Starlette's own 404 and 405 (with ``Allow``), as JSON like every other error."""
+        allow = (error.headers or {}).get("Allow")
+        if error.status_code == HTTPStatus.NOT_FOUND:
+            message = f"no such endpoint: {request.url.path[:100]}"
         else:
-            self._not_allowed()
+            message = f"use {allow}" if allow else str(error.detail)
+        return JSONResponse({"error": message}, error.status_code, headers=error.headers)
 
-    def do_POST(self) -> None:
-        if self.route != "/enrich/batch":
-            self._not_allowed()
-            return
-        body = self._read_body()
-        if body is None:
-            return
-        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if body.strip() and content_type != "application/json":
-            self._json(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                {"error": "send the body as Content-Type: application/json"},
-            )
-            return
-        self._json(*self.server.run_batch(body))
-
-    def _not_allowed(self) -> None:
-        """405 with ``Allow`` on a known path, 404 elsewhere."""
-        allowed = ALLOWED_METHODS.get(self.route)
-        if allowed is not None and allowed != self.command:
-            self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"use {allowed}"}, allow=allowed)
-        else:
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {self.path[:100]}"})
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
-
-    def _read_body(self) -> bytes | None:
-        """The body by its one ``Content-Length``, or None once the refusal is sent."""
-        self.close_connection = True
-        if self.headers.get("Transfer-Encoding") is not None:
-            self._json(
-                HTTPStatus.LENGTH_REQUIRED,
+    @app.post("/enrich/batch")
+    async def enrich_batch(request: Request) -> JSONResponse:
+        # Every refusal closes the connection: its body may be left unread.
+        close = {"Connection": "close"}
+        if "transfer-encoding" in request.headers:
+            return JSONResponse(
                 {"error": "send the body with a Content-Length; chunked bodies are refused"},
+                HTTPStatus.LENGTH_REQUIRED,
+                headers=close,
             )
-            return None
-        lengths = self.headers.get_all("Content-Length") or []
-        if not lengths:
-            return b""
-        if len(lengths) > 1 or not (lengths[0].isascii() and lengths[0].isdigit()):
-            self._json(
+        # h11 has checked that the Content-Length is one non-negative integer.
+        if int(request.headers.get("content-length", "0")) > MAX_BODY_BYTES:
+            return JSONResponse(
+                {"error": f"body must be at most {MAX_BODY_BYTES} bytes"},
                 HTTPStatus.BAD_REQUEST,
-                {"error": "Content-Length must be one non-negative integer"},
+                headers=close,
             )
-            return None
-        length = int(lengths[0])
-        if length > MAX_BODY_BYTES:
-            self._json(
-                HTTPStatus.BAD_REQUEST, {"error": f"body must be at most {MAX_BODY_BYTES} bytes"}
-            )
-            return None
         try:
-            body = self.rfile.read(length)
+            async with asyncio.timeout(service.request_timeout):
+                body = await request.body()
         except TimeoutError:
-            self._json(HTTPStatus.REQUEST_TIMEOUT, {"error": "the body was not received in time"})
-            return None
-        if len(body) < length:
-            self._json(HTTPStatus.BAD_REQUEST, {"error": "the body is shorter than its length"})
-            return None
-        return body
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The server's own refusals (bad request line, unknown method) in JSON too."""
-        self.close_connection = True
+            return JSONResponse(
+                {"error": "the body was not received in time"},
+                HTTPStatus.REQUEST_TIMEOUT,
+                headers=close,
+            )
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if body.strip() and content_type != "application/json":
+            return JSONResponse(
+                {"error": "send the body as Content-Type: application/json"},
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            )
         try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = ""
-        self._json(code, {"error": message or phrase})
+            batch = parse_batch_request(body)
+        except BadRequestError as error:
+            return JSONResponse({"error": str(error)}, HTTPStatus.BAD_REQUEST)
+        status, answer = await run_in_threadpool(service.run_batch, batch)
+        return JSONResponse(answer, status)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.info("%s %s", self.address_string(), format % args)
+    @app.get("/health")
+    def health() -> JSONResponse:
+        status, answer = service.health()
+        return JSONResponse(answer, status)
 
-    def _json(self, status: int, payload: dict[str, Any], *, allow: str | None = None) -> None:
-        body = json.dumps(payload).encode() + b"\n"
-        self._send(status, "application/json", body, allow=allow)
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    def _send(
-        self, status: int, content_type: str, body: bytes, *, allow: str | None = None
-    ) -> None:
-        # Reading set the socket's timeout to what was left of the deadline; writing gets its own.
-        self.connection.settimeout(self.server.request_timeout)
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        if allow:
-            self.send_header("Allow", allow)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    return app
