@@ -52,11 +52,12 @@ from bench.soak_checks import (
     read_catalogue,
     stored_whole,
 )
-from bench.soak_servers import PrivatePostgres, PrivateRedis, redis_server_binary
+from bench.soak_servers import PrivatePostgres, PrivateRedis
 from bench.soak_site import ChaosSite
 from bench.soak_workers import REPO, Run, Supervisor
 from scrapers.db import migrations
 from scrapers.db.connection import connect
+from tests.redis_process import redis_server_binary
 from tests.sitegen import listing_path, make_tracklists
 
 CYCLE_SECONDS = 300.0
