@@ -37,12 +37,12 @@ from contextlib import closing
 from datetime import date, timedelta
 from typing import Any
 
-import psycopg2.extensions
 from psycopg2 import sql
 
 from bench.generate_catalogue import foreign_keys_dropped
+from bench.throwaway import throwaway_database
 from scrapers.db import explore, migrations
-from scrapers.db.connection import connect, resolve_database_url
+from scrapers.db.connection import connect
 
 SEED = 20
 DJS = 5_000
@@ -288,12 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database (prints its URL)")
     args = parser.parse_args(argv)
 
-    admin_url = psycopg2.extensions.make_dsn(resolve_database_url(), dbname="postgres")
-    name = f"bench_explore_{uuid.uuid4().hex[:8]}"
-    url = psycopg2.extensions.make_dsn(admin_url, dbname=name)
-    with closing(connect(admin_url, autocommit=True)) as admin, admin.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
+    with throwaway_database("bench_explore", keep=args.keep) as url:
         migrations.upgrade(url, on_notice=lambda _: None)
         loaded = load(url, args.setlists, args.rows, args.tracks)
         print(
@@ -301,14 +296,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.tracks:,} tracks, loaded in {loaded['seconds']:.0f} s"
         )
         results = measure(url, loaded, args.samples)
-    finally:
-        if args.keep:
-            print(f"kept: {url}")
-        else:
-            with closing(connect(admin_url, autocommit=True)) as admin, admin.cursor() as cursor:
-                cursor.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
     baseline = results.pop("baseline (primary key)")
     base50, base95 = percentile(baseline, 0.5), percentile(baseline, 0.95)
     print(f"{'query':<24} {'p50 ms':>8} {'p95 ms':>8} {'p95/baseline':>13} {'target':>8}")

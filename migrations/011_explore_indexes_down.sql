@@ -10,7 +10,10 @@ DROP INDEX IF EXISTS idx_track_lookup_search;
 DROP INDEX IF EXISTS idx_track_lookup_words;
 DROP INDEX IF EXISTS idx_setlist_tracks_played_by_track;
 DROP INDEX IF EXISTS idx_setlist_tracks_played_in_order;
+DROP INDEX IF EXISTS idx_setlist_tracks_attached_by_track;
+DROP INDEX IF EXISTS idx_setlist_tracks_attached_in_order;
 DROP INDEX IF EXISTS idx_setlists_djs;
+DROP INDEX IF EXISTS idx_setlists_source_id;
 
 DELETE FROM schema_migrations WHERE migration_name = '011_explore_indexes';
 

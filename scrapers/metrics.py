@@ -101,6 +101,11 @@ ENRICHMENT_CONFLICTS = Counter(
 ENRICHMENT_CIRCUIT_OPEN = Counter(
     "enrichment_circuit_open", "Calls refused because a source's circuit was open", ["source"]
 )
+ENRICHMENT_RATE_LIMIT_UNAVAILABLE = Counter(
+    "enrichment_rate_limit_unavailable",
+    "Track lookups put off because the store of a source's shared rate limit did not answer",
+    ["source"],
+)
 
 # Crawling (scrapers/spiders): pages the site served instead of content, and decoy rows.
 CRAWL_BLOCKED_PAGES = Counter(
@@ -116,6 +121,10 @@ CRAWL_DECOY_ROWS = Counter(
 CRAWL_PAGES_TRUNCATED = Counter(
     "crawl_pages_truncated",
     "Tracklist pages with more rows than the parser keeps (parsing.MAX_ROWS); the rest dropped",
+)
+CRAWL_LISTING_PAGES_NOT_FOLLOWED = Counter(
+    "crawl_listing_pages_not_followed",
+    "Next listing pages not followed because the crawl had followed CRAWL_MAX_LISTING_PAGES",
 )
 CRAWL_PAGES_TOO_LARGE = Counter(
     "crawl_pages_too_large",

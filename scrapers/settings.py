@@ -53,14 +53,26 @@ CRAWL_REFRESH_RECENT_EVERY_DAYS = 3.0
 CRAWL_REFRESH_ID_ROWS_EVERY_DAYS = 30.0
 CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS = 365.0
 
-# Several workers on one frontier (README "Several workers"): off until `-s REDIS_URL=…` is given.
+# Listing pages (DJ, search, front page) one crawl follows at most, per worker: a listing whose
+# "next" link is a fresh URL on every answer must not page on for ever.
+CRAWL_MAX_LISTING_PAGES = 10_000
+
+# Several workers on one frontier (README "Several workers"): off until REDIS_URL is given (the
+# environment, as DATABASE_URL, so no password shows in `ps`; `-s REDIS_URL=…` overrides it).
 # Workers with the same FRONTIER_NAME (default: the spider's name) share the queue, the duplicate
-# filter and DOWNLOAD_DELAY; a worker leaves after MAX_IDLE_TIME_BEFORE_CLOSE idle seconds.
+# filter and DOWNLOAD_DELAY; a worker leaves after MAX_IDLE_TIME_BEFORE_CLOSE idle seconds, counts
+# as dead after FRONTIER_WORKER_TIMEOUT seconds without a heartbeat, and rides out a Redis that
+# does not answer for FRONTIER_REDIS_OUTAGE_TIMEOUT seconds before it stops (exit 1).
+REDIS_URL = os.environ.get("REDIS_URL", "")
 FRONTIER_NAME = ""
 MAX_IDLE_TIME_BEFORE_CLOSE = 60
 FRONTIER_HEARTBEAT = 2.0
 FRONTIER_WORKER_TIMEOUT = 30.0
 FRONTIER_TURN_TIMEOUT = 60.0
+FRONTIER_REDIS_OUTAGE_TIMEOUT = 300.0
+
+# The block-page, page-size, incremental and listing-budget middlewares (scrapers/spiders/addon.py).
+ADDONS: dict[str, int] = {"scrapers.spiders.addon.CrawlMiddlewares": 0}
 
 ITEM_PIPELINES: dict[str, int] = {
     "scrapers.pipelines.enrichment_pipeline.EnrichmentPipeline": 300,

@@ -34,6 +34,7 @@ from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher
 from scrapers.enrichment.ratelimit import shared_limiters
 from scrapers.enrichment.service import DEFAULT_MAX_TRACKS, MAX_TRACKS_LIMIT, EnrichmentService
+from scrapers.redis_url import redis_error
 from scrapers.serving import add_settings_option, command_settings, serve_until_stopped
 
 logger = logging.getLogger("enrichment_service")
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         limiters = shared_limiters(config, url)
     except redis.RedisError as error:
-        print(f"Cannot start: Redis at REDIS_URL: {error}", file=sys.stderr)
+        print(
+            f"Cannot start: Redis at REDIS_URL: {redis_error(error, config.redis_url or '')}",
+            file=sys.stderr,
+        )
         return 2
     cache = ResponseCache(url, max_connections=config.concurrency)
     enricher = Enricher.from_config(config, cache, limiters)

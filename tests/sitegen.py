@@ -116,19 +116,25 @@ def _row(index: int, row: Row) -> str:
     )
 
 
-def listing_page(tracklists: list[Tracklist], page: int, per_page: int) -> bytes | None:
+def listing_page(
+    tracklists: list[Tracklist], page: int, per_page: int, noise: str | None = None
+) -> bytes | None:
+    """Listing page ``page``. With ``noise``, every link carries ``?r=<noise>`` and the last
+    page's "next" leads back to the first: an endless listing of fresh URLs, as a hostile or
+    broken site can serve."""
     chunk = tracklists[(page - 1) * per_page : page * per_page]
     if not chunk and page > 1:
         return None
+    query = f"?r={noise}" if noise else ""
     links = "\n".join(
         f'<div class="bItm action oItm" data-id="{t.source_id}"><div class="bCont">'
-        f'<div class="bTitle"><a href="{t.path}">{escape(t.title)}</a></div></div></div>'
+        f'<div class="bTitle"><a href="{t.path}{query}">{escape(t.title)}</a></div></div></div>'
         for t in chunk
     )
     more = page * per_page < len(tracklists)
     next_link = (
-        f'<li><a href="{listing_path(page + 1)}">Next</a></li>'
-        if more
+        f'<li><a href="{listing_path(page + 1 if more else 1)}{query}">Next</a></li>'
+        if more or noise
         else '<li class="disabled"><a href="#">Next</a></li>'
     )
     return f"""<!DOCTYPE html>
@@ -152,6 +158,8 @@ class GeneratedSite:
         self.requests: list[tuple[float, str]] = []
         self.user_agents: list[str] = []  # of each request, in the same order
         self.block_once: dict[str, bytes] = {}  # path -> a block page served once instead
+        self.noisy = False  # links carry a fresh ?r= on every answer, the listing never ends
+        self._answers = 0
         self._by_path = {tracklist.path: tracklist for tracklist in tracklists}
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -176,16 +184,49 @@ class GeneratedSite:
     def tracklist_fetches(self) -> list[str]:
         return [path.split("/")[2] for path in self.paths() if path.startswith("/tracklist/")]
 
+    def request_log(self) -> list[tuple[float, str, str]]:
+        """Every request so far: (monotonic time, path, User-Agent)."""
+        with self._lock:
+            return [
+                (when, path, agent)
+                for (when, path), agent in zip(self.requests, self.user_agents, strict=True)
+            ]
+
+    def listed_on(self, path: str) -> set[str]:
+        """Tracklist ids the listing page ``path`` links to (none for another path)."""
+        if not path.startswith("/tracklists/index"):
+            return set()
+        page = int(path.removeprefix("/tracklists/index").removesuffix(".html") or 1)
+        return {t.source_id for t in self.tracklists[(page - 1) * self.per_page :][: self.per_page]}
+
     def answer(self, path: str) -> bytes | None:
         if path == "/robots.txt":
             return b"User-agent: *\nAllow: /\n"
+        if self.noisy:
+            path = path.partition("?")[0]
         if path.startswith("/tracklists/index"):
             number = path.removeprefix("/tracklists/index").removesuffix(".html")
-            return listing_page(self.tracklists, int(number or 1), self.per_page)
+            with self._lock:
+                self._answers += 1
+                noise = f"{self._answers}x{time.monotonic_ns() % 100_000}" if self.noisy else None
+            return listing_page(self.tracklists, int(number or 1), self.per_page, noise)
         if path in self.block_once:
             return self.block_once.pop(path)
         tracklist = self._by_path.get(path)
         return tracklist_page(tracklist) if tracklist else None
+
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        """Answer one logged request; a subclass may answer otherwise (``bench.soak_site``)."""
+        self.send(handler, self.answer(handler.path))
+
+    @staticmethod
+    def send(handler: BaseHTTPRequestHandler, body: bytes | None, status: int = 0) -> None:
+        """``body`` with ``status`` (default: 200, or 404 when there is no body)."""
+        handler.send_response(status or (200 if body is not None else 404))
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body or b"")))
+        handler.end_headers()
+        handler.wfile.write(body or b"")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         site = self
@@ -198,12 +239,7 @@ class GeneratedSite:
                 with site._lock:
                     site.requests.append((time.monotonic(), self.path))
                     site.user_agents.append(self.headers.get("User-Agent", ""))
-                body = site.answer(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
+                site.respond(self)
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -138,6 +138,7 @@ def stat(log: str, name: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow
 def test_sigterm_in_a_long_outage_spools_every_item_within_seconds(
     endless_site: EndlessSite, tmp_path: Path, db_url: str
 ) -> None:
@@ -196,6 +197,7 @@ def private_postgres() -> Iterator[EmbeddedPostgres]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_writer_retries_with_default_settings_ends_within_seconds(
     private_postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:
@@ -230,6 +232,7 @@ def test_sigterm_while_the_writer_retries_with_default_settings_ends_within_seco
     exited_after, _, log, returncode = sigterm_after(
         command, running.url("catalogue"), crash_the_database_then_wait
     )
+    print(f"exited {exited_after:.1f} s after SIGTERM")
     assert exited_after < 5, f"{exited_after:.1f} s after SIGTERM: {log[-3000:]}"
     assert returncode == 1, log[-3000:]
 

@@ -18,7 +18,8 @@ from scrapy.utils.test import get_crawler
 from scrapers.db.connection import connect
 from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
 from scrapers.extensions.metrics_server import MetricsServer
-from scrapers.pipelines.database_pipeline import SPOOLED_STAT, DatabasePipeline
+from scrapers.pipelines.database_pipeline import DatabasePipeline
+from scrapers.pipelines.outage import SPOOLED_STAT
 from tests.serving import serving
 
 PLAN_FIRST = {

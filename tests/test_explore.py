@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from contextlib import closing
 from datetime import date
 from pathlib import Path
@@ -103,6 +104,11 @@ def test_edges_count_distinct_sets_and_djs_with_first_and_last_date(db_url: str)
     assert listed(found.predecessors) == {"B - Two": (1, 1)}
     assert detail is not None
     assert detail.plays == explore.Plays(4, 3, date(2023, 1, 9), date(2025, 5, 2))
+    with explore.read_only(db_url) as connection:
+        sizes = explore.plays_of(connection, [one, three.track.id])
+        with pytest.raises(ValueError):
+            explore.plays_of(connection, [str(uuid.uuid4()) for _ in range(1001)])
+    assert (sizes[one].sets, sizes[three.track.id].sets) == (4, 2)
     assert [(dj.name, dj.sets) for dj in detail.top_djs] == [("Ann", 2), ("Bob", 2), ("Cy", 1)]
 
 
@@ -124,6 +130,52 @@ def test_other_versions_share_the_title_without_version_and_an_artist(db_url: st
         "Bicep - Glue (Extended Mix)",
         "Bicep - Glue (Four Tet Remix)",
     ]
+
+
+def test_top_lists_within_a_date_range_a_genre_or_a_dj(db_url: str) -> None:
+    one_two, three_two = ["A - One", "B - Two"], ["C - Three", "B - Two"]
+    store(
+        db_url,
+        page_items("g1", one_two, djs=("Ann",), date="2024-06-01", genres=("Techno",)),
+        page_items("g2", one_two, djs=("Bob",), date="2025-06-01", genres=("House",)),
+        page_items("g3", three_two, djs=("Bob",), date="2025-07-01", genres=("house",)),
+    )
+
+    def tops(scope: explore.SetScope) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        with explore.read_only(db_url) as connection:
+            tracks = explore.top_tracks(connection, scope)
+            transitions = explore.top_transitions(connection, scope)
+        return (
+            {_name(t.track): t.plays.sets for t in tracks},
+            {(_name(t.source), _name(t.target)): t.plays.sets for t in transitions},
+        )
+
+    assert tops(explore.SetScope()) == (
+        {"B - Two": 3, "A - One": 2, "C - Three": 1},
+        {("A - One", "B - Two"): 2, ("C - Three", "B - Two"): 1},
+    )
+    assert tops(explore.SetScope(since=date(2025, 1, 1))) == (
+        {"B - Two": 2, "A - One": 1, "C - Three": 1},
+        {("A - One", "B - Two"): 1, ("C - Three", "B - Two"): 1},
+    )
+    assert tops(explore.SetScope(genre="HOUSE", until=date(2025, 6, 30)))[1] == {
+        ("A - One", "B - Two"): 1
+    }
+    with explore.read_only(db_url) as connection:
+        bob = explore.dj_detail(connection, "Bob")
+        assert [dj.name for dj in explore.find_djs(connection, "bobb")] == ["Bob"]
+        assert explore.dj_detail(connection, "Nobody") is None
+        by_id = explore.setlist(connection, bob.sets[0].id)
+        by_source = explore.setlist(connection, "g3")
+    assert bob is not None and [s.source_id for s in bob.sets] == ["g3", "g2"]  # latest first
+    assert {(_name(t.source), _name(t.target)) for t in bob.top_transitions} == {
+        ("A - One", "B - Two"),
+        ("C - Three", "B - Two"),
+    }
+    assert by_id == by_source and by_source is not None
+    assert [row.track.title for row in by_source.rows if row.track] == ["Three", "Two"]
+    with pytest.raises(ValueError):
+        explore.SetScope(since=date(2025, 2, 1), until=date(2025, 1, 1))
 
 
 # --- exact through everything that changes sets or tracks --------------------------------------
@@ -275,7 +327,8 @@ def test_search_refuses_empty_and_overlong_text(catalogue: str) -> None:
                 explore.search_tracks(connection, query)
         assert explore.search_tracks(connection, "zzzz qqqq xxxx") == ()
         # Text that means something to tsquery or LIKE is only text.
-        assert explore.search_tracks(connection, "d'arcy \\ & | ! : * ( ) % _") == ()
+        [first, *_] = explore.search_tracks(connection, "(bicep) & 'glue'! \\ | : * % _")
+        assert _name(first.track) == "Bicep - Glue"
 
 
 # --- the set builder ---------------------------------------------------------------------------

@@ -424,3 +424,22 @@ def test_search_title_drops_featured_credits_and_the_original_bracket(
 )
 def test_credited_names(artist: str, title: str, primary: set[str], featured: set[str]) -> None:
     assert identity.credited_names(artist, title) == (frozenset(primary), frozenset(featured))
+
+
+@pytest.mark.parametrize(
+    ("title", "family"),
+    [
+        ("Glue", "glue"),
+        ("Glue (Extended Mix)", "glue"),
+        ("Glue - Radio Edit", "glue"),
+        ("Glue (Four Tet Remix)", "glue"),
+        ("Glue [Bicep & Hammer Remix]", "glue"),
+        ("Glue (feat. Someone)", "glue"),
+        ("Glue (Live)", "glue"),
+        ("Glue Factory", "glue factory"),  # another title, not a version
+        ("Four Tet (Four Tet Remix)", "four tet"),  # a title that is the remixer's name stays
+        ("Live Forever", "live forever"),  # version words outside brackets are the title
+    ],
+)
+def test_title_family(title: str, family: str) -> None:
+    assert identity.title_family(title) == family

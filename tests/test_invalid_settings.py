@@ -75,6 +75,7 @@ def crawl(settings: dict[str, str | None], spool: Path, db_url: str = UNREACHABL
         ("BLOCKED_PAGES_MAX_IN_ROW", "0", "BLOCKED_PAGES_MAX_IN_ROW must be a whole number of at"),
         ("BLOCKED_BACKOFF_BASE", "-5", "BLOCKED_BACKOFF_BASE must be a number of seconds >= 0"),
         ("TRACKLISTS_SITE_URL", "ftp://example.org", "TRACKLISTS_SITE_URL must be an http(s) URL"),
+        ("CRAWL_MAX_LISTING_PAGES", "0", "CRAWL_MAX_LISTING_PAGES must be a whole number of at"),
     ],
 )
 def test_an_invalid_setting_stops_the_crawl_with_one_clear_line(
@@ -159,3 +160,54 @@ def test_a_spider_refusing_its_argument_is_a_usage_error() -> None:
     )
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr.strip().splitlines()[-1] == "scrapy crawl: size: not a whole number: 'big'"
+
+
+MALFORMED_REDIS_URLS = {
+    # An unencoded "/" in the password: redis-py's own message quoted "Tops3cr" as the port.
+    "redis://:Tops3cr/t@127.0.0.1:6379/0": "REDIS_URL is not a valid Redis URL: redis://***@",
+    "http://user:Tops3cr@127.0.0.1:6379/0": "REDIS_URL must be a redis://, rediss:// or unix://",
+}
+REDIS_COMMANDS = {
+    "crawl": [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
+              "-a", f"start_urls={DEMO.as_uri()}", "-s", "PROMETHEUS_ENABLED=False"],
+    "frontier show": [sys.executable, "-m", "scrapy", "frontier", "show"],
+    "enrichment service": [sys.executable, "scripts/enrichment_service.py", "--port", "0"],
+}  # fmt: skip
+
+
+def run_with_redis_url(command: list[str], redis_url: str, db_url: str = UNREACHABLE):
+    return subprocess.run(
+        command,
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(REPO), "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("url", MALFORMED_REDIS_URLS)
+@pytest.mark.parametrize("command", REDIS_COMMANDS)
+def test_a_malformed_redis_url_from_the_environment_is_one_line_without_its_password(
+    command: str, url: str, db_url: str
+) -> None:
+    done = run_with_redis_url(REDIS_COMMANDS[command], url, db_url)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert "Tops3cr" not in done.stdout + done.stderr
+    assert MALFORMED_REDIS_URLS[url] in done.stderr.strip().splitlines()[-1], done.stderr[-3000:]
+
+
+def test_the_crawl_reads_redis_url_from_the_environment_and_s_overrides_it(
+    tmp_path: Path,
+) -> None:
+    from_environment = crawl({}, tmp_path, REDIS_URL="redis://:Tops3cr@127.0.0.1:9/0")
+    assert from_environment.returncode == 2, from_environment.stderr[-3000:]
+    assert "the shared frontier's Redis (REDIS_URL) does not answer" in from_environment.stderr
+    assert "Tops3cr" not in from_environment.stderr
+    overridden = crawl(
+        {"REDIS_URL": "redis://:Tops3cr@127.0.0.1:9/0"}, tmp_path, REDIS_URL="http://x/"
+    )
+    assert overridden.returncode == 2, overridden.stderr[-3000:]
+    assert "does not answer" in overridden.stderr.strip().splitlines()[-1]

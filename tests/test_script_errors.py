@@ -40,6 +40,7 @@ COMMANDS = {
     "verify_isrc_uniqueness": ["scripts/verify_isrc_uniqueness.py"],
     "embedded_db url": ["scripts/embedded_db.py", "url"],
     "enrichment_service": ["scripts/enrichment_service.py", "--port", "0"],
+    "explore search": ["scripts/explore.py", "search", "glue"],
 }
 
 

@@ -7,17 +7,23 @@ names its own crawl (``FRONTIER_NAME``), so its keys never meet another test's.
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from tests.redis_process import RedisProcess
 from tests.sitegen import GeneratedSite, make_tracklists
 from tests.test_incremental_crawl import crawl_settings, finish, scrapy_command, start_crawl
 
@@ -63,6 +69,7 @@ def assert_catalogue_complete(db: Any, site: GeneratedSite) -> None:
         assert tracks == distinct  # no track stored twice
 
 
+@pytest.mark.slow
 def test_three_workers_share_the_frontier_and_the_delay(
     site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, redis_server_url: str,
     frontier_name: str,
@@ -89,6 +96,7 @@ def test_three_workers_share_the_frontier_and_the_delay(
     assert client.hlen(f"{frontier_name}:workers") == 0
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_crawl_loses_nothing_after_a_second_run(
     site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, redis_server_url: str,
     frontier_name: str,
@@ -119,6 +127,7 @@ def test_a_worker_killed_mid_crawl_loses_nothing_after_a_second_run(
     assert refetched < TRACKLISTS // 2
 
 
+@pytest.mark.slow
 def test_a_block_page_seen_by_one_worker_makes_every_worker_back_off(
     db_url: str, tmp_path: Path, redis_server_url: str, frontier_name: str
 ) -> None:
@@ -147,6 +156,7 @@ def test_frontier_command_shows_and_clears_the_shared_state(
     client.zadd(f"{frontier_name}:requests", {"r1": 0, "r2": 0})
     client.sadd(f"{frontier_name}:dupefilter", "f1", "f2", "f3")
     client.hset(f"{frontier_name}:workers", "host:1:abc", f"{time.time():.3f}")
+    client.hset(f"{frontier_name}:idle", "host:1:abc", "1")
 
     def frontier(*args: str) -> subprocess.CompletedProcess[str]:
         return scrapy_command(
@@ -157,12 +167,12 @@ def test_frontier_command_shows_and_clears_the_shared_state(
     shown = frontier("show")
     assert shown.returncode == 0, shown.stderr
     assert "queued requests: 2" in shown.stdout and "duplicate filter): 3" in shown.stdout
-    assert "live workers: 1" in shown.stdout
+    assert "live workers: 1" in shown.stdout and "(idle)" in shown.stdout
     refused = frontier("clear")
     assert refused.returncode == 1 and "alive" in refused.stdout
     assert client.exists(f"{frontier_name}:requests")
     cleared = frontier("clear", "--force")
-    assert cleared.returncode == 0 and "3 keys deleted" in cleared.stdout
+    assert cleared.returncode == 0 and "4 keys deleted" in cleared.stdout
     assert list(client.scan_iter(match=f"{frontier_name}:*")) == []
 
 
@@ -175,3 +185,169 @@ def test_settings_a_shared_frontier_refuses(redis_server_url: str) -> None:
     assert "invalid setting: SCHEDULER_FLUSH_ON_START must be off with a shared frontier" in (
         done.stderr
     )
+
+
+# --- Redis restarted, gone, or a worker killed: every run says the truth, the next one completes.
+# Workers here run the real `scrapy crawl` (its exit status is under test), with REDIS_URL from
+# the environment, against a private redis-server that the test kills and restarts.
+
+STATS_PAGES = re.compile(r"'tracklist/pages': (\d+)")
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[str]
+    out: str = ""
+    err: str = ""
+
+    def wait(self, timeout: float = 240) -> Worker:
+        try:
+            self.out, self.err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.out, self.err = self.process.communicate()
+            raise AssertionError(f"still running after {timeout} s: {self.err[-3000:]}") from None
+        return self
+
+    @property
+    def status(self) -> int | None:
+        return self.process.returncode
+
+    @property
+    def pages(self) -> int:
+        return sum(int(n) for n in STATS_PAGES.findall(self.err))
+
+
+def start_worker(
+    db_url: str, redis_url: str, name: str, site: GeneratedSite, tmp_path: Path, **extra: Any
+) -> Worker:
+    settings = {**worker_settings(tmp_path, "", name, 0.05), **FAULT_SETTINGS, **extra}
+    del settings["REDIS_URL"]  # from the environment, as an operator would give it
+    command = [sys.executable, "-m", "scrapy", "crawl", "1001tracklists",
+               "-a", f"start_urls={site.start_url}"]  # fmt: skip
+    for setting, value in settings.items():
+        command += ["-s", f"{setting}={json.dumps(value) if isinstance(value, dict) else value}"]
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "DATABASE_URL": db_url}
+    process = subprocess.Popen(
+        command, cwd=REPO, env={**environment, "REDIS_URL": redis_url},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return Worker(process)
+
+
+FAULT_SETTINGS = {"MAX_IDLE_TIME_BEFORE_CLOSE": 3, "FRONTIER_WORKER_TIMEOUT": 6}
+
+
+def wait_for_fetches(site: GeneratedSite, count: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(site.tracklist_fetches()) < count:
+        assert time.monotonic() < deadline, f"{len(site.tracklist_fetches())} fetched"
+        time.sleep(0.05)
+
+
+def stored_source_ids(db: Any) -> set[str]:
+    with db.cursor() as cursor:
+        cursor.execute("SELECT source_id FROM setlists")
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path / "redis", persistent=request.param).start()
+    yield server
+    server.kill()
+
+
+@pytest.mark.parametrize("private_redis", [False], indirect=True)
+def test_redis_restarted_without_its_data_ends_the_run_non_zero_and_the_next_run_completes(
+    site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, private_redis: RedisProcess
+) -> None:
+    workers = [start_worker(db_url, private_redis.url, "lost", site, tmp_path) for _ in range(2)]
+    wait_for_fetches(site, 40)
+    private_redis.kill()
+    time.sleep(2)
+    private_redis.start()  # empty: the queue, the duplicate filter and the generation are gone
+    for worker in workers:
+        worker.wait()
+        assert worker.status == 1, worker.err[-3000:]
+        assert "frontier_lost" in worker.err
+        assert "run the same command again to complete it" in worker.err
+        assert "Traceback" not in worker.err
+    assert len(stored_source_ids(db)) < TRACKLISTS
+
+    again = start_worker(db_url, private_redis.url, "lost", site, tmp_path).wait()
+    assert again.status == 0, again.err[-3000:]
+    assert_catalogue_complete(db, site)
+
+
+@pytest.mark.parametrize("private_redis", [True], indirect=True)
+def test_redis_restarted_with_its_data_is_an_outage_the_workers_ride_out(
+    site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, private_redis: RedisProcess
+) -> None:
+    name = "outage"
+    workers = [
+        start_worker(db_url, private_redis.url, name, site, tmp_path, DOWNLOAD_DELAY=0.1)
+        for _ in range(2)
+    ]
+    wait_for_fetches(site, 30)
+    private_redis.kill()
+    time.sleep(3)  # requests in flight wait for Redis; heartbeats fail
+    private_redis.start()
+
+    def frontier(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "scrapy", "frontier", *args, "-s", f"FRONTIER_NAME={name}"],
+            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": private_redis.url},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    deadline = time.monotonic() + 30
+    while "live workers: 2" not in (shown := frontier("show")).stdout:
+        assert time.monotonic() < deadline, shown.stdout + shown.stderr  # the heartbeats resume
+        time.sleep(0.5)
+    refused = frontier("clear")
+    assert refused.returncode == 1 and "alive" in refused.stdout
+    for worker in workers:
+        worker.wait()
+        assert worker.status == 0, worker.err[-3000:]
+        assert "Traceback" not in worker.err
+        assert "has not answered" in worker.err  # the outage was seen, and said
+    assert len(site.tracklist_fetches()) < TRACKLISTS + 20
+    assert_catalogue_complete(db, site)  # nothing in flight was lost
+
+
+@pytest.mark.parametrize("private_redis", [False], indirect=True)
+def test_redis_that_never_comes_back_is_a_bounded_outage_with_every_fetched_page_stored(
+    site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, private_redis: RedisProcess
+) -> None:
+    worker = start_worker(
+        db_url, private_redis.url, "gone", site, tmp_path, FRONTIER_REDIS_OUTAGE_TIMEOUT=4
+    )
+    wait_for_fetches(site, 20)
+    private_redis.kill()
+    started = time.monotonic()
+    worker.wait(timeout=120)
+    assert time.monotonic() - started < 60
+    assert worker.status == 1, worker.err[-3000:]
+    assert "frontier_unavailable" in worker.err
+    assert "Traceback" not in worker.err
+    assert 1 <= worker.err.count("has not answered") <= 3  # one warning per interval
+    assert set(site.tracklist_fetches()) == stored_source_ids(db)
+
+
+@pytest.mark.parametrize("private_redis", [False], indirect=True)
+def test_a_worker_killed_near_the_end_fails_the_run_and_the_next_run_completes(
+    site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, private_redis: RedisProcess
+) -> None:
+    workers = [start_worker(db_url, private_redis.url, "killed", site, tmp_path) for _ in range(2)]
+    wait_for_fetches(site, TRACKLISTS * 3 // 4)
+    workers[0].process.send_signal(signal.SIGKILL)
+    workers[0].wait()
+    survivor = workers[1].wait()
+    assert survivor.status == 1, survivor.err[-3000:]  # its run ended short, and it says so
+    assert "frontier_workers_lost" in survivor.err
+    assert "run the same command again to complete it" in survivor.err
+
+    again = start_worker(db_url, private_redis.url, "killed", site, tmp_path).wait()
+    assert again.status == 0, again.err[-3000:]
+    assert_catalogue_complete(db, site)

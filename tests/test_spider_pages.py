@@ -28,7 +28,7 @@ from scrapers.items import SetlistItem, TrackItem
 from scrapers.spiders.blocking import BlockedPageMiddleware
 from scrapers.spiders.budget import ListingBudgetMiddleware
 from scrapers.spiders.parsing import MAX_ROWS
-from scrapers.spiders.tracklists_1001 import SEARCH_URL, SITE, TracklistsSpider
+from scrapers.spiders.tracklists_1001 import SEARCH_URL, SITE, TracklistsSpider, fetch_time
 from tests.conftest import SHARED_SAMPLES
 
 SAMPLES = SHARED_SAMPLES
@@ -576,3 +576,16 @@ def test_check_arguments_refuses_what_the_spider_would(
     with pytest.raises(ValueError, match=re.escape(message)):
         TracklistsSpider.check_arguments(arguments)
     TracklistsSpider.check_arguments({"max_pages": "2", "search": "Nova Harbor", "other": "x"})
+
+
+def test_a_page_replayed_from_the_http_cache_keeps_the_time_the_site_answered_it() -> None:
+    """A cached page is as old as the site's answer: replaying it must never count as a newer
+    fetch than a later crawl's (the newest fetch of a set wins in the catalogue)."""
+    url = "https://www.1001tracklists.com/tracklist/9demo01x/x.html"
+    dated = {"Date": "Sun, 01 Nov 2026 10:00:00 GMT"}
+    cached = HtmlResponse(url=url, body=b"", headers=dated, flags=["cached"])
+    assert fetch_time(cached) == "2026-11-01T10:00:00+00:00"
+    fresh = dt.datetime.fromisoformat(fetch_time(HtmlResponse(url=url, body=b"", headers=dated)))
+    assert abs(dt.datetime.now(dt.UTC) - fresh) < dt.timedelta(minutes=5)
+    undated = HtmlResponse(url=url, body=b"", flags=["cached"])
+    assert dt.datetime.fromisoformat(fetch_time(undated)).utcoffset() == dt.timedelta(0)

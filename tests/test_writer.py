@@ -457,6 +457,16 @@ def test_new_ids_are_version_7_uuids_that_sort_by_creation() -> None:
     assert first < second
 
 
+def test_ids_made_in_one_millisecond_sort_in_the_order_made() -> None:
+    """A batch's tracks share one created_at: the title tier's "oldest" then goes by id, which
+    drew its random part afresh each time and put tracks of one millisecond in any order."""
+    ids = [new_id() for _ in range(5000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert {uuid.UUID(made).version for made in ids} == {7}
+    assert {uuid.UUID(made).variant for made in ids} == {uuid.RFC_4122}
+
+
 def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
     """Two processes that shared a random sequence would create the same ids in one millisecond."""
     random_part = (1 << 80) - 1

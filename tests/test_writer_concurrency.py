@@ -7,6 +7,8 @@ import random
 from contextlib import closing
 from typing import Any
 
+import pytest
+
 from scrapers.db.connection import connect
 from scrapers.db.writer import BatchWriter
 
@@ -58,6 +60,7 @@ def catalogue(url: str) -> tuple[list[tuple], int, int]:
         return tracks, artists, cursor.fetchone()[0]
 
 
+@pytest.mark.slow
 def test_three_processes_writing_the_same_catalogue(make_database) -> None:
     concurrent_url, sequential_url = make_database(), make_database()
     context = multiprocessing.get_context("spawn")

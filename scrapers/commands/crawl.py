@@ -5,14 +5,15 @@ Scrapy's own command exits 0 whatever the pipelines did. Here:
 * a setting with a value that cannot be used stops the crawl before it starts, with one line
   on stderr and exit status 2, as for any other usage error: ``InvalidSetting`` from a
   component's ``from_crawler`` (it names the setting and the value), ``DatabaseUrlError`` for a
-  ``DATABASE_URL`` libpq cannot parse (password removed), or a ``UsageError`` raised while the
-  crawl starts;
+  ``DATABASE_URL`` libpq cannot parse (password removed), ``RedisUrlError`` for a ``REDIS_URL``
+  redis-py cannot use (password removed), or a ``UsageError`` raised while the crawl starts;
 * spider arguments (``-a``) the spider refuses stop the command before the crawl starts, with
   one error line and exit status 2, in the same way;
 * when the database pipeline had to spool items to a file (the database was unavailable, the
   writer failed, or a second Ctrl-C stopped the crawl before the pipeline could flush), or the
   crawl stopped before its work was done (``FAILED_REASONS``: the site kept blocking it, the
-  writer failed, the schema is older than the code), the exit status is 1, so that a script or
+  writer failed, the schema is older than the code, a shared frontier's run ended short:
+  ``scrapers.crawl.frontier.INCOMPLETE_REASONS``), the exit status is 1, so that a script or
   scheduler running the crawl sees it. Any other failure to start the crawl also exits 1, with
   Scrapy's traceback.
 """
@@ -30,15 +31,12 @@ from scrapy.exceptions import UsageError
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from scrapers.crawl.frontier import RedisUnavailable
+from scrapers.crawl.frontier import INCOMPLETE_REASONS, RedisUnavailable
 from scrapers.crawl.incremental import SCHEMA_CLOSE_REASON
 from scrapers.db.connection import DatabaseUrlError
-from scrapers.pipelines.database_pipeline import (
-    CRAWL_ENDED,
-    LOST_STAT,
-    SPOOLED_STAT,
-    WRITER_ERROR_REASON,
-)
+from scrapers.pipelines.database_pipeline import CRAWL_ENDED, WRITER_ERROR_REASON
+from scrapers.pipelines.outage import LOST_STAT, SPOOLED_STAT
+from scrapers.redis_url import RedisUrlError
 from scrapers.settings_check import InvalidSetting
 from scrapers.spiders.blocking import CLOSE_REASON as BLOCKED_CLOSE_REASON
 
@@ -47,8 +45,10 @@ logger = logging.getLogger(__name__)
 USAGE_ERROR_EXIT = 2
 # Errors that mean "the user asked for something that cannot be done", not a defect.
 # Finish reasons of a crawl that stopped before its work was done.
-FAILED_REASONS = frozenset({BLOCKED_CLOSE_REASON, WRITER_ERROR_REASON, SCHEMA_CLOSE_REASON})
-REFUSALS = (InvalidSetting, UsageError, DatabaseUrlError, RedisUnavailable)
+FAILED_REASONS = frozenset(
+    {BLOCKED_CLOSE_REASON, WRITER_ERROR_REASON, SCHEMA_CLOSE_REASON, *INCOMPLETE_REASONS}
+)
+REFUSALS = (InvalidSetting, UsageError, DatabaseUrlError, RedisUrlError, RedisUnavailable)
 
 
 class Command(ScrapyCrawl):

@@ -1,6 +1,6 @@
 """Several crawl workers sharing one frontier on Redis (scrapy-redis), politely.
 
-With ``REDIS_URL`` set (scrapy-redis's own setting), every ``scrapy crawl 1001tracklists``
+With ``REDIS_URL`` set (the environment, or ``-s``), every ``scrapy crawl 1001tracklists``
 process with the same ``FRONTIER_NAME`` shares:
 
 - the request queue and the duplicate filter (scrapy-redis's scheduler, with the default
@@ -11,13 +11,28 @@ process with the same ``FRONTIER_NAME`` shares:
   and a block page seen by one makes all of them back off. The limiter in Redis keeps the
   delay, so each worker's own download slot no longer waits (``DOWNLOAD_DELAY`` and
   AutoThrottle are turned off per worker);
-- a list of live workers (heartbeats). The last worker to leave a finished crawl (empty queue,
-  no other live worker) deletes the duplicate filter, so the next run walks the listings again
-  and finds whatever a killed worker lost: "known" means "stored", not "seen".
+- a list of live workers (heartbeats, from a thread of their own so that a busy event loop
+  cannot make a live worker look dead) and the crawl's *generation*, a key written when a run
+  starts. "Known" means "stored", not "seen": a worker that starts when no other is live starts
+  a new run and clears the duplicate filter of the last one, which may hold requests that a
+  killed worker took and never finished; the incremental lookup keeps the walk cheap.
 
-A worker closes after ``MAX_IDLE_TIME_BEFORE_CLOSE`` seconds with nothing to do (scrapy-redis
-counts that from process start; ``FrontierSpider`` counts it from the worker's last response).
-``scrapy frontier show|clear`` (``scrapers.commands.frontier``) reads and clears the shared state.
+How a run ends honestly (a close reason in ``INCOMPLETE_REASONS`` makes ``scrapy crawl`` exit 1):
+
+- a worker idle for ``MAX_IDLE_TIME_BEFORE_CLOSE`` seconds (counted from its last response)
+  leaves once the queue is empty and every other live worker is idle too; the last one out
+  clears the duplicate filter. If a worker died meanwhile (its heartbeat older than
+  ``FRONTIER_WORKER_TIMEOUT``), the requests it held are lost to this run: the workers leave
+  with ``frontier_workers_lost``;
+- a Redis that lost its data (restarted without persistence, or ``scrapy frontier clear``)
+  no longer holds the generation: the workers leave with ``frontier_lost``;
+- a Redis error is an outage each worker rides out (``RedisOutage``): requests wait for their
+  turn, new ones are held in memory, the heartbeat resumes. One WARNING per
+  ``OUTAGE_WARNING_INTERVAL``; after ``FRONTIER_REDIS_OUTAGE_TIMEOUT`` seconds the worker
+  leaves with ``frontier_unavailable``, every page it fetched stored.
+
+In each case running the same command again completes the crawl. ``scrapy frontier
+show|clear`` (``scrapers.commands.frontier``) reads and clears the shared state.
 """
 
 from __future__ import annotations
@@ -27,19 +42,24 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
 import redis.asyncio
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest, NotConfigured
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
+from scrapy.utils.defer import deferred_from_coro
+from scrapy_redis.scheduler import Scheduler
 from scrapy_redis.spiders import RedisSpider
 
+from scrapers.redis_url import check_redis_url, redis_error
 from scrapers.settings_check import InvalidSetting, seconds
 
 logger = logging.getLogger(__name__)
@@ -53,7 +73,84 @@ DEFAULTS = {
     "FRONTIER_HEARTBEAT": 2.0,
     "FRONTIER_WORKER_TIMEOUT": 30.0,
     "FRONTIER_TURN_TIMEOUT": 60.0,
+    "FRONTIER_REDIS_OUTAGE_TIMEOUT": 300.0,
 }
+# Close reasons of a worker whose run ended short; ``scrapy crawl`` exits 1 for each.
+LOST_REASON = "frontier_lost"  # Redis no longer holds this run's frontier
+WORKERS_LOST_REASON = "frontier_workers_lost"  # a worker died holding requests
+UNAVAILABLE_REASON = "frontier_unavailable"  # Redis did not answer for the outage timeout
+INCOMPLETE_REASONS = frozenset({LOST_REASON, WORKERS_LOST_REASON, UNAVAILABLE_REASON})
+RUN_AGAIN = "the crawl is incomplete: run the same command again to complete it"
+OUTAGE_WARNING_INTERVAL = 10.0  # seconds between the WARNINGs of one outage
+_OUTAGE_RETRY = 1.0  # seconds between a waiting request's tries while Redis does not answer
+# Every Redis call of a worker runs on the event loop or the heartbeat thread: never wait long.
+REDIS_PARAMS = {"socket_timeout": 5, "socket_connect_timeout": 5}
+
+# A worker joins the crawl. With no live worker this is a new run: the duplicate filter and the
+# idle marks of the last run are dropped and a new generation is written. Returns the
+# generation and 1 for a new run. KEYS: workers, idle, dupefilter, generation.
+# ARGV: worker, worker timeout, a new generation.
+_JOIN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local beats = redis.call('HGETALL', KEYS[1])
+local live = false
+for i = 2, #beats, 2 do
+  if now - tonumber(beats[i]) < tonumber(ARGV[2]) then live = true end
+end
+local generation = redis.call('GET', KEYS[4])
+if not live or not generation then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  generation = ARGV[3]
+  redis.call('SET', KEYS[4], generation)
+end
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.6f', now))
+return {generation, live and 0 or 1}
+"""
+# A heartbeat on Redis's clock, only while the generation is this worker's: 0 means the
+# frontier it works on is gone. KEYS: workers, idle, generation. ARGV: worker, generation,
+# 1 when the worker is idle past MAX_IDLE_TIME_BEFORE_CLOSE.
+_BEAT = """
+if redis.call('GET', KEYS[3]) ~= ARGV[2] then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.6f', now))
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[2], ARGV[1], '1')
+else
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return 1
+"""
+# An idle worker asks to leave: 'lost' (not this worker's generation), 'wait' (requests queued,
+# or another live worker is busy), else it leaves: 'short' when a worker died (heartbeat older
+# than the timeout) and 'finished' otherwise; the last one out clears the run's state.
+# KEYS: workers, idle, requests, dupefilter, generation. ARGV: worker, timeout, generation.
+_LEAVE = """
+if redis.call('GET', KEYS[5]) ~= ARGV[3] then return 'lost' end
+redis.call('HSET', KEYS[2], ARGV[1], '1')
+if redis.call('ZCARD', KEYS[3]) > 0 then return 'wait' end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local beats = redis.call('HGETALL', KEYS[1])
+local live, dead = 0, 0
+for i = 1, #beats, 2 do
+  if beats[i] ~= ARGV[1] then
+    if now - tonumber(beats[i + 1]) >= tonumber(ARGV[2]) then
+      dead = dead + 1
+    elseif redis.call('HEXISTS', KEYS[2], beats[i]) == 0 then
+      return 'wait'
+    else
+      live = live + 1
+    end
+  end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if live == 0 then redis.call('DEL', KEYS[1], KEYS[2], KEYS[4]) end
+if dead > 0 then return 'short' end
+return 'finished'
+"""
 
 # Take the site's turn: nobody else's request is out, and the site's next free moment has come.
 # Redis's clock is the one clock every worker shares. The worker that had the last turn waits a
@@ -109,7 +206,7 @@ def check_redis(url: str) -> None:
             client.close()
     except (redis.RedisError, ValueError) as error:
         raise RedisUnavailable(
-            f"the shared frontier's Redis (REDIS_URL) does not answer: {error}"
+            f"the shared frontier's Redis (REDIS_URL) does not answer: {redis_error(error, url)}"
         ) from None
 
 
@@ -119,9 +216,80 @@ def keys(name: str) -> dict[str, str]:
         "requests": f"{name}:requests",
         "dupefilter": f"{name}:dupefilter",
         "workers": f"{name}:workers",
+        "idle": f"{name}:idle",
+        "generation": f"{name}:generation",
         "politeness": f"{name}:politeness",
         "start_urls": f"{name}:start_urls",
     }
+
+
+class RedisOutage:
+    """The Redis errors one worker met, ridden out for ``timeout`` seconds.
+
+    Every component that talks to Redis reports here: ``failed`` on an error, ``answered`` on a
+    success. The outage is logged once when it starts, then once per
+    ``OUTAGE_WARNING_INTERVAL`` seconds, without tracebacks; when it has lasted ``timeout``
+    seconds, ``give_up`` is called once (the worker then leaves). Thread-safe: the heartbeat
+    thread reports here too.
+    """
+
+    def __init__(
+        self,
+        timeout: float,
+        give_up: Callable[[], None],
+        url: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timeout = timeout
+        self.give_up = give_up
+        self.url = url
+        self.clock = clock
+        self.since: float | None = None
+        self.ended = float("-inf")  # when the last outage ended
+        self.gave_up = False
+        self.outages = 0
+        self._warned = float("-inf")
+        self._lock = threading.Lock()
+
+    def failed(self, where: str, error: Exception) -> None:
+        with self._lock:
+            now = self.clock()
+            if self.since is None:
+                self.since = now
+                self.outages += 1
+            lasted = now - self.since
+            if now - self._warned >= OUTAGE_WARNING_INTERVAL:
+                self._warned = now
+                logger.warning(
+                    "The shared frontier's Redis has not answered for %.0f s (%s: %s); waiting"
+                    " up to %g s (FRONTIER_REDIS_OUTAGE_TIMEOUT)",
+                    lasted, where, redis_error(error, self.url), self.timeout,
+                )  # fmt: skip
+            expired = lasted >= self.timeout and not self.gave_up
+            self.gave_up = self.gave_up or expired
+        if expired:
+            logger.error(
+                "The shared frontier's Redis did not answer for %g s: this worker stops; %s",
+                self.timeout, RUN_AGAIN,
+            )  # fmt: skip
+            self.give_up()
+
+    def answered(self) -> None:
+        if self.since is None:
+            return
+        with self._lock:
+            if self.since is not None and not self.gave_up:
+                logger.warning(
+                    "The shared frontier's Redis answers again after %.1f s",
+                    self.clock() - self.since,
+                )
+                self.since = None
+                self.ended = self.clock()
+                self._warned = float("-inf")
+
+    def within(self, seconds: float) -> bool:
+        """Redis is down, or was less than ``seconds`` ago."""
+        return self.since is not None or self.clock() - self.ended < seconds
 
 
 def configure(settings: BaseSettings, spider_name: str) -> None:
@@ -132,6 +300,7 @@ def configure(settings: BaseSettings, spider_name: str) -> None:
     """
     if not enabled(settings):
         return
+    check_redis_url(settings["REDIS_URL"])
     if settings.getbool("SCHEDULER_FLUSH_ON_START"):
         raise InvalidSetting(
             "SCHEDULER_FLUSH_ON_START",
@@ -154,7 +323,7 @@ def configure(settings: BaseSettings, spider_name: str) -> None:
     names = keys(name)
     delay = seconds("DOWNLOAD_DELAY", settings.get("DOWNLOAD_DELAY"), allow_zero=True)
     for setting, value in {
-        "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+        "SCHEDULER": "scrapers.crawl.frontier.FrontierScheduler",
         "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
         "SCHEDULER_PERSIST": True,
         "SCHEDULER_QUEUE_KEY": names["requests"],
@@ -164,6 +333,7 @@ def configure(settings: BaseSettings, spider_name: str) -> None:
         "FRONTIER_DOWNLOAD_DELAY": delay,
         "DOWNLOAD_DELAY": 0,
         "AUTOTHROTTLE_ENABLED": False,
+        "REDIS_PARAMS": {**REDIS_PARAMS, **settings.getdict("REDIS_PARAMS")},
     }.items():
         settings.set(setting, value, priority="cmdline")
     for setting, value in DEFAULTS.items():
@@ -178,8 +348,9 @@ class FrontierSpider(RedisSpider):
     """scrapy-redis's ``RedisSpider``, used only when ``REDIS_URL`` is set.
 
     The subclass seeds from its own ``async def start()`` (scrapy-redis's ``start_requests()``
-    is never called since Scrapy 2.16). Idle time is counted from the last response, and the
-    worker keeps a heartbeat in Redis so that the last one out can finish the crawl.
+    is never called since Scrapy 2.16). Idle time is counted from the last response. The worker
+    joins the run (``_JOIN``), beats from a thread, and leaves only with the others (``_LEAVE``),
+    saying when the run ended short (module docstring).
     """
 
     worker_id = ""
@@ -196,41 +367,201 @@ class FrontierSpider(RedisSpider):
         self._keys = keys(settings["FRONTIER_NAME"])
         self._heartbeat = settings.getfloat("FRONTIER_HEARTBEAT")
         self._worker_timeout = settings.getfloat("FRONTIER_WORKER_TIMEOUT")
-        self._beating: asyncio.Task[None] | None = None
+        self.outage = RedisOutage(
+            settings.getfloat("FRONTIER_REDIS_OUTAGE_TIMEOUT"),
+            lambda: self._close_soon(UNAVAILABLE_REASON),
+            settings["REDIS_URL"],
+        )
+        self.generation = ""
+        self._idle = False  # idle past MAX_IDLE_TIME_BEFORE_CLOSE: told to the others
+        self._left = False
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_beating = threading.Event()
+        self._beating: threading.Thread | None = None
+        self._join = self.server.register_script(_JOIN)
+        self._beat_script = self.server.register_script(_BEAT)
+        self._leave = self.server.register_script(_LEAVE)
         crawler.signals.connect(self._active, signal=signals.response_received)
         crawler.signals.connect(self._opened, signal=signals.spider_opened)
         crawler.signals.connect(self._closed, signal=signals.spider_closed)
 
     def _active(self) -> None:
         self.spider_idle_start_time = int(time.time())
-
-    def _beat(self) -> None:
-        self.server.hset(self._keys["workers"], self.worker_id, f"{time.time():.3f}")
-
-    async def _beat_forever(self) -> None:
-        while True:
-            await asyncio.get_running_loop().run_in_executor(None, self._beat)
-            await asyncio.sleep(self._heartbeat)
+        self._idle = False
 
     def _opened(self) -> None:
-        self._beat()
-        self._beating = asyncio.get_running_loop().create_task(self._beat_forever())
-        self.logger.info("Worker %s joined frontier %s", self.worker_id, self._keys["requests"])
+        """Join the run (before any start request meets the duplicate filter), then beat."""
+        self._loop = asyncio.get_running_loop()
+        generation, new_run = self._join(
+            keys=[self._keys[k] for k in ("workers", "idle", "dupefilter", "generation")],
+            args=[self.worker_id, self._worker_timeout, uuid.uuid4().hex],
+        )
+        self.generation = generation.decode() if isinstance(generation, bytes) else generation
+        self._beating = threading.Thread(
+            target=self._beat_forever, name="frontier-heartbeat", daemon=True
+        )
+        self._beating.start()
+        self.logger.info(
+            "Worker %s %s frontier %s",
+            self.worker_id,
+            "started a new run of" if new_run else "joined",
+            self._keys["requests"],
+        )
+
+    def _beat_forever(self) -> None:
+        while not self._stop_beating.wait(self._heartbeat):
+            try:
+                alive = self._beat_script(
+                    keys=[self._keys[k] for k in ("workers", "idle", "generation")],
+                    args=[self.worker_id, self.generation, int(self._idle)],
+                )
+            except redis.RedisError as error:
+                self.outage.failed("heartbeat", error)
+                continue
+            self.outage.answered()
+            if not alive:
+                self._frontier_lost()
+                return
+
+    def _frontier_lost(self) -> None:
+        self.logger.error(
+            "The shared frontier %s is gone from Redis (restarted without its data, or"
+            " cleared): requests it held are lost to this run; %s",
+            self._keys["requests"], RUN_AGAIN,
+        )  # fmt: skip
+        self._close_soon(LOST_REASON)
+
+    def _close_soon(self, reason: str) -> None:
+        """Close the spider with ``reason``, from any thread, once."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._close, reason)
+
+    def _close(self, reason: str) -> None:
+        if not self._closing:
+            self._closing = True
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
+
+    def spider_idle(self) -> None:
+        """Leave when idle long enough and the run allows it (``_LEAVE``); else stay."""
+        if self._closing:  # leaving already (frontier lost, or Redis given up on)
+            raise DontCloseSpider
+        try:
+            super().spider_idle()  # DontCloseSpider until idle for MAX_IDLE_TIME_BEFORE_CLOSE
+            self._idle = True
+            if self.outage.within(self._worker_timeout):
+                # Heartbeats missed in an outage do not make live workers dead: wait for them.
+                raise DontCloseSpider
+            outcome = self._leave(
+                keys=[self._keys[k] for k in ("workers", "idle", "requests", "dupefilter",
+                                               "generation")],
+                args=[self.worker_id, self._worker_timeout, self.generation],
+            )  # fmt: skip
+        except redis.RedisError as error:
+            self.outage.failed("idle check", error)
+            raise DontCloseSpider from None
+        self.outage.answered()
+        outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+        if outcome == "wait":
+            raise DontCloseSpider
+        if outcome == "lost":
+            self._stop_beating.set()
+            self._frontier_lost()
+            raise DontCloseSpider
+        self._left = True
+        if outcome == "short":
+            self.logger.error(
+                "A worker of frontier %s died holding requests (no heartbeat for %g s): they"
+                " are lost to this run; %s",
+                self._keys["requests"], self._worker_timeout, RUN_AGAIN,
+            )  # fmt: skip
+            raise CloseSpider(WORKERS_LOST_REASON)
 
     def _closed(self, reason: str) -> None:
-        if self._beating is not None:
-            self._beating.cancel()
-        self.server.hdel(self._keys["workers"], self.worker_id)
-        others = live_workers(self.server, self._keys["workers"], self._worker_timeout)
-        queued = self.server.zcard(self._keys["requests"])
-        if reason == "finished" and not queued and not others:
-            self.server.delete(self._keys["dupefilter"])
-            self.logger.info("Last worker of a finished crawl: duplicate filter cleared")
+        self._stop_beating.set()
+        if self._left:
+            return
+        try:
+            self.server.hdel(self._keys["workers"], self.worker_id)
+            self.server.hdel(self._keys["idle"], self.worker_id)
+        except redis.RedisError as error:
+            self.logger.warning(
+                "Could not leave frontier %s: %s",
+                self._keys["requests"],
+                redis_error(error, self.crawler.settings["REDIS_URL"]),
+            )
+
+
+class FrontierScheduler(Scheduler):
+    """scrapy-redis's scheduler, riding out Redis outages (``RedisOutage``).
+
+    A request discovered while Redis does not answer is held in memory and queued when it
+    answers again; the worker then counts as busy, so it neither idles out nor takes anything.
+    Held requests still held when the worker leaves are counted (``frontier/requests_unqueued``)
+    and logged: the next run finds them again.
+    """
+
+    outage: RedisOutage
+    held: list[Request]
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> FrontierScheduler:
+        scheduler = super().from_crawler(crawler)
+        scheduler.outage = crawler.spider.outage
+        scheduler.held = []
+        return scheduler
+
+    def enqueue_request(self, request: Request) -> bool:
+        try:
+            if self._queue_held():
+                return bool(super().enqueue_request(request))
+        except redis.RedisError as error:
+            self.outage.failed("queue", error)
+        self.held.append(request)
+        return True
+
+    def next_request(self) -> Request | None:
+        try:
+            request = super().next_request() if self._queue_held() else None
+        except redis.RedisError as error:
+            self.outage.failed("queue", error)
+            return None
+        return request
+
+    def has_pending_requests(self) -> bool:
+        try:
+            return bool(self.held) or bool(super().has_pending_requests())
+        except redis.RedisError as error:
+            self.outage.failed("queue", error)
+            return not self.outage.gave_up
+
+    def _queue_held(self) -> bool:
+        """Queue the held requests (recorded as seen: a lost answer may have left them out);
+        False while Redis does not answer."""
+        while self.held:
+            try:
+                self.df.request_seen(self.held[0])
+                self.queue.push(self.held[0])
+            except redis.RedisError as error:
+                self.outage.failed("queue", error)
+                return False
+            self.held.pop(0)
+        return True
+
+    def close(self, reason: str) -> None:
+        if self.held:
+            self.stats.set_value("frontier/requests_unqueued", len(self.held))
+            logger.error(
+                "%d requests found while Redis did not answer were never queued; %s",
+                len(self.held), RUN_AGAIN,
+            )  # fmt: skip
+        super().close(reason)
 
 
 def live_workers(server: redis.Redis, key: str, timeout: float) -> dict[str, float]:
-    """Workers whose heartbeat is younger than ``timeout`` seconds, with its age."""
-    now = time.time()
+    """Workers whose heartbeat (on Redis's clock) is younger than ``timeout`` s, with its age."""
+    seconds, microseconds = server.time()
+    now = seconds + microseconds / 1e6
     ages = {}
     for worker, beat in server.hgetall(key).items():
         name = worker.decode() if isinstance(worker, bytes) else worker
@@ -257,10 +588,13 @@ class GlobalPoliteness:
         self.turn_ms = int(1000 * settings.getfloat("FRONTIER_TURN_TIMEOUT"))
         self.prefix = keys(settings["FRONTIER_NAME"])["politeness"]
         self.worker = uuid.uuid4().hex
-        self.client = redis.asyncio.Redis.from_url(settings["REDIS_URL"])
+        self.outage: RedisOutage = crawler.spider.outage
+        self.client = redis.asyncio.Redis.from_url(settings["REDIS_URL"], **REDIS_PARAMS)
         self.take_turn = self.client.register_script(_TAKE_TURN)
         self.push_free = self.client.register_script(_PUSH_FREE)
         self.pending: set[asyncio.Task[Any]] = set()  # backoffs being sent: keep a reference
+        # Turns whose end could not be told to Redis: ended before this worker's next turn.
+        self.unended: list[tuple[list[str], str]] = []
         crawler.signals.connect(self.back_off, signal=BACKOFF_SIGNAL)
         crawler.signals.connect(self.close, signal=signals.spider_closed)
 
@@ -275,14 +609,24 @@ class GlobalPoliteness:
         return [site, f"{site}:turn", f"{site}:last"]
 
     async def process_request(self, request: Request) -> None:
-        """Wait for this request's turn at its site."""
+        """Wait for this request's turn at its site; through a Redis outage too, until the
+        worker gives up on Redis (the request is then dropped: the run exits non-zero)."""
         if request.url.startswith("file:"):
             return
         token = uuid.uuid4().hex
         grace = min(_POLL, self.delay)
         arguments = [token, self.turn_ms, self.worker, grace]
         while True:
-            answer = float(await self.take_turn(keys=self._keys(request), args=arguments))
+            try:
+                await self._end_unended_turns()
+                answer = float(await self.take_turn(keys=self._keys(request), args=arguments))
+            except redis.RedisError as error:
+                self.outage.failed("politeness", error)
+                if self.outage.gave_up:
+                    raise IgnoreRequest("the shared frontier's Redis does not answer") from None
+                await asyncio.sleep(_OUTAGE_RETRY)
+                continue
+            self.outage.answered()
             if answer == 0:
                 request.meta[_TURN_META] = token
                 return
@@ -298,16 +642,30 @@ class GlobalPoliteness:
     async def _end_turn(self, request: Request) -> None:
         token = request.meta.pop(_TURN_META, None)
         if token is not None:
+            self.unended.append((self._keys(request), token))
+            try:
+                await self._end_unended_turns()
+            except redis.RedisError as error:
+                self.outage.failed("politeness", error)
+
+    async def _end_unended_turns(self) -> None:
+        while self.unended:
+            site_keys, token = self.unended[0]
             ttl = int(self.delay) + 3600
-            await self.push_free(keys=self._keys(request), args=[self.delay, token, ttl])
+            await self.push_free(keys=site_keys, args=[self.delay, token, ttl])
+            self.unended.pop(0)
 
     def back_off(self, request: Request, delay: float) -> None:
         """A block page: push the site's next free moment ``delay`` seconds away for all."""
-        task = asyncio.get_running_loop().create_task(
-            self.push_free(keys=self._keys(request), args=[delay, "", int(delay) + 3600])
-        )
+        task = asyncio.get_running_loop().create_task(self._push_back(request, delay))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
+
+    async def _push_back(self, request: Request, delay: float) -> None:
+        try:
+            await self.push_free(keys=self._keys(request), args=[delay, "", int(delay) + 3600])
+        except redis.RedisError as error:
+            self.outage.failed("politeness", error)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -59,8 +59,11 @@ class RunningServer:
 class EmbeddedPostgres:
     """One server per state folder: ``<state>/pgdata`` holds the cluster."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, port: int | None = None) -> None:
+        """``port``: listen there on every start (a server restarted under its clients' feet
+        keeps its URL); None picks a free one at each start."""
         self.state_dir = (state_dir or default_state_dir()).resolve()
+        self.port = port
         self.data_dir = self.state_dir / "pgdata"
         self.log_file = self.state_dir / "postgres.log"
         self._run_as = SERVICE_USER if os.geteuid() == 0 else None
@@ -179,7 +182,8 @@ class EmbeddedPostgres:
         self.log_file.touch()
         self._chown(self.log_file)
         (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
-        options = f"-p {_free_port()} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
+        port = self.port or _free_port()
+        options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
         self._pg_ctl(
             bin_dir,
             "start",

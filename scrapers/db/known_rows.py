@@ -13,6 +13,12 @@ import psycopg2.extensions
 
 from scrapers.db.locks import OnLockWait, wait_for_locks
 
+# A digest stored before now names the given track.
+_REPLACE = (
+    " ON CONFLICT (digest) DO UPDATE SET track_id = EXCLUDED.track_id, stored_at = now()"
+    " WHERE import_row_digests.track_id <> EXCLUDED.track_id"
+)
+
 
 def known(
     cursor: psycopg2.extensions.cursor,
@@ -49,10 +55,17 @@ def store(cursor: psycopg2.extensions.cursor, pairs: Iterable[tuple[bytes, str]]
     digests = sorted(tracks)
     cursor.execute(
         "INSERT INTO import_row_digests (digest, track_id)"
-        " SELECT decode(h, 'hex'), t FROM unnest(%s::text[], %s::uuid[]) AS u(h, t)"
-        " ON CONFLICT (digest) DO UPDATE SET track_id = EXCLUDED.track_id, stored_at = now()"
-        " WHERE import_row_digests.track_id <> EXCLUDED.track_id",
+        " SELECT decode(h, 'hex'), t FROM unnest(%s::text[], %s::uuid[]) AS u(h, t)" + _REPLACE,
         (_array(d.hex() for d in digests), _array(tracks[d] for d in digests)),
+    )
+
+
+def store_staged(cursor: psycopg2.extensions.cursor, pairs: str) -> None:
+    """``store`` of the (digest, track id) rows of the query ``pairs``, distinct digests, set-based
+    (a bulk load's staging tables)."""
+    cursor.execute(
+        "INSERT INTO import_row_digests (digest, track_id)"
+        f" SELECT digest, id FROM ({pairs}) AS pairs (digest, id) ORDER BY 1" + _REPLACE
     )
 
 

@@ -78,6 +78,60 @@ def _merged(stored: str, incoming: str) -> list[tuple[str, sql.Composable]]:
     return merged
 
 
+# ``folded``'s merge of metadata objects in order (``||`` as an aggregate), made by the session
+# that uses it.
+METADATA_AGGREGATE = """
+DROP AGGREGATE IF EXISTS pg_temp.merged_metadata(jsonb);
+CREATE AGGREGATE pg_temp.merged_metadata(jsonb) (
+    SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}'
+);
+"""
+
+
+def folded(incoming: str, order: str, *, one_row: bool = False) -> list[tuple[str, sql.Composable]]:
+    """``merge`` of a new track's incoming rows, one after another in ``order``, into an empty
+    row: each column's value as an aggregate over the rows (GROUP BY the track; the title key is
+    the group's). Descriptive columns take the last non-null value, identity columns the first,
+    metadata every object in order (``METADATA_AGGREGATE``). ``one_row``: the same for a track
+    of one row, without aggregates (its own values). See ``folded_status``."""
+    row, by = sql.Identifier(incoming), sql.Identifier(order)
+    pick = sql.SQL(
+        "(array_agg({row}.{c} ORDER BY {row}.{by} {way}) FILTER (WHERE {row}.{c} IS NOT NULL))[1]"
+    )
+    if one_row:
+        pick = sql.SQL("{row}.{c}")
+    merged = [
+        (c, pick.format(row=row, c=sql.Identifier(c), by=by, way=sql.SQL("DESC")))
+        for c in OVERWRITE
+    ]
+    merged += [
+        (c, pick.format(row=row, c=sql.Identifier(c), by=by, way=sql.SQL("ASC")))
+        for c in FILL_ONLY
+        if c != "title_key"
+    ]
+    metadata = (
+        "{row}.metadata"
+        if one_row
+        else "pg_temp.merged_metadata({row}.metadata ORDER BY {row}.{by})"
+    )
+    merged.append(("metadata", sql.SQL(metadata).format(row=row, by=by)))
+    return merged
+
+
+def folded_status(incoming: str, order: str, *, one_row: bool = False) -> sql.Composed:
+    """The last enrichment outcome of the rows in ``order``, or NULL (a new track is pending)."""
+    row, by = sql.Identifier(incoming), sql.Identifier(order)
+    outcomes = sql.SQL(", ").join(map(sql.Literal, ENRICHMENT_OUTCOMES))
+    if one_row:
+        return sql.SQL(
+            "CASE WHEN {row}.enrichment_status IN ({outcomes}) THEN {row}.enrichment_status END"
+        ).format(row=row, outcomes=outcomes)
+    return sql.SQL(
+        "(array_agg({row}.enrichment_status ORDER BY {row}.{by} DESC)"
+        " FILTER (WHERE {row}.enrichment_status IN ({outcomes})))[1]"
+    ).format(row=row, by=by, outcomes=outcomes)
+
+
 def assignments(stored: str = "t", incoming: str = "u") -> sql.Composed:
     """``merge`` as the SET list of an UPDATE from alias ``incoming`` onto alias ``stored``."""
     parts = [

@@ -41,8 +41,13 @@ class Rejection:
 Validated = tuple[list[tuple[int, records.Record]], list[Rejection]]
 
 
-def validate(items: Sequence[Any], locations: Sequence[str | None] | None) -> Validated:
-    """Every item's record with its index in ``items``, and the refusals with their reasons.
+def validate(
+    items: Sequence[Any],
+    locations: Sequence[str | None] | None,
+    validated: Sequence[records.TrackRecord | None] | None = None,
+) -> Validated:
+    """Every item's record with its index in ``items``, and the refusals with their reasons;
+    ``validated`` holds the records already made (in columns: ``importers.columnar``).
 
     A module-level function of plain data, so that ``validation_pool`` can run it in another
     process; only the records travel back, the items stay with the caller.
@@ -50,6 +55,9 @@ def validate(items: Sequence[Any], locations: Sequence[str | None] | None) -> Va
     valid: list[tuple[int, records.Record]] = []
     rejections: list[Rejection] = []
     for index, item in enumerate(items):
+        if validated is not None and (record := validated[index]) is not None:
+            valid.append((index, record))
+            continue
         try:
             valid.append((index, records.to_record(item)))
         except Rejected as error:

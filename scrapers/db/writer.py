@@ -41,6 +41,7 @@ from scrapers.db.copy import new_id
 from scrapers.db.locks import OnLockWait
 from scrapers.db.records import TrackRecord
 from scrapers.db.setlist_statements import RowChange
+from scrapers.db.staging import StagedLoad
 from scrapers.db.statements import SESSION_SETUP
 from scrapers.db.validation import (
     Entry,
@@ -307,6 +308,22 @@ class BatchWriter:
                 raise
             cursor.execute("RELEASE SAVEPOINT bulk_batch")
         self._uncounted.add(result, batch, applied)
+        return result
+
+    def stage(self) -> StagedLoad:
+        """Staging tables for a whole file in the bulk load's transaction (``staging``)."""
+        if not self._in_bulk:
+            raise RuntimeError("a bulk BatchWriter stages only between begin_bulk and finish_bulk")
+        return StagedLoad(self._connect().cursor())
+
+    def write_staged(self, load: StagedLoad) -> BatchResult:
+        """Insert ``load``'s simple groups (``StagedLoad.insert_simple``) in the load's
+        transaction, counted at its COMMIT; its tangled rows are for ``write_validated``."""
+        if self._foreign_keys is None:
+            self._foreign_keys = bulk.drop_foreign_keys(load.cursor)
+        result, invalid = load.insert_simple()
+        self._uncounted.result.add(result)
+        self._uncounted.invalid.update(invalid)
         return result
 
     def begin_bulk(self, on_wait: OnLockWait) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scrapers import settings as project_settings
+from scrapers.redis_url import check_redis_url
 from scrapers.settings_check import InvalidSetting, number, whole_number
 
 SOURCES = ("musicbrainz", "deezer", "spotify")
@@ -149,7 +150,7 @@ class EnrichmentConfig:
             ),
             catalogue_metrics_ttl=real("ENRICHMENT_CATALOGUE_METRICS_TTL", maximum=86400),
             claim_lease=real("ENRICHMENT_CLAIM_LEASE", minimum=1, maximum=7 * 86400),
-            redis_url=environ.get("REDIS_URL") or None,
+            redis_url=_redis_url(settings, environ),
             redis_key_prefix=str(get("ENRICHMENT_REDIS_KEY_PREFIX")),
         )
         config.validate()
@@ -182,3 +183,9 @@ def _mapping(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidSetting(name, "a mapping of source to number", value)
     return dict(value)
+
+
+def _redis_url(settings: Mapping[str, Any], environ: Mapping[str, str]) -> str | None:
+    """``REDIS_URL``: ``-s`` over the environment (the project settings read it), checked."""
+    url = settings.get("REDIS_URL") or environ.get("REDIS_URL")
+    return check_redis_url(str(url)) if url else None

@@ -38,6 +38,8 @@ STRAY_QUOTE = "stray quote closing a field opened on an earlier line"
 # A header that is not one is quoted back this far at most.
 SHOWN_NAMES = 8
 SHOWN_NAME_CHARS = 40
+# What every row's item carries in its metadata.
+CSV_METADATA = {"source": "import:csv"}
 
 # A line can never hold a field longer than itself: the csv module's own limit never fires.
 csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES + 2))
@@ -67,43 +69,69 @@ class CsvReader(FileReader):
 
     def rows(self) -> Iterator[SourceRow]:
         with self.open_binary() as handle:
-            feed = _LineFeed(read_lines(handle))
-            records = csv.reader(feed)
-            header = next(records, None)
-            if header is None:
-                raise CsvHeaderError("empty file, a header row is required")
-            if isinstance(feed.line, Payload):
-                raise CsvHeaderError(f"the header is a {TOO_LONG}")
-            columns = self._columns(header, feed.took_next_line)
-            feed.record_done()
-            opened_at: int | None = None  # line of a broken quote the csv module would extend
-            while True:
-                try:
-                    record = next(records)
-                except StopIteration:
-                    break
-                except csv.Error as error:
-                    record, problem = [], f"not CSV: {error}"
-                else:
-                    problem = None
-                number, line, unclosed = feed.number, feed.line, feed.took_next_line
-                feed.record_done()
-                if isinstance(line, Payload):
-                    yield SourceRow.rejected(self.location(number), TOO_LONG, line)
-                    continue
-                raw = without_line_end(line)
-                if problem is None and opened_at is not None and b'"' in raw:
-                    # Where the csv module would have closed the broken quote.
-                    if _quote_inside_field(raw):
-                        problem = STRAY_QUOTE
-                    opened_at = None
-                if unclosed:
-                    problem, opened_at = problem or UNCLOSED_QUOTE, number
-                if problem is not None:
-                    yield SourceRow.rejected(self.location(number), problem, raw)
-                elif any(field.strip() for field in record):
-                    yield self._row(number, record, raw, columns, len(header))
+            lines = read_lines(handle)
+            parser = CsvLines(self, next(lines, None))
+            for number, line in enumerate(lines, start=2):
+                row = parser.row(number, line)
+                if row is not None:
+                    yield row
         self.finish()
+
+
+class CsvLines:
+    """The rows of a CSV file's lines, given one physical line at a time, in order.
+
+    Reads the header (``first_line``) at once: ``CsvHeaderError`` when there is none. A line
+    without a quote never changes what later lines give, so a caller may hand over only some
+    lines (``scrapers.importers.columnar`` reads the plain ones itself), as long as every line
+    with a quote comes, in order.
+    """
+
+    def __init__(self, reader: FileReader, first_line: bytes | Payload | None) -> None:
+        self.reader = reader
+        self._feed = _LineFeed()
+        self._records = csv.reader(self._feed)
+        if first_line is None:
+            raise CsvHeaderError("empty file, a header row is required")
+        if isinstance(first_line, Payload):
+            raise CsvHeaderError(f"the header is a {TOO_LONG}")
+        self._feed.push(first_line.decode("utf-8", "surrogateescape").removeprefix("\ufeff"))
+        header = next(self._records, [])
+        self.width = len(header)
+        self.columns = self._columns(header, self._feed.took_next_line)
+        self._opened_at: int | None = None  # line of a broken quote the csv module would extend
+
+    def row(self, number: int, line: bytes | Payload) -> SourceRow | None:
+        """The row of line ``number``; None for a blank line."""
+        location = self.reader.location(number)
+        if isinstance(line, Payload):
+            return SourceRow.rejected(location, TOO_LONG, line)
+        # An over-long line is rejected above: the csv module never sees it.
+        self._feed.push(line.decode("utf-8", "surrogateescape"))
+        try:
+            record = next(self._records)
+        except csv.Error as error:
+            record, problem = [], f"not CSV: {error}"
+        else:
+            problem = None
+        raw = without_line_end(line)
+        if problem is None and self._opened_at is not None and b'"' in raw:
+            # Where the csv module would have closed the broken quote.
+            if _quote_inside_field(raw):
+                problem = STRAY_QUOTE
+            self._opened_at = None
+        if self._feed.took_next_line:
+            problem, self._opened_at = problem or UNCLOSED_QUOTE, number
+        if problem is not None:
+            return SourceRow.rejected(location, problem, raw)
+        if not any(field.strip() for field in record):
+            return None
+        if len(record) != self.width:
+            return SourceRow.rejected(
+                location, f"{len(record)} fields, header has {self.width}", raw
+            )
+        fields = {name: record[index].strip() for name, index in self.columns.items()}
+        return track_row(location, fields, CSV_METADATA, raw)
 
     def _columns(self, header: list[str], unclosed: bool) -> dict[str, int]:
         problem = header_problem(header)
@@ -114,17 +142,8 @@ class CsvReader(FileReader):
         names = [name.strip().lower().lstrip("\ufeff") for name in header]
         unknown = sorted(set(names) - set(COLUMNS) - {""})
         if unknown:
-            logger.warning("%s: ignoring unknown columns %s", self.label, ", ".join(unknown))
+            logger.warning("%s: ignoring unknown columns %s", self.reader.label, ", ".join(unknown))
         return {name: names.index(name) for name in COLUMNS if name in names}
-
-    def _row(
-        self, line: int, record: list[str], raw: bytes, columns: dict[str, int], width: int
-    ) -> SourceRow:
-        location = self.location(line)
-        if len(record) != width:
-            return SourceRow.rejected(location, f"{len(record)} fields, header has {width}", raw)
-        fields = {name: record[index].strip() for name, index in columns.items()}
-        return track_row(location, fields, {"source": "import:csv"}, raw)
 
 
 class _LineFeed:
@@ -132,37 +151,27 @@ class _LineFeed:
 
     When the csv module asks for the next line before it has returned a record, a quoted field
     ran past the end of the line: the feed closes it with a quote instead (so that the record
-    ends there, and ``took_next_line`` says so) and keeps the next line for the next record.
+    ends there, and ``took_next_line`` says so).
     """
 
-    def __init__(self, lines: Iterator[bytes | Payload]) -> None:
-        self._lines = lines
-        self.number = 0
-        self.line: bytes | Payload = b""
+    def __init__(self) -> None:
+        self._text: str | None = None
         self.took_next_line = False
-        self._in_record = False
+
+    def push(self, text: str) -> None:
+        """The next physical line, for the csv module's next record."""
+        self._text = text if text.endswith("\n") else text + "\n"
+        self.took_next_line = False
 
     def __iter__(self) -> Iterator[str]:
-        while True:
-            if self._in_record:
-                self.took_next_line = True
-                yield '"\n'
-                continue
-            line = next(self._lines, None)
-            if line is None:
-                return
-            self.number += 1
-            self.line = line
-            self._in_record = True
-            # An over-long line is rejected by the reader: the csv module sees a blank line.
-            text = "" if isinstance(line, Payload) else line.decode("utf-8", "surrogateescape")
-            if self.number == 1:
-                text = text.removeprefix("\ufeff")
-            yield text if text.endswith("\n") else text + "\n"
+        return self
 
-    def record_done(self) -> None:
-        self._in_record = False
-        self.took_next_line = False
+    def __next__(self) -> str:
+        if self._text is None:
+            self.took_next_line = True
+            return '"\n'
+        text, self._text = self._text, None
+        return text
 
 
 def _quote_inside_field(raw: bytes) -> bool:

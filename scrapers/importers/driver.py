@@ -26,7 +26,6 @@ then records its own.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import time
 from collections import deque
@@ -34,7 +33,6 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,13 +43,22 @@ from scrapers import metrics
 from scrapers.db.batch import BatchResult
 from scrapers.db.connection import connect
 from scrapers.db.garbage import rare_collection
+from scrapers.db.records import TrackRecord
 from scrapers.db.validation import validation_pool
 from scrapers.db.writer import BatchWriter
+from scrapers.importers import staged
+from scrapers.importers.columnar import ColumnarCsvReader, FastRow
 from scrapers.importers.detect import READERS, detect_format
 from scrapers.importers.overlap import OverlappedWriter
 from scrapers.importers.progress import Progress
-from scrapers.importers.source import SourceRow
-from scrapers.importers.summary import DryRunWriter, FileOutcome, ImportSummary, Writer
+from scrapers.importers.source import FileReader, SourceRow, row_digest
+from scrapers.importers.summary import (
+    DryRunWriter,
+    FileOutcome,
+    ImportSummary,
+    RowOutcome,
+    Writer,
+)
 from scrapers.statuses import RejectionCode
 
 logger = logging.getLogger("scrapers.importers")
@@ -67,18 +74,8 @@ MAX_PENDING_REJECTED_CHARS = 16 << 20
 LOGGED_REJECTIONS = 20
 
 
-class RowOutcome(StrEnum):
-    """What the importer did with a row before the writer: ``import_rows_total{outcome}``."""
-
-    SENT = "sent"  # handed to the writer
-    DUPLICATE = "duplicate"  # the same row was already sent by this run
-    KNOWN = "known"  # an earlier import stored it (``known_rows``): not sent
-    SKIPPED = "skipped"  # the format says it is not a track (a podcast, a local file)
-    UNREADABLE = RejectionCode.UNREADABLE.value  # kept in rejected_items with that code
-
-
-for _outcome in RowOutcome:
-    metrics.IMPORT_ROWS.labels(_outcome)  # exported at 0 from the start
+# Formats read in columns (validated there too for the rows they decide exactly).
+COLUMNAR_READERS: dict[str, type[FileReader]] = {"csv": ColumnarCsvReader}
 
 
 class Importer:
@@ -160,7 +157,7 @@ class Importer:
             return
         if outcome.detected:
             logger.info("%s: detected format %s", path, outcome.format)
-        reader = READERS[outcome.format](path)
+        reader = (READERS | COLUMNAR_READERS)[outcome.format](path)
         origin = f"import:{path.resolve()}"
         writer = self._writer(origin, progress)
         rejections = RejectionLog(None if self.dry_run else self.url, origin)
@@ -171,13 +168,13 @@ class Importer:
             if isinstance(writer, OverlappedWriter) and self.bulk:
                 writer.begin_bulk(progress.waiting)
             try:
-                for row in reader.rows():
-                    summary.read += 1
-                    self._take(row, batch, summary)
-                    if batch.full(self.batch_size):
-                        self._flush(batch, writer, rejections, summary, full=True)
-                    if summary.read % PROGRESS_EVERY_ROWS == 0:
-                        progress.update(summary.read, done_bytes + reader.bytes_read())
+                if self.bulk and isinstance(reader, ColumnarCsvReader):
+                    assert isinstance(writer, OverlappedWriter)
+                    staged.load_file(
+                        self, reader, writer.writer, rejections, summary, progress, done_bytes
+                    )
+                else:
+                    self._read(reader, batch, writer, rejections, summary, progress, done_bytes)
                 self._flush(batch, writer, rejections, summary)
                 self._collect(summary, wait=True)
             except (OSError, ValueError) as error:
@@ -201,6 +198,25 @@ class Importer:
                 outcome.error = outcome.error or "bulk load rolled back: nothing of it was stored"
         progress.update(summary.read, done_bytes + file_size(path))
 
+    def _read(
+        self,
+        reader: FileReader,
+        batch: _Batch,
+        writer: Writer,
+        rejections: RejectionLog,
+        summary: ImportSummary,
+        progress: Progress,
+        done_bytes: int,
+    ) -> None:
+        """Every row of ``reader`` to the writer, a batch at a time."""
+        for row in reader.rows():
+            summary.read += 1
+            self._take(row, batch, summary)
+            if batch.full(self.batch_size):
+                self._flush(batch, writer, rejections, summary, full=True)
+            if summary.read % PROGRESS_EVERY_ROWS == 0:
+                progress.update(summary.read, done_bytes + reader.bytes_read())
+
     def _writer(self, origin: str, progress: Progress) -> Writer:
         if self.dry_run:
             return DryRunWriter()
@@ -218,8 +234,15 @@ class Importer:
             self._validation_pool = validation_pool()
         writer.validation_pool = self._validation_pool
 
-    def _take(self, row: SourceRow, batch: _Batch, summary: ImportSummary) -> None:
-        if row.error is not None:
+    def _take(self, row: SourceRow | FastRow, batch: _Batch, summary: ImportSummary) -> None:
+        if isinstance(row, FastRow):
+            # Read, validated and digested in columns (``scrapers.importers.columnar``).
+            if self.seen(row.digest):
+                summary.duplicates += 1
+                metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
+            else:
+                batch.add(row.item, row.location, row.digest, row.record)
+        elif row.error is not None:
             summary.unreadable[row.error] += 1
             batch.reject(row)
         elif row.skipped is not None:
@@ -227,15 +250,13 @@ class Importer:
             metrics.IMPORT_ROWS.labels(RowOutcome.SKIPPED).inc()
         else:
             digest = row_digest(row.item)
-            if self._seen(digest):
+            if self.seen(digest):
                 summary.duplicates += 1
                 metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
             else:
-                batch.items.append(row.item)
-                batch.locations.append(row.location)
-                batch.digests.append(digest)
+                batch.add(row.item, row.location, digest, None)
 
-    def _seen(self, digest: bytes | None) -> bool:
+    def seen(self, digest: bytes | None) -> bool:
         """Whether an identical item was already sent in this run (never for no ``digest``)."""
         if digest is None:
             return False
@@ -260,10 +281,15 @@ class Importer:
         if not self.reapply:
             self._drop_known(batch, writer, summary)
         if batch.items:
-            if full:
+            # Rows read in columns come validated and the few others are validated in this
+            # thread (``OverlappedWriter.submit``): only a batch of none may start the process.
+            records = batch.records if any(batch.records) else None
+            if full and records is None:
                 self._use_validation_process(writer)
             # Validated and written while the next batch is read.
-            self._pending.append(writer.submit(batch.items, batch.locations, batch.digests))
+            self._pending.append(
+                writer.submit(batch.items, batch.locations, batch.digests, records)
+            )
             metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(batch.items))
             self._collect(summary, wait=False)
         batch.clear()
@@ -278,6 +304,7 @@ class Importer:
         batch.items = [batch.items[i] for i in kept]
         batch.locations = [batch.locations[i] for i in kept]
         batch.digests = [batch.digests[i] for i in kept]
+        batch.records = [batch.records[i] for i in kept]
         summary.known += dropped
         metrics.IMPORT_ROWS.labels(RowOutcome.KNOWN).inc(dropped)
 
@@ -353,26 +380,14 @@ class RejectionLog:
             yield cursor
 
 
-def row_digest(item: dict[str, Any]) -> bytes | None:
-    """The digest of a row as read: equal for identical rows, so it folds them within a run
-    and recognises them in later runs (``known_rows``).
-
-    None for items the writer will reject (no artist or title, a NUL byte): they are never
-    folded nor skipped, so each such row gets its own ``rejected_items`` entry with its line.
-    """
-    # Readers build items in a fixed key order, so equal rows have equal reprs.
-    text = repr(item)
-    if not item.get("artist") or not item.get("title") or "\\x00" in text:
-        return None
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
 @dataclass
 class _Batch:
     items: list[Any] = field(default_factory=list)
     locations: list[str | None] = field(default_factory=list)
     # ``row_digest`` of each item.
     digests: list[bytes | None] = field(default_factory=list)
+    # The record of each item decided in columns (``FastRow``), None for the writer to validate.
+    records: list[TrackRecord | None] = field(default_factory=list)
     unreadable: list[SourceRow] = field(default_factory=list)
     unreadable_chars: int = 0
 
@@ -383,12 +398,21 @@ class _Batch:
             or self.unreadable_chars >= MAX_PENDING_REJECTED_CHARS
         )
 
+    def add(
+        self, item: dict[str, Any], location: str, digest: bytes | None, record: TrackRecord | None
+    ) -> None:
+        self.items.append(item)
+        self.locations.append(location)
+        self.digests.append(digest)
+        self.records.append(record)
+
     def reject(self, row: SourceRow) -> None:
         self.unreadable.append(row)
         self.unreadable_chars += len(row.payload.text) if row.payload else 0
 
     def clear(self) -> None:
         self.items, self.locations, self.digests, self.unreadable = [], [], [], []
+        self.records = []
         self.unreadable_chars = 0
 
 

@@ -26,6 +26,7 @@ from scrapers.db import known_rows
 from scrapers.db.batch import BatchResult
 from scrapers.db.connection import connect
 from scrapers.db.locks import OnLockWait
+from scrapers.db.records import TrackRecord
 from scrapers.db.validation import Validated, validate
 from scrapers.db.writer import BatchWriter
 
@@ -63,14 +64,16 @@ class OverlappedWriter:
         items: Sequence[Any],
         locations: Sequence[str | None] | None = None,
         digests: Sequence[bytes | None] | None = None,
+        records: Sequence[TrackRecord | None] | None = None,
     ) -> Future[BatchResult]:
         """Validate ``items`` and store them after every batch submitted before; ``digests``
-        as ``BatchWriter.write``."""
+        as ``BatchWriter.write``. ``records`` holds those already validated (in columns): the
+        few others are validated here, sending the records to a process would cost more."""
         started = time.monotonic()
         validated: Future[Validated]
-        if self.validation_pool is None:
+        if self.validation_pool is None or records is not None:
             validated = Future()
-            validated.set_result(validate(items, locations))
+            validated.set_result(validate(items, locations, records))
         else:
             validated = self.validation_pool.submit(validate, items, locations)
         while len(self._in_flight) > 1 or (self._in_flight and self._in_flight[0].done()):

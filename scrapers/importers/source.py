@@ -8,6 +8,7 @@ rejects only what it cannot read at all (broken JSON or CSV, undecodable bytes).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -189,3 +190,17 @@ def track_row(
     if normalize_isrc(values.get("isrc")) is None:
         values["enrichment_status"] = EnrichmentStatus.PENDING
     return SourceRow(location, values)
+
+
+def row_digest(item: dict[str, Any]) -> bytes | None:
+    """The digest of a row as read: equal for identical rows, so it folds them within a run
+    and recognises them in later runs (``known_rows``).
+
+    None for items the writer will reject (no artist or title, a NUL byte): they are never
+    folded nor skipped, so each such row gets its own ``rejected_items`` entry with its line.
+    """
+    # Readers build items in a fixed key order, so equal rows have equal reprs.
+    text = repr(item)
+    if not item.get("artist") or not item.get("title") or "\\x00" in text:
+        return None
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()

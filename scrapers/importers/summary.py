@@ -6,13 +6,30 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
+from scrapers import metrics
 from scrapers.db import records
 from scrapers.db.batch import BatchResult
 from scrapers.db.fields import Rejected
+from scrapers.db.records import TrackRecord, to_record
 from scrapers.importers.progress import format_duration
 from scrapers.statuses import RejectionCode
+
+
+class RowOutcome(StrEnum):
+    """What the importer did with a row before the writer: ``import_rows_total{outcome}``."""
+
+    SENT = "sent"  # handed to the writer
+    DUPLICATE = "duplicate"  # the same row was already sent by this run
+    KNOWN = "known"  # an earlier import stored it (``known_rows``): not sent
+    SKIPPED = "skipped"  # the format says it is not a track (a podcast, a local file)
+    UNREADABLE = RejectionCode.UNREADABLE.value  # kept in rejected_items with that code
+
+
+for _outcome in RowOutcome:
+    metrics.IMPORT_ROWS.labels(_outcome)  # exported at 0 from the start
 
 
 class Writer(Protocol):
@@ -23,6 +40,7 @@ class Writer(Protocol):
         items: Sequence[Any],
         locations: Sequence[str | None],
         digests: Sequence[bytes | None] | None = None,
+        records: Sequence[TrackRecord | None] | None = None,
     ) -> Future[BatchResult]: ...
 
     def close(self) -> None: ...
@@ -44,16 +62,21 @@ class DryRunWriter:
         items: Sequence[Any],
         locations: Sequence[str | None],
         digests: Sequence[bytes | None] | None = None,
+        records: Sequence[TrackRecord | None] | None = None,
     ) -> Future[BatchResult]:
         future: Future[BatchResult] = Future()
-        future.set_result(self.check(items))
+        future.set_result(self.check(items, records))
         return future
 
-    def check(self, items: Sequence[Any]) -> BatchResult:
+    def check(
+        self, items: Sequence[Any], validated: Sequence[TrackRecord | None] | None = None
+    ) -> BatchResult:
+        """Counts of ``items``; ``validated`` holds the records already made (``FastRow``)."""
         result = BatchResult(items=len(items))
-        for item in items:
+        for index, item in enumerate(items):
+            record = validated[index] if validated else None
             try:
-                record = records.to_record(item)
+                record = record or to_record(item)
             except Rejected as error:
                 result.rejected[error.code] += 1
                 continue

@@ -7,12 +7,9 @@ setlist is always written before (or with) its rows. The pipeline never holds mo
 ``2 * DATABASE_BATCH_SIZE`` items: an item that would exceed that waits (back-pressure on the
 crawl) until a batch is stored or spooled.
 
-A lost database is retried for ``DATABASE_RETRY_TIMEOUT`` seconds. If it is still away, the
-batch goes to a spool file of JSON lines (``scrapers.pipelines.spool``, replayed by the
-importer) and the pipeline is in an *outage*: each batch is spooled as it fills, without
-waiting for the database, and the database is probed every ``DATABASE_PROBE_INTERVAL``
-seconds; once it answers, batches are stored again. So memory stays bounded however long the
-outage lasts, and every spooled batch is on disk (fsync'd) before the next one is taken.
+A lost database is retried for ``DATABASE_RETRY_TIMEOUT`` seconds; if it is still away, or the
+writer fails for another reason, batches go to spool files instead
+(``scrapers.pipelines.outage``, which also notices a stop).
 
 Stopping (SIGTERM, Ctrl-C, the end of the crawl) is noticed within a quarter of a second, by a
 task that waits for nothing else (a flush waits for the write in progress): the writer stops
@@ -23,11 +20,10 @@ runs on a daemon thread, so it cannot keep the process alive. A batch both writt
 spooled is harmless: replaying it changes nothing. ``scrapy crawl`` exits non-zero when
 anything was spooled (``scrapers.commands.crawl``).
 
-Only "the database is unavailable" (``DatabaseUnavailable``: psycopg2's operational and
-interface errors, retried until the timeout) counts as an outage. Any other error is a defect,
-in the writer or in the database's schema (say, migrations not applied): it is logged at ERROR
-with its traceback, the batch and every later item go to a separate ``…-writer-error.jsonl``
-spool file, and the crawl is stopped with finish reason ``database_writer_error``.
+Any error other than "the database is unavailable" is a defect, in the writer or in the
+database's schema (say, migrations not applied): it is logged at ERROR with its traceback, the
+batch and every later item are spooled apart, and the crawl is stopped with finish reason
+``database_writer_error``.
 
 A second Ctrl-C makes Scrapy stop at once, without closing the spider. ``scrapy crawl`` then
 sends ``CRAWL_ENDED`` and the pipeline spools what it holds, so nothing it accepted is lost
@@ -48,36 +44,32 @@ from typing import Any
 
 from scrapy.crawler import Crawler
 
-from scrapers import metrics
 from scrapers.db.connection import configured_database_url, resolve_database_url
 from scrapers.db.locks import LockWaitLog
 from scrapers.db.records import is_setlist
 from scrapers.db.writer import BatchResult, BatchWriter, DatabaseUnavailable
 from scrapers.items import to_plain
-from scrapers.pipelines.spool import Spool
+from scrapers.pipelines.outage import (
+    TICK,
+    UNAVAILABLE,
+    WRITER_ERROR,
+    Abandoned,
+    Outage,
+    watch_for_stop,
+)
 from scrapers.settings_check import InvalidSetting, seconds, setting, whole_number
 
 logger = logging.getLogger(__name__)
 
-SPOOLED_STAT = "database/items_spooled"
 HELD_STAT = "database/items_held_max"
-LOST_STAT = "database/items_lost"
 WRITER_ERROR_REASON = "database_writer_error"
 # Sent by ``scrapy crawl`` once the crawl has ended, however it ended. After a graceful close
 # the pipeline holds nothing; after a forced stop it holds what the spider never got to flush.
 CRAWL_ENDED = object()
 # Seconds a write in progress may take after a stop before its batch is spooled instead.
 CLOSE_GRACE = 3.0
-# How often the pipeline looks for a stop, and for a batch that waited long enough.
-_TICK = 0.25
-_UNAVAILABLE = "database unavailable"
-_WRITER_ERROR = "writer error"
 
 Held = tuple[Any, str | None]  # an item and where it came from
-
-
-class _Abandoned(Exception):
-    """A write did not finish within ``CLOSE_GRACE`` of a stop."""
 
 
 class _Worker:
@@ -124,14 +116,10 @@ class DatabasePipeline:
         self.max_held = 2 * batch_size
         self.max_latency = max_latency
         self.retry_timeout = retry_timeout
-        self.probe_interval = probe_interval
-        self.spool_dir = spool_dir
-        self._spools: dict[str, Spool] = {}
+        self.outage = Outage(crawler, spool_dir=spool_dir, probe_interval=probe_interval)
         self._buffer: list[Held] = []
         self._in_flight: list[Held] = []
         self._oldest = 0.0
-        self._outage = False
-        self._failed = False  # a writer error: nothing more goes to the database
         self._worker_stuck = False  # a call was left behind after a stop
         self._writer: BatchWriter | None = None
         self._worker: _Worker | None = None
@@ -179,8 +167,7 @@ class DatabasePipeline:
     @property
     def spool_path(self) -> Path | None:
         """The spool file of items kept because the database was unavailable, if any."""
-        spool = self._spools.get(_UNAVAILABLE)
-        return spool.path if spool is not None else None
+        return self.outage.spool_path
 
     @property
     def _spider_name(self) -> str:
@@ -204,7 +191,7 @@ class DatabasePipeline:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._flush_when_stale()))
         if self._watch_crawler:
-            self._stop_watch = loop.create_task(self._watch_for_stop())
+            self._stop_watch = loop.create_task(watch_for_stop(self.crawler, self._begin_stop))
 
     async def process_item(self, item: Any, spider: Any = None) -> Any:
         assert self._room is not None and self._stopping is not None
@@ -232,13 +219,14 @@ class DatabasePipeline:
             # Never cancel a timed flush half-way: its batch would be in neither buffer.
             for task in self._tasks:
                 task.cancel()
+            self.outage.stop_probing()
         await self.flush()
         if self._writer is not None:
             try:
                 await self._call(self._writer.close)
-            except _Abandoned:
+            except Abandoned:
                 logger.warning("Left the database connection behind: it did not answer in time")
-        self._close_spools()
+        self.outage.close()
 
     async def flush(self, *, full_only: bool = False) -> None:
         """Store (or, in an outage, spool) everything buffered, in arrival order.
@@ -258,12 +246,11 @@ class DatabasePipeline:
                 return
             self._in_flight = batch
             try:
-                if self._failed:
-                    await self._spool(batch, _WRITER_ERROR)
-                elif self._outage:
-                    await self._spool(batch, _UNAVAILABLE)
-                else:
+                reason = self.outage.destination
+                if reason is None:
                     await self._write(batch)
+                else:
+                    await self.outage.spool([item for item, _ in batch], reason)
             finally:
                 self._in_flight = []
                 await self._make_room()
@@ -275,11 +262,11 @@ class DatabasePipeline:
         try:
             result = await self._call(self._writer.write, items, locations)
         except DatabaseUnavailable as error:
-            self._enter_outage(str(error))
-            await self._spool(batch, _UNAVAILABLE)
-        except _Abandoned:
-            self._enter_outage("a write did not finish in time after the crawl was stopped")
-            await self._spool(batch, _UNAVAILABLE)
+            await self._spool_in_outage(items, str(error))
+        except Abandoned:
+            await self._spool_in_outage(
+                items, "a write did not finish in time after the crawl was stopped"
+            )
         except Exception:
             # Not an outage: a defect that retrying will not cure. Keep the items, say so
             # loudly, and stop the crawl rather than scrape a site into a spool file.
@@ -288,59 +275,23 @@ class DatabasePipeline:
                 " item go to a writer-error spool file; the crawl stops.",
                 len(batch),
             )
-            self._failed = True
-            await self._spool(batch, _WRITER_ERROR)
+            self.outage.writer_failed()
+            await self.outage.spool(items, WRITER_ERROR)
             self._stop_crawl()
         else:
             self._record(result)
 
-    def _enter_outage(self, why: str) -> None:
-        if self._outage:
-            return
-        self._outage = True
-        logger.error(
-            "The database is unavailable (%s). Items are spooled as they come until it answers"
-            " again; it is probed every %.0f s.",
-            why,
-            self.probe_interval,
-        )
-        assert self._stopping is not None
-        if not self._stopping.is_set():
-            self._tasks.append(asyncio.get_running_loop().create_task(self._probe()))
-
-    async def _probe(self) -> None:
-        """Leave the outage once the database answers."""
+    async def _spool_in_outage(self, items: list[Any], why: str) -> None:
         assert self._writer is not None and self._stopping is not None
-        while self._outage and not self._stopping.is_set():
-            await asyncio.sleep(self.probe_interval)
-            try:
-                answered = await self._call(self._writer.ping)
-            except _Abandoned:
-                return
-            if answered:
-                self._outage = False
-                logger.warning(
-                    "The database answers again; new items are stored. Replay the %d items"
-                    " spooled to %s with the importer.",
-                    self._spools[_UNAVAILABLE].count,
-                    self.spool_path,
-                )
-
-    async def _watch_for_stop(self) -> None:
-        """Notice that the crawl is stopping (SIGTERM, Ctrl-C), whatever else waits.
-
-        A task of its own: a flush waits for the write in progress, which may be retrying a lost
-        database for ``DATABASE_RETRY_TIMEOUT`` seconds, and only a stop cuts that short.
-        """
-        while self.crawler.crawling:
-            await asyncio.sleep(_TICK)
-        self._begin_stop()
+        writer = self._writer
+        self.outage.begin(why, lambda: self._call(writer.ping), self._stopping)
+        await self.outage.spool(items, UNAVAILABLE)
 
     async def _flush_when_stale(self) -> None:
         """Flush a batch whose oldest item waited ``max_latency``, and all once stopping."""
         assert self._stopping is not None
         while True:
-            await asyncio.sleep(_TICK)
+            await asyncio.sleep(TICK)
             stale = time.monotonic() - self._oldest >= self.max_latency
             if self._buffer and (stale or self._stopping.is_set()):
                 try:
@@ -376,10 +327,10 @@ class DatabasePipeline:
 
     async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` on the worker thread. Once stopping, wait at most
-        ``CLOSE_GRACE`` more seconds for it, then raise ``_Abandoned``."""
+        ``CLOSE_GRACE`` more seconds for it, then raise ``Abandoned``."""
         assert self._worker is not None and self._stopping is not None
         if self._worker_stuck:
-            raise _Abandoned  # a call left behind still holds the thread
+            raise Abandoned  # a call left behind still holds the thread
         done = asyncio.wrap_future(self._worker.submit(function, *args))
         if not self._stopping.is_set():
             stop = asyncio.ensure_future(self._stopping.wait())
@@ -391,51 +342,8 @@ class DatabasePipeline:
             # The thread carries on alone; its result, if it ever comes, is not needed.
             done.add_done_callback(lambda future: future.cancelled() or future.exception())
             self._worker_stuck = True
-            raise _Abandoned
+            raise Abandoned
         return done.result()
-
-    async def _spool(self, batch: list[Held], reason: str) -> None:
-        spool = self._spool_for(reason)
-        items = [item for item, _ in batch]
-        try:
-            await asyncio.to_thread(spool.append, items)
-        except OSError as error:
-            # Nowhere left to keep them: say exactly how many are lost, and fail the crawl.
-            where = spool.path or spool.directory
-            logger.critical(
-                "%d items LOST (%s): cannot write %s: %s", len(items), reason, where, error
-            )
-            if self.crawler.stats is not None:
-                self.crawler.stats.inc_value(LOST_STAT, len(items))
-            raise
-        self._count_spooled(spool, len(items), reason)
-
-    def _spool_for(self, reason: str) -> Spool:
-        if reason not in self._spools:
-            suffix = "-writer-error" if reason == _WRITER_ERROR else ""
-            self._spools[reason] = Spool(self.spool_dir, self._spider_name, suffix)
-        return self._spools[reason]
-
-    def _count_spooled(self, spool: Spool, count: int, reason: str) -> None:
-        metrics.ITEMS_SPOOLED.inc(count)
-        stats = self.crawler.stats
-        if stats is not None:
-            stats.inc_value(SPOOLED_STAT, count)
-            stats.inc_value(f"{SPOOLED_STAT}/{reason.replace(' ', '_')}", count)
-        # The first batch of a file is an ERROR that says how to replay it; the rest are logged
-        # at DEBUG (the stats count them), and ``close_spider`` sums up.
-        first = spool.count == count
-        logger.log(
-            logging.ERROR if first else logging.DEBUG,
-            "%s: %d items spooled to %s (%d in that file)%s",
-            reason.capitalize(),
-            count,
-            spool.path,
-            spool.count,
-            ". Replay them with: python scripts/import_tracks.py --format jsonl FILE"
-            if first
-            else "",
-        )
 
     def _record(self, result: BatchResult) -> None:
         stats = self.crawler.stats
@@ -455,23 +363,7 @@ class DatabasePipeline:
         """
         pending = self._in_flight + self._buffer
         self._in_flight, self._buffer = [], []
-        if pending:
-            reason = _WRITER_ERROR if self._failed else _UNAVAILABLE
-            spool = self._spool_for(reason)
-            spool.append(item for item, _ in pending)
-            logger.error("Forced shutdown before the pipeline could flush")
-            self._count_spooled(spool, len(pending), reason)
-        self._close_spools()
-
-    def _close_spools(self) -> None:
-        for reason, spool in self._spools.items():
-            if spool.close():
-                logger.error(
-                    "%d items were not stored (%s) and are in %s; the crawl exits with status 1",
-                    spool.count,
-                    reason,
-                    spool.path,
-                )
+        self.outage.spool_unflushed([item for item, _ in pending])
 
 
 def _end_of_last_page(pending: list[tuple[Any, str | None]]) -> int:

@@ -19,7 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.extensions.httpcache import DummyPolicy
 from scrapy.http import HtmlResponse
 from scrapy.utils.defer import deferred_from_coro
@@ -27,7 +27,7 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapers.crawl.frontier import BACKOFF_SIGNAL
 from scrapers.metrics import CRAWL_BLOCKED_PAGES
 from scrapers.settings_check import seconds, setting, whole_number
-from scrapers.spiders.parsing import BLOCK_KINDS, CONTENT_KINDS, PageKind, classify_page
+from scrapers.spiders.parsing import BLOCK_KINDS, CONTENT_KINDS, SOURCE, PageKind, classify_page
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -75,6 +75,8 @@ class BlockedPageMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BlockedPageMiddleware:
+        if getattr(crawler.spider, "source", None) != SOURCE:
+            raise NotConfigured("block pages are 1001tracklists' own")
         return cls(crawler)
 
     def process_request(self, request: Request) -> None:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 
@@ -222,13 +222,19 @@ def stated_track_count(description: str | None) -> int | None:
 
 
 def parse_listing(root: etree._Element, page_url: str) -> ParsedListing:
-    """Tracklist links of a listing, search or DJ page, and where its next page is."""
+    """Tracklist links of a listing, search or DJ page, and where its next page is.
+
+    A tracklist is known by its id: its link is kept without query string or fragment (a site
+    that adds a fresh ``?r=`` to every answer must not make one tracklist many requests), and
+    once per id.
+    """
     seen: set[str] = set()
     urls = []
     for href in _LISTING_ITEMS(root):
-        url = urljoin(page_url, href.strip())
-        if url not in seen:
-            seen.add(url)
+        url = urlsplit(urljoin(page_url, href.strip()))._replace(query="", fragment="").geturl()
+        key = tracklist_id_from_url(url) or url
+        if key not in seen:
+            seen.add(key)
             urls.append(url)
     listing = ParsedListing(tracklist_urls=urls)
     for item in _PAGINATION(root):

@@ -5,6 +5,7 @@ psycopg2 connection (``read_only`` gives one) and return frozen dataclasses (``r
 
 * ``search_tracks``: by ISRC, Spotify ID, exact "ARTIST - TITLE", or typo-tolerant text;
 * ``track_detail`` / ``neighbourhood``: what DJs play after, before and with a track;
+  ``plays_of``: the plays of many tracks at once (a graph's node sizes);
 * ``dj_detail`` / ``find_djs``: a DJ's sets, top tracks and transitions;
 * ``top_tracks`` / ``top_transitions``: over all setlists or a ``SetScope``;
 * ``setlist``: one setlist as the site shows it;
@@ -41,6 +42,7 @@ from scrapers.db.explore.tracks import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     neighbourhood,
+    plays_of,
     track_by_id,
     track_detail,
 )
@@ -77,6 +79,7 @@ __all__ = [
     "find_djs",
     "harmonic",
     "neighbourhood",
+    "plays_of",
     "read_only",
     "search_tracks",
     "setlist",

@@ -12,7 +12,7 @@ from scrapers.db.explore.refs import load_refs
 from scrapers.db.explore.results import Plays, TrackCount, Transition
 from scrapers.db.explore.setlists import SetScope
 from scrapers.db.explore.tracks import DEFAULT_LIMIT, check_limit
-from scrapers.db.explore.transitions import EDGE_ORDER, Direction, steps, tallied
+from scrapers.db.explore.transitions import Direction, ranked, steps
 
 
 def top_tracks(
@@ -27,10 +27,7 @@ def top_tracks(
         WHERE r.track_id IS NOT NULL AND {condition}
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"{tallied(rows, 'other_id')} ORDER BY {EDGE_ORDER} LIMIT %(limit)s",
-            {**parameters, "limit": limit},
-        )
+        cursor.execute(ranked(rows, "other_id", "%(limit)s"), {**parameters, "limit": limit})
         found = [(str(track), Plays(*counts)) for track, *counts in cursor.fetchall()]
         refs = load_refs(cursor, [track for track, _ in found])
     return tuple(TrackCount(refs[track], plays) for track, plays in found if track in refs)
@@ -45,8 +42,7 @@ def top_transitions(
     anchors = f"a.setlist_id IN (SELECT s.id FROM setlists s WHERE {condition})"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"{tallied(steps(Direction.AFTER, anchors), 'anchor_id, other_id')} "
-            f"ORDER BY {EDGE_ORDER}, anchor_id LIMIT %(limit)s",
+            ranked(steps(Direction.AFTER, anchors), "anchor_id, other_id", "%(limit)s"),
             {**parameters, "limit": limit},
         )
         found = [(str(a), str(b), Plays(*counts)) for a, b, *counts in cursor.fetchall()]

@@ -19,10 +19,18 @@ from scrapers.db.explore.results import (
     TrackDetail,
     TrackRef,
 )
-from scrapers.db.explore.transitions import EDGE_ORDER, Direction, played, steps, tallied
+from scrapers.db.explore.transitions import (
+    Direction,
+    attached,
+    played,
+    ranked,
+    steps,
+    tallied,
+)
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
+MAX_IDS = 1000
 # Other versions are looked for among the tracks of the track's primary artists, at most this many.
 MAX_VERSION_CANDIDATES = 5000
 NO_PLAYS = Plays(0, 0, None, None)
@@ -93,6 +101,15 @@ def track_detail(connection: Any, track_id: str, limit: int = DEFAULT_LIMIT) -> 
     )
 
 
+def plays_of(connection: Any, track_ids: list[str]) -> dict[str, Plays]:
+    """Plays of each of ``track_ids`` (at most ``MAX_IDS``; a graph's node sizes), by id; a track
+    never played is absent."""
+    if len(set(track_ids)) > MAX_IDS:
+        raise ValueError(f"at most {MAX_IDS} tracks at once, got {len(set(track_ids))}")
+    with connection.cursor() as cursor:
+        return track_plays(cursor, track_ids)
+
+
 def track_plays(cursor: Any, track_ids: list[str]) -> dict[str, Plays]:
     """Plays of each of ``track_ids`` (absent when never played)."""
     if not track_ids:
@@ -105,41 +122,47 @@ def track_plays(cursor: Any, track_ids: list[str]) -> dict[str, Plays]:
 def _edges(cursor: Any, direction: Direction, track_id: str, limit: int) -> list[tuple[str, Plays]]:
     occurrences = steps(direction, "a.track_id = %(track)s::uuid")
     cursor.execute(
-        f"{tallied(occurrences, 'anchor_id, other_id')} ORDER BY {EDGE_ORDER} LIMIT %(limit)s",
+        ranked(occurrences, "anchor_id, other_id", "%(limit)s"),
         {"track": track_id, "limit": limit},
     )
     return [(str(other), Plays(*counts)) for _, other, *counts in cursor.fetchall()]
 
 
-# The rows played with one row: the played row it belongs to (its anchor: a "w/" row's nearest
-# played row above it, a mashup part's parent), that anchor's mashup parts, and the "w/" rows
-# between the anchor and the next played row.
+# The rows played with one row (its group): the played row it belongs to (its anchor: a "w/"
+# row's nearest played row above it, a mashup part's parent), and the rows after the anchor up to
+# the next played row, "w/" rows and that anchor's parts (parts follow their parent on the page).
+# A played row of the track anchors a group only when the row right after it is attached to it,
+# one probe of the small index of attached rows; the track's own attached rows find theirs.
 _COPLAYS = f"""
-    WITH mine AS (
-        SELECT r.setlist_id,
-               CASE WHEN r.mashup_parent_row IS NOT NULL THEN r.mashup_parent_row
-                    WHEN r.played_with_previous THEN (
-                        SELECT p.row_index FROM setlist_tracks p
-                        WHERE p.setlist_id = r.setlist_id AND p.row_index < r.row_index
-                          AND {played("p")}
-                        ORDER BY p.row_index DESC LIMIT 1)
-                    ELSE r.row_index END AS anchor_row
+    WITH anchors AS (
+        SELECT a.setlist_id, a.row_index AS anchor_row
+        FROM setlist_tracks a
+        WHERE a.track_id = %(track)s::uuid AND {played("a")}
+          AND EXISTS (SELECT 1 FROM setlist_tracks w
+                      WHERE w.setlist_id = a.setlist_id AND w.row_index = a.row_index + 1
+                        AND {attached("w")})
+        UNION
+        SELECT r.setlist_id, coalesce(r.mashup_parent_row, (
+                   SELECT p.row_index FROM setlist_tracks p
+                   WHERE p.setlist_id = r.setlist_id AND p.row_index < r.row_index
+                     AND {played("p")}
+                   ORDER BY p.row_index DESC LIMIT 1))
         FROM setlist_tracks r
-        WHERE r.track_id = %(track)s::uuid
+        WHERE r.track_id = %(track)s::uuid AND {attached("r")}
     ),
     together AS (
         SELECT DISTINCT m.setlist_id, g.track_id
-        FROM mine m
+        FROM anchors m
         LEFT JOIN LATERAL (
             SELECT n.row_index FROM setlist_tracks n
             WHERE n.setlist_id = m.setlist_id AND n.row_index > m.anchor_row AND {played("n")}
             ORDER BY n.row_index LIMIT 1
         ) next_played ON true
         JOIN setlist_tracks g ON g.setlist_id = m.setlist_id
-            AND (g.row_index = m.anchor_row
-                 OR g.mashup_parent_row = m.anchor_row
-                 OR (g.played_with_previous AND g.row_index > m.anchor_row
-                     AND (next_played.row_index IS NULL OR g.row_index < next_played.row_index)))
+            AND g.row_index >= m.anchor_row
+            AND g.row_index < coalesce(next_played.row_index, 2147483647)
+            AND (g.row_index = m.anchor_row OR g.played_with_previous
+                 OR g.mashup_parent_row = m.anchor_row)
         WHERE m.anchor_row IS NOT NULL
           AND g.track_id IS NOT NULL AND g.track_id <> %(track)s::uuid
     )
@@ -147,11 +170,8 @@ _COPLAYS = f"""
 
 
 def _coplays(cursor: Any, track_id: str, limit: int) -> list[tuple[str, Plays]]:
-    rows = "SELECT setlist_id, track_id AS other_id FROM together"
-    cursor.execute(
-        f"{_COPLAYS} {tallied(rows, 'other_id')} ORDER BY {EDGE_ORDER} LIMIT %(limit)s",
-        {"track": track_id, "limit": limit},
-    )
+    rows = f"{_COPLAYS} SELECT setlist_id, track_id AS other_id FROM together"
+    cursor.execute(ranked(rows, "other_id", "%(limit)s"), {"track": track_id, "limit": limit})
     return [(str(other), Plays(*counts)) for other, *counts in cursor.fetchall()]
 
 

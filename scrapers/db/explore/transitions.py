@@ -33,6 +33,12 @@ def played(alias: str) -> str:
     return f"(NOT {alias}.played_with_previous AND {alias}.mashup_parent_row IS NULL)"
 
 
+def attached(alias: str) -> str:
+    """SQL: the row ``alias`` is played *with* another (a "w/" row or a mashup part): the rows of
+    the partial indexes ``idx_setlist_tracks_attached*`` (migration 011)."""
+    return f"({alias}.played_with_previous OR {alias}.mashup_parent_row IS NOT NULL)"
+
+
 def steps(direction: Direction, anchors: str) -> str:
     """SQL of every transition step from the played rows ``anchors`` selects.
 
@@ -62,19 +68,53 @@ def tallied(rows: str, keys: str) -> str:
     counted as ``sets`` (distinct setlists), ``djs`` (distinct DJs of those setlists),
     ``first_played`` and ``last_played`` (their earliest and latest set date).
 
-    Used for edges (``keys`` = ``anchor_id, other_id``) and for a track's plays (``track_id``):
-    any row that names a track counts as a play of it, "w/" rows and mashup parts too.
+    Used for a track's plays (``keys`` = ``track_id``): any row that names a track counts as a
+    play of it, "w/" rows and mashup parts too. Each setlist is read by its key, row by row: for
+    the rows of a few tracks, far cheaper than reading every setlist.
     """
     return f"""
         SELECT {keys}, count(DISTINCT o.setlist_id) AS sets,
                count(DISTINCT dj.name) AS djs, min(s.set_date) AS first_played,
                max(s.set_date) AS last_played
         FROM ({rows}) o
-        JOIN setlists s ON s.id = o.setlist_id
+        {_SETLIST_BY_KEY}
         LEFT JOIN LATERAL unnest(s.djs) AS dj (name) ON true
         GROUP BY {keys}
     """
 
 
+def ranked(rows: str, keys: str, limit: str) -> str:
+    """SQL: like ``tallied``, but only the ``limit`` most played groups, most played first.
+
+    Ranked by sets alone first (no setlist read), ties by ``other_id``; the DJs and dates are then
+    counted for those groups only, so a hub track's thousands of plays, or the whole catalogue's
+    transitions, cost one setlist read per kept occurrence, not per occurrence. ``keys`` ends
+    with ``other_id``; ``limit`` is the SQL of the bound (a parameter).
+    """
+    return f"""
+        WITH occurrences AS MATERIALIZED ({rows}),
+        kept AS (
+            SELECT {keys}, count(DISTINCT setlist_id) AS sets
+            FROM occurrences GROUP BY {keys}
+            ORDER BY sets DESC, other_id LIMIT {limit}
+        )
+        SELECT {", ".join(f"k.{key.strip()}" for key in keys.split(","))}, k.sets,
+               count(DISTINCT dj.name) AS djs, min(s.set_date) AS first_played,
+               max(s.set_date) AS last_played
+        FROM kept k
+        JOIN occurrences o USING ({keys})
+        {_SETLIST_BY_KEY}
+        LEFT JOIN LATERAL unnest(s.djs) AS dj (name) ON true
+        GROUP BY {", ".join(f"k.{key.strip()}" for key in keys.split(","))}, k.sets
+        ORDER BY {EDGE_ORDER}
+    """
+
+
+# One setlist by its key (``o.setlist_id``). LIMIT 1 (it is the key) keeps the planner from
+# turning the lookups into a join that reads every setlist.
+_SETLIST_BY_KEY = (
+    "CROSS JOIN LATERAL (SELECT s.set_date, s.djs FROM setlists s"
+    " WHERE s.id = o.setlist_id LIMIT 1) s"
+)
 # Most played first; ties by the most DJs, the latest play, then the track id (stable output).
 EDGE_ORDER = "sets DESC, djs DESC, last_played DESC NULLS LAST, other_id"

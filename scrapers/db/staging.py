@@ -1,0 +1,432 @@
+"""``--bulk`` for CSV files: the whole file in one staging table, resolved in SQL where it can be.
+
+The batch writer resolves items one after another, each against the stored tracks and the items
+before it. Over a whole file most of that order does not matter: a title key whose rows carry at
+most one ISRC and one Spotify ID, that no other title key's rows share, and that matches no stored
+track (by title key, identifier or known spelling) makes exactly one new track whatever the order,
+with the first row's title and credits and the merge rule folded over its rows in file order.
+Those *simple* groups are inserted here, set-based, ordered by primary key. Every other row is
+*tangled* (identifier conflicts, a title key shared by several recordings, updates of stored
+tracks, spellings already known) and goes through the batch writer afterwards, in file order: it
+shares no key with a simple group, so the order between the two parts changes nothing.
+
+The staging tables are temporary (private to the load's session, never WAL-logged, like UNLOGGED
+tables) and dropped at COMMIT; the load is the bulk transaction of ``scrapers.db.bulk``.
+``tests/test_import_staged.py`` compares catalogues loaded this way and by the shared mode.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+import psycopg2.extensions
+from psycopg2 import sql
+
+from scrapers import identity
+from scrapers.db import known_rows, merge, records
+from scrapers.db.batch import BatchResult
+from scrapers.db.copy import copy_rows, new_id
+from scrapers.db.records import TrackRecord
+from scrapers.db.resolution import MatchTier
+from scrapers.statuses import CreditRole, EnrichmentStatus
+
+_STAGED = (
+    "line",
+    "location",
+    "digest",
+    "artist",
+    "title",
+    "title_key",
+    "normalized_title",
+    "isrc",
+    "spotify_id",
+    "is_remix",
+    *records.OVERWRITE_COLUMNS,
+    *records.FILL_ONLY_COLUMNS,
+    "metadata",
+    "enrichment_status",
+    "invalid_identifiers",
+)
+_CREDITS = ("line", "position", "name", "artist_key", "role")
+_CREATE = """
+CREATE TEMP TABLE import_staging (
+    line bigint NOT NULL, location text, digest bytea, artist text NOT NULL, title text NOT NULL,
+    title_key text NOT NULL, normalized_title text NOT NULL, isrc text, spotify_id text,
+    is_remix boolean NOT NULL, bpm numeric, duration_ms integer, key text, label text,
+    release_date date, genre text, musicbrainz_id uuid, version text, metadata jsonb NOT NULL,
+    enrichment_status text, invalid_identifiers text[] NOT NULL DEFAULT '{}'
+) ON COMMIT DROP;
+CREATE TEMP TABLE import_staged_credits (
+    line bigint NOT NULL, position integer NOT NULL, name text NOT NULL, artist_key text NOT NULL,
+    role text NOT NULL
+) ON COMMIT DROP;
+"""
+# Title keys whose rows go through the batch writer (see the module's docstring).
+_TANGLED = """
+ANALYZE import_staging;
+ANALYZE import_staged_credits;
+CREATE TEMP TABLE import_groups ON COMMIT DROP AS
+SELECT title_key, min(line) AS first_line, count(*) AS rows, count(DISTINCT isrc) AS isrcs,
+       count(DISTINCT spotify_id) AS spotify_ids, min(isrc) AS isrc, min(spotify_id) AS spotify_id
+FROM import_staging GROUP BY title_key;
+CREATE TEMP TABLE import_tangled ON COMMIT DROP AS
+SELECT title_key FROM import_groups WHERE isrcs > 1 OR spotify_ids > 1
+UNION SELECT g.title_key FROM import_groups g JOIN tracks t ON t.title_key = g.title_key
+UNION SELECT g.title_key FROM import_groups g JOIN tracks t ON t.isrc = g.isrc
+UNION SELECT g.title_key FROM import_groups g JOIN tracks t ON t.spotify_id = g.spotify_id
+UNION SELECT s.title_key FROM import_staging s
+      JOIN import_staging o ON o.isrc = s.isrc AND o.title_key <> s.title_key
+UNION SELECT s.title_key FROM import_staging s
+      JOIN import_staging o ON o.spotify_id = s.spotify_id AND o.title_key <> s.title_key
+UNION SELECT s.title_key FROM import_staging s
+      JOIN track_lookup l ON l.raw_artist = s.artist AND l.raw_title = s.title;
+CREATE TEMP TABLE import_new ON COMMIT DROP AS
+SELECT g.title_key, g.first_line, g.rows,
+       (%(track_ids)s || lpad(to_hex(row_number() OVER (ORDER BY g.first_line)), 12, '0'))::uuid
+           AS id
+FROM import_groups g
+WHERE NOT EXISTS (SELECT 1 FROM import_tangled t WHERE t.title_key = g.title_key);
+ANALYZE import_new;
+"""
+_ARTISTS = """
+INSERT INTO artists (id, normalized_name, name)
+SELECT (%(artist_ids)s || lpad(to_hex(row_number() OVER (ORDER BY x.artist_key)), 12, '0'))::uuid,
+       x.artist_key, x.name
+FROM (
+    SELECT DISTINCT ON (c.artist_key) c.artist_key, c.name
+    FROM import_new n JOIN import_staged_credits c ON c.line = n.first_line
+    ORDER BY c.artist_key, c.line, c.position
+) AS x
+WHERE NOT EXISTS (SELECT 1 FROM artists a WHERE a.normalized_name = x.artist_key)
+ORDER BY 1;
+INSERT INTO track_artists (track_id, artist_id, role, position)
+SELECT n.id, a.id, c.role, row_number() OVER (PARTITION BY c.line, c.role ORDER BY c.position) - 1
+FROM import_new n JOIN import_staged_credits c ON c.line = n.first_line
+JOIN artists a ON a.normalized_name = c.artist_key
+ORDER BY 1, 2;
+INSERT INTO track_lookup (raw_artist, raw_title, track_id)
+SELECT DISTINCT ON (s.artist, s.title) s.artist, s.title, n.id
+FROM import_staging s JOIN import_new n USING (title_key)
+ORDER BY s.artist, s.title, s.line;
+"""
+# Per simple row: its tier, whether it made its track, and how the writer would have matched it
+# (the track gains each identifier from the first of its rows that carries it).
+_OUTCOMES = """
+SELECT CASE WHEN isrc IS NOT NULL THEN 'isrc' WHEN spotify_id IS NOT NULL THEN 'spotify'
+            ELSE 'title' END,
+       CASE WHEN line = first_line THEN 'new'
+            WHEN isrc IS NOT NULL AND isrc_before THEN 'isrc'
+            WHEN spotify_id IS NOT NULL AND spotify_before THEN 'spotify'
+            WHEN spelling_before THEN 'spelling' ELSE 'title' END,
+       count(*)
+FROM (
+    SELECT s.isrc, s.spotify_id, s.line, n.first_line,
+           coalesce(bool_or(s.isrc IS NOT NULL) OVER earlier, false) AS isrc_before,
+           coalesce(bool_or(s.spotify_id IS NOT NULL) OVER earlier, false) AS spotify_before,
+           row_number() OVER (PARTITION BY s.artist, s.title ORDER BY s.line) > 1
+               AS spelling_before
+    FROM import_staging s JOIN import_new n USING (title_key)
+    WINDOW earlier AS (PARTITION BY s.title_key ORDER BY s.line
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+) AS rows
+GROUP BY 1, 2
+"""
+# The writer names a new artist as the first row (in file order) that made a track crediting it
+# spells it. Simple groups are inserted before the tangled rows, so an artist a tangled row made
+# a track with first is named here, once every track is made (a track's row made it first).
+_ARTIST_NAMES = """
+WITH tangled_keys AS (
+    SELECT DISTINCT c.artist_key
+    FROM import_staged_credits c JOIN import_staging s USING (line)
+    JOIN import_tangled t ON t.title_key = s.title_key
+), made AS (
+    SELECT DISTINCT ON (d.track_id) s.line
+    FROM import_staging s JOIN import_row_digests d ON d.digest = s.digest
+    JOIN tracks t ON t.id = d.track_id
+    WHERE t.created_at = now()
+    ORDER BY d.track_id, s.line
+), first_spelling AS (
+    SELECT DISTINCT ON (c.artist_key) c.artist_key, c.name
+    FROM made JOIN import_staged_credits c USING (line)
+    WHERE c.artist_key IN (SELECT artist_key FROM tangled_keys)
+    ORDER BY c.artist_key, c.line, c.position
+)
+UPDATE artists a SET name = f.name FROM first_spelling f
+WHERE a.normalized_name = f.artist_key AND a.created_at = now() AND a.name <> f.name
+"""
+_ROLES = {role.value: role for role in CreditRole}
+WORK_MEM = "256MB"
+
+
+@dataclass
+class Skipped:
+    """Rows the SQL took out before resolving: repeats of a row of the file, and known rows."""
+
+    duplicates: int = 0
+    known: int = 0
+    remaining: int = 0  # rows left to store
+
+
+class StagedLoad:
+    """One file's rows in the staging tables of the load's transaction (``cursor``)."""
+
+    def __init__(self, cursor: psycopg2.extensions.cursor) -> None:
+        self.cursor = cursor
+        # Sorts, hashes and index builds over a whole file: in memory, not in temporary files
+        # (the defaults, 4 MB and 64 MB, spill at a few thousand rows); for this transaction only.
+        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        cursor.execute(f"SET LOCAL maintenance_work_mem = '{WORK_MEM}'")
+        cursor.execute(_CREATE)
+        cursor.execute(merge.METADATA_AGGREGATE)
+
+    def add_columns(
+        self, fast: pl.DataFrame, credits: pl.DataFrame, metadata: dict[str, str]
+    ) -> None:
+        """Rows decided in columns (``importers.columnar.Chunk``), by one COPY each table;
+        ``metadata`` is what the reader put in every row's item."""
+        if fast.is_empty():
+            return
+        given = set(fast.columns)
+
+        def text(name: str) -> pl.Expr:
+            return pl.col(name) if name in given else pl.lit(None, pl.String).alias(name)
+
+        rows = fast.select(
+            "line",
+            "location",
+            pl.concat_str(pl.lit("\\x"), pl.col("digest").bin.encode("hex")).alias("digest"),
+            "artist",
+            "title",
+            "title_key",
+            "normalized_title",
+            pl.col("_isrc").alias("isrc"),
+            pl.col("_spotify_id").alias("spotify_id"),
+            pl.col("_is_remix").alias("is_remix"),
+            pl.col("_bpm").alias("bpm"),
+            pl.col("_duration_ms").alias("duration_ms"),
+            text("key"),
+            text("label"),
+            pl.col("_release_date").alias("release_date"),
+            text("genre"),
+            text("musicbrainz_id"),
+            pl.col("_version").alias("version"),
+            pl.lit(json.dumps(metadata)).alias("metadata"),
+            pl.col("_status").alias("enrichment_status"),
+        )
+        self._copy_csv("import_staging", rows)
+        credited = credits.select(
+            "line",
+            pl.int_range(pl.len()).over("line").alias("position"),
+            "name",
+            pl.col("key").alias("artist_key"),
+            "role",
+        )
+        self._copy_csv("import_staged_credits", credited)
+
+    def add_records(self, staged: Sequence[tuple[int, str, bytes | None, TrackRecord]]) -> None:
+        """Rows validated by ``records.to_record``: (line, location, digest, record)."""
+        rows, credits = [], []
+        for line, location, digest, record in staged:
+            rows.append(
+                (
+                    line,
+                    location,
+                    None if digest is None else "\\x" + digest.hex(),
+                    record.artist,
+                    record.title,
+                    record.title_key,
+                    record.normalized_title,
+                    record.isrc,
+                    record.spotify_id,
+                    record.is_remix,
+                    *(record.values.get(c) for c in records.OVERWRITE_COLUMNS),
+                    *(record.values.get(c) for c in records.FILL_ONLY_COLUMNS),
+                    json.dumps(record.metadata, default=str),
+                    record.enrichment_status,
+                    "{" + ",".join(record.invalid_identifiers) + "}",
+                )
+            )
+            for position, (name, role) in enumerate(record.credits):
+                credits.append((line, position, name, identity.artist_key(name), str(role)))
+        copy_rows(self.cursor, "import_staging", _STAGED, rows)
+        copy_rows(self.cursor, "import_staged_credits", _CREDITS, credits)
+
+    def skip(self, *, reapply: bool) -> Skipped:
+        """Drop repeats of an earlier row of the file and (unless ``reapply``) known rows."""
+        skipped = Skipped()
+        self.cursor.execute(
+            "DELETE FROM import_staging s USING import_staging f"
+            " WHERE s.digest = f.digest AND s.line > f.line"
+        )
+        skipped.duplicates = self.cursor.rowcount
+        if not reapply:
+            self.cursor.execute(
+                "DELETE FROM import_staging s USING import_row_digests d, tracks t"
+                " WHERE d.digest = s.digest AND t.id = d.track_id"
+            )
+            skipped.known = self.cursor.rowcount
+        self.cursor.execute("SELECT count(*) FROM import_staging")
+        (skipped.remaining,) = self.cursor.fetchone()
+        return skipped
+
+    def insert_simple(self) -> tuple[BatchResult, Counter[str]]:
+        """Insert the tracks of the simple groups, their credits, spellings and digests; what
+        was stored, and the invalid identifiers of those rows by kind."""
+        cursor = self.cursor
+        cursor.execute(_TANGLED, {"track_ids": _id_prefix()})
+        # The merge rule over each group's rows: aggregates where a group has several, the
+        # row's own values where it has one (most groups: an aggregate per column costs more).
+        folded = merge.folded("s", "line")
+        alone = dict(merge.folded("f", "line", one_row=True))
+        columns = [name for name, _ in folded]
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO tracks (id, title, normalized_title, title_key, is_remix, {columns},"
+                " enrichment_status)"
+                " SELECT n.id, f.title, f.normalized_title, n.title_key, f.is_remix, {values},"
+                " coalesce(CASE WHEN n.rows = 1 THEN {status} ELSE a.enrichment_status END,"
+                " {pending})"
+                " FROM import_new n JOIN import_staging f ON f.line = n.first_line"
+                " LEFT JOIN (SELECT s.title_key, {folded} FROM import_staging s"
+                "       JOIN import_new USING (title_key) WHERE import_new.rows > 1"
+                "       GROUP BY s.title_key) AS a"
+                " ON a.title_key = n.title_key ORDER BY n.id"
+            ).format(
+                columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+                values=sql.SQL(", ").join(
+                    sql.SQL("CASE WHEN n.rows = 1 THEN {} ELSE a.{} END").format(
+                        alone[name], sql.Identifier(name)
+                    )
+                    for name in columns
+                ),
+                status=merge.folded_status("f", "line", one_row=True),
+                pending=sql.Literal(EnrichmentStatus.PENDING.value),
+                folded=sql.SQL(", ").join(
+                    sql.SQL("{} AS {}").format(value, sql.Identifier(name))
+                    for name, value in [
+                        *folded,
+                        ("enrichment_status", merge.folded_status("s", "line")),
+                    ]
+                ),
+            )
+        )
+        cursor.execute(_ARTISTS, {"artist_ids": _id_prefix()})
+        known_rows.store_staged(
+            cursor,
+            "SELECT s.digest, n.id FROM import_staging s JOIN import_new n USING (title_key)"
+            " WHERE s.digest IS NOT NULL",
+        )
+        cursor.execute(_OUTCOMES)
+        result = BatchResult()
+        for tier, matched, count in cursor.fetchall():
+            created = matched == MatchTier.NEW
+            result.items += count
+            result.tiers[tier] += count
+            result.matched[MatchTier(matched)] += count
+            result.tier_outcomes[(tier, "inserted" if created else "updated")] += count
+            if created:
+                result.inserted += count
+            else:
+                result.updated += count
+        cursor.execute(
+            "SELECT kind, count(*) FROM import_staging s JOIN import_new USING (title_key),"
+            " unnest(s.invalid_identifiers) AS kind GROUP BY kind"
+        )
+        invalid = Counter(dict(cursor.fetchall()))
+        result.invalid_identifiers = sum(invalid.values())
+        return result, invalid
+
+    def tangled(
+        self, batch_size: int
+    ) -> Iterator[tuple[list[TrackRecord], list[str], list[bytes | None]]]:
+        """The tangled rows as records, in file order, ``batch_size`` at a time."""
+        cursor = self.cursor
+        # Set-based joins need no index; paging through the tangled rows by line does.
+        cursor.execute(
+            "CREATE TEMP TABLE import_tangled_rows ON COMMIT DROP AS"
+            " SELECT s.* FROM import_staging s JOIN import_tangled USING (title_key);"
+            " CREATE INDEX ON import_tangled_rows (line);"
+            " CREATE INDEX ON import_staged_credits (line)"
+        )
+        after = -1
+        while True:
+            cursor.execute(
+                sql.SQL(
+                    "SELECT {} FROM import_tangled_rows s"
+                    " WHERE s.line > %s ORDER BY s.line LIMIT %s"
+                ).format(
+                    sql.SQL(", ").join(
+                        sql.SQL("s.{}").format(sql.Identifier(c))
+                        if c != "musicbrainz_id"
+                        else sql.SQL("s.musicbrainz_id::text")
+                        for c in _STAGED
+                    )
+                ),
+                (after, batch_size),
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            cursor.execute(
+                "SELECT line, name, role FROM import_staged_credits"
+                " WHERE line = ANY(%s) ORDER BY line, position",
+                ([row[0] for row in rows],),
+            )
+            credits: dict[int, list[tuple[str, CreditRole]]] = {}
+            for line, name, role in cursor.fetchall():
+                credits.setdefault(line, []).append((name, _ROLES[role]))
+            yield (
+                [_record(row, credits.get(row[0], [])) for row in rows],
+                [row[1] for row in rows],
+                [None if row[2] is None else bytes(row[2]) for row in rows],
+            )
+
+    def name_artists(self) -> None:
+        """After the tangled rows: name each artist this load made as the writer would have."""
+        self.cursor.execute(_ARTIST_NAMES)
+
+    def _copy_csv(self, table: str, frame: pl.DataFrame) -> None:
+        buffer = io.BytesIO()
+        frame.write_csv(buffer, include_header=False, null_value="")
+        buffer.seek(0)
+        self.cursor.copy_expert(
+            sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, frame.columns))
+            ),
+            buffer,
+        )
+
+
+def _record(row: tuple, credits: list[tuple[str, CreditRole]]) -> TrackRecord:
+    named = dict(zip(_STAGED, row, strict=True))
+    values = {
+        name: named[name] for name in (*records.OVERWRITE_COLUMNS, *records.FILL_ONLY_COLUMNS)
+    }
+    return TrackRecord(
+        is_track=True,
+        placement=None,
+        artist=named["artist"],
+        title=named["title"],
+        title_key=named["title_key"],
+        normalized_title=named["normalized_title"],
+        isrc=named["isrc"],
+        spotify_id=named["spotify_id"],
+        values=values,
+        is_remix=named["is_remix"],
+        metadata=named["metadata"],
+        credits=credits,
+        enrichment_status=named["enrichment_status"],
+        invalid_identifiers=list(named["invalid_identifiers"]),
+    )
+
+
+def _id_prefix() -> str:
+    """The first 20 hex digits of a new id (time, version, random bits, variant): one statement's
+    ids are it and a 12-digit counter, so they sort in the order they are made."""
+    return new_id().replace("-", "")[:20]
