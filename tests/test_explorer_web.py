@@ -23,6 +23,9 @@ import psycopg2.errors
 import pytest
 
 from scrapers.db.connection import connect
+from scrapers.db.explore import TrackRef
+from scrapers.explorer import playlists
+from scrapers.explorer.web import views
 from scrapers.explorer.web.catalogue import ReadOnlyCatalogue
 from scrapers.serving import Server
 from tests.conftest import REPO_ROOT
@@ -238,6 +241,14 @@ def test_downloads_are_playlists_in_each_format(explorer, ids) -> None:
     ]
     assert get(f"{explorer.url}/path/playlist.csv").status == 404
     assert get(f"{explorer.url}/track/{ids[GLUE]}/played-after.mp3").status == 400
+
+
+def test_a_download_of_any_script_gets_an_ascii_file_name() -> None:
+    track = TrackRef("0", "坂本龍一", "Energy Flow")
+    _, _, name = views.download(playlists.from_followers(track, ()), playlists.Format.CSV)
+    assert name == "played-after-energy-flow.csv"
+    _, _, name = views.download(playlists.Playlist("東京", ()), playlists.Format.M3U)
+    assert name == "playlist.m3u8"
 
 
 def test_openapi_is_served_locally_and_swagger_ui_is_off(explorer) -> None:
