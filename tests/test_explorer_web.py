@@ -29,6 +29,7 @@ from scrapers.explorer.web import views
 from scrapers.explorer.web.catalogue import ReadOnlyCatalogue
 from scrapers.serving import Server
 from tests.conftest import REPO_ROOT
+from tests.explore_pages import page_items, store
 from tests.explorer_server import get, serving
 from tests.web_catalogue import APRICOTS, FOLLOWERS_OF_GLUE, GLUE, NEVER_COME_BACK, SO_U_KNO, build
 
@@ -425,3 +426,21 @@ def test_no_template_or_script_of_ours_loads_anything_from_elsewhere() -> None:
     )
     offenders = [str(path) for path in own if loading.search(path.read_text())]
     assert offenders == []
+
+
+def test_names_and_links_from_pages_cannot_script_the_explorer(make_database) -> None:
+    """What the crawl stored is untrusted: names are escaped, and only http(s) links are links."""
+    url = make_database()
+    items = page_items("set-x", ["<script>alert(1)</script> - </script><b>x", "Bicep - Glue"])
+    items[-1]["url"] = "javascript:alert(1)"
+    store(url, items)
+    with serving(url) as server:
+        setlist = get(f"{server.url}/setlist/set-x").text
+        found = get(f"{server.url}/api/search?q=" + urllib.parse.quote("alert")).json()
+        track = get(f"{server.url}/track/{found['results'][0]['track']['id']}").text
+    for page in (setlist, track):
+        assert "<script>alert" not in page and "</script><b>" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="javascript:' not in setlist
+    graph = track.split('id="graph-data" type="application/json">')[1].split("</script>")[0]
+    assert json.loads(graph)["nodes"][0]["label"].startswith("<script>alert(1)")
