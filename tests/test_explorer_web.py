@@ -34,6 +34,8 @@ from tests.explorer_server import get, serving
 from tests.web_catalogue import APRICOTS, FOLLOWERS_OF_GLUE, GLUE, NEVER_COME_BACK, SO_U_KNO, build
 
 WEB = REPO_ROOT / "scrapers" / "explorer" / "web"
+# The module's scene is built once: its tests run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("explorer_web")
 
 
 @pytest.fixture(scope="module")
