@@ -195,8 +195,9 @@ def build_path(connection: Any, request: PathRequest) -> explore.Path:
 
 
 def download(playlist: playlists.Playlist, output: playlists.Format) -> tuple[str, str, str]:
-    """``(text, media type, file name)`` of ``playlist`` in ``output``'s format."""
+    """``(text, media type, file name)`` of ``playlist`` in ``output``'s format. The file name
+    is ASCII letters, digits and dashes: a header carries it, and titles are any script."""
     extension, media_type = playlists.MEDIA_TYPES[output]
-    stem = "".join(c if c.isalnum() else "-" for c in playlist.title.lower()).strip("-")
-    stem = "-".join(filter(None, stem.split("-")))[:80] or "playlist"
+    words = "".join(c if c.isascii() and c.isalnum() else "-" for c in playlist.title.lower())
+    stem = "-".join(filter(None, words.split("-")))[:80] or "playlist"
     return playlists.render(playlist, output), media_type, f"{stem}.{extension}"
