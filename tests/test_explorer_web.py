@@ -23,6 +23,8 @@ import psycopg2.errors
 import pytest
 
 from scrapers.db.connection import connect
+from scrapers.explorer import playlists
+from scrapers.explorer.web import pages
 from scrapers.explorer.web.catalogue import ReadOnlyCatalogue
 from scrapers.serving import Server
 from tests.conftest import REPO_ROOT
@@ -121,6 +123,12 @@ def test_search_finds_by_name_typo_and_shows_djs(explorer, ids) -> None:
         ("/api/path?from=Bicep+-+Glue&to=Bicep+-+Apricots&bpm_window=lots", 400),
         ("/api/path?from=Bicep+-+Glue&to=Bicep+-+Apricots&bpm_window=90", 400),
         ("/api/path?from=Bicep+-+Glue&to=Bicep+-+Apricots&max_steps=11", 400),
+        # A missing end or an id that is no id is a bad parameter, not a track not found.
+        ("/api/path", 400),
+        ("/api/path?from=Bicep+-+Glue", 400),
+        ("/api/path?to=Bicep+-+Glue", 400),
+        ("/api/path?from_id=not-an-id&to=Bicep+-+Glue", 400),
+        ("/api/path?from_id=00000000-0000-0000-0000-000000000000&to=Bicep+-+Glue", 404),
         ("/api/nowhere", 404),
     ],
 )
@@ -236,8 +244,23 @@ def test_downloads_are_playlists_in_each_format(explorer, ids) -> None:
         (*APRICOTS, "3"),
         (*SO_U_KNO, "1"),
     ]
-    assert get(f"{explorer.url}/path/playlist.csv").status == 404
+    assert get(f"{explorer.url}/path/playlist.csv").status == 400
     assert get(f"{explorer.url}/track/{ids[GLUE]}/played-after.mp3").status == 400
+
+
+def test_an_unknown_track_id_is_named_in_the_answer(explorer) -> None:
+    unknown = "00000000-0000-0000-0000-000000000000"
+    answer = get(f"{explorer.url}/api/path?from_id={unknown}&to=Bicep+-+Glue")
+    assert unknown in answer.json()["error"]
+
+
+def test_a_download_named_outside_latin_1_gets_an_ascii_file_name() -> None:
+    """HTTP headers are Latin-1: a set titled in Japanese or Polish was a 500."""
+    title = "Sven Väth – Ritual ✨ 東京"
+    response = pages._download(playlists.Playlist(title, ()), playlists.Format.M3U)
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="sven-vath-ritual.m3u8"'
+    )
 
 
 def test_openapi_is_served_locally_and_swagger_ui_is_off(explorer) -> None:
