@@ -127,6 +127,12 @@ def test_search_finds_by_name_typo_and_shows_djs(explorer, ids) -> None:
         ("/api/path?from=Bicep+-+Glue&to=Bicep+-+Apricots&bpm_window=lots", 400),
         ("/api/path?from=Bicep+-+Glue&to=Bicep+-+Apricots&bpm_window=90", 400),
         ("/api/path?from=Bicep+-+Glue&to=Bicep+-+Apricots&max_steps=11", 400),
+        # A missing end or an id that is no id is a bad parameter, not a track not found.
+        ("/api/path", 400),
+        ("/api/path?from=Bicep+-+Glue", 400),
+        ("/api/path?to=Bicep+-+Glue", 400),
+        ("/api/path?from_id=not-an-id&to=Bicep+-+Glue", 400),
+        ("/api/path?from_id=00000000-0000-0000-0000-000000000000&to=Bicep+-+Glue", 404),
         ("/api/nowhere", 404),
     ],
 )
@@ -242,8 +248,14 @@ def test_downloads_are_playlists_in_each_format(explorer, ids) -> None:
         (*APRICOTS, "3"),
         (*SO_U_KNO, "1"),
     ]
-    assert get(f"{explorer.url}/path/playlist.csv").status == 404
+    assert get(f"{explorer.url}/path/playlist.csv").status == 400
     assert get(f"{explorer.url}/track/{ids[GLUE]}/played-after.mp3").status == 400
+
+
+def test_an_unknown_track_id_is_named_in_the_answer(explorer) -> None:
+    unknown = "00000000-0000-0000-0000-000000000000"
+    answer = get(f"{explorer.url}/api/path?from_id={unknown}&to=Bicep+-+Glue")
+    assert unknown in answer.json()["error"]
 
 
 def test_a_download_of_any_script_gets_an_ascii_file_name() -> None:

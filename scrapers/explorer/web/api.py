@@ -92,7 +92,7 @@ def path(
     asked: Annotated[views.PathRequest | None, Depends(path_request)],
 ) -> dict[str, Any]:
     if asked is None:
-        raise views.not_found("give the first and the last track: from=…&to=…")
+        raise views.bad_request(views.GIVE_BOTH_ENDS)
     found = views.build_path(connection, asked)
     return {
         "from": explore.as_json(asked.source.track),

@@ -148,7 +148,7 @@ def path_download(
     output: Format,
 ) -> Response:
     if asked is None:
-        raise views.not_found("give the first and the last track: from=…&to=…")
+        raise views.bad_request(views.GIVE_BOTH_ENDS)
     found = views.build_path(connection, asked)
     if not found.found:
         raise views.not_found(found.reason or "no path")
