@@ -324,12 +324,18 @@ def test_request_latency_is_a_histogram_by_route_template(explorer, ids) -> None
     for track in list(ids.values())[:5]:
         get(f"{explorer.url}/track/{track}")
     get(f"{explorer.url}/static/explorer.css")
-    exposition = get(f"{explorer.url}/metrics").text
-    samples = [
-        line
-        for line in exposition.splitlines()
-        if line.startswith("explorer_request_duration_seconds_count")
-    ]
+    # A request is observed once its answer is sent: the scrape may come a moment before.
+    deadline = time.monotonic() + 10
+    while True:
+        exposition = get(f"{explorer.url}/metrics").text
+        samples = [
+            line
+            for line in exposition.splitlines()
+            if line.startswith("explorer_request_duration_seconds_count")
+        ]
+        if any('route="/static"' in line for line in samples) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert any('route="/track/{track_id}"' in line and 'status="2xx"' in line for line in samples)
     assert any('route="/static"' in line for line in samples)
     labels = " ".join(samples)
