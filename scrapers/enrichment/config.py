@@ -16,8 +16,8 @@ from typing import Any
 from scrapers import settings as project_settings
 from scrapers.redis_url import check_redis_url
 from scrapers.settings_check import InvalidSetting, number, whole_number
+from scrapers.statuses import SOURCES
 
-SOURCES = ("musicbrainz", "deezer", "spotify")
 MODES = ("inline", "deferred")
 URL_SETTINGS = {
     "musicbrainz": "ENRICHMENT_MUSICBRAINZ_URL",
