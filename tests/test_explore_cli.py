@@ -114,6 +114,7 @@ def test_a_path_not_found_says_why_in_json(catalogue: str) -> None:
         ["top", "--since", "2025-02-01", "--until", "2025-01-01"],
         ["track", "Bicep - Glue", "--format", "xspf"],
         ["search", "x" * 201],
+        ["top", "--timeout", "0"],
     ],
 )
 def test_bad_arguments_exit_2(catalogue: str, args: list[str]) -> None:

@@ -33,13 +33,14 @@ from scrapers.explorer import playlists
 from scrapers.explorer.playlists import Format
 
 FOUND, NOTHING_FOUND, BAD_ARGUMENTS = 0, 1, 2
+DEFAULT_TIMEOUT = 10.0  # seconds a query may run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         url = resolve_database_url()
-        with explore.read_only(url) as connection:
+        with explore.read_only(url, round(args.timeout * 1000)) as connection:
             return args.run(connection, args)
     except NO_DATABASE_ERRORS as error:
         return _fail(f"cannot read the database: {one_line(error)}")
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(one_line(error))
     except psycopg2.errors.UndefinedFunction as error:
         return _fail(f"the schema is older than this command (run migrations): {one_line(error)}")
+    except psycopg2.errors.QueryCanceled:
+        return _fail(f"the query took longer than {args.timeout:g} s (--timeout, or narrow it)")
     except psycopg2.Error as error:
         return _fail(f"a query failed: {error.diag.message_primary or one_line(error)}")
 
@@ -65,6 +68,13 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
         sub.add_argument(
             "--limit", type=_limit, default=explore.DEFAULT_LIMIT, help="rows per list (1-200)"
+        )
+        sub.add_argument(
+            "--timeout",
+            type=_timeout,
+            default=DEFAULT_TIMEOUT,
+            metavar="SECONDS",
+            help=f"stop a query after this long (default {DEFAULT_TIMEOUT:g}; 0.1-3600)",
         )
         return sub
 
@@ -383,6 +393,16 @@ def _limit(text: str) -> int:
     value = _whole(text)
     if not 1 <= value <= explore.MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"must be between 1 and {explore.MAX_LIMIT}, got {value}")
+    return value
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 seconds, got {text}")
     return value
 
 
