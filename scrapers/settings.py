@@ -71,6 +71,9 @@ FRONTIER_WORKER_TIMEOUT = 30.0
 FRONTIER_TURN_TIMEOUT = 60.0
 FRONTIER_REDIS_OUTAGE_TIMEOUT = 300.0
 
+# The block-page, page-size, incremental and listing-budget middlewares (scrapers/spiders/addon.py).
+ADDONS: dict[str, int] = {"scrapers.spiders.addon.CrawlMiddlewares": 0}
+
 ITEM_PIPELINES: dict[str, int] = {
     "scrapers.pipelines.enrichment_pipeline.EnrichmentPipeline": 300,
     "scrapers.pipelines.database_pipeline.DatabasePipeline": 800,

@@ -1,4 +1,5 @@
-"""Run one crawl of the 1001tracklists spider in this process and print its stats as JSON.
+"""Run one crawl (of the 1001tracklists spider unless ``"spider"`` names another) in this
+process and print its stats as JSON.
 
 ``python -m tests.crawl_process '{"settings": {...}, "arguments": {...}}'``: tests start it as a
 child (a Twisted reactor cannot be restarted), send it signals, and read the ``RESULT`` line.
@@ -19,7 +20,7 @@ def main() -> None:
     settings = get_project_settings()
     settings.setdict(config["settings"], priority="cmdline")
     process = CrawlerProcess(settings)
-    crawler = process.create_crawler("1001tracklists")
+    crawler = process.create_crawler(config.get("spider", "1001tracklists"))
     process.crawl(crawler, **config["arguments"])
     process.start()
     stats = {

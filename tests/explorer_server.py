@@ -4,7 +4,6 @@ served by uvicorn (``scrapers.serving``) on a free port of 127.0.0.1 in a thread
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from scrapers.explorer.web.app import create_app
 from scrapers.explorer.web.catalogue import ReadOnlyCatalogue
 from scrapers.explorer.web.config import WebConfig
 from scrapers.serving import Server
+from tests.serving import serving as in_background
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,10 @@ def serving(database_url: str, catalogue: ReadOnlyCatalogue | None = None) -> It
     """The explorer on ``database_url`` (or ``catalogue``), until the block ends."""
     app = create_app(WebConfig(database_url=database_url), catalogue)
     server = Server(app, ("127.0.0.1", 0), request_timeout=10.0, max_connections=64)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield server
+        with in_background(server):
+            yield server
     finally:
-        server.shutdown()
-        server.server_close()
         app.state.catalogue.close()
 
 

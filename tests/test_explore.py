@@ -435,6 +435,13 @@ def test_path_rules_skip_steps_out_of_the_bpm_window_or_off_the_wheel(db_url: st
         "Z - End",
     ]
     assert path_names(db_url, "A - Start", "Z - End", rules=MixRules(bpm_window=0.5)) == []
+    # Why none: the rules, not "no DJ played on from there" (DJs did play on from Start).
+    with explore.read_only(db_url) as connection:
+        start, end = (
+            explore.search_tracks(connection, n, 1)[0].track.id for n in ("A - Start", "Z - End")
+        )
+        ruled = explore.build_path(connection, start, end, rules=MixRules(bpm_window=0.5))
+    assert ruled.reason == "no path that keeps a BPM window of ±0.5 %"
 
 
 def test_path_limits_are_checked(catalogue: str) -> None:

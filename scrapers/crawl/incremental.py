@@ -10,7 +10,9 @@ For each page the spider read, it sees the whole output of the callback:
   the page's rows, so that storing it marks the page as read whole. A refreshed page whose
   digest equals the stored one yields only that setlist item: its rows are not written again.
 
-Enabled when the database pipeline is: what is "known" is what is stored.
+Enabled when the database pipeline is (what is "known" is what is stored) and the spider is a
+``scrapers.crawl.source.TracklistSource``: its ``source`` and ``tracklist_id`` say which set a
+link leads to.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from scrapy.utils.defer import deferred_from_coro
 
 from scrapers import metrics
 from scrapers.crawl.refresh import KnownSetlists, RefreshOutcome, RefreshPolicy, content_hash
+from scrapers.crawl.source import TracklistSource
 from scrapers.db.connection import resolve_database_url
 from scrapers.db.locks import LockWaitLog
 from scrapers.db.records import is_setlist
 from scrapers.items import SetlistItem
-from scrapers.spiders.parsing import SOURCE, tracklist_id_from_url
 
 logger = logging.getLogger(__name__)
 
@@ -44,20 +46,28 @@ STORED_HASH_META = "stored_content_hash"  # request.meta: the digest stored for 
 SCHEMA_CLOSE_REASON = "database_schema_outdated"
 
 
+class CrawlStopping(Exception):
+    """Raised from a lock wait to abandon a lookup: the crawl is stopping."""
+
+
 class IncrementalCrawlMiddleware:
-    def __init__(self, crawler: Crawler, policy: RefreshPolicy) -> None:
+    def __init__(self, crawler: Crawler, spider: TracklistSource, policy: RefreshPolicy) -> None:
         self.crawler = crawler
+        self.spider = spider
         self.policy = policy
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="known-setlists")
         self._known: KnownSetlists | None = None
+        self._wait_log = LockWaitLog(logger, "The lookup of known tracklists")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> IncrementalCrawlMiddleware:
         if crawler.settings.getdict("ITEM_PIPELINES").get(DATABASE_PIPELINE) is None:
             raise NotConfigured("nothing is stored, so nothing is known")
         spider = crawler.spider
+        if not isinstance(spider, TracklistSource):
+            raise NotConfigured("the spider does not say which set a link leads to")
         policy = RefreshPolicy.from_settings(crawler.settings, getattr(spider, "refresh", None))
-        middleware = cls(crawler, policy)
+        middleware = cls(crawler, spider, policy)
         crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
         logger.info("Incremental crawl: refresh=%s", policy.mode)
         return middleware
@@ -83,7 +93,7 @@ class IncrementalCrawlMiddleware:
         links = {}
         for entry in output:
             if isinstance(entry, Request):
-                source_id = tracklist_id_from_url(entry.url)
+                source_id = self.spider.tracklist_id(entry.url)
                 if source_id:
                     links[id(entry)] = source_id
         if not links:
@@ -136,11 +146,13 @@ class IncrementalCrawlMiddleware:
             url = await loop.run_in_executor(
                 self._executor, resolve_database_url, self.crawler.settings
             )
-            self._known = KnownSetlists(url, LockWaitLog(logger, "The lookup of known tracklists"))
+            self._known = KnownSetlists(url, self._lookup_waits)
         try:
             return await loop.run_in_executor(
-                self._executor, self._known.lookup, SOURCE, source_ids
+                self._executor, self._known.lookup, self.spider.source, source_ids
             )
+        except CrawlStopping:
+            return {}, None  # nothing is fetched any more: which links are known is moot
         except psycopg2.ProgrammingError as error:
             logger.error(
                 "The catalogue's schema is older than this crawler (%s): run"
@@ -149,6 +161,13 @@ class IncrementalCrawlMiddleware:
             )
             deferred_from_coro(self.crawler.engine.close_spider_async(reason=SCHEMA_CLOSE_REASON))
             return {}, None
+
+    def _lookup_waits(self, seconds: float, holders: int) -> None:
+        """The lookup waits for other sessions' locks (a bulk import): say so, and give up once
+        the crawl is stopping, so that SIGTERM is not held up until the import commits."""
+        self._wait_log(seconds, holders)
+        if not self.crawler.crawling:
+            raise CrawlStopping
 
     def spider_closed(self) -> None:
         if self._known is not None:

@@ -19,7 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.extensions.httpcache import DummyPolicy
 from scrapy.http import HtmlResponse
 from scrapy.utils.defer import deferred_from_coro
@@ -27,7 +27,7 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapers.crawl.frontier import BACKOFF_SIGNAL
 from scrapers.metrics import CRAWL_BLOCKED_PAGES
 from scrapers.settings_check import seconds, setting, whole_number
-from scrapers.spiders.parsing import BLOCK_KINDS, CONTENT_KINDS, PageKind, classify_page
+from scrapers.spiders.parsing import BLOCK_KINDS, CONTENT_KINDS, SOURCE, PageKind, classify_page
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -45,6 +45,20 @@ DEFAULTS = {
     "BLOCKED_BACKOFF_BASE": 60.0,
     "BLOCKED_BACKOFF_MAX": 900.0,
 }
+
+
+INCOMPLETE_STAT = "incomplete_pages"
+
+
+def cut_short(response: HtmlResponse) -> bool:
+    """A successful answer from the site whose document stops before ``</html>``: the origin
+    died mid-page while the length still matched. Every page the site serves ends with it.
+    Saved pages (``file://``) are read as they are."""
+    return (
+        response.url.startswith(("http://", "https://"))
+        and 200 <= response.status < 300
+        and b"</html>" not in response.body[-1024:].lower()
+    )
 
 
 def _setting(settings: Any, name: str) -> Any:
@@ -75,6 +89,8 @@ class BlockedPageMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BlockedPageMiddleware:
+        if getattr(crawler.spider, "source", None) != SOURCE:
+            raise NotConfigured("block pages are 1001tracklists' own")
         return cls(crawler)
 
     def process_request(self, request: Request) -> None:
@@ -84,6 +100,8 @@ class BlockedPageMiddleware:
     def process_response(self, request: Request, response: Response) -> Request | Response:
         if not isinstance(response, HtmlResponse) or request.url.endswith("/robots.txt"):
             return response
+        if cut_short(response):
+            return self._cut_short(request)
         kind = classify_page(response.selector.root)
         request.meta[PAGE_KIND_META] = kind
         if kind in CONTENT_KINDS:
@@ -97,6 +115,17 @@ class BlockedPageMiddleware:
             logger.warning("Non-content page (%s), dropped: %s", kind.value, request.url)
             raise IgnoreRequest(f"{kind.value} page: {request.url}")
         return self._blocked(request, kind)
+
+    def _cut_short(self, request: Request) -> Request:
+        """Retried as a failed download is: stored, its rows would stand for the whole set, and
+        a set stored whole is not fetched again."""
+        self.crawler.stats.inc_value(INCOMPLETE_STAT)
+        retry = get_retry_request(request, spider=self.crawler.spider, reason="incomplete_page")
+        if retry is None:
+            logger.error("Incomplete page (stops before </html>), retries spent: %s", request.url)
+            raise IgnoreRequest(f"incomplete page: {request.url}")
+        logger.warning("Incomplete page (stops before </html>), retrying: %s", request.url)
+        return retry
 
     def _blocked(self, request: Request, kind: PageKind) -> Request:
         self.in_row += 1

@@ -13,7 +13,8 @@ Arguments (``-a name=value``):
 ``start_urls``, ``search`` and ``dj`` the crawl starts from the front page, which lists the newest
 tracklists. A crawl whose start URLs are all ``file://`` stays offline: links and next pages
 that lead to http(s) are not followed. Reading pages is ``parsing``'s job; keeping block pages
-out is ``blocking.BlockedPageMiddleware``'s, which this spider always enables.
+out is ``blocking.BlockedPageMiddleware``'s (enabled with the project's other middlewares by
+``scrapers.spiders.addon``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from scrapers.spiders.parsing import (
     classify_page,
     parse_listing,
     parse_tracklist,
+    tracklist_id_from_url,
 )
 
 SITE = "https://www.1001tracklists.com"  # TRACKLISTS_SITE_URL overrides it (tests, a mirror)
@@ -54,18 +56,11 @@ SEARCH_URL = SITE + SEARCH_PATH
 SEARCH_TRACKLISTS = "9"  # the search box's "Tracklists" choice
 MAX_QUERY_LENGTH = 150  # the site's search box accepts no more
 _DJ_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
-BLOCK_MIDDLEWARE = "scrapers.spiders.blocking.BlockedPageMiddleware"
-BLOCK_MIDDLEWARE_PRIORITY = 560  # before RetryMiddleware (550) sees a 429/503 block page
-PAGE_SIZE_MIDDLEWARE = "scrapers.spiders.page_size.PageSizeMiddleware"
-PAGE_SIZE_MIDDLEWARE_PRIORITY = 540  # sees a cancelled download before RetryMiddleware (550)
-INCREMENTAL_MIDDLEWARE = "scrapers.crawl.incremental.IncrementalCrawlMiddleware"
-INCREMENTAL_MIDDLEWARE_PRIORITY = 950  # nearest the spider: sees the callback's whole output
-BUDGET_MIDDLEWARE = "scrapers.spiders.budget.ListingBudgetMiddleware"
-BUDGET_MIDDLEWARE_PRIORITY = 940  # after the incremental one: counts only links still wanted
 
 
 class TracklistsSpider(FrontierSpider):
     name = "1001tracklists"
+    source = SOURCE  # scrapers.crawl.source.TracklistSource
 
     def __init__(
         self,
@@ -109,21 +104,12 @@ class TracklistsSpider(FrontierSpider):
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
-        """Always enable the block-page and page-size middlewares, keeping the project's own.
-
-        Set at "spider" priority: ``scrapy crawl`` re-applies the project settings to the
-        crawler afterwards, which would drop a change made at the project's priority.
-        """
         super().update_settings(settings)
-        middlewares = settings.getdict("DOWNLOADER_MIDDLEWARES")
-        middlewares.setdefault(BLOCK_MIDDLEWARE, BLOCK_MIDDLEWARE_PRIORITY)
-        middlewares.setdefault(PAGE_SIZE_MIDDLEWARE, PAGE_SIZE_MIDDLEWARE_PRIORITY)
-        settings.set("DOWNLOADER_MIDDLEWARES", middlewares, priority="spider")
-        spider_middlewares = settings.getdict("SPIDER_MIDDLEWARES")
-        spider_middlewares.setdefault(INCREMENTAL_MIDDLEWARE, INCREMENTAL_MIDDLEWARE_PRIORITY)
-        spider_middlewares.setdefault(BUDGET_MIDDLEWARE, BUDGET_MIDDLEWARE_PRIORITY)
-        settings.set("SPIDER_MIDDLEWARES", spider_middlewares, priority="spider")
         configure(settings, cls.name)  # with REDIS_URL: a worker of a shared frontier
+
+    def tracklist_id(self, url: str) -> str | None:
+        """The tracklist id a link leads to (``scrapers.crawl.source.TracklistSource``)."""
+        return tracklist_id_from_url(url)
 
     async def start(self) -> AsyncIterator[Request]:
         for url in self.start_urls:
