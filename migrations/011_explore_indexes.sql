@@ -9,7 +9,8 @@
 --   are found, and by (setlist, row), where the next or previous played row of a set is one
 --   index probe. Both carry track_id so the probes read the index alone.
 -- * Two small partial indexes over the rows played WITH another (co-plays).
--- * A GIN index on setlists.djs: a DJ's sets without reading every setlist.
+-- * A GIN index on setlists.djs: a DJ's sets without reading every setlist; and setlists by the
+--   site's tracklist id alone (the unique index leads with the source).
 -- Transitions themselves are computed at query time from these indexes: no table to keep in step
 -- with refreshes, merges and their rollback (docs/design.md, "Reading the catalogue").
 -- Run with: psql -v ON_ERROR_STOP=1 -f migrations/011_explore_indexes.sql
@@ -43,6 +44,7 @@ CREATE INDEX IF NOT EXISTS idx_setlist_tracks_attached_in_order
     WHERE played_with_previous OR mashup_parent_row IS NOT NULL;
 
 CREATE INDEX IF NOT EXISTS idx_setlists_djs ON setlists USING gin (djs);
+CREATE INDEX IF NOT EXISTS idx_setlists_source_id ON setlists (source_id);
 
 INSERT INTO schema_migrations (migration_name) VALUES ('011_explore_indexes')
 ON CONFLICT (migration_name) DO NOTHING;

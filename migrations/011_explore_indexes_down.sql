@@ -13,6 +13,7 @@ DROP INDEX IF EXISTS idx_setlist_tracks_played_in_order;
 DROP INDEX IF EXISTS idx_setlist_tracks_attached_by_track;
 DROP INDEX IF EXISTS idx_setlist_tracks_attached_in_order;
 DROP INDEX IF EXISTS idx_setlists_djs;
+DROP INDEX IF EXISTS idx_setlists_source_id;
 
 DELETE FROM schema_migrations WHERE migration_name = '011_explore_indexes';
 

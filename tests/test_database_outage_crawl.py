@@ -197,6 +197,7 @@ def private_postgres() -> Iterator[EmbeddedPostgres]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_writer_retries_with_default_settings_ends_within_seconds(
     private_postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:

@@ -107,6 +107,7 @@ def test_plan_curl_batch_enriches_and_answers_counts(fakes: Fakes, catalogue_db:
         "failed": 0,
         "conflicts": 0,
         "claims_lost": 0,
+        "deferred": 0,
         "cache_purged": 0,
     }
     strobe = track_row(db, "Strobe")

@@ -16,22 +16,30 @@ import threading
 import time
 import urllib.error
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.enricher import Enricher
-from scrapers.enrichment.ratelimit import PostgresRateLimiter, RedisRateLimiter, SlotLimiter
+from scrapers.enrichment.ratelimit import (
+    PostgresRateLimiter,
+    RedisRateLimiter,
+    SlotLimiter,
+    shared_limiters,
+)
 from scrapers.enrichment.service import EnrichmentService
 from tests.conftest import REPO_ROOT
 from tests.fakes.fixtures import SPOTIFY_ID, SPOTIFY_SECRET, Fakes, recording
 from tests.fakes.sources import FakeDeezer, FakeMusicBrainz, FakeSpotify
+from tests.redis_process import RedisProcess
 from tests.serving import serving
 from tests.test_enrichment_service import (
     PLAN_BODY,
@@ -186,14 +194,27 @@ def test_shared_limiters_space_and_hold_every_worker(
 ) -> None:
     store = request.getfixturevalue("redis_store") if backend == "redis" else None
     first, second = shared_pair(backend, db_url, store)
+
+    def timed(call: Callable[[], Any]) -> tuple[float, Any, float]:
+        before = time.monotonic()
+        result = call()
+        return before, result, time.monotonic()
+
+    def assert_waits(limiter: Any, seconds: float, since: tuple[float, Any, float]) -> None:
+        """``limiter.acquire()`` waits ``seconds`` from the moment of the call ``since``: less the
+        time between the two calls, which a busy machine (parallel test workers) stretches."""
+        asked, wait, answered = timed(limiter.acquire)
+        assert seconds - (answered - since[0]) - 0.1 <= wait <= seconds - (asked - since[2]) + 0.1
+
     try:
-        assert first.acquire() == 0
+        acquired = timed(first.acquire)
+        assert acquired[1] == 0
         # The other worker's next slot is one interval (0.5 s) later, then two.
-        assert second.acquire() == pytest.approx(0.5, abs=0.1)
-        assert first.acquire() == pytest.approx(1.0, abs=0.1)
+        assert_waits(second, 0.5, acquired)
+        assert_waits(first, 1.0, acquired)
         # A 503 seen by one worker holds every worker back.
-        first.hold(5.0)
-        assert second.acquire() == pytest.approx(5.0, abs=0.1)
+        held = timed(lambda: first.hold(5.0))
+        assert_waits(second, 5.0, held)
     finally:
         first.close()
         second.close()
@@ -385,3 +406,48 @@ def test_a_lost_database_leaves_the_metrics_answering(fakes: Fakes) -> None:
         status, exposition = request(f"{service.url}/metrics", method="GET")
     assert status == 200 and "enrichment_requests_total" in exposition
     assert "catalogue_tracks " not in exposition
+
+
+def test_a_rate_limit_store_that_is_down_puts_tracks_off_and_fails_none(
+    fakes: Fakes, db_url: str, db, tmp_path: Path
+) -> None:
+    """Redis down is "the source is unavailable now": no track parked as failed for hours."""
+    store(
+        db_url,
+        {"artist": "Deadmau5", "title": "Strobe"},
+        {"artist": "Eric Prydz", "title": "Opus"},
+    )
+    server = RedisProcess(tmp_path / "redis", persistent=False).start()
+    config = replace(
+        fakes.config(spotify=False),
+        redis_url=server.url,
+        redis_key_prefix=f"test:{uuid.uuid4().hex}:",
+    )
+    limiters = shared_limiters(config, db_url)
+    backfill = Backfill(db_url, config, Enricher.from_config(config, None, limiters))
+
+    def put_off() -> float:
+        sample = REGISTRY.get_sample_value(
+            "enrichment_rate_limit_unavailable_total", {"source": "musicbrainz"}
+        )
+        return sample or 0.0
+
+    before = put_off()
+    try:
+        server.kill()
+        down = backfill.run(max_tracks=10)
+        assert (down.tried, down.failed, down.deferred) == (0, 0, 2)
+        assert put_off() - before == 2
+        with db.cursor() as cursor:
+            cursor.execute(
+                "SELECT enrichment_status, enrichment_checked_at, enrichment_claimed_by"
+                " FROM tracks ORDER BY title"
+            )
+            assert cursor.fetchall() == [("pending", None, None)] * 2  # claimable at once
+        server.start()
+        back = backfill.run(max_tracks=10)
+        assert (back.tried, back.enriched, back.deferred) == (2, 2, 0)
+    finally:
+        for limiter in limiters.values():
+            limiter.close()
+        server.kill()

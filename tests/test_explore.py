@@ -132,6 +132,82 @@ def test_other_versions_share_the_title_without_version_and_an_artist(db_url: st
     ]
 
 
+def test_top_lists_within_a_date_range_a_genre_or_a_dj(db_url: str) -> None:
+    one_two, three_two = ["A - One", "B - Two"], ["C - Three", "B - Two"]
+    store(
+        db_url,
+        page_items("g1", one_two, djs=("Ann",), date="2024-06-01", genres=("Techno",)),
+        page_items("g2", one_two, djs=("Bob",), date="2025-06-01", genres=("House",)),
+        page_items("g3", three_two, djs=("Bob",), date="2025-07-01", genres=("house",)),
+    )
+
+    def tops(scope: explore.SetScope) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        with explore.read_only(db_url) as connection:
+            tracks = explore.top_tracks(connection, scope)
+            transitions = explore.top_transitions(connection, scope)
+        return (
+            {_name(t.track): t.plays.sets for t in tracks},
+            {(_name(t.source), _name(t.target)): t.plays.sets for t in transitions},
+        )
+
+    assert tops(explore.SetScope()) == (
+        {"B - Two": 3, "A - One": 2, "C - Three": 1},
+        {("A - One", "B - Two"): 2, ("C - Three", "B - Two"): 1},
+    )
+    assert tops(explore.SetScope(since=date(2025, 1, 1))) == (
+        {"B - Two": 2, "A - One": 1, "C - Three": 1},
+        {("A - One", "B - Two"): 1, ("C - Three", "B - Two"): 1},
+    )
+    assert tops(explore.SetScope(genre="HOUSE", until=date(2025, 6, 30)))[1] == {
+        ("A - One", "B - Two"): 1
+    }
+    with explore.read_only(db_url) as connection:
+        bob = explore.dj_detail(connection, "Bob")
+        assert [dj.name for dj in explore.find_djs(connection, "bobb")] == ["Bob"]
+        assert explore.dj_detail(connection, "Nobody") is None
+        by_id = explore.setlist(connection, bob.sets[0].id)
+        by_source = explore.setlist(connection, "g3")
+    assert bob is not None and [s.source_id for s in bob.sets] == ["g3", "g2"]  # latest first
+    assert {(_name(t.source), _name(t.target)) for t in bob.top_transitions} == {
+        ("A - One", "B - Two"),
+        ("C - Three", "B - Two"),
+    }
+    assert by_id == by_source and by_source is not None
+    assert [row.track.title for row in by_source.rows if row.track] == ["Three", "Two"]
+    with pytest.raises(ValueError):
+        explore.SetScope(since=date(2025, 2, 1), until=date(2025, 1, 1))
+
+
+def test_both_readings_of_a_transition_agree(db_url: str) -> None:
+    """``steps`` (a probe per anchor row) and ``steps_in_sets`` (each set in page order) are one
+    definition read two ways: on sets with every kind of row, they give the same occurrences."""
+    first = ["A - One", "w/ B - Two", "C - Three", "ID", "D - Four", "E - Five", "+ F - Six"]
+    first += ["+ G - Seven", "Q - ID", "A - One", "A - One", "C - Three"]
+    store(
+        db_url,
+        page_items("x1", first),
+        page_items("x2", ["w/ B - Two", "C - Three", "A - One", "+ B - Two", "C - Three", "ID"]),
+        page_items("x3", ["ID", "ID", "E - Five", "w/ F - Six", "w/ G - Seven", "D - Four"]),
+    )
+    from scrapers.db.explore.transitions import Direction, steps, steps_in_sets
+
+    with closing(connect(db_url)) as connection, connection.cursor() as cursor:
+        found = []
+        for query in (steps(Direction.AFTER, "true"), steps_in_sets("true")):
+            cursor.execute(
+                f"SELECT anchor_id, other_id, setlist_id FROM ({query}) o ORDER BY 1, 2, 3"
+            )
+            found.append(cursor.fetchall())
+        cursor.execute(
+            f"SELECT other_id, anchor_id, setlist_id FROM ({steps(Direction.BEFORE, 'true')}) o"
+            " ORDER BY 1, 2, 3"
+        )
+        backwards = cursor.fetchall()
+    # x1: One -> Three twice, Four -> Five; x2: Three -> One -> Three; x3: Five -> Four.
+    assert len(found[0]) == 6
+    assert found[0] == found[1] == backwards
+
+
 # --- exact through everything that changes sets or tracks --------------------------------------
 
 
@@ -359,6 +435,13 @@ def test_path_rules_skip_steps_out_of_the_bpm_window_or_off_the_wheel(db_url: st
         "Z - End",
     ]
     assert path_names(db_url, "A - Start", "Z - End", rules=MixRules(bpm_window=0.5)) == []
+    # Why none: the rules, not "no DJ played on from there" (DJs did play on from Start).
+    with explore.read_only(db_url) as connection:
+        start, end = (
+            explore.search_tracks(connection, n, 1)[0].track.id for n in ("A - Start", "Z - End")
+        )
+        ruled = explore.build_path(connection, start, end, rules=MixRules(bpm_window=0.5))
+    assert ruled.reason == "no path that keeps a BPM window of ±0.5 %"
 
 
 def test_path_limits_are_checked(catalogue: str) -> None:

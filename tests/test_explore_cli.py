@@ -114,6 +114,10 @@ def test_a_path_not_found_says_why_in_json(catalogue: str) -> None:
         ["top", "--since", "2025-02-01", "--until", "2025-01-01"],
         ["track", "Bicep - Glue", "--format", "xspf"],
         ["search", "x" * 201],
+        # --json or a playlist, not both; no --limit where there is no most-played list
+        ["track", "Bicep - Glue", "--json", "--format", "csv"],
+        ["setlist", "c1", "--limit", "1"],
+        ["path", "Bicep - Glue", "Bonobo - Kerala", "--limit", "1"],
     ],
 )
 def test_bad_arguments_exit_2(catalogue: str, args: list[str]) -> None:
@@ -190,6 +194,28 @@ def test_exports_of_a_played_after_list_and_a_setlist(catalogue: str) -> None:
         "Bonobo - Kerala",
         "Floorplan - Never",
     ]
+
+
+def test_a_reader_that_stops_early_is_no_error(catalogue: str) -> None:
+    """``tracklists-explore top | head -1``: the pipe closes before the table is written."""
+    reading = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "top", "--limit", "200"],
+        env={**os.environ, "DATABASE_URL": catalogue},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reading.stdout and reading.stderr
+    reading.stdout.close()
+    status = reading.wait(timeout=60)
+    errors = reading.stderr.read().decode()
+    reading.stderr.close()
+    assert (status, errors) == (0, "")
+
+
+def test_a_misspelt_dj_says_the_closest_match_as_a_track_does(catalogue: str) -> None:
+    done = explore(catalogue, "dj", "ane")
+    assert done.returncode == 0
+    assert done.stderr.strip() == "closest match for 'ane': Ann"
 
 
 def test_search_dj_and_top_in_json(catalogue: str) -> None:

@@ -23,13 +23,19 @@ import psycopg2.errors
 import pytest
 
 from scrapers.db.connection import connect
+from scrapers.db.explore import TrackRef
+from scrapers.explorer import playlists
+from scrapers.explorer.web import views
 from scrapers.explorer.web.catalogue import ReadOnlyCatalogue
 from scrapers.serving import Server
 from tests.conftest import REPO_ROOT
+from tests.explore_pages import page_items, store
 from tests.explorer_server import get, serving
 from tests.web_catalogue import APRICOTS, FOLLOWERS_OF_GLUE, GLUE, NEVER_COME_BACK, SO_U_KNO, build
 
 WEB = REPO_ROOT / "scrapers" / "explorer" / "web"
+# The module's scene is built once: its tests run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("explorer_web")
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +127,12 @@ def test_search_finds_by_name_typo_and_shows_djs(explorer, ids) -> None:
         ("/api/path?from=Bicep+-+Glue&to=Bicep+-+Apricots&bpm_window=lots", 400),
         ("/api/path?from=Bicep+-+Glue&to=Bicep+-+Apricots&bpm_window=90", 400),
         ("/api/path?from=Bicep+-+Glue&to=Bicep+-+Apricots&max_steps=11", 400),
+        # A missing end or an id that is no id is a bad parameter, not a track not found.
+        ("/api/path", 400),
+        ("/api/path?from=Bicep+-+Glue", 400),
+        ("/api/path?to=Bicep+-+Glue", 400),
+        ("/api/path?from_id=not-an-id&to=Bicep+-+Glue", 400),
+        ("/api/path?from_id=00000000-0000-0000-0000-000000000000&to=Bicep+-+Glue", 404),
         ("/api/nowhere", 404),
     ],
 )
@@ -236,8 +248,22 @@ def test_downloads_are_playlists_in_each_format(explorer, ids) -> None:
         (*APRICOTS, "3"),
         (*SO_U_KNO, "1"),
     ]
-    assert get(f"{explorer.url}/path/playlist.csv").status == 404
+    assert get(f"{explorer.url}/path/playlist.csv").status == 400
     assert get(f"{explorer.url}/track/{ids[GLUE]}/played-after.mp3").status == 400
+
+
+def test_an_unknown_track_id_is_named_in_the_answer(explorer) -> None:
+    unknown = "00000000-0000-0000-0000-000000000000"
+    answer = get(f"{explorer.url}/api/path?from_id={unknown}&to=Bicep+-+Glue")
+    assert unknown in answer.json()["error"]
+
+
+def test_a_download_of_any_script_gets_an_ascii_file_name() -> None:
+    track = TrackRef("0", "坂本龍一", "Energy Flow")
+    _, _, name = views.download(playlists.from_followers(track, ()), playlists.Format.CSV)
+    assert name == "played-after-energy-flow.csv"
+    _, _, name = views.download(playlists.Playlist("東京", ()), playlists.Format.M3U)
+    assert name == "playlist.m3u8"
 
 
 def test_openapi_is_served_locally_and_swagger_ui_is_off(explorer) -> None:
@@ -414,3 +440,21 @@ def test_no_template_or_script_of_ours_loads_anything_from_elsewhere() -> None:
     )
     offenders = [str(path) for path in own if loading.search(path.read_text())]
     assert offenders == []
+
+
+def test_names_and_links_from_pages_cannot_script_the_explorer(make_database) -> None:
+    """What the crawl stored is untrusted: names are escaped, and only http(s) links are links."""
+    url = make_database()
+    items = page_items("set-x", ["<script>alert(1)</script> - </script><b>x", "Bicep - Glue"])
+    items[-1]["url"] = "javascript:alert(1)"
+    store(url, items)
+    with serving(url) as server:
+        setlist = get(f"{server.url}/setlist/set-x").text
+        found = get(f"{server.url}/api/search?q=" + urllib.parse.quote("alert")).json()
+        track = get(f"{server.url}/track/{found['results'][0]['track']['id']}").text
+    for page in (setlist, track):
+        assert "<script>alert" not in page and "</script><b>" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="javascript:' not in setlist
+    graph = track.split('id="graph-data" type="application/json">')[1].split("</script>")[0]
+    assert json.loads(graph)["nodes"][0]["label"].startswith("<script>alert(1)")

@@ -240,7 +240,7 @@ def assert_same_identity(lines: list[tuple[str, str]]) -> None:
     keyed, credits = identity_columns.line_identity(frame)
     keyed = keyed.sort("row")
     credited: dict[int, list[tuple[str, str]]] = {}
-    for row, name, role in credits.iter_rows():
+    for row, name, role in credits.select("row", "name", "role").iter_rows():
         credited.setdefault(row, []).append((name, role))
     for (artist, title), key, normalized in zip(
         lines, keyed["title_key"], keyed["normalized_title"], strict=True

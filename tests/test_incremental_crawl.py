@@ -314,3 +314,31 @@ def test_a_lookup_behind_a_bulk_import_says_it_waits(db_url: str, tmp_path: Path
         " 1 other session(s) hold them (an import with --bulk holds them until it commits)"
     ) in log
     assert len(small.tracklist_fetches()) == 3
+
+
+def test_sigterm_ends_a_crawl_whose_lookup_waits_behind_a_bulk_import(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A lookup waiting for a bulk import's locks gives up when the crawl is stopped: SIGTERM
+    ends the crawl within seconds, not when the import commits."""
+    small = GeneratedSite(make_tracklists(3)).start()
+    try:
+        with closing(connect(db_url)) as holder, holder.cursor() as cursor:
+            hold_the_catalogue_like_a_bulk_load(cursor)
+            cursor.execute("LOCK TABLE setlists, setlist_tracks IN ACCESS EXCLUSIVE MODE")
+            process = start_crawl(db_url, crawl_settings(tmp_path), {"start_urls": small.start_url})
+            wait_until_a_session_waits(db_url, process)
+            process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            try:
+                _, log = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                _, log = process.communicate()
+            exited_after = time.monotonic() - signalled
+            holder.rollback()
+    finally:
+        small.stop()
+    assert exited_after < 5, f"{exited_after:.1f} s after SIGTERM: {log[-3000:]}"
+    assert "'finish_reason': 'shutdown'" in log, log[-3000:]
+    assert small.tracklist_fetches() == []

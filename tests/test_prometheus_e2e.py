@@ -57,12 +57,17 @@ Spotify Only,Track,,6rqhFgbbKwnb9MLmUQDhG6
 IMPORT_ISRC_ROWS = 3
 
 
-def scrape_config(tmp_path: Path, crawl: int, service: int, gateway: int) -> Path:
+def scrape_config(tmp_path: Path, crawl: int, service: int, gateway: int, web: int) -> Path:
     """The deployed configuration, pointed at this test's ports and scraping every second."""
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(DEPLOY / path) for path in config["rule_files"]]
-    ports = {"tracklists_crawl": crawl, "tracklists_enrichment": service, "pushgateway": gateway}
+    ports = {
+        "tracklists_crawl": crawl,
+        "tracklists_enrichment": service,
+        "tracklists_web": web,
+        "pushgateway": gateway,
+    }
     for job in config["scrape_configs"]:
         job["static_configs"] = [{"targets": [f"127.0.0.1:{ports.pop(job['job_name'])}"]}]
     assert ports == {}, "a job of the deployed configuration is not scraped by this test"
@@ -98,19 +103,33 @@ def enrichment_service(port: int, env: dict[str, str], fakes: Fakes) -> Iterator
     for name, value in overrides.items():
         command += ["-s", f"{name}={value}"]
     service_env = env | {"SPOTIFY_CLIENT_ID": "id", "SPOTIFY_CLIENT_SECRET": "secret"}
+    with running(command, service_env, f"http://127.0.0.1:{port}", "/health") as url:
+        yield url
+
+
+@contextmanager
+def web_explorer(port: int, env: dict[str, str]) -> Iterator[str]:
+    """``scripts/web.py`` on ``port``, reading the test's database."""
+    command = [sys.executable, str(REPO / "scripts" / "web.py"), "--port", str(port)]
+    with running(command, env, f"http://127.0.0.1:{port}", "/metrics") as url:
+        yield url
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], url: str, probe: str) -> Iterator[str]:
+    """``command`` started, once ``url + probe`` answers; SIGTERM at the end."""
     process = subprocess.Popen(
-        command, env=service_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                get(f"{url}/health", timeout=1)
+                get(url + probe, timeout=1)
                 break
             except OSError:
                 assert process.poll() is None, process.stdout.read()
-                assert time.monotonic() < deadline, "the enrichment service did not start"
+                assert time.monotonic() < deadline, f"{command[1]} did not start"
                 time.sleep(0.1)
         yield url
     finally:
@@ -178,7 +197,7 @@ def test_prometheus_scrapes_the_crawl_the_service_and_the_pushgateway(
     for tool in ("prometheus", "prometheus-pushgateway"):
         binary(tool)
     db_url = make_database()
-    crawl_port, service_port = free_port(), free_port()
+    crawl_port, service_port, web_port = free_port(), free_port(), free_port()
     ip_limit = (FIXTURES / "blocked_ip_limit.html").read_bytes()
     site.tracklist_answers = lambda tracklist_id, attempt: (
         ip_limit if (tracklist_id, attempt) == ("9demo02x", 0) else site.demo_page(tracklist_id, 0)
@@ -188,11 +207,11 @@ def test_prometheus_scrapes_the_crawl_the_service_and_the_pushgateway(
 
     with pushgateway() as gateway:
         gateway_port = int(gateway.rsplit(":", 1)[1])
-        config = scrape_config(tmp_path, crawl_port, service_port, gateway_port)
+        config = scrape_config(tmp_path, crawl_port, service_port, gateway_port, web_port)
         with prometheus(config, tmp_path / "tsdb") as prom:
             start = time.time()
             # Prometheus hands new targets to its scrapers a few seconds after it starts.
-            wait_for(prom, "count(up)", 3)
+            wait_for(prom, "count(up)", 4)
             env = {**os.environ, "DATABASE_URL": db_url, "PROMETHEUS_PUSHGATEWAY_URL": gateway}
             env = {k: v for k, v in env.items() if not k.startswith("SPOTIFY_")}
 
@@ -215,6 +234,19 @@ def test_prometheus_scrapes_the_crawl_the_service_and_the_pushgateway(
             }.items():
                 crawl += ["-s", f"{name}={setting}"]
             run(crawl, env)
+
+            # The web explorer, read while Prometheus scrapes it: a page, its API, a search.
+            with web_explorer(web_port, env) as explorer:
+                pages = ("/", "/top", "/api/search?q=strobe", "/api/top")
+                for path in pages:
+                    get(explorer + path)
+                # Prometheus's own scrapes of /metrics count too: at least the pages.
+                requests = 'sum(explorer_request_duration_seconds_count{job="tracklists_web"})'
+                wait_for(prom, f"{requests} >= bool {len(pages)}", 1)
+                samples = (
+                    'count_over_time(explorer_request_duration_seconds_count{route="/top"}[5m])'
+                )
+                wait_for(prom, f"min({samples}) >= bool 2", 1)
 
             with enrichment_service(service_port, env, fakes) as service:
                 first = enrich_batch(service)
@@ -244,7 +276,9 @@ def test_prometheus_scrapes_the_crawl_the_service_and_the_pushgateway(
             blocked = 'crawl_blocked_pages_total{job="tracklists_crawl",kind="ip_limit"}'
             assert value(prom, f"max({blocked})") == 1
             assert value(prom, 'max(push_time_seconds{job="tracklists_import"})') >= start - 1
-            assert value(prom, 'sum(enrichment_circuit_open_total{source="spotify"})') > 0
+            # Over the range: the service has stopped, and its series go stale at the next scrape.
+            refused = 'max_over_time(enrichment_circuit_open_total{source="spotify"}[5m])'
+            assert value(prom, f"sum({refused})") > 0
 
             # The rules run on what was scraped: the import's rejection, Spotify's open circuit.
             expected_alerts = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from bench.soak import FAULT_KINDS, fault_schedule, lost_requests
 from bench.soak_site import ChaosSite
 from tests.sitegen import listing_path, make_tracklists
+from tests.test_database_setup import throwaway_state_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,14 +71,16 @@ def test_what_a_failed_run_may_have_lost_is_only_what_it_had_in_hand() -> None:
 
 
 @pytest.mark.slow
-def test_a_90_second_soak_converges_with_honest_exits(tmp_path: Path) -> None:
+def test_a_90_second_soak_converges_with_honest_exits() -> None:
+    workdir = throwaway_state_dir("soak")  # the PostgreSQL service user must enter it as root
     done = subprocess.run(
         [sys.executable, "-m", "bench.soak", "--minutes", "1.5", "--seed", "19",
-         "--workers", "3", "--tracklists", "150", "--workdir", str(tmp_path / "soak")],
+         "--workers", "3", "--tracklists", "150", "--workdir", str(workdir)],
         cwd=REPO, capture_output=True, text=True, timeout=1500, check=False,
     )  # fmt: skip
     summary = done.stdout
-    assert done.returncode == 0, summary[-6000:] + done.stderr[-3000:]
+    assert done.returncode == 0, summary[-6000:] + done.stderr[-3000:]  # logs stay in workdir
+    shutil.rmtree(workdir, ignore_errors=True)
     assert "result: PASS" in summary
     # Every kind of fault was injected, not only scheduled.
     injected = re.findall(r"fault at +[\d.]+s +(\w+) ", summary)

@@ -12,7 +12,8 @@ Scrapy's own command exits 0 whatever the pipelines did. Here:
 * when the database pipeline had to spool items to a file (the database was unavailable, the
   writer failed, or a second Ctrl-C stopped the crawl before the pipeline could flush), or the
   crawl stopped before its work was done (``FAILED_REASONS``: the site kept blocking it, the
-  writer failed, the schema is older than the code), the exit status is 1, so that a script or
+  writer failed, the schema is older than the code, a shared frontier's run ended short:
+  ``scrapers.crawl.frontier.INCOMPLETE_REASONS``), the exit status is 1, so that a script or
   scheduler running the crawl sees it. Any other failure to start the crawl also exits 1, with
   Scrapy's traceback.
 """
@@ -30,7 +31,7 @@ from scrapy.exceptions import UsageError
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from scrapers.crawl.frontier import INCOMPLETE_REASONS, RedisUnavailable
+from scrapers.crawl.frontier import INCOMPLETE_REASONS, INCOMPLETE_STATS, RedisUnavailable
 from scrapers.crawl.incremental import SCHEMA_CLOSE_REASON
 from scrapers.db.connection import DatabaseUrlError
 from scrapers.pipelines.database_pipeline import CRAWL_ENDED, WRITER_ERROR_REASON
@@ -111,4 +112,5 @@ def _unfinished(crawler: Crawler) -> bool:
     except RuntimeError:
         return False
     spooled = stats.get_value(SPOOLED_STAT, 0) + stats.get_value(LOST_STAT, 0)
-    return bool(spooled) or stats.get_value("finish_reason") in FAILED_REASONS
+    left = any(stats.get_value(name) for name in INCOMPLETE_STATS)  # a shared frontier's
+    return bool(spooled) or left or stats.get_value("finish_reason") in FAILED_REASONS

@@ -87,8 +87,9 @@ class Command(ScrapyCommand):
         print(f"queued requests: {client.zcard(names['requests'])}")
         print(f"seen requests (duplicate filter): {client.scard(names['dupefilter'])}")
         print(f"live workers: {len(workers)}")
+        idle = {name.decode() for name in client.hkeys(names["idle"])}
         for worker, age in sorted(workers.items()):
-            print(f"  {worker}  heartbeat {age:.1f} s ago")
+            print(f"  {worker}  heartbeat {age:.1f} s ago{'  (idle)' if worker in idle else ''}")
         seconds, microseconds = client.time()  # the limiter's clock
         now = seconds + microseconds / 1e6
         for key in sorted(client.scan_iter(match=f"{names['politeness']}:*")):

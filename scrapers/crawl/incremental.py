@@ -46,6 +46,10 @@ STORED_HASH_META = "stored_content_hash"  # request.meta: the digest stored for 
 SCHEMA_CLOSE_REASON = "database_schema_outdated"
 
 
+class CrawlStopping(Exception):
+    """Raised from a lock wait to abandon a lookup: the crawl is stopping."""
+
+
 class IncrementalCrawlMiddleware:
     def __init__(self, crawler: Crawler, spider: TracklistSource, policy: RefreshPolicy) -> None:
         self.crawler = crawler
@@ -53,6 +57,7 @@ class IncrementalCrawlMiddleware:
         self.policy = policy
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="known-setlists")
         self._known: KnownSetlists | None = None
+        self._wait_log = LockWaitLog(logger, "The lookup of known tracklists")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> IncrementalCrawlMiddleware:
@@ -141,11 +146,13 @@ class IncrementalCrawlMiddleware:
             url = await loop.run_in_executor(
                 self._executor, resolve_database_url, self.crawler.settings
             )
-            self._known = KnownSetlists(url, LockWaitLog(logger, "The lookup of known tracklists"))
+            self._known = KnownSetlists(url, self._lookup_waits)
         try:
             return await loop.run_in_executor(
                 self._executor, self._known.lookup, self.spider.source, source_ids
             )
+        except CrawlStopping:
+            return {}, None  # nothing is fetched any more: which links are known is moot
         except psycopg2.ProgrammingError as error:
             logger.error(
                 "The catalogue's schema is older than this crawler (%s): run"
@@ -154,6 +161,13 @@ class IncrementalCrawlMiddleware:
             )
             deferred_from_coro(self.crawler.engine.close_spider_async(reason=SCHEMA_CLOSE_REASON))
             return {}, None
+
+    def _lookup_waits(self, seconds: float, holders: int) -> None:
+        """The lookup waits for other sessions' locks (a bulk import): say so, and give up once
+        the crawl is stopping, so that SIGTERM is not held up until the import commits."""
+        self._wait_log(seconds, holders)
+        if not self.crawler.crawling:
+            raise CrawlStopping
 
     def spider_closed(self) -> None:
         if self._known is not None:

@@ -88,15 +88,18 @@ CREATE AGGREGATE pg_temp.merged_metadata(jsonb) (
 """
 
 
-def folded(incoming: str, order: str) -> list[tuple[str, sql.Composable]]:
+def folded(incoming: str, order: str, *, one_row: bool = False) -> list[tuple[str, sql.Composable]]:
     """``merge`` of a new track's incoming rows, one after another in ``order``, into an empty
     row: each column's value as an aggregate over the rows (GROUP BY the track; the title key is
     the group's). Descriptive columns take the last non-null value, identity columns the first,
-    metadata every object in order (``METADATA_AGGREGATE``). See ``folded_status``."""
+    metadata every object in order (``METADATA_AGGREGATE``). ``one_row``: the same for a track
+    of one row, without aggregates (its own values). See ``folded_status``."""
     row, by = sql.Identifier(incoming), sql.Identifier(order)
     pick = sql.SQL(
         "(array_agg({row}.{c} ORDER BY {row}.{by} {way}) FILTER (WHERE {row}.{c} IS NOT NULL))[1]"
     )
+    if one_row:
+        pick = sql.SQL("{row}.{c}")
     merged = [
         (c, pick.format(row=row, c=sql.Identifier(c), by=by, way=sql.SQL("DESC")))
         for c in OVERWRITE
@@ -106,24 +109,27 @@ def folded(incoming: str, order: str) -> list[tuple[str, sql.Composable]]:
         for c in FILL_ONLY
         if c != "title_key"
     ]
-    merged.append(
-        (
-            "metadata",
-            sql.SQL("pg_temp.merged_metadata({row}.metadata ORDER BY {row}.{by})").format(
-                row=row, by=by
-            ),
-        )
+    metadata = (
+        "{row}.metadata"
+        if one_row
+        else "pg_temp.merged_metadata({row}.metadata ORDER BY {row}.{by})"
     )
+    merged.append(("metadata", sql.SQL(metadata).format(row=row, by=by)))
     return merged
 
 
-def folded_status(incoming: str, order: str) -> sql.Composed:
+def folded_status(incoming: str, order: str, *, one_row: bool = False) -> sql.Composed:
     """The last enrichment outcome of the rows in ``order``, or NULL (a new track is pending)."""
     row, by = sql.Identifier(incoming), sql.Identifier(order)
+    outcomes = sql.SQL(", ").join(map(sql.Literal, ENRICHMENT_OUTCOMES))
+    if one_row:
+        return sql.SQL(
+            "CASE WHEN {row}.enrichment_status IN ({outcomes}) THEN {row}.enrichment_status END"
+        ).format(row=row, outcomes=outcomes)
     return sql.SQL(
         "(array_agg({row}.enrichment_status ORDER BY {row}.{by} DESC)"
         " FILTER (WHERE {row}.enrichment_status IN ({outcomes})))[1]"
-    ).format(row=row, by=by, outcomes=sql.SQL(", ").join(map(sql.Literal, ENRICHMENT_OUTCOMES)))
+    ).format(row=row, by=by, outcomes=outcomes)
 
 
 def assignments(stored: str = "t", incoming: str = "u") -> sql.Composed:

@@ -21,7 +21,6 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import polars as pl
 import psycopg2.extensions
@@ -68,14 +67,10 @@ CREATE TEMP TABLE import_staged_credits (
 """
 # Title keys whose rows go through the batch writer (see the module's docstring).
 _TANGLED = """
-CREATE INDEX ON import_staging (title_key, line);
-CREATE INDEX ON import_staging (isrc) WHERE isrc IS NOT NULL;
-CREATE INDEX ON import_staging (spotify_id) WHERE spotify_id IS NOT NULL;
-CREATE INDEX ON import_staged_credits (line);
 ANALYZE import_staging;
 ANALYZE import_staged_credits;
 CREATE TEMP TABLE import_groups ON COMMIT DROP AS
-SELECT title_key, min(line) AS first_line, count(DISTINCT isrc) AS isrcs,
+SELECT title_key, min(line) AS first_line, count(*) AS rows, count(DISTINCT isrc) AS isrcs,
        count(DISTINCT spotify_id) AS spotify_ids, min(isrc) AS isrc, min(spotify_id) AS spotify_id
 FROM import_staging GROUP BY title_key;
 CREATE TEMP TABLE import_tangled ON COMMIT DROP AS
@@ -90,12 +85,11 @@ UNION SELECT s.title_key FROM import_staging s
 UNION SELECT s.title_key FROM import_staging s
       JOIN track_lookup l ON l.raw_artist = s.artist AND l.raw_title = s.title;
 CREATE TEMP TABLE import_new ON COMMIT DROP AS
-SELECT g.title_key, g.first_line,
+SELECT g.title_key, g.first_line, g.rows,
        (%(track_ids)s || lpad(to_hex(row_number() OVER (ORDER BY g.first_line)), 12, '0'))::uuid
            AS id
 FROM import_groups g
 WHERE NOT EXISTS (SELECT 1 FROM import_tangled t WHERE t.title_key = g.title_key);
-CREATE INDEX ON import_new (title_key);
 ANALYZE import_new;
 """
 _ARTISTS = """
@@ -141,16 +135,31 @@ FROM (
 ) AS rows
 GROUP BY 1, 2
 """
+# The writer names a new artist as the first row (in file order) that made a track crediting it
+# spells it. Simple groups are inserted before the tangled rows, so an artist a tangled row made
+# a track with first is named here, once every track is made (a track's row made it first).
+_ARTIST_NAMES = """
+WITH tangled_keys AS (
+    SELECT DISTINCT c.artist_key
+    FROM import_staged_credits c JOIN import_staging s USING (line)
+    JOIN import_tangled t ON t.title_key = s.title_key
+), made AS (
+    SELECT DISTINCT ON (d.track_id) s.line
+    FROM import_staging s JOIN import_row_digests d ON d.digest = s.digest
+    JOIN tracks t ON t.id = d.track_id
+    WHERE t.created_at = now()
+    ORDER BY d.track_id, s.line
+), first_spelling AS (
+    SELECT DISTINCT ON (c.artist_key) c.artist_key, c.name
+    FROM made JOIN import_staged_credits c USING (line)
+    WHERE c.artist_key IN (SELECT artist_key FROM tangled_keys)
+    ORDER BY c.artist_key, c.line, c.position
+)
+UPDATE artists a SET name = f.name FROM first_spelling f
+WHERE a.normalized_name = f.artist_key AND a.created_at = now() AND a.name <> f.name
+"""
 _ROLES = {role.value: role for role in CreditRole}
-
-
-@dataclass
-class Skipped:
-    """Rows the SQL took out before resolving: repeats of a row of the file, and known rows."""
-
-    duplicates: int = 0
-    known: int = 0
-    remaining: int = 0  # rows left to store
+WORK_MEM = "256MB"
 
 
 class StagedLoad:
@@ -158,6 +167,11 @@ class StagedLoad:
 
     def __init__(self, cursor: psycopg2.extensions.cursor) -> None:
         self.cursor = cursor
+        self.rows = 0  # rows staged
+        # Sorts, hashes and index builds over a whole file: in memory, not in temporary files
+        # (the defaults, 4 MB and 64 MB, spill at a few thousand rows); for this transaction only.
+        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        cursor.execute(f"SET LOCAL maintenance_work_mem = '{WORK_MEM}'")
         cursor.execute(_CREATE)
         cursor.execute(merge.METADATA_AGGREGATE)
 
@@ -196,11 +210,12 @@ class StagedLoad:
             pl.col("_status").alias("enrichment_status"),
         )
         self._copy_csv("import_staging", rows)
+        self.rows += rows.height
         credited = credits.select(
             "line",
             pl.int_range(pl.len()).over("line").alias("position"),
             "name",
-            "key",
+            pl.col("key").alias("artist_key"),
             "role",
         )
         self._copy_csv("import_staged_credits", credited)
@@ -231,48 +246,40 @@ class StagedLoad:
             for position, (name, role) in enumerate(record.credits):
                 credits.append((line, position, name, identity.artist_key(name), str(role)))
         copy_rows(self.cursor, "import_staging", _STAGED, rows)
+        self.rows += len(rows)
         copy_rows(self.cursor, "import_staged_credits", _CREDITS, credits)
-
-    def skip(self, *, reapply: bool) -> Skipped:
-        """Drop repeats of an earlier row of the file and (unless ``reapply``) known rows."""
-        skipped = Skipped()
-        self.cursor.execute(
-            "DELETE FROM import_staging s USING import_staging f"
-            " WHERE s.digest = f.digest AND s.line > f.line"
-        )
-        skipped.duplicates = self.cursor.rowcount
-        if not reapply:
-            self.cursor.execute(
-                "DELETE FROM import_staging s USING import_row_digests d, tracks t"
-                " WHERE d.digest = s.digest AND t.id = d.track_id"
-            )
-            skipped.known = self.cursor.rowcount
-        self.cursor.execute("SELECT count(*) FROM import_staging")
-        (skipped.remaining,) = self.cursor.fetchone()
-        return skipped
 
     def insert_simple(self) -> tuple[BatchResult, Counter[str]]:
         """Insert the tracks of the simple groups, their credits, spellings and digests; what
         was stored, and the invalid identifiers of those rows by kind."""
         cursor = self.cursor
         cursor.execute(_TANGLED, {"track_ids": _id_prefix()})
-        folded = merge.folded("s", "line")  # the merge rule over each group's rows
+        # The merge rule over each group's rows: aggregates where a group has several, the
+        # row's own values where it has one (most groups: an aggregate per column costs more).
+        folded = merge.folded("s", "line")
+        alone = dict(merge.folded("f", "line", one_row=True))
         columns = [name for name, _ in folded]
         cursor.execute(
             sql.SQL(
                 "INSERT INTO tracks (id, title, normalized_title, title_key, is_remix, {columns},"
                 " enrichment_status)"
                 " SELECT n.id, f.title, f.normalized_title, n.title_key, f.is_remix, {values},"
-                " coalesce(a.enrichment_status, {pending})"
+                " coalesce(CASE WHEN n.rows = 1 THEN {status} ELSE a.enrichment_status END,"
+                " {pending})"
                 " FROM import_new n JOIN import_staging f ON f.line = n.first_line"
-                " JOIN (SELECT s.title_key, {folded} FROM import_staging s"
-                "       JOIN import_new USING (title_key) GROUP BY s.title_key) AS a"
-                " USING (title_key) ORDER BY n.id"
+                " LEFT JOIN (SELECT s.title_key, {folded} FROM import_staging s"
+                "       JOIN import_new USING (title_key) WHERE import_new.rows > 1"
+                "       GROUP BY s.title_key) AS a"
+                " ON a.title_key = n.title_key ORDER BY n.id"
             ).format(
                 columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
                 values=sql.SQL(", ").join(
-                    sql.SQL("a.{}").format(sql.Identifier(name)) for name in columns
+                    sql.SQL("CASE WHEN n.rows = 1 THEN {} ELSE a.{} END").format(
+                        alone[name], sql.Identifier(name)
+                    )
+                    for name in columns
                 ),
+                status=merge.folded_status("f", "line", one_row=True),
                 pending=sql.Literal(EnrichmentStatus.PENDING.value),
                 folded=sql.SQL(", ").join(
                     sql.SQL("{} AS {}").format(value, sql.Identifier(name))
@@ -314,13 +321,19 @@ class StagedLoad:
     ) -> Iterator[tuple[list[TrackRecord], list[str], list[bytes | None]]]:
         """The tangled rows as records, in file order, ``batch_size`` at a time."""
         cursor = self.cursor
+        # Set-based joins need no index; paging through the tangled rows by line does.
+        cursor.execute(
+            "CREATE TEMP TABLE import_tangled_rows ON COMMIT DROP AS"
+            " SELECT s.* FROM import_staging s JOIN import_tangled USING (title_key);"
+            " CREATE INDEX ON import_tangled_rows (line);"
+            " CREATE INDEX ON import_staged_credits (line)"
+        )
         after = -1
         while True:
             cursor.execute(
                 sql.SQL(
-                    "SELECT {} FROM import_staging s"
-                    " WHERE s.line > %s AND s.title_key IN (SELECT title_key FROM import_tangled)"
-                    " ORDER BY s.line LIMIT %s"
+                    "SELECT {} FROM import_tangled_rows s"
+                    " WHERE s.line > %s ORDER BY s.line LIMIT %s"
                 ).format(
                     sql.SQL(", ").join(
                         sql.SQL("s.{}").format(sql.Identifier(c))
@@ -348,6 +361,10 @@ class StagedLoad:
                 [row[1] for row in rows],
                 [None if row[2] is None else bytes(row[2]) for row in rows],
             )
+
+    def name_artists(self) -> None:
+        """After the tangled rows: name each artist this load made as the writer would have."""
+        self.cursor.execute(_ARTIST_NAMES)
 
     def _copy_csv(self, table: str, frame: pl.DataFrame) -> None:
         buffer = io.BytesIO()

@@ -13,6 +13,11 @@ disjoint tracks. A worker killed mid-batch leaves claims that expire with their 
 is stored only while its worker still holds the claim, so a track is never written by two
 workers, even one whose lease ran out.
 
+A shared rate limit whose store (Redis or PostgreSQL) does not answer means "the source is
+unavailable now", not "this track failed": its tracks are handed back unmarked (``deferred``,
+counted in ``enrichment_rate_limit_unavailable_total{source}``), so the next batch takes them
+again, and the batch stops claiming.
+
 Lookups run in ``ENRICHMENT_CONCURRENCY`` threads; each result is written in a transaction of
 its own through ``scrapers.db.conflicts.assign_identifiers``, the same conflict policy as the
 batch writer. An ISRC that another track already owns stays there and the conflict is recorded:
@@ -41,6 +46,7 @@ from scrapers.db.connection import connect
 from scrapers.db.fields import Rejected
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher, EnrichmentResult, TrackQuery
+from scrapers.enrichment.ratelimit import RateLimitUnavailableError
 from scrapers.statuses import CreditRole, EnrichmentStatus
 
 logger = logging.getLogger(__name__)
@@ -100,6 +106,8 @@ class BatchCounts:
     conflicts: int = 0
     # Looked up, but the lease ran out and another worker claimed the track: not stored here.
     claims_lost: int = 0
+    # Not looked up: a shared rate limit's store did not answer. Handed back unmarked.
+    deferred: int = 0
     cache_purged: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -141,8 +149,21 @@ class Backfill:
                         break
                     taken += len(tracks)
                     results = pool.map(lambda t: self._enrich(t, force_refresh), tracks)
+                    deferred: dict[str, RateLimitUnavailableError] = {}
                     for track, result in zip(tracks, results, strict=True):
-                        self._store(connection, worker, track, result, counts)
+                        if isinstance(result, RateLimitUnavailableError):
+                            metrics.ENRICHMENT_RATE_LIMIT_UNAVAILABLE.labels(result.source).inc()
+                            deferred[track.id] = result
+                        else:
+                            self._store(connection, worker, track, result, counts)
+                    if deferred:
+                        counts.deferred += len(deferred)
+                        self._release(connection, worker, list(deferred))
+                        logger.warning(
+                            "%s: %d tracks handed back for a later batch; this batch stops",
+                            next(iter(deferred.values())), len(deferred),
+                        )  # fmt: skip
+                        break
             finally:
                 connection.rollback()
                 self._release(connection, worker)
@@ -191,19 +212,27 @@ class Backfill:
         return tracks
 
     @staticmethod
-    def _release(connection: psycopg2.extensions.connection, worker: str) -> None:
-        """Hand back claims not stored (a batch cut short), so others need not wait the lease."""
+    def _release(
+        connection: psycopg2.extensions.connection, worker: str, track_ids: list[str] | None = None
+    ) -> None:
+        """Hand back claims not stored (all, or ``track_ids``), status untouched, so others need
+        not wait the lease."""
         with suppress(psycopg2.Error), connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE tracks SET enrichment_claimed_by = NULL, enrichment_claimed_until = NULL"
-                " WHERE enrichment_claimed_by = %s",
-                (worker,),
+                " WHERE enrichment_claimed_by = %s"
+                " AND (%s::uuid[] IS NULL OR id = ANY(%s::uuid[]))",
+                (worker, track_ids, track_ids),
             )
             connection.commit()
 
-    def _enrich(self, track: StoredTrack, force_refresh: bool) -> EnrichmentResult:
+    def _enrich(
+        self, track: StoredTrack, force_refresh: bool
+    ) -> EnrichmentResult | RateLimitUnavailableError:
         try:
             return self.enricher.enrich(track.query, refresh=force_refresh)
+        except RateLimitUnavailableError as error:
+            return error  # the source is unavailable now: nothing is known about the track
         except Exception as error:  # a bug must cost one track, not the batch
             logger.exception("Enrichment of track %s failed", track.id)
             return EnrichmentResult(

@@ -93,7 +93,15 @@ class RateLimiter(SlotLimiter):
 
 
 class RateLimitUnavailableError(RuntimeError):
-    """The store of a shared rate limit cannot be reached: no request may be sent."""
+    """The store of a shared rate limit cannot be reached: no request may be sent.
+
+    Not a verdict on the track: the source is "unavailable now". The backfill hands such a
+    track back unmarked, so that the next batch takes it (``scrapers.enrichment.backfill``).
+    """
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 class SharedRateLimiter(SlotLimiter):
@@ -104,7 +112,8 @@ class SharedRateLimiter(SlotLimiter):
     durations cross machines, so workers on hosts with skewed clocks still share one spacing.
     Subclasses implement ``_store_reserve`` and ``_store_hold`` as one atomic statement each.
     When the store fails, no slot is handed out (``RateLimitUnavailableError``): fail closed,
-    never over the rate.
+    never over the rate. Store errors carry no URL password (psycopg2's and redis-py's
+    connection errors name the host only).
     """
 
     store_errors: tuple[type[Exception], ...] = ()
@@ -118,7 +127,7 @@ class SharedRateLimiter(SlotLimiter):
             return self._store_reserve()
         except self.store_errors as error:
             raise RateLimitUnavailableError(
-                f"shared rate limit of {self.source} unavailable: {error}"
+                self.source, f"shared rate limit of {self.source} unavailable: {error}"
             ) from error
 
     def hold(self, seconds: float) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,11 +37,21 @@ FOUND, NOTHING_FOUND, BAD_ARGUMENTS = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    if args.json and getattr(args, "format", None):
+        arguments.error("--json and --format are alternatives: give one of them")
     try:
         url = resolve_database_url()
         with explore.read_only(url) as connection:
-            return args.run(connection, args)
+            status = args.run(connection, args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader stopped early (``| head``): what it read was found. Python would flush
+        # stdout again at exit and fail the same way, so stdout now goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FOUND
     except NO_DATABASE_ERRORS as error:
         return _fail(f"cannot read the database: {one_line(error)}")
     except ValueError as error:
@@ -59,13 +70,17 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = top.add_subparsers(dest="command", required=True)
 
-    def command(name: str, run: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, run: Callable[..., int], help_text: str, lists: bool = True
+    ) -> argparse.ArgumentParser:
+        """A subcommand; ``lists``: it prints most-played lists, which ``--limit`` bounds."""
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(run=run)
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
-        sub.add_argument(
-            "--limit", type=_limit, default=explore.DEFAULT_LIMIT, help="rows per list (1-200)"
-        )
+        if lists:
+            sub.add_argument(
+                "--limit", type=_limit, default=explore.DEFAULT_LIMIT, help="rows per list (1-200)"
+            )
         return sub
 
     search = command("search", run_search, "find tracks by text, ISRC or Spotify ID")
@@ -84,7 +99,9 @@ def parser() -> argparse.ArgumentParser:
     top_lists.add_argument("--until", type=_date, help="sets played on or before (YYYY-MM-DD)")
     top_lists.add_argument("--genre", help="sets tagged with this genre")
 
-    path = command("path", run_path, "a set from one track to another through played transitions")
+    path = command(
+        "path", run_path, "a set from one track to another through played transitions", False
+    )
     path.add_argument("source", help="the first track")
     path.add_argument("target", help="the last track")
     path.add_argument(
@@ -99,7 +116,7 @@ def parser() -> argparse.ArgumentParser:
     path.add_argument("--harmonic", action="store_true", help="each step to a Camelot neighbour")
     _format_option(path, "export the path")
 
-    found = command("setlist", run_setlist, "one setlist as the site shows it")
+    found = command("setlist", run_setlist, "one setlist as the site shows it", False)
     found.add_argument("setlist", help="the site's tracklist id or the setlist's id")
     _format_option(found, "export its tracks")
     return top
@@ -175,7 +192,7 @@ def run_dj(connection: Any, args: argparse.Namespace) -> int:
         return _nothing(f"no DJ matches {args.name!r}")
     name = candidates[0].name
     if name.lower() != " ".join(args.name.split()).lower():
-        print(f"closest match: {name}", file=sys.stderr)
+        print(f"closest match for {args.name!r}: {name}", file=sys.stderr)
     detail = explore.dj_detail(connection, name, args.limit)
     if detail is None:
         return _nothing(f"no DJ matches {args.name!r}")

@@ -1,10 +1,10 @@
 """Playlists out: a setlist, a track's "played after" list or a built path as JSPF, M3U8 or CSV.
 
-* JSPF is XSPF written as JSON, the format ListenBrainz imports: ``{"playlist": {"title",
+* JSPF is XSPF written as JSON, ListenBrainz's playlist format: ``{"playlist": {"title",
   "creator", "date", "track": [...]}}``; each track has ``title``, ``creator``, ``duration``
   (ms, when known) and ``identifier``, a list of URIs (the MusicBrainz recording URI, which
-  ListenBrainz reads, and the Spotify track URL), and the ISRC and Spotify ID in ListenBrainz's
-  track extension (``additional_metadata``).
+  ListenBrainz reads and requires of every track it imports, and the Spotify track URL), and the
+  ISRC and Spotify ID in ListenBrainz's track extension (``additional_metadata``).
 * M3U8: ``#EXTM3U``, then per track ``#EXTINF:SECONDS,ARTIST - TITLE`` and its location: the
   Spotify URI, else the MusicBrainz recording URL, else a Spotify search for it.
 * CSV: one row per track with every identifier, BPM, key and the setlist count where there is one.

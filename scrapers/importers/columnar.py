@@ -36,9 +36,9 @@ from scrapers.importers.lines import read_lines
 from scrapers.importers.source import FileReader, SourceRow
 from scrapers.statuses import EnrichmentStatus
 
-# Lines decided together: memory is bounded by a chunk's columns and its lines (about 40 MB for
-# the bench's rows), and polars' fixed cost per call is spread over enough rows.
-CHUNK_LINES = 100_000
+# Lines decided together: memory is bounded by a chunk (measured: about 3 KB a line at peak,
+# polars' work included), and polars' fixed cost per call is spread over enough rows.
+CHUNK_LINES = 50_000
 # A line the csv module would split exactly on its commas, in ``record_columns``' domain.
 _PLAIN_LINE = r"^[ !#-~]*$"
 _METADATA_REPR = repr(CSV_METADATA)
@@ -62,7 +62,7 @@ class Chunk:
     # ``record_columns.track_columns`` of the fast rows, with ``line``, ``location``, the
     # item's fields as read (``names``) and ``digest`` (``row_digest`` of the item).
     fast: pl.DataFrame
-    credits: pl.DataFrame  # ``line``, ``name``, ``role`` of the fast rows
+    credits: pl.DataFrame  # ``line``, ``name``, ``role``, ``key`` of the fast rows
     names: list[str]
     # Every other line's row (``CsvLines``), in file order; blank lines give none.
     slow: list[tuple[int, SourceRow]]
@@ -136,7 +136,9 @@ class ColumnarCsvReader(FileReader):
                 row = parser.row(first + index, line)
                 if row is not None:
                     slow.append((first + index, row))
-        credits = credits.join(fast.select("row", "line"), on="row").select("line", "name", "role")
+        credits = credits.join(fast.select("row", "line"), on="row").select(
+            "line", "name", "role", "key"
+        )
         return Chunk(fast, credits, names, slow)
 
 

@@ -24,13 +24,18 @@ from typing import Any
 from itemadapter import ItemAdapter
 from scrapy.crawler import Crawler
 
+from scrapers import metrics
 from scrapers.db.connection import resolve_database_url
 from scrapers.db.records import is_setlist
 from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher, EnrichmentResult, TrackQuery
 from scrapers.enrichment.matching import FIELDS, valid_duration_ms
-from scrapers.enrichment.ratelimit import SharedRateLimiter, shared_limiters
+from scrapers.enrichment.ratelimit import (
+    RateLimitUnavailableError,
+    SharedRateLimiter,
+    shared_limiters,
+)
 from scrapers.identity import is_unknown_text, normalize_isrc, title_key
 from scrapers.statuses import EnrichmentStatus
 
@@ -97,6 +102,13 @@ class EnrichmentPipeline:
         )
         try:
             result = await self._lookup(query)
+        except RateLimitUnavailableError as error:
+            # The source is unavailable now, not the track's fault: pending, for the backfill.
+            metrics.ENRICHMENT_RATE_LIMIT_UNAVAILABLE.labels(error.source).inc()
+            logger.warning("%s: %s - %s stored pending", error, query.artist, query.title)
+            adapter["enrichment_status"] = EnrichmentStatus.PENDING
+            self._count("rate_limit_unavailable")
+            return item
         except Exception:
             # Never lose the item for a lookup: store it now, the backfill tries again.
             logger.exception("Enrichment failed for %s - %s", query.artist, query.title)

@@ -93,10 +93,20 @@ def build_path(
                 sets = [None] + [search.edges[pair] for pair in itertools.pairwise(chain)]
                 return Path(tuple(PathStep(refs[t], n) for t, n in zip(chain, sets, strict=True)))
             if not side.frontier:
-                return Path((), "no path: no DJ played on from there")
+                return Path((), _reason("no path", search.rules, "no DJ played on from there"))
             if len(side.frontier) > MAX_FRONTIER:
                 return Path((), f"search stopped: more than {MAX_FRONTIER:,} tracks at one step")
-    return Path((), f"no path within {max_steps} steps")
+    return Path((), _reason(f"no path within {max_steps} steps", search.rules))
+
+
+def _reason(none: str, rules: MixRules, dead_end: str = "") -> str:
+    """Why no path was found; with mix rules, that they left steps out (not that DJs never
+    played on)."""
+    if not rules.active:
+        return f"{none}: {dead_end}" if dead_end else none
+    asked = [f"a BPM window of ±{rules.bpm_window:g} %"] if rules.bpm_window is not None else []
+    asked += ["harmonic keys"] if rules.harmonic_keys else []
+    return f"{none} that keeps {' and '.join(asked)}"
 
 
 def _expand(cursor: Any, search: _Search, side: _Side) -> None:

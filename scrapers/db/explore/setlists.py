@@ -6,6 +6,7 @@ condition on a ``setlists`` row aliased ``s``, with its parameters.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -71,12 +72,14 @@ class SetScope:
 def setlist(connection: Any, reference: str) -> Setlist | None:
     """A setlist by id, or by the site's tracklist id (``source_id``), with its rows in page
     order (at most ``MAX_SETLIST_ROWS``); None when there is none."""
+    try:
+        by, value = "s.id = %s::uuid", str(uuid.UUID(reference))
+    except ValueError:
+        by, value = "s.source_id = %s", reference
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {SUMMARY_COLUMNS} FROM setlists s "
-            "WHERE s.id::text = %(ref)s OR s.source_id = %(ref)s "
-            "ORDER BY s.id::text = %(ref)s DESC, s.source LIMIT 1",
-            {"ref": reference},
+            f"SELECT {SUMMARY_COLUMNS} FROM setlists s WHERE {by} ORDER BY s.source LIMIT 1",
+            (value,),
         )
         row = cursor.fetchone()
         if row is None:

@@ -8,6 +8,7 @@ setlist that does not exist a 404.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,10 @@ def user_input() -> Iterator[None]:
 
 def not_found(what: str) -> HTTPException:
     return HTTPException(404, what)
+
+
+def bad_request(what: str) -> HTTPException:
+    return HTTPException(400, what)
 
 
 def track_id_of(text: str) -> str | None:
@@ -148,7 +153,8 @@ def top(
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A track the set builder was asked for: what was typed and the track it names."""
+    """A track the set builder was asked for: what was typed (or the id picked) and the track
+    it names; ``text`` is empty when neither was given."""
 
     text: str
     track: explore.TrackRef | None
@@ -157,15 +163,21 @@ class Endpoint:
 
 def endpoint(connection: Any, text: str, track_id: str | None) -> Endpoint:
     """The track picked (``track_id``) or typed (``text``: an id, identifier or name)."""
+    if track_id and not track_id_of(track_id):
+        raise bad_request(f"not a track id: {track_id[:40]!r}")
     wanted = track_id_of(track_id or "") or track_id_of(text)
     if wanted:
-        return Endpoint(text, explore.track_by_id(connection, wanted), False)
+        return Endpoint(text or wanted, explore.track_by_id(connection, wanted), False)
     if not text.strip():
-        return Endpoint(text, None, False)
+        return Endpoint("", None, False)
     hits = search(connection, text, 1)
     if not hits:
         return Endpoint(text, None, False)
     return Endpoint(text, hits[0].track, hits[0].matched == "text")
+
+
+WHICH_END = {"from": "first", "to": "last"}
+GIVE_BOTH_ENDS = "give the first and the last track: from=…&to=…"
 
 
 @dataclass(frozen=True)
@@ -178,8 +190,11 @@ class PathRequest:
 
 
 def build_path(connection: Any, request: PathRequest) -> explore.Path:
-    """The set builder's path, or a 404 naming the endpoint no track matches."""
+    """The set builder's path; a 400 when an end is missing, a 404 naming the end no track
+    matches."""
     for side, found in (("from", request.source), ("to", request.target)):
+        if not found.text.strip():
+            raise bad_request(f"give the {WHICH_END[side]} track: {side}=…")
         if found.track is None:
             raise not_found(f"no track matches {side} {found.text[:100]!r}")
     assert request.source.track and request.target.track
@@ -195,8 +210,12 @@ def build_path(connection: Any, request: PathRequest) -> explore.Path:
 
 
 def download(playlist: playlists.Playlist, output: playlists.Format) -> tuple[str, str, str]:
-    """``(text, media type, file name)`` of ``playlist`` in ``output``'s format."""
+    """``(text, media type, file name)`` of ``playlist`` in ``output``'s format. The file name
+    is ASCII letters, digits and dashes: a header carries it, and titles are any script."""
     extension, media_type = playlists.MEDIA_TYPES[output]
-    stem = "".join(c if c.isalnum() else "-" for c in playlist.title.lower()).strip("-")
+    # An HTTP header is Latin-1: the name keeps ASCII letters and digits ("Väth" -> "vath").
+    letters = unicodedata.normalize("NFKD", playlist.title.lower())
+    letters = "".join(c for c in letters if not unicodedata.combining(c))
+    stem = "".join(c if c.isascii() and c.isalnum() else "-" for c in letters)
     stem = "-".join(filter(None, stem.split("-")))[:80] or "playlist"
     return playlists.render(playlist, output), media_type, f"{stem}.{extension}"
