@@ -24,15 +24,14 @@ import threading
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 
-from scrapers import metrics
 from scrapers.db.connection import connect, redacted
 from scrapers.db.locks import OnLockWait, wait_for_locks
+from scrapers.metrics import SkipReason
 from scrapers.settings_check import InvalidSetting, number
 
 logger = logging.getLogger(__name__)
@@ -40,28 +39,6 @@ logger = logging.getLogger(__name__)
 MODES = ("due", "all", "none")
 
 
-class SkipReason(StrEnum):
-    """Why a known tracklist is not fetched again (the ``reason`` label and stat)."""
-
-    REFRESH_NONE = "refresh_none"
-    RECENT_CHECKED = "recent_checked"
-    ID_ROWS_CHECKED = "id_rows_checked"
-    COMPLETE = "complete"
-    ID_ROWS_TOO_OLD = "id_rows_too_old"
-
-
-class RefreshOutcome(StrEnum):
-    """What a due tracklist's page turned out to be, against its stored digest."""
-
-    CHANGED = "changed"
-    UNCHANGED = "unchanged"
-
-
-# Every label value exported from the start (at 0), so rates and alerts see the series at once.
-for _reason in SkipReason:
-    metrics.CRAWL_TRACKLISTS_SKIPPED.labels(_reason)
-for _outcome in RefreshOutcome:
-    metrics.CRAWL_TRACKLISTS_REFRESHED.labels(_outcome)
 DAY = dt.timedelta(days=1)
 # The settings of the policy's periods, in the order of its fields.
 DAY_SETTINGS = (
