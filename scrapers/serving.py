@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import socket
 import threading
@@ -29,10 +28,11 @@ from typing import Any
 import h11
 import uvicorn
 from scrapy.settings import Settings
-from scrapy.utils.project import get_project_settings
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from scrapers.settings_check import project_settings
 
 MAX_HEAD_BYTES = 16 * 1024
 # The methods HTTP defines; any other gets 501, as the standard library's server answered.
@@ -195,16 +195,12 @@ def add_settings_option(parser: argparse.ArgumentParser) -> None:
 def command_settings(overrides: list[str], **given: str | None) -> Settings:
     """The project's settings with ``-s`` ``overrides`` and the options ``given`` (``None``:
     not given) on top, and logging set up at their ``LOG_LEVEL``."""
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "scrapers.settings")
-    settings = get_project_settings()
-    for override in overrides:
-        name, _, value = override.partition("=")
-        settings.set(name, value, priority="cmdline")
-    for name, value in given.items():
-        if value is not None:
-            settings.set(name, value, priority="cmdline")
+    options = {name: value for name, value in given.items() if value is not None}
+    settings = project_settings(
+        {**dict(override.partition("=")[::2] for override in overrides), **options}
+    )
     logging.basicConfig(
-        level=settings.get("LOG_LEVEL", "INFO"),
+        level=settings.get("LOG_LEVEL"),
         format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
     )
     return settings

@@ -31,7 +31,7 @@ from scrapers.db import known_rows, merge, records
 from scrapers.db.batch import BatchResult
 from scrapers.db.copy import copy_rows, new_id
 from scrapers.db.records import TrackRecord
-from scrapers.db.resolution import MatchTier
+from scrapers.metrics import MatchTier
 from scrapers.statuses import CreditRole, EnrichmentStatus
 
 _STAGED = (

@@ -12,7 +12,7 @@ from psycopg2.extras import execute_values
 from scrapers import metrics
 from scrapers.db.connection import connect
 from scrapers.importers.source import SourceRow
-from scrapers.importers.summary import RowOutcome
+from scrapers.metrics import RowOutcome
 from scrapers.statuses import RejectionCode
 
 logger = logging.getLogger("scrapers.importers")
