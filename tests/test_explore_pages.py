@@ -185,9 +185,12 @@ def crawled(make_database, shared_samples_dir: Path, tmp_path_factory) -> str:
     second.write_text(copy, encoding="utf-8")
     url = make_database()
     pages = [folder / MATRODA, folder / DEADMAU5, folder / ARMIN, second]
+    # DOWNLOAD_DELAY=0: files need no politeness, and the default 5 s between pages made this
+    # fixture 25 s.
     done = scrapy_crawl(
-        "-a", "start_urls=" + ",".join(path.as_uri() for path in pages), database_url=url
-    )
+        "-a", "start_urls=" + ",".join(path.as_uri() for path in pages),
+        "-s", "DOWNLOAD_DELAY=0", database_url=url,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return url
 

@@ -29,10 +29,14 @@ from tests.web_catalogue import APRICOTS, FOLLOWERS_OF_GLUE, GLUE, NEVER_COME_BA
 
 CHROMIUM = "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not shutil.which("chromium"),
-    reason="chromium is not installed (apt-get install chromium)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not shutil.which("chromium"),
+        reason="chromium is not installed (apt-get install chromium)",
+    ),
+    # One worker runs them all: one browser and one scene, not one per xdist worker.
+    pytest.mark.xdist_group("explorer_browser"),
+]
 logger = logging.getLogger(__name__)
 
 

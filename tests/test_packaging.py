@@ -84,6 +84,16 @@ def test_installed_wheel_runs_its_commands_outside_the_checkout(
     names = zipfile.ZipFile(wheel).namelist()
     assert "scrapers/cli/verify_isrc_uniqueness.py" in names
     assert "scrapers/sql/002_add_isrc_unique_constraints.sql" in names
+    # The web explorer's templates and static files, the vendored library and its licence.
+    web = REPO / "scrapers" / "explorer" / "web"
+    shipped = {
+        str(path.relative_to(REPO))
+        for folder in ("templates", "static")
+        for path in (web / folder).rglob("*")
+        if path.is_file()
+    }
+    assert "scrapers/explorer/web/static/vendor/cytoscape/LICENSE" in shipped
+    assert shipped <= set(names), shipped - set(names)
     site = tmp_path / "site"
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)],

@@ -155,8 +155,10 @@ def test_frontier_command_shows_and_clears_the_shared_state(
     client = redis.Redis.from_url(redis_server_url)
     client.zadd(f"{frontier_name}:requests", {"r1": 0, "r2": 0})
     client.sadd(f"{frontier_name}:dupefilter", "f1", "f2", "f3")
-    client.hset(f"{frontier_name}:workers", "host:1:abc", f"{time.time():.3f}")
     client.hset(f"{frontier_name}:idle", "host:1:abc", "1")
+
+    def beat() -> None:  # a live worker's heartbeat, fresh before each command (slow to start)
+        client.hset(f"{frontier_name}:workers", "host:1:abc", f"{time.time():.3f}")
 
     def frontier(*args: str) -> subprocess.CompletedProcess[str]:
         return scrapy_command(
@@ -164,10 +166,12 @@ def test_frontier_command_shows_and_clears_the_shared_state(
             "-s", f"FRONTIER_NAME={frontier_name}",
         )  # fmt: skip
 
+    beat()
     shown = frontier("show")
     assert shown.returncode == 0, shown.stderr
     assert "queued requests: 2" in shown.stdout and "duplicate filter): 3" in shown.stdout
     assert "live workers: 1" in shown.stdout and "(idle)" in shown.stdout
+    beat()
     refused = frontier("clear")
     assert refused.returncode == 1 and "alive" in refused.stdout
     assert client.exists(f"{frontier_name}:requests")
@@ -286,10 +290,11 @@ def test_redis_restarted_with_its_data_is_an_outage_the_workers_ride_out(
 ) -> None:
     name = "outage"
     workers = [
-        start_worker(db_url, private_redis.url, name, site, tmp_path, DOWNLOAD_DELAY=0.1)
+        # Slow enough that the workers still crawl while the frontier commands start.
+        start_worker(db_url, private_redis.url, name, site, tmp_path, DOWNLOAD_DELAY=0.2)
         for _ in range(2)
     ]
-    wait_for_fetches(site, 30)
+    wait_for_fetches(site, 20)
     private_redis.kill()
     time.sleep(3)  # requests in flight wait for Redis; heartbeats fail
     private_redis.start()
@@ -349,5 +354,22 @@ def test_a_worker_killed_near_the_end_fails_the_run_and_the_next_run_completes(
     assert "run the same command again to complete it" in survivor.err
 
     again = start_worker(db_url, private_redis.url, "killed", site, tmp_path).wait()
+    assert again.status == 0, again.err[-3000:]
+    assert_catalogue_complete(db, site)
+
+
+@pytest.mark.parametrize("private_redis", [False], indirect=True)
+def test_the_last_worker_stopped_with_requests_queued_exits_non_zero(
+    site: GeneratedSite, db_url: str, db: Any, tmp_path: Path, private_redis: RedisProcess
+) -> None:
+    worker = start_worker(db_url, private_redis.url, "stopped", site, tmp_path)
+    wait_for_fetches(site, 30)
+    worker.process.send_signal(signal.SIGTERM)  # systemctl stop: Scrapy's graceful shutdown
+    worker.wait()
+    assert worker.status == 1, worker.err[-3000:]
+    assert "requests queued; the crawl is incomplete: run the same command again" in worker.err
+    assert len(stored_source_ids(db)) < TRACKLISTS
+
+    again = start_worker(db_url, private_redis.url, "stopped", site, tmp_path).wait()
     assert again.status == 0, again.err[-3000:]
     assert_catalogue_complete(db, site)

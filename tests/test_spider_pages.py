@@ -406,6 +406,26 @@ def test_truncated_page_keeps_what_is_there_and_warns(caplog: pytest.LogCaptureF
     assert "no track text, row skipped" in caplog.text
 
 
+def test_a_page_from_the_site_cut_before_its_end_is_retried_not_stored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spider = make_spider()
+    middleware = BlockedPageMiddleware.from_crawler(spider.crawler)
+    html = DEMO.read_bytes()
+    cut = response_for(html[: len(html) // 2], f"{SITE}/tracklist/9demo01x/x.html")
+    with caplog.at_level(logging.WARNING):
+        retry = middleware.process_response(cut.request, cut)
+    assert isinstance(retry, Request) and retry.meta["retry_times"] == 1
+    assert spider.crawler.stats.get_value("incomplete_pages") == 1
+    assert "Incomplete page (stops before </html>), retrying" in caplog.text
+    whole = response_for(html, retry.url)
+    assert middleware.process_response(retry, whole) is whole
+    for _ in range(spider.crawler.settings.getint("RETRY_TIMES") - 1):
+        retry = middleware.process_response(retry, response_for(cut.body, retry.url))
+    with pytest.raises(IgnoreRequest, match="incomplete page"):
+        middleware.process_response(retry, response_for(cut.body, retry.url))
+
+
 def test_page_without_microdata_falls_back_to_visible_text(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -31,7 +31,7 @@ from scrapy.exceptions import UsageError
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from scrapers.crawl.frontier import INCOMPLETE_REASONS, RedisUnavailable
+from scrapers.crawl.frontier import INCOMPLETE_REASONS, INCOMPLETE_STATS, RedisUnavailable
 from scrapers.crawl.incremental import SCHEMA_CLOSE_REASON
 from scrapers.db.connection import DatabaseUrlError
 from scrapers.pipelines.database_pipeline import CRAWL_ENDED, WRITER_ERROR_REASON
@@ -112,4 +112,5 @@ def _unfinished(crawler: Crawler) -> bool:
     except RuntimeError:
         return False
     spooled = stats.get_value(SPOOLED_STAT, 0) + stats.get_value(LOST_STAT, 0)
-    return bool(spooled) or stats.get_value("finish_reason") in FAILED_REASONS
+    left = any(stats.get_value(name) for name in INCOMPLETE_STATS)  # a shared frontier's
+    return bool(spooled) or left or stats.get_value("finish_reason") in FAILED_REASONS

@@ -80,6 +80,12 @@ LOST_REASON = "frontier_lost"  # Redis no longer holds this run's frontier
 WORKERS_LOST_REASON = "frontier_workers_lost"  # a worker died holding requests
 UNAVAILABLE_REASON = "frontier_unavailable"  # Redis did not answer for the outage timeout
 INCOMPLETE_REASONS = frozenset({LOST_REASON, WORKERS_LOST_REASON, UNAVAILABLE_REASON})
+# Stats of a worker that left its run unfinished whatever its close reason; ``scrapy crawl``
+# exits 1 for each: requests found in an outage and never queued, and requests left queued by
+# the last live worker stopped by SIGTERM or Ctrl-C (-1: Redis could not tell).
+UNQUEUED_STAT = "frontier/requests_unqueued"
+LEFT_QUEUED_STAT = "frontier/requests_left_queued"
+INCOMPLETE_STATS = (UNQUEUED_STAT, LEFT_QUEUED_STAT)
 RUN_AGAIN = "the crawl is incomplete: run the same command again to complete it"
 OUTAGE_WARNING_INTERVAL = 10.0  # seconds between the WARNINGs of one outage
 _OUTAGE_RETRY = 1.0  # seconds between a waiting request's tries while Redis does not answer
@@ -478,18 +484,31 @@ class FrontierSpider(RedisSpider):
             raise CloseSpider(WORKERS_LOST_REASON)
 
     def _closed(self, reason: str) -> None:
+        """Leave the run. Stopped (SIGTERM, Ctrl-C) as its last live worker with requests
+        queued, the worker says the run is unfinished (``LEFT_QUEUED_STAT``)."""
         self._stop_beating.set()
         if self._left:
             return
+        queued = 0
         try:
             self.server.hdel(self._keys["workers"], self.worker_id)
             self.server.hdel(self._keys["idle"], self.worker_id)
+            if reason == "shutdown":
+                others = live_workers(self.server, self._keys["workers"], self._worker_timeout)
+                queued = 0 if others else self.server.zcard(self._keys["requests"])
         except redis.RedisError as error:
             self.logger.warning(
                 "Could not leave frontier %s: %s",
                 self._keys["requests"],
                 redis_error(error, self.crawler.settings["REDIS_URL"]),
             )
+            queued = -1 if reason == "shutdown" else 0
+        if queued:
+            self.crawler.stats.set_value(LEFT_QUEUED_STAT, queued)
+            self.logger.error(
+                "Stopped as the last live worker of frontier %s with %s requests queued; %s",
+                self._keys["requests"], "unknown" if queued < 0 else queued, RUN_AGAIN,
+            )  # fmt: skip
 
 
 class FrontierScheduler(Scheduler):
@@ -497,8 +516,8 @@ class FrontierScheduler(Scheduler):
 
     A request discovered while Redis does not answer is held in memory and queued when it
     answers again; the worker then counts as busy, so it neither idles out nor takes anything.
-    Held requests still held when the worker leaves are counted (``frontier/requests_unqueued``)
-    and logged: the next run finds them again.
+    Requests still held when the worker leaves are counted (``UNQUEUED_STAT``) and logged, and
+    the crawl exits 1: the next run finds them again.
     """
 
     outage: RedisOutage
@@ -550,7 +569,7 @@ class FrontierScheduler(Scheduler):
 
     def close(self, reason: str) -> None:
         if self.held:
-            self.stats.set_value("frontier/requests_unqueued", len(self.held))
+            self.stats.set_value(UNQUEUED_STAT, len(self.held))
             logger.error(
                 "%d requests found while Redis did not answer were never queued; %s",
                 len(self.held), RUN_AGAIN,

@@ -21,7 +21,6 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import polars as pl
 import psycopg2.extensions
@@ -163,20 +162,12 @@ _ROLES = {role.value: role for role in CreditRole}
 WORK_MEM = "256MB"
 
 
-@dataclass
-class Skipped:
-    """Rows the SQL took out before resolving: repeats of a row of the file, and known rows."""
-
-    duplicates: int = 0
-    known: int = 0
-    remaining: int = 0  # rows left to store
-
-
 class StagedLoad:
     """One file's rows in the staging tables of the load's transaction (``cursor``)."""
 
     def __init__(self, cursor: psycopg2.extensions.cursor) -> None:
         self.cursor = cursor
+        self.rows = 0  # rows staged
         # Sorts, hashes and index builds over a whole file: in memory, not in temporary files
         # (the defaults, 4 MB and 64 MB, spill at a few thousand rows); for this transaction only.
         cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
@@ -219,6 +210,7 @@ class StagedLoad:
             pl.col("_status").alias("enrichment_status"),
         )
         self._copy_csv("import_staging", rows)
+        self.rows += rows.height
         credited = credits.select(
             "line",
             pl.int_range(pl.len()).over("line").alias("position"),
@@ -254,25 +246,8 @@ class StagedLoad:
             for position, (name, role) in enumerate(record.credits):
                 credits.append((line, position, name, identity.artist_key(name), str(role)))
         copy_rows(self.cursor, "import_staging", _STAGED, rows)
+        self.rows += len(rows)
         copy_rows(self.cursor, "import_staged_credits", _CREDITS, credits)
-
-    def skip(self, *, reapply: bool) -> Skipped:
-        """Drop repeats of an earlier row of the file and (unless ``reapply``) known rows."""
-        skipped = Skipped()
-        self.cursor.execute(
-            "DELETE FROM import_staging s USING import_staging f"
-            " WHERE s.digest = f.digest AND s.line > f.line"
-        )
-        skipped.duplicates = self.cursor.rowcount
-        if not reapply:
-            self.cursor.execute(
-                "DELETE FROM import_staging s USING import_row_digests d, tracks t"
-                " WHERE d.digest = s.digest AND t.id = d.track_id"
-            )
-            skipped.known = self.cursor.rowcount
-        self.cursor.execute("SELECT count(*) FROM import_staging")
-        (skipped.remaining,) = self.cursor.fetchone()
-        return skipped
 
     def insert_simple(self) -> tuple[BatchResult, Counter[str]]:
         """Insert the tracks of the simple groups, their credits, spellings and digests; what

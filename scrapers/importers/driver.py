@@ -29,19 +29,14 @@ import copy
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import psycopg2.extensions
-from psycopg2.extras import execute_values
-
 from scrapers import metrics
 from scrapers.db.batch import BatchResult
-from scrapers.db.connection import connect
 from scrapers.db.garbage import rare_collection
 from scrapers.db.records import TrackRecord
 from scrapers.db.validation import validation_pool
@@ -51,6 +46,7 @@ from scrapers.importers.columnar import ColumnarCsvReader, FastRow
 from scrapers.importers.detect import READERS, detect_format
 from scrapers.importers.overlap import OverlappedWriter
 from scrapers.importers.progress import Progress
+from scrapers.importers.rejections import RejectionLog
 from scrapers.importers.source import FileReader, SourceRow, row_digest
 from scrapers.importers.summary import (
     DryRunWriter,
@@ -59,7 +55,6 @@ from scrapers.importers.summary import (
     RowOutcome,
     Writer,
 )
-from scrapers.statuses import RejectionCode
 
 logger = logging.getLogger("scrapers.importers")
 
@@ -70,8 +65,6 @@ MAX_REMEMBERED_ROWS = 4_000_000
 PROGRESS_EVERY_ROWS = 1024
 # Raw text of unreadable rows held before it is written out (each row keeps up to 64 KiB).
 MAX_PENDING_REJECTED_CHARS = 16 << 20
-# Unreadable rows logged one by one per file; the rest are counted in the summary.
-LOGGED_REJECTIONS = 20
 
 
 # Formats read in columns (validated there too for the rows they decide exactly).
@@ -314,70 +307,6 @@ class Importer:
             future = self._pending.popleft()
             if wait or future.exception() is None:
                 summary.stored.add(future.result())
-
-
-class RejectionLog:
-    """``rejected_items`` rows for what a reader could not read (the writer logs the rest)."""
-
-    def __init__(self, url: str | None, origin: str) -> None:
-        self.url = url
-        self.origin = origin
-        self._connection: psycopg2.extensions.connection | None = None
-        self._logged = 0
-
-    def clear(self) -> None:
-        """Forget the rejections of an earlier run of this file: this run records them again."""
-        if self.url is None:
-            return
-        with self._cursor() as cursor:
-            cursor.execute("DELETE FROM rejected_items WHERE origin = %s", (self.origin,))
-            if cursor.rowcount:
-                logger.info("%s: cleared %d earlier rejections", self.origin, cursor.rowcount)
-
-    def store(self, rows: list[SourceRow]) -> None:
-        if not rows:
-            return
-        metrics.IMPORT_ROWS.labels(RowOutcome.UNREADABLE).inc(len(rows))
-        self._log(rows)
-        if self.url is None:
-            return
-        values = []
-        for row in rows:
-            assert row.payload is not None
-            reason = f"{RejectionCode.UNREADABLE}: {row.error}"
-            payload = row.payload
-            values.append(
-                (self.origin, row.location, reason, payload.text, payload.size, payload.sha256)
-            )
-        with self._cursor() as cursor:
-            execute_values(
-                cursor,
-                "INSERT INTO rejected_items (origin, location, reason, payload, payload_bytes,"
-                " payload_sha256) VALUES %s",
-                values,
-            )
-        metrics.ITEMS_REJECTED.labels(RejectionCode.UNREADABLE).inc(len(rows))
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _log(self, rows: list[SourceRow]) -> None:
-        for row in rows[: max(0, LOGGED_REJECTIONS - self._logged)]:
-            logger.warning("%s: rejected: %s", row.location, row.error)
-        if self._logged < LOGGED_REJECTIONS < self._logged + len(rows):
-            logger.warning("%s: further unreadable rows are counted, not logged", self.origin)
-        self._logged += len(rows)
-
-    @contextmanager
-    def _cursor(self) -> Iterator[psycopg2.extensions.cursor]:
-        """A cursor in its own committed transaction."""
-        assert self.url is not None
-        if self._connection is None:
-            self._connection = connect(self.url)
-        with self._connection, self._connection.cursor() as cursor:
-            yield cursor
 
 
 @dataclass

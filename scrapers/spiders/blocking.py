@@ -47,6 +47,20 @@ DEFAULTS = {
 }
 
 
+INCOMPLETE_STAT = "incomplete_pages"
+
+
+def cut_short(response: HtmlResponse) -> bool:
+    """A successful answer from the site whose document stops before ``</html>``: the origin
+    died mid-page while the length still matched. Every page the site serves ends with it.
+    Saved pages (``file://``) are read as they are."""
+    return (
+        response.url.startswith(("http://", "https://"))
+        and 200 <= response.status < 300
+        and b"</html>" not in response.body[-1024:].lower()
+    )
+
+
 def _setting(settings: Any, name: str) -> Any:
     return setting(settings, name, DEFAULTS[name])
 
@@ -86,6 +100,8 @@ class BlockedPageMiddleware:
     def process_response(self, request: Request, response: Response) -> Request | Response:
         if not isinstance(response, HtmlResponse) or request.url.endswith("/robots.txt"):
             return response
+        if cut_short(response):
+            return self._cut_short(request)
         kind = classify_page(response.selector.root)
         request.meta[PAGE_KIND_META] = kind
         if kind in CONTENT_KINDS:
@@ -99,6 +115,17 @@ class BlockedPageMiddleware:
             logger.warning("Non-content page (%s), dropped: %s", kind.value, request.url)
             raise IgnoreRequest(f"{kind.value} page: {request.url}")
         return self._blocked(request, kind)
+
+    def _cut_short(self, request: Request) -> Request:
+        """Retried as a failed download is: stored, its rows would stand for the whole set, and
+        a set stored whole is not fetched again."""
+        self.crawler.stats.inc_value(INCOMPLETE_STAT)
+        retry = get_retry_request(request, spider=self.crawler.spider, reason="incomplete_page")
+        if retry is None:
+            logger.error("Incomplete page (stops before </html>), retries spent: %s", request.url)
+            raise IgnoreRequest(f"incomplete page: {request.url}")
+        logger.warning("Incomplete page (stops before </html>), retrying: %s", request.url)
+        return retry
 
     def _blocked(self, request: Request, kind: PageKind) -> Request:
         self.in_row += 1

@@ -12,7 +12,7 @@ from scrapers.db.explore.refs import load_refs
 from scrapers.db.explore.results import Plays, TrackCount, Transition
 from scrapers.db.explore.setlists import SetScope
 from scrapers.db.explore.tracks import DEFAULT_LIMIT, check_limit
-from scrapers.db.explore.transitions import Direction, ranked, steps
+from scrapers.db.explore.transitions import ranked, steps_in_sets
 
 
 def top_tracks(
@@ -39,10 +39,9 @@ def top_transitions(
     """The ``limit`` transitions played in the most setlists of ``scope``."""
     check_limit(limit)
     condition, parameters = (scope or SetScope()).condition()
-    anchors = f"a.setlist_id IN (SELECT s.id FROM setlists s WHERE {condition})"
     with connection.cursor() as cursor:
         cursor.execute(
-            ranked(steps(Direction.AFTER, anchors), "anchor_id, other_id", "%(limit)s"),
+            ranked(steps_in_sets(condition), "anchor_id, other_id", "%(limit)s"),
             {**parameters, "limit": limit},
         )
         found = [(str(a), str(b), Plays(*counts)) for a, b, *counts in cursor.fetchall()]

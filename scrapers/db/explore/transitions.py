@@ -63,6 +63,29 @@ def steps(direction: Direction, anchors: str) -> str:
     """
 
 
+def steps_in_sets(sets: str) -> str:
+    """SQL of every transition step of the setlists ``sets`` selects (a boolean SQL condition on
+    ``s``, a ``setlists`` row), with the same columns as ``steps``.
+
+    The same definition read the other way round: each set's played rows in page order, each
+    paired with the next (``lead``), instead of one probe per anchor row. For lists over many
+    sets (top transitions) one ordered pass is far cheaper than a probe per row; for one track's
+    rows ``steps`` is. ``tests/test_explore.py`` checks that the two agree.
+    """
+    return f"""
+        SELECT a.track_id AS anchor_id, a.next_id AS other_id, a.setlist_id
+        FROM (
+            SELECT r.setlist_id, r.track_id,
+                   lead(r.track_id) OVER (PARTITION BY r.setlist_id ORDER BY r.row_index)
+                       AS next_id
+            FROM setlist_tracks r
+            WHERE {played("r")}
+              AND r.setlist_id IN (SELECT s.id FROM setlists s WHERE {sets})
+        ) a
+        WHERE a.track_id IS NOT NULL AND a.next_id IS NOT NULL AND a.next_id <> a.track_id
+    """
+
+
 def tallied(rows: str, keys: str) -> str:
     """SQL: ``rows`` (with ``setlist_id`` and the columns ``keys`` names) grouped by ``keys``,
     counted as ``sets`` (distinct setlists), ``djs`` (distinct DJs of those setlists),
@@ -94,8 +117,9 @@ def ranked(rows: str, keys: str, limit: str) -> str:
     return f"""
         WITH occurrences AS MATERIALIZED ({rows}),
         kept AS (
-            SELECT {keys}, count(DISTINCT setlist_id) AS sets
-            FROM occurrences GROUP BY {keys}
+            SELECT {keys}, count(*) AS sets
+            FROM (SELECT DISTINCT {keys}, setlist_id FROM occurrences) distinct_sets
+            GROUP BY {keys}
             ORDER BY sets DESC, other_id LIMIT {limit}
         )
         SELECT {", ".join(f"k.{key.strip()}" for key in keys.split(","))}, k.sets,

@@ -3,8 +3,6 @@ results (the same shapes ``tracklists-explore --json`` reads from)."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -12,7 +10,18 @@ from fastapi import APIRouter, Depends, Query
 from scrapers.db import explore
 from scrapers.explorer.web import views
 from scrapers.explorer.web.catalogue import catalogue_transaction
-from scrapers.explorer.web.params import MAX_TEXT, Limit, SearchText, path_request
+from scrapers.explorer.web.params import (
+    MAX_TEXT,
+    DjName,
+    Genre,
+    Limit,
+    SearchText,
+    SetlistReference,
+    Since,
+    TrackId,
+    Until,
+    path_request,
+)
 
 Catalogue = Annotated[Any, Depends(catalogue_transaction)]
 
@@ -30,7 +39,7 @@ def search(
     "/tracks/{track_id}",
     summary="A track: identifiers, plays, what DJs play after, before and with it, top DJs",
 )
-def track(connection: Catalogue, track_id: uuid.UUID, limit: Limit = 15) -> dict[str, Any]:
+def track(connection: Catalogue, track_id: TrackId, limit: Limit = 15) -> dict[str, Any]:
     found = views.track_page(connection, str(track_id), limit)
     return {
         **explore.as_json(found.detail),
@@ -42,30 +51,34 @@ def track(connection: Catalogue, track_id: uuid.UUID, limit: Limit = 15) -> dict
 
 
 @router.get("/djs", summary="DJ names like the one given, with their number of setlists")
-def djs(connection: Catalogue, name: SearchText, limit: Limit = 10) -> dict[str, Any]:
+def djs(
+    connection: Catalogue,
+    name: Annotated[str, Query(min_length=1, max_length=MAX_TEXT, description="a DJ's name")],
+    limit: Limit = 10,
+) -> dict[str, Any]:
     return {"results": explore.as_json(views.djs_like(connection, name, limit))}
 
 
 @router.get("/dj", summary="A DJ (exact name): their sets, most played tracks and transitions")
 def dj(
     connection: Catalogue,
-    name: Annotated[str, Query(min_length=1, max_length=MAX_TEXT)],
+    name: DjName,
     limit: Limit = explore.DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     return explore.as_json(views.dj(connection, name, limit))
 
 
 @router.get("/setlists/{reference}", summary="A setlist as the site shows it, every row")
-def setlist(connection: Catalogue, reference: str) -> dict[str, Any]:
+def setlist(connection: Catalogue, reference: SetlistReference) -> dict[str, Any]:
     return explore.as_json(views.setlist(connection, reference))
 
 
 @router.get("/top", summary="The most played tracks and transitions, optionally in a scope")
 def top(
     connection: Catalogue,
-    since: date | None = None,
-    until: date | None = None,
-    genre: Annotated[str, Query(max_length=200)] = "",
+    since: Since = None,
+    until: Until = None,
+    genre: Genre = "",
     limit: Limit = explore.DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     return explore.as_json(views.top(connection, since, until, genre, limit))

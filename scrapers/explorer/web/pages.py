@@ -7,8 +7,6 @@ threadpool: the endpoints are plain ``def``.
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +19,17 @@ from scrapers.explorer import playlists
 from scrapers.explorer.playlists import Format
 from scrapers.explorer.web import views
 from scrapers.explorer.web.catalogue import catalogue_transaction
-from scrapers.explorer.web.params import MAX_TEXT, Limit, path_request
+from scrapers.explorer.web.params import (
+    MAX_TEXT,
+    DjName,
+    Genre,
+    Limit,
+    SetlistReference,
+    Since,
+    TrackId,
+    Until,
+    path_request,
+)
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 Catalogue = Annotated[Any, Depends(catalogue_transaction)]
@@ -47,7 +55,7 @@ def search_page(
 
 @router.get("/track/{track_id}")
 def track_page(
-    request: Request, connection: Catalogue, track_id: uuid.UUID, limit: Limit = 15
+    request: Request, connection: Catalogue, track_id: TrackId, limit: Limit = 15
 ) -> HTMLResponse:
     found = views.track_page(connection, str(track_id), limit)
     graph = {"nodes": explore.as_json(found.nodes), "edges": explore.as_json(found.edges)}
@@ -65,7 +73,7 @@ def track_page(
 
 @router.get("/track/{track_id}/played-after.{output}")
 def track_played_after_download(
-    connection: Catalogue, track_id: uuid.UUID, output: Format, limit: Limit = 50
+    connection: Catalogue, track_id: TrackId, output: Format, limit: Limit = 50
 ) -> Response:
     found = views.track_page(connection, str(track_id), limit).detail
     return _download(playlists.from_followers(found.track, found.neighbourhood.followers), output)
@@ -75,20 +83,24 @@ def track_played_after_download(
 def dj_page(
     request: Request,
     connection: Catalogue,
-    name: Annotated[str, Query(min_length=1, max_length=MAX_TEXT)],
+    name: DjName,
     limit: Limit = explore.DEFAULT_LIMIT,
 ) -> HTMLResponse:
     return page(request, "dj.html", dj=views.dj(connection, name, limit))
 
 
 @router.get("/setlist/{reference}")
-def setlist_page(request: Request, connection: Catalogue, reference: str) -> HTMLResponse:
+def setlist_page(
+    request: Request, connection: Catalogue, reference: SetlistReference
+) -> HTMLResponse:
     found = views.setlist(connection, reference)
     return page(request, "setlist.html", found=found, summary=found.setlist, formats=list(Format))
 
 
 @router.get("/setlist/{reference}/tracks.{output}")
-def setlist_download(connection: Catalogue, reference: str, output: Format) -> Response:
+def setlist_download(
+    connection: Catalogue, reference: SetlistReference, output: Format
+) -> Response:
     return _download(playlists.from_setlist(views.setlist(connection, reference)), output)
 
 
@@ -96,9 +108,9 @@ def setlist_download(connection: Catalogue, reference: str, output: Format) -> R
 def top_page(
     request: Request,
     connection: Catalogue,
-    since: date | None = None,
-    until: date | None = None,
-    genre: Annotated[str, Query(max_length=200)] = "",
+    since: Since = None,
+    until: Until = None,
+    genre: Genre = "",
     limit: Limit = explore.DEFAULT_LIMIT,
 ) -> HTMLResponse:
     lists = views.top(connection, since, until, genre, limit)

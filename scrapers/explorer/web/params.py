@@ -3,9 +3,11 @@ them in the OpenAPI document)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Query
+from fastapi import Depends, HTTPException, Path, Query
 
 from scrapers.db import explore
 from scrapers.explorer.web import views
@@ -24,6 +26,17 @@ SearchText = Annotated[
         description='"ARTIST - TITLE", words of either, an ISRC or a Spotify ID',
     ),
 ]
+
+DjName = Annotated[
+    str, Query(min_length=1, max_length=MAX_TEXT, description="the DJ's name as setlists write it")
+]
+TrackId = Annotated[uuid.UUID, Path(description="the track's id")]
+SetlistReference = Annotated[
+    str, Path(max_length=100, description="the setlist's id, or the site's tracklist id")
+]
+Since = Annotated[date | None, Query(description="sets played on or after (YYYY-MM-DD)")]
+Until = Annotated[date | None, Query(description="sets played on or before (YYYY-MM-DD)")]
+Genre = Annotated[str, Query(max_length=200, description="sets tagged with this genre")]
 
 
 def path_request(

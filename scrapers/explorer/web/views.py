@@ -210,7 +210,8 @@ def build_path(connection: Any, request: PathRequest) -> explore.Path:
 
 
 def download(playlist: playlists.Playlist, output: playlists.Format) -> tuple[str, str, str]:
-    """``(text, media type, file name)`` of ``playlist`` in ``output``'s format."""
+    """``(text, media type, file name)`` of ``playlist`` in ``output``'s format. The file name
+    is ASCII letters, digits and dashes: a header carries it, and titles are any script."""
     extension, media_type = playlists.MEDIA_TYPES[output]
     # An HTTP header is Latin-1: the name keeps ASCII letters and digits ("Väth" -> "vath").
     letters = unicodedata.normalize("NFKD", playlist.title.lower())
