@@ -22,7 +22,13 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scrapers.statuses import ConflictResolution, EnrichmentStatus, IdentifierType, RejectionCode
+from scrapers.statuses import (
+    SOURCES,
+    ConflictResolution,
+    EnrichmentStatus,
+    IdentifierType,
+    RejectionCode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +247,9 @@ for _kind in IdentifierType:
         IDENTIFIER_CONFLICTS.labels(_kind, _resolution)
 for _status in EnrichmentStatus.outcomes():
     ENRICHMENT_TRACKS.labels(_status)
+for _source in SOURCES:
+    ENRICHMENT_CIRCUIT_OPEN.labels(_source)
+    ENRICHMENT_RATE_LIMIT_UNAVAILABLE.labels(_source)
 
 # Schema (scripts/migrate.py). A registry of its own: migrate.py pushes only this gauge to the
 # Pushgateway, not the writer's and importer's zeros that it never moves.

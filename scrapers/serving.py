@@ -188,8 +188,18 @@ def add_settings_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
+        type=_override,
         help="override a setting",
     )
+
+
+def _override(text: str) -> str:
+    """``-s NAME=VALUE``; ``-s NAME`` alone is refused (argparse: usage line, exit 2), as
+    ``scrapy crawl`` refuses it, rather than setting NAME to the empty text."""
+    name, equals, _ = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"use -s NAME=VALUE, got {text!r}")
+    return text
 
 
 def command_settings(overrides: list[str], **given: str | None) -> Settings:

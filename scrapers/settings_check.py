@@ -45,6 +45,17 @@ def whole_number(name: str, value: Any, *, minimum: int, maximum: int | None = N
     return number
 
 
+def listen_address(name: str, value: Any) -> str:
+    """``value`` as the address a server binds. Never empty: asyncio takes an empty host as
+    every interface, so ``--host ""`` once served the catalogue on 0.0.0.0."""
+    address = "" if value is None else str(value).strip()
+    if not address:
+        raise InvalidSetting(
+            name, "an address to listen on (0.0.0.0 for every interface, on purpose)", value
+        )
+    return address
+
+
 def number(
     name: str,
     value: Any,

@@ -324,12 +324,18 @@ def test_request_latency_is_a_histogram_by_route_template(explorer, ids) -> None
     for track in list(ids.values())[:5]:
         get(f"{explorer.url}/track/{track}")
     get(f"{explorer.url}/static/explorer.css")
-    exposition = get(f"{explorer.url}/metrics").text
-    samples = [
-        line
-        for line in exposition.splitlines()
-        if line.startswith("explorer_request_duration_seconds_count")
-    ]
+    # A request is observed once its answer is sent: the scrape may come a moment before.
+    deadline = time.monotonic() + 10
+    while True:
+        exposition = get(f"{explorer.url}/metrics").text
+        samples = [
+            line
+            for line in exposition.splitlines()
+            if line.startswith("explorer_request_duration_seconds_count")
+        ]
+        if any('route="/static"' in line for line in samples) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert any('route="/track/{track_id}"' in line and 'status="2xx"' in line for line in samples)
     assert any('route="/static"' in line for line in samples)
     labels = " ".join(samples)
@@ -369,6 +375,9 @@ def script_env(database_url: str, **extra: str) -> dict[str, str]:
         (["--port", "web"], "Cannot start: EXPLORER_PORT must be a whole number"),
         (["-s", "EXPLORER_STATEMENT_TIMEOUT_MS=0"], "Cannot start: EXPLORER_STATEMENT_TIMEOUT_MS"),
         (["--host", "no-such-host.invalid"], "Cannot start: cannot listen on no-such-host.invalid"),
+        # An empty host is every interface to asyncio: it served on 0.0.0.0.
+        (["--host", "", "--port", "0"], "Cannot start: EXPLORER_HOST must be an address"),
+        (["-s", "EXPLORER_HOST=", "--port", "0"], "Cannot start: EXPLORER_HOST must be an address"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(scene, args: list[str], message: str) -> None:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scrapers.redis_url import check_redis_url
-from scrapers.settings_check import InvalidSetting, number, whole_number
+from scrapers.settings_check import InvalidSetting, listen_address, number, whole_number
+from scrapers.statuses import SOURCES
 
-SOURCES = ("musicbrainz", "deezer", "spotify")
 MODES = ("inline", "deferred")
 URL_SETTINGS = {
     "musicbrainz": "ENRICHMENT_MUSICBRAINZ_URL",
@@ -147,7 +147,7 @@ class EnrichmentConfig:
             breaker_reset=real("ENRICHMENT_BREAKER_RESET"),
             concurrency=count("ENRICHMENT_CONCURRENCY"),
             retry_failed_after=real("ENRICHMENT_RETRY_FAILED_AFTER"),
-            service_host=str(get("ENRICHMENT_SERVICE_HOST")),
+            service_host=listen_address("ENRICHMENT_SERVICE_HOST", get("ENRICHMENT_SERVICE_HOST")),
             service_port=count("ENRICHMENT_SERVICE_PORT", minimum=0, maximum=65535),
             service_max_connections=count("ENRICHMENT_SERVICE_MAX_CONNECTIONS", maximum=10_000),
             service_request_timeout=real(

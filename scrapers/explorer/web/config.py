@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scrapers.db.connection import DatabaseUrlError, check_database_url, resolve_database_url
-from scrapers.settings_check import number, whole_number
+from scrapers.settings_check import listen_address, number, whole_number
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class WebConfig:
             return whole_number(name, get(name), minimum=minimum, maximum=maximum)
 
         return cls(
-            host=str(get("EXPLORER_HOST")).strip(),
+            host=listen_address("EXPLORER_HOST", get("EXPLORER_HOST")),
             port=count("EXPLORER_PORT", 0, 65535),
             statement_timeout_ms=count("EXPLORER_STATEMENT_TIMEOUT_MS", 1, 3_600_000),
             database_connections=count("EXPLORER_DATABASE_CONNECTIONS", 1, 1000),
