@@ -169,11 +169,12 @@ def test_the_setlist_page_shows_rows_as_the_site_does(explorer, ids) -> None:
 def test_the_dj_and_top_pages(explorer, ids) -> None:
     dj = get(f"{explorer.url}/api/dj?name=Ben+UFO").json()
     assert [s["source_id"] for s in dj["sets"]] == ["set-c", "set-a"]
-    transitions = {(t["source"]["id"], t["target"]["id"]): t for t in dj["top_transitions"]}
+    # A transition's ends are "from" and "to" everywhere, as in `tracklists-explore top --json`.
+    transitions = {(t["from"]["id"], t["to"]["id"]): t for t in dj["top_transitions"]}
     assert transitions[(ids[GLUE], ids[APRICOTS])]["plays"]["sets"] == 2
     top = get(f"{explorer.url}/api/top").json()
     assert top["tracks"][0]["track"]["id"] == ids[GLUE]
-    assert (top["transitions"][0]["source"]["id"], top["transitions"][0]["target"]["id"]) == (
+    assert (top["transitions"][0]["from"]["id"], top["transitions"][0]["to"]["id"]) == (
         ids[GLUE],
         ids[APRICOTS],
     )
@@ -198,6 +199,13 @@ def test_the_set_builder_finds_the_most_played_shortest_path(explorer, ids) -> N
         ids[SO_U_KNO],
     ]
     assert [step["sets"] for step in answer["steps"]] == [None, 2, 3, 1]
+    # Each step also names its track at the top level, as `tracklists-explore path --json` does.
+    assert [(step["artist"], step["title"]) for step in answer["steps"]] == [
+        NEVER_COME_BACK,
+        GLUE,
+        APRICOTS,
+        SO_U_KNO,
+    ]
     # A BPM window of 2 % forbids Apricots (124) -> So U Kno (132) and Glue -> Opus (126 is
     # within 2 % of 125, Opus -> So U Kno is not): no path.
     narrow = get(f"{explorer.url}/api/path?{path_query(NEVER_COME_BACK, SO_U_KNO, bpm_window='2')}")

@@ -94,9 +94,15 @@ def path(
     if asked is None:
         raise views.bad_request(views.GIVE_BOTH_ENDS)
     found = views.build_path(connection, asked)
+    # Each step names its track at the top level too, as ``tracklists-explore path --json``.
+    steps = [
+        {"artist": step.track.artist, "title": step.track.title, **explore.as_json(step)}
+        for step in found.steps
+    ]
     return {
         "from": explore.as_json(asked.source.track),
         "to": explore.as_json(asked.target.track),
         "found": found.found,
         **explore.as_json(found),
+        "steps": steps,
     }
