@@ -73,7 +73,12 @@ def setlist(connection: Catalogue, reference: SetlistReference) -> dict[str, Any
     return explore.as_json(views.setlist(connection, reference))
 
 
-@router.get("/top", summary="The most played tracks and transitions, optionally in a scope")
+@router.get(
+    "/top",
+    summary="The most played tracks and transitions, optionally in a scope",
+    description=f"Without `since` and `until`, of the sets of the last {views.DEFAULT_TOP_DAYS} "
+    "days; the answer's `since` and `until` say which range was counted.",
+)
 def top(
     connection: Catalogue,
     since: Since = None,
