@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -373,3 +374,62 @@ def test_the_last_worker_stopped_with_requests_queued_exits_non_zero(
     again = start_worker(db_url, private_redis.url, "stopped", site, tmp_path).wait()
     assert again.status == 0, again.err[-3000:]
     assert_catalogue_complete(db, site)
+
+
+def watch_log(worker: Worker) -> list[str]:
+    """The worker's log lines as they come (``Worker.wait`` is not used with this)."""
+    lines: list[str] = []
+    assert worker.process.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(worker.process.stderr), daemon=True)
+    reader.start()
+    return lines
+
+
+def wait_for_line(lines: list[str], text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in lines):
+        assert time.monotonic() < deadline, "".join(lines)[-3000:]
+        time.sleep(0.02)
+
+
+def finish_watched(worker: Worker, lines: list[str], timeout: float = 240) -> str:
+    try:
+        worker.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
+        raise AssertionError(f"still running after {timeout} s: {''.join(lines)[-3000:]}") from None
+    time.sleep(0.5)  # the reader thread takes the last lines
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("private_redis", [True], indirect=True)
+@pytest.mark.parametrize("comes_back", [True, False], ids=["comes-back", "never-comes-back"])
+def test_redis_gone_between_the_start_up_check_and_the_engine_is_an_outage_too(
+    site: GeneratedSite,
+    db_url: str,
+    db: Any,
+    tmp_path: Path,
+    private_redis: RedisProcess,
+    comes_back: bool,
+) -> None:
+    worker = start_worker(
+        db_url, private_redis.url, "startup", site, tmp_path, FRONTIER_REDIS_OUTAGE_TIMEOUT=4
+    )
+    lines = watch_log(worker)
+    # Logged by the spider once the start-up check passed, before the scheduler is built.
+    wait_for_line(lines, "Reading start URLs from redis key")
+    private_redis.kill()
+    wait_for_line(lines, "Spider opened")  # the scheduler is being built: Redis is down
+    if comes_back:
+        time.sleep(2)
+        private_redis.start()
+    log = finish_watched(worker, lines)
+    assert "Traceback" not in log, log[-3000:]
+    assert "has not answered" in log  # the outage was seen, and said
+    if comes_back:
+        assert worker.process.returncode == 0, log[-3000:]
+        assert_catalogue_complete(db, site)
+    else:
+        assert worker.process.returncode == 1, log[-3000:]
+        assert "frontier_unavailable" in log
+        assert "run the same command again to complete it" in log
