@@ -433,3 +433,20 @@ def test_redis_gone_between_the_start_up_check_and_the_engine_is_an_outage_too(
         assert worker.process.returncode == 1, log[-3000:]
         assert "frontier_unavailable" in log
         assert "run the same command again to complete it" in log
+
+
+@pytest.mark.parametrize("private_redis", [False], indirect=True)
+def test_sigterm_while_riding_out_a_redis_outage_at_start_up_ends_the_worker_at_once(
+    site: GeneratedSite, db_url: str, tmp_path: Path, private_redis: RedisProcess
+) -> None:
+    worker = start_worker(db_url, private_redis.url, "startup-stop", site, tmp_path)
+    lines = watch_log(worker)
+    wait_for_line(lines, "Reading start URLs from redis key")
+    private_redis.kill()
+    wait_for_line(lines, "has not answered")  # riding it out (FRONTIER_REDIS_OUTAGE_TIMEOUT: 300)
+    worker.process.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    log = finish_watched(worker, lines, timeout=30)
+    assert time.monotonic() - stopped < 5, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    assert site.tracklist_fetches() == []  # it never started crawling
