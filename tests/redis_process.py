@@ -38,6 +38,9 @@ class RedisProcess:
         self.persistent = persistent
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        # Bound (not listening) while the server is down: clients get "connection refused", and
+        # no other test's server can take the port before ``start()`` reuses it.
+        self._port_hold: socket.socket | None = None
         folder.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -50,6 +53,9 @@ class RedisProcess:
             if self.persistent
             else ["--appendonly", "no"]
         )
+        if self._port_hold is not None:
+            self._port_hold.close()
+            self._port_hold = None
         self.process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
              "--dir", str(self.folder), "--save", "", "--daemonize", "no", *persistence],
@@ -59,12 +65,14 @@ class RedisProcess:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                client.ping()
-                break
+                # The server that answers must be this one, not another test's on a reused port.
+                if client.info("server")["process_id"] == self.process.pid:
+                    break
             except redis.RedisError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on {self.port}") from None
-                time.sleep(0.05)
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"redis-server did not start on {self.port}")
+            time.sleep(0.05)
         client.close()
         return self
 
@@ -72,3 +80,6 @@ class RedisProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=30)
+            self._port_hold = socket.socket()
+            self._port_hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._port_hold.bind(("127.0.0.1", self.port))
