@@ -92,6 +92,19 @@ def test_migrate_up_status_down(make_database) -> None:
         assert cursor.fetchone() == (0,)
 
 
+def test_require_current_schema_names_every_migration_not_applied(make_database) -> None:
+    names = [migration.name for migration in migrations.discover()]
+    for upto, pending in (("", names), (names[1], names[2:]), (None, [])):
+        with closing(connect(make_database(upto), autocommit=True)) as conn:
+            if not pending:
+                migrations.require_current_schema(conn)
+                continue
+            with pytest.raises(migrations.SchemaTooOld) as raised:
+                migrations.require_current_schema(conn)
+            assert raised.value.pending == pending
+            assert "migrate.py up" in str(raised.value)
+
+
 def test_failed_migration_is_rolled_back_and_unrecorded(make_database, tmp_path: Path) -> None:
     url = make_database("")
     broken = tmp_path / "900_broken.sql"

@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import psycopg2
 from itemadapter import ItemAdapter
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
@@ -37,6 +36,7 @@ from scrapers.crawl.source import TracklistSource
 from scrapers.db.connection import resolve_database_url
 from scrapers.db.known_setlists import KnownSetlists
 from scrapers.db.locks import LockWaitLog
+from scrapers.db.migrations import SchemaTooOld
 from scrapers.db.records import is_setlist
 from scrapers.items import SetlistItem
 
@@ -154,12 +154,8 @@ class IncrementalCrawlMiddleware:
             )
         except CrawlStopping:
             return {}, None  # nothing is fetched any more: which links are known is moot
-        except psycopg2.ProgrammingError as error:
-            logger.error(
-                "The catalogue's schema is older than this crawler (%s): run"
-                " `python scripts/migrate.py` first.",
-                str(error).strip(),
-            )
+        except SchemaTooOld as error:
+            logger.error("The crawl stops: %s", error)
             deferred_from_coro(self.crawler.engine.close_spider_async(reason=SCHEMA_CLOSE_REASON))
             return {}, None
 

@@ -17,6 +17,7 @@ import psycopg2.extensions
 
 from scrapers.db.connection import connect, redacted
 from scrapers.db.locks import OnLockWait, wait_for_locks
+from scrapers.db.migrations import require_current_schema
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class KnownSetlists:
 
     psycopg2 blocks: call ``lookup`` from a worker thread, never the reactor's. A lost database
     makes the lookup answer "none known" after logging it: fetching a page again is safe. A
+    schema older than the code raises ``SchemaTooOld`` (checked on each new connection). A
     lookup behind a bulk import's locks waits for them, telling ``on_lock_wait`` each second
     (``locks.wait_for_locks``).
     """
@@ -78,7 +80,13 @@ class KnownSetlists:
         self, source: str, source_ids: list[str]
     ) -> tuple[dict[str, StoredSetlist], dt.datetime]:
         if self._connection is None or self._connection.closed:
-            self._connection = connect(self.url, autocommit=True)
+            connection = connect(self.url, autocommit=True)
+            try:
+                require_current_schema(connection)
+            except BaseException:
+                connection.close()
+                raise
+            self._connection = connection
         with self._connection.cursor() as cursor:
             query = (_KNOWN_SETLISTS, (source, source_ids))
             wait_for_locks(cursor, lambda reading: reading.execute(*query), self.on_lock_wait)

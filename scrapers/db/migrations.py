@@ -51,6 +51,18 @@ class UnknownMigration(MigrationError):
     """No migration file has that name: a usage error, nothing was run."""
 
 
+class SchemaTooOld(RuntimeError):
+    """The database lacks migrations this code has: the one answer to "is the schema current?"
+    for every process that reads or writes the catalogue (``require_current_schema``)."""
+
+    def __init__(self, pending: list[str]) -> None:
+        self.pending = pending
+        super().__init__(
+            "the catalogue's schema is older than this code (not applied: "
+            f"{', '.join(pending)}): run `python scripts/migrate.py up`"
+        )
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -85,6 +97,17 @@ def applied(connection: psycopg2.extensions.connection) -> dict[str, datetime]:
             return {}
         cursor.execute("SELECT migration_name, applied_at FROM schema_migrations")
         return dict(cursor.fetchall())
+
+
+def require_current_schema(connection: psycopg2.extensions.connection) -> None:
+    """Raise ``SchemaTooOld`` unless every migration of this code is applied.
+
+    Runs in the caller's transaction (a read-only one is fine) and leaves it open.
+    """
+    already = applied(connection)
+    pending = [migration.name for migration in discover() if migration.name not in already]
+    if pending:
+        raise SchemaTooOld(pending)
 
 
 def run_sql_file(
