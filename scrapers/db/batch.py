@@ -16,6 +16,7 @@ from scrapers.db import known_rows, records, setlist_statements, statements
 from scrapers.db.conflicts import Conflict, count_conflicts, insert_conflicts
 from scrapers.db.locks import OnLockWait, lock_key, lock_keys
 from scrapers.db.records import Placement, SetlistRecord, TrackRecord
+from scrapers.db.rejected_items import insert_rejections
 from scrapers.db.resolution import MatchTier, Resolution
 from scrapers.db.setlist_statements import RowChange
 from scrapers.db.validation import Rejection
@@ -151,7 +152,7 @@ def apply(
     applied.conflicts = insert_conflicts(cursor, resolution.conflicts, origin)
     result.conflicts = len(applied.conflicts)
     if rejections:
-        statements.insert_rejections(cursor, rejections, origin)
+        insert_rejections(cursor, rejections, origin)
         result.rejected.update(r.code for r in rejections)
     return result, applied
 

@@ -4,13 +4,14 @@ and marking what a lookup found.
 A worker claims a few tracks at a time (``FOR UPDATE SKIP LOCKED``, then a lease in
 ``tracks.enrichment_claimed_by/_until``), so workers take disjoint tracks; a claim whose worker
 died expires with its lease. The enrichment code (``scrapers/enrichment/backfill.py``) decides
-what to look up and calls these functions; the statements on the table live here.
+what to look up and calls these functions; the statements on the table live here, with the
+counts of the service's catalogue gauges (how long the queue is).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import suppress
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,12 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.extras import Json
 
+from scrapers import metrics
+from scrapers.db.connection import connect
 from scrapers.statuses import CreditRole, EnrichmentStatus
+
+# Counting the catalogue may scan the tracks table; a scrape never waits longer than this.
+CATALOGUE_STATEMENT_TIMEOUT_MS = 5000
 
 # Claims tracks the backfill never checked first (every pending one), then the longest
 # unchecked. That order is idx_tracks_enrichment_queue's, so a claim reads a few index entries
@@ -172,3 +178,19 @@ def mark_checked(
             _MARK_CHECKED,
             {"status": status, "enrichment": Json(report), "fields": Json(fields), "id": track_id},
         )
+
+
+def catalogue_counts(database_url: str) -> dict[str, int]:
+    """The ``metrics.CATALOGUE_GAUGES``: one scan of ``tracks`` and a count of ``setlists``."""
+    with closing(connect(database_url)) as connection, connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = %s", (CATALOGUE_STATEMENT_TIMEOUT_MS,))
+        cursor.execute(
+            "SELECT count(*), count(isrc), count(spotify_id),"
+            " count(*) FILTER (WHERE isrc IS NULL AND enrichment_status = %s),"
+            " (SELECT count(*) FROM setlists)"
+            " FROM tracks",
+            (EnrichmentStatus.PENDING,),
+        )
+        row = cursor.fetchone()
+        connection.rollback()
+    return dict(zip(metrics.CATALOGUE_GAUGES, row, strict=True))

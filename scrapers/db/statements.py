@@ -1,23 +1,21 @@
-"""The SQL of a batch's tracks: candidates, new rows, updates, artists, credits, lookup rows,
-and refused items. Each function is one or two statements, set-based whatever the batch size.
+"""The SQL of a batch's tracks: candidates, new rows, updates, artists, credits, lookup rows.
+Each function is one or two statements, set-based whatever the batch size.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import psycopg2.extensions
 from psycopg2 import sql
-from psycopg2.extras import execute_values
 
 from scrapers import identity
 from scrapers.db import merge, records
 from scrapers.db.copy import copy_rows, new_id
 from scrapers.db.records import TrackRecord
 from scrapers.db.resolution import Resolution, Track
-from scrapers.db.validation import Rejection
 from scrapers.statuses import EnrichmentStatus
 
 # The writer's statements are many short index lookups. The planner cannot know that each
@@ -210,35 +208,4 @@ def write_lookup(
         "track_lookup",
         ("raw_artist", "raw_title", "track_id"),
         [(artist, title, track_id) for (artist, title), track_id in spellings.items()],
-    )
-
-
-def insert_rejections(
-    cursor: psycopg2.extensions.cursor, rejections: Sequence[Rejection], origin: str
-) -> None:
-    """Refused items with their reasons; a replayed batch does not list the same refusal twice."""
-    unique = list(
-        dict.fromkeys(
-            (origin, r.location, r.reason, r.payload.text, r.payload.size, r.payload.sha256)
-            for r in rejections
-        )
-    )
-    execute_values(
-        cursor,
-        """
-        INSERT INTO rejected_items
-            (origin, location, reason, payload, payload_bytes, payload_sha256)
-        SELECT v.origin, v.location, v.reason, v.payload, v.payload_bytes, v.payload_sha256
-        FROM (VALUES %s) AS v (n, origin, location, reason, payload, payload_bytes,
-                               payload_sha256)
-        WHERE NOT EXISTS (
-            SELECT 1 FROM rejected_items r
-            WHERE r.reason = v.reason AND r.origin = v.origin
-              AND r.location IS NOT DISTINCT FROM v.location
-              AND r.payload_sha256 = v.payload_sha256)
-        ORDER BY v.n
-        """,
-        [(n, *row) for n, row in enumerate(unique)],
-        template="(%s, %s, %s::text, %s, %s, %s::bigint, %s)",
-        page_size=len(unique),
     )
