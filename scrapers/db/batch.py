@@ -13,7 +13,8 @@ import psycopg2.extensions
 
 from scrapers import identity, metrics
 from scrapers.db import known_rows, records, setlist_statements, statements
-from scrapers.db.conflicts import Conflict, count_conflicts, insert_conflicts
+from scrapers.db.conflict_policy import Conflict
+from scrapers.db.conflicts import count_conflicts, insert_conflicts
 from scrapers.db.locks import OnLockWait, lock_key, lock_keys
 from scrapers.db.records import Placement, SetlistRecord, TrackRecord
 from scrapers.db.rejected_items import insert_rejections

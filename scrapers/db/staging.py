@@ -27,9 +27,10 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from scrapers import identity
-from scrapers.db import known_rows, merge, records
+from scrapers.db import known_rows, merge_sql, records
 from scrapers.db.batch import BatchResult
-from scrapers.db.copy import copy_rows, new_id
+from scrapers.db.copy import copy_rows
+from scrapers.db.ids import new_id
 from scrapers.db.records import TrackRecord
 from scrapers.db.resolution import MatchTier
 from scrapers.statuses import CreditRole, EnrichmentStatus
@@ -173,7 +174,7 @@ class StagedLoad:
         cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         cursor.execute(f"SET LOCAL maintenance_work_mem = '{WORK_MEM}'")
         cursor.execute(_CREATE)
-        cursor.execute(merge.METADATA_AGGREGATE)
+        cursor.execute(merge_sql.METADATA_AGGREGATE)
 
     def add_columns(
         self, fast: pl.DataFrame, credits: pl.DataFrame, metadata: dict[str, str]
@@ -256,8 +257,8 @@ class StagedLoad:
         cursor.execute(_TANGLED, {"track_ids": _id_prefix()})
         # The merge rule over each group's rows: aggregates where a group has several, the
         # row's own values where it has one (most groups: an aggregate per column costs more).
-        folded = merge.folded("s", "line")
-        alone = dict(merge.folded("f", "line", one_row=True))
+        folded = merge_sql.folded("s", "line")
+        alone = dict(merge_sql.folded("f", "line", one_row=True))
         columns = [name for name, _ in folded]
         cursor.execute(
             sql.SQL(
@@ -279,13 +280,13 @@ class StagedLoad:
                     )
                     for name in columns
                 ),
-                status=merge.folded_status("f", "line", one_row=True),
+                status=merge_sql.folded_status("f", "line", one_row=True),
                 pending=sql.Literal(EnrichmentStatus.PENDING.value),
                 folded=sql.SQL(", ").join(
                     sql.SQL("{} AS {}").format(value, sql.Identifier(name))
                     for name, value in [
                         *folded,
-                        ("enrichment_status", merge.folded_status("s", "line")),
+                        ("enrichment_status", merge_sql.folded_status("s", "line")),
                     ]
                 ),
             )

@@ -12,8 +12,9 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from scrapers import identity
-from scrapers.db import merge, records
-from scrapers.db.copy import copy_rows, new_id
+from scrapers.db import merge, merge_sql, records
+from scrapers.db.copy import copy_rows
+from scrapers.db.ids import new_id
 from scrapers.db.records import TrackRecord
 from scrapers.db.resolution import Resolution, Track
 from scrapers.statuses import EnrichmentStatus
@@ -21,17 +22,13 @@ from scrapers.statuses import EnrichmentStatus
 # The writer's statements are many short index lookups. The planner cannot know that each
 # LATERAL lookup finds a row or two, and its estimate (millions of rows) crosses
 # ``jit_above_cost``: compiling the query then took 0.5 s of a 0.57 s candidate fetch.
-SESSION_SETUP = """
+SESSION_SETUP = sql.SQL("""
 SET jit = off;
-CREATE TEMP TABLE IF NOT EXISTS writer_track_updates (
-    id uuid, bpm numeric, duration_ms integer, key text, label text, release_date date,
-    genre text, musicbrainz_id uuid, version text, isrc text, spotify_id text, title_key text,
-    metadata jsonb, enrichment_status text
-) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS writer_track_updates (id uuid, {columns}) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS writer_credits (
     track_id uuid, artist_id uuid, role text, position smallint
 ) ON COMMIT DELETE ROWS;
-"""
+""").format(columns=merge_sql.incoming_columns())
 _NEW_TRACK_COLUMNS = (
     "id",
     "title",
@@ -45,16 +42,7 @@ _NEW_TRACK_COLUMNS = (
     "metadata",
     "enrichment_status",
 )
-_UPDATE_COLUMNS = (
-    "id",
-    *records.OVERWRITE_COLUMNS,
-    *records.FILL_ONLY_COLUMNS,
-    "isrc",
-    "spotify_id",
-    "title_key",
-    "metadata",
-    "enrichment_status",
-)
+_UPDATE_COLUMNS = ("id", *merge.COLUMN_TYPES)
 _CREDIT_COLUMNS = ("track_id", "artist_id", "role", "position")
 
 
@@ -159,7 +147,7 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
         cursor.execute(
             sql.SQL(
                 "UPDATE tracks AS t SET {} FROM writer_track_updates AS u WHERE t.id = u.id AND {}"
-            ).format(merge.assignments(), merge.changes())
+            ).format(merge_sql.assignments(), merge_sql.changes())
         )
     if names:
         write_credits(

@@ -37,7 +37,7 @@ from scrapers import metrics
 from scrapers.db import bulk, known_rows, records
 from scrapers.db.batch import BatchResult, Uncounted, apply
 from scrapers.db.connection import connect, redacted
-from scrapers.db.copy import new_id
+from scrapers.db.ids import new_id
 from scrapers.db.locks import OnLockWait
 from scrapers.db.records import TrackRecord
 from scrapers.db.setlist_statements import RowChange
