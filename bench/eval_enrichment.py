@@ -39,6 +39,7 @@ def replay(set_name: str) -> list[dict[str, object]]:
     """Run the importable ``scrapers`` over one set; what it assigned for each case."""
     from scrapers.enrichment.config import EnrichmentConfig
     from scrapers.enrichment.enricher import Enricher, TrackQuery
+    from scrapers.settings_check import project_settings
     from tests.fakes.sources import RecordedAnswers
 
     logging.disable(logging.WARNING)  # one "ISRC not found" line per unmatched case
@@ -46,11 +47,17 @@ def replay(set_name: str) -> list[dict[str, object]]:
     outcomes = []
     with RecordedAnswers() as server:
         config = EnrichmentConfig.from_settings(
-            {
-                "ENRICHMENT_MUSICBRAINZ_URL": server.url,
-                "ENRICHMENT_DEEZER_URL": server.url,
-                "ENRICHMENT_RATES": {"musicbrainz": 1000.0, "deezer": 1000.0, "spotify": 1000.0},
-            },
+            project_settings(
+                {
+                    "ENRICHMENT_MUSICBRAINZ_URL": server.url,
+                    "ENRICHMENT_DEEZER_URL": server.url,
+                    "ENRICHMENT_RATES": {
+                        "musicbrainz": 1000.0,
+                        "deezer": 1000.0,
+                        "spotify": 1000.0,
+                    },
+                }
+            ),
             environ={},
         )
         enricher = Enricher.from_config(config, cache=None)

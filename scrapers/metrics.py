@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from enum import StrEnum
 
 from prometheus_client import (
     REGISTRY,
@@ -21,9 +22,66 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scrapers.statuses import ConflictResolution, EnrichmentStatus, IdentifierType, RejectionCode
+from scrapers.statuses import (
+    SOURCES,
+    ConflictResolution,
+    EnrichmentStatus,
+    IdentifierType,
+    RejectionCode,
+)
 
 logger = logging.getLogger(__name__)
+
+
+# The values of the labels that are no catalogue status (those are in scrapers.statuses), each
+# with the metric it labels.
+
+
+class MatchTier(StrEnum):
+    """How an item was actually matched (``tracks_matched_total{tier}``), as opposed to
+    ``TrackRecord.tier``, the strongest identifier it carried."""
+
+    ISRC = "isrc"
+    SPOTIFY = "spotify"
+    SPELLING = "spelling"  # a raw spelling already known (track_lookup, or earlier in the batch)
+    TITLE = "title"
+    NEW = "new"
+
+
+class RowChange(StrEnum):
+    """How a stored setlist row followed its page (the ``change`` label)."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    REMOVED = "removed"
+
+
+class SkipReason(StrEnum):
+    """Why a known tracklist is not fetched again (the ``reason`` label and stat)."""
+
+    REFRESH_NONE = "refresh_none"
+    RECENT_CHECKED = "recent_checked"
+    ID_ROWS_CHECKED = "id_rows_checked"
+    COMPLETE = "complete"
+    ID_ROWS_TOO_OLD = "id_rows_too_old"
+
+
+class RefreshOutcome(StrEnum):
+    """What a due tracklist's page turned out to be, against its stored digest."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+class RowOutcome(StrEnum):
+    """What the importer did with a row before the writer: ``import_rows_total{outcome}``."""
+
+    SENT = "sent"  # handed to the writer
+    DUPLICATE = "duplicate"  # the same row was already sent by this run
+    KNOWN = "known"  # an earlier import stored it (``known_rows``): not sent
+    SKIPPED = "skipped"  # the format says it is not a track (a podcast, a local file)
+    UNREADABLE = RejectionCode.UNREADABLE.value  # kept in rejected_items with that code
+
 
 # Track items stored, by the strongest identifier they carried (the conflict target used).
 # Names are fixed: dashboards and the testing plan refer to them.
@@ -170,8 +228,18 @@ EXPLORER_REQUEST_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-# Every status label (scrapers.statuses) exported from the start, at 0: rates and alerts see
-# each series at once instead of after its first event.
+# Every label value exported from the start, at 0: rates and alerts see each series at once
+# instead of after its first event.
+for _tier in MatchTier:
+    TRACKS_MATCHED.labels(_tier)
+for _change in RowChange:
+    SETLIST_ROWS_CHANGED.labels(_change)
+for _reason in SkipReason:
+    CRAWL_TRACKLISTS_SKIPPED.labels(_reason)
+for _refresh in RefreshOutcome:
+    CRAWL_TRACKLISTS_REFRESHED.labels(_refresh)
+for _outcome in RowOutcome:
+    IMPORT_ROWS.labels(_outcome)
 for _code in RejectionCode:
     ITEMS_REJECTED.labels(_code)
 for _kind in IdentifierType:
@@ -179,6 +247,9 @@ for _kind in IdentifierType:
         IDENTIFIER_CONFLICTS.labels(_kind, _resolution)
 for _status in EnrichmentStatus.outcomes():
     ENRICHMENT_TRACKS.labels(_status)
+for _source in SOURCES:
+    ENRICHMENT_CIRCUIT_OPEN.labels(_source)
+    ENRICHMENT_RATE_LIMIT_UNAVAILABLE.labels(_source)
 
 # Schema (scripts/migrate.py). A registry of its own: migrate.py pushes only this gauge to the
 # Pushgateway, not the writer's and importer's zeros that it never moves.

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import socket
 import threading
@@ -29,10 +28,11 @@ from typing import Any
 import h11
 import uvicorn
 from scrapy.settings import Settings
-from scrapy.utils.project import get_project_settings
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from scrapers.settings_check import project_settings
 
 MAX_HEAD_BYTES = 16 * 1024
 # The methods HTTP defines; any other gets 501, as the standard library's server answered.
@@ -188,23 +188,29 @@ def add_settings_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
+        type=_override,
         help="override a setting",
     )
+
+
+def _override(text: str) -> str:
+    """``-s NAME=VALUE``; ``-s NAME`` alone is refused (argparse: usage line, exit 2), as
+    ``scrapy crawl`` refuses it, rather than setting NAME to the empty text."""
+    name, equals, _ = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"use -s NAME=VALUE, got {text!r}")
+    return text
 
 
 def command_settings(overrides: list[str], **given: str | None) -> Settings:
     """The project's settings with ``-s`` ``overrides`` and the options ``given`` (``None``:
     not given) on top, and logging set up at their ``LOG_LEVEL``."""
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "scrapers.settings")
-    settings = get_project_settings()
-    for override in overrides:
-        name, _, value = override.partition("=")
-        settings.set(name, value, priority="cmdline")
-    for name, value in given.items():
-        if value is not None:
-            settings.set(name, value, priority="cmdline")
+    options = {name: value for name, value in given.items() if value is not None}
+    settings = project_settings(
+        {**dict(override.partition("=")[::2] for override in overrides), **options}
+    )
     logging.basicConfig(
-        level=settings.get("LOG_LEVEL", "INFO"),
+        level=settings.get("LOG_LEVEL"),
         format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
     )
     return settings

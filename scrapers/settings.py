@@ -1,17 +1,24 @@
-"""Scrapy settings for the tracklists catalogue.
+"""Scrapy settings for the tracklists catalogue: every default, written once.
 
-Every setting here can be overridden on the command line (``-s NAME=value``); the ones that
-carry secrets or locations are read from the environment instead. The README documents each.
+The ones that carry secrets or locations may come from the environment (``from_environment``);
+``-s NAME=value`` overrides any of them. The precedence, for every process (``scrapy crawl``, the
+enrichment service, the web explorer, the scripts): ``-s`` > the environment > the values here.
+Outside ``scrapy crawl``, ``scrapers.settings_check.project_settings`` builds them the same way.
+docs/configuration.md lists each (``tests/test_docs.py`` checks the list against this module).
 """
 
 import os
+from collections.abc import Mapping
 
 BOT_NAME = "scrapers"
 SPIDER_MODULES = ["scrapers.spiders"]
 NEWSPIDER_MODULE = "scrapers.spiders"
 
 # Where the catalogue lives. Empty means: start (or reuse) the embedded PostgreSQL server.
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
+DATABASE_URL = ""
+
+# The site crawled: its front page, search and DJ pages (the tests point it at a local server).
+TRACKLISTS_SITE_URL = "https://www.1001tracklists.com"
 
 # Politeness: the site is small and rate-limits aggressively.
 PROJECT_CONTACT_URL = "https://github.com/tracklists-catalogue/tracklists-catalogue"
@@ -63,7 +70,7 @@ CRAWL_MAX_LISTING_PAGES = 10_000
 # filter and DOWNLOAD_DELAY; a worker leaves after MAX_IDLE_TIME_BEFORE_CLOSE idle seconds, counts
 # as dead after FRONTIER_WORKER_TIMEOUT seconds without a heartbeat, and rides out a Redis that
 # does not answer for FRONTIER_REDIS_OUTAGE_TIMEOUT seconds before it stops (exit 1).
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = ""
 FRONTIER_NAME = ""
 MAX_IDLE_TIME_BEFORE_CLOSE = 60
 FRONTIER_HEARTBEAT = 2.0
@@ -88,7 +95,7 @@ DATABASE_BATCH_SIZE = 500
 DATABASE_BATCH_MAX_LATENCY = 5.0
 DATABASE_RETRY_TIMEOUT = 60.0
 DATABASE_PROBE_INTERVAL = 10.0
-DATABASE_SPOOL_DIR = os.environ.get("DATABASE_SPOOL_DIR", "spool")
+DATABASE_SPOOL_DIR = "spool"
 # `scrapy crawl` exits non-zero when items had to be spooled (scrapers/commands/crawl.py).
 COMMANDS_MODULE = "scrapers.commands"
 
@@ -97,8 +104,8 @@ COMMANDS_MODULE = "scrapers.commands"
 # are also pushed there when the crawl ends.
 PROMETHEUS_ENABLED = True
 PROMETHEUS_HOST = "127.0.0.1"
-PROMETHEUS_PORT = os.environ.get("PROMETHEUS_PORT", "9410")  # checked where it is used
-PROMETHEUS_PUSHGATEWAY_URL = os.environ.get("PROMETHEUS_PUSHGATEWAY_URL", "")
+PROMETHEUS_PORT = "9410"  # checked where it is used
+PROMETHEUS_PUSHGATEWAY_URL = ""
 PROMETHEUS_JOB = "tracklists_crawl"
 EXTENSIONS = {"scrapers.extensions.metrics_server.MetricsServer": 500}
 # Scrapy's own telnet console and remote-control server are not used: no listener we do not need.
@@ -111,16 +118,18 @@ REMOTE_CONTROL_ENABLED = False
 # yields several tracks per second.
 ENRICHMENT_MODE = "deferred"
 # MusicBrainz asks for an application name, version and a way to reach its operator.
-ENRICHMENT_CONTACT = os.environ.get("ENRICHMENT_CONTACT", PROJECT_CONTACT_URL)
-ENRICHMENT_USER_AGENT = f"tracklists-catalogue/0.1 ( {ENRICHMENT_CONTACT} )"
+ENRICHMENT_CONTACT = PROJECT_CONTACT_URL
 ENRICHMENT_MUSICBRAINZ_URL = "https://musicbrainz.org"
 ENRICHMENT_DEEZER_URL = "https://api.deezer.com"
 ENRICHMENT_SPOTIFY_API_URL = "https://api.spotify.com"
 ENRICHMENT_SPOTIFY_ACCOUNTS_URL = "https://accounts.spotify.com"
 # Sustained requests per second per source: MusicBrainz allows 1/s, Deezer about 50 per 5 s.
-ENRICHMENT_RATES = {"musicbrainz": 1.0, "deezer": 9.5, "spotify": 5.0}
+# ENRICHMENT_RATES (and ENRICHMENT_CACHE_TTL) hold changes per source over the _BASE values.
+ENRICHMENT_RATES_BASE = {"musicbrainz": 1.0, "deezer": 9.5, "spotify": 5.0}
+ENRICHMENT_RATES: dict[str, float] = {}
 # Seconds an answer stays in the PostgreSQL response cache; "not found" answers expire sooner.
-ENRICHMENT_CACHE_TTL = {"musicbrainz": 30 * 86400, "deezer": 7 * 86400, "spotify": 7 * 86400}
+ENRICHMENT_CACHE_TTL_BASE = {"musicbrainz": 30 * 86400, "deezer": 7 * 86400, "spotify": 7 * 86400}
+ENRICHMENT_CACHE_TTL: dict[str, float] = {}
 ENRICHMENT_NEGATIVE_CACHE_TTL = 86400
 # A search candidate is taken only at or above this confidence (0..1), and only when no
 # candidate naming a different recording scores within the margin of it.
@@ -139,10 +148,10 @@ ENRICHMENT_BREAKER_RESET = 60.0
 ENRICHMENT_CONCURRENCY = 4
 # The service retries a track whose lookup failed or found nothing after this many seconds.
 ENRICHMENT_RETRY_FAILED_AFTER = 6 * 3600
-ENRICHMENT_SERVICE_HOST = os.environ.get("ENRICHMENT_SERVICE_HOST", "127.0.0.1")
+ENRICHMENT_SERVICE_HOST = "127.0.0.1"
 # Text from the environment is checked where it is used (EnrichmentConfig.from_settings), so a bad
 # value is a one-line error rather than a crash while the settings load.
-ENRICHMENT_SERVICE_PORT = os.environ.get("ENRICHMENT_SERVICE_PORT", "8086")
+ENRICHMENT_SERVICE_PORT = "8086"
 # Connections the service serves at once (uvicorn's limit_concurrency); more are answered 503.
 ENRICHMENT_SERVICE_MAX_CONNECTIONS = 32
 # Seconds a client has to send a request's head, and then its body; slower ones are cut off. Also
@@ -156,10 +165,10 @@ ENRICHMENT_CLAIM_LEASE = 900.0
 ENRICHMENT_REDIS_KEY_PREFIX = "tracklists:enrichment:"
 
 # The web explorer (tracklists-web). Host and port from the environment are checked where used.
-EXPLORER_HOST = os.environ.get("EXPLORER_HOST", "127.0.0.1")
-EXPLORER_PORT = os.environ.get("EXPLORER_PORT", "8087")
+EXPLORER_HOST = "127.0.0.1"
+EXPLORER_PORT = "8087"
 # A connection string for the explorer alone (a read-only role, a replica); else DATABASE_URL.
-EXPLORER_DATABASE_URL = os.environ.get("EXPLORER_DATABASE_URL", "")
+EXPLORER_DATABASE_URL = ""
 # Milliseconds one query of a page may run before PostgreSQL cancels it (the page gets 503).
 EXPLORER_STATEMENT_TIMEOUT_MS = 5000
 # Database connections the explorer keeps and uses at once; a request waits for a free one.
@@ -171,3 +180,27 @@ EXPLORER_REQUEST_TIMEOUT = 10.0
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+
+def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The settings ``environ`` gives, over the values above: secrets and locations (so no
+    password shows in ``ps``)."""
+    names = (
+        "DATABASE_URL",
+        "DATABASE_SPOOL_DIR",
+        "REDIS_URL",
+        "PROMETHEUS_PORT",
+        "PROMETHEUS_PUSHGATEWAY_URL",
+        "ENRICHMENT_CONTACT",
+        "ENRICHMENT_SERVICE_HOST",
+        "ENRICHMENT_SERVICE_PORT",
+        "EXPLORER_HOST",
+        "EXPLORER_PORT",
+        "EXPLORER_DATABASE_URL",
+    )
+    return {name: environ[name] for name in names if name in environ}
+
+
+globals().update(from_environment())
+# Built from ENRICHMENT_CONTACT once the environment had its say.
+ENRICHMENT_USER_AGENT = f"tracklists-catalogue/0.1 ( {ENRICHMENT_CONTACT} )"

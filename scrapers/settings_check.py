@@ -13,6 +13,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from scrapy.settings import Settings
+
+from scrapers import settings as project
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -39,6 +43,17 @@ def whole_number(name: str, value: Any, *, minimum: int, maximum: int | None = N
     if number < minimum or (maximum is not None and number > maximum):
         raise InvalidSetting(name, requirement, value)
     return number
+
+
+def listen_address(name: str, value: Any) -> str:
+    """``value`` as the address a server binds. Never empty: asyncio takes an empty host as
+    every interface, so ``--host ""`` once served the catalogue on 0.0.0.0."""
+    address = "" if value is None else str(value).strip()
+    if not address:
+        raise InvalidSetting(
+            name, "an address to listen on (0.0.0.0 for every interface, on purpose)", value
+        )
+    return address
 
 
 def number(
@@ -87,7 +102,14 @@ def switch(name: str, value: Any) -> bool:
     raise InvalidSetting(name, "true or false", value)
 
 
-def setting(settings: Mapping[str, Any], name: str, default: Any) -> Any:
-    """The raw value of ``name``, or ``default`` when it is not set at all."""
-    value = settings.get(name)
-    return default if value is None else value
+def project_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The project's settings, for a process that is not ``scrapy crawl`` (the service, the
+    scripts, the tests): Scrapy's defaults, then ``scrapers/settings.py`` (the project's
+    defaults, each written once, and what the environment gives), then ``overrides`` as ``-s``
+    gives them. Components read their settings from here with no fallback of their own."""
+    settings = Settings()
+    settings.setmodule(project, priority="project")
+    # Read again now: a long-lived process (the tests) may have changed its environment.
+    settings.setdict(project.from_environment(), priority="project")
+    settings.setdict(dict(overrides or {}), priority="cmdline")
+    return settings

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The music sources enrichment asks: a key of the enrichment settings, of the shared rate limits
+# and the response cache, and a label of the enrichment metrics.
+SOURCES = ("musicbrainz", "deezer", "spotify")
+
 
 class EnrichmentStatus(StrEnum):
     """``tracks.enrichment_status``: where a track stands in the enrichment backfill."""

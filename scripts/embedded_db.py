@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     server = EmbeddedPostgres()
     try:
         if args.command == "url":
-            print(resolve_database_url({}))
+            print(resolve_database_url())
         elif args.command == "stop":
             print("stopped" if server.stop() else "not running")
         else:

@@ -8,13 +8,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from scrapers.explorer.web.app import create_app
 from scrapers.explorer.web.catalogue import ReadOnlyCatalogue
 from scrapers.explorer.web.config import WebConfig
 from scrapers.serving import Server
+from scrapers.settings_check import project_settings
 from tests.serving import serving as in_background
 
 
@@ -36,7 +37,9 @@ class Answer:
 @contextmanager
 def serving(database_url: str, catalogue: ReadOnlyCatalogue | None = None) -> Iterator[Server]:
     """The explorer on ``database_url`` (or ``catalogue``), until the block ends."""
-    app = create_app(WebConfig(database_url=database_url), catalogue)
+    app = create_app(
+        replace(WebConfig.from_settings(project_settings()), database_url=database_url), catalogue
+    )
     server = Server(app, ("127.0.0.1", 0), request_timeout=10.0, max_connections=64)
     try:
         with in_background(server):

@@ -13,13 +13,13 @@ from typing import Any, ClassVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from scrapy.utils.test import get_crawler
 
 from scrapers.db.connection import connect
 from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
 from scrapers.extensions.metrics_server import MetricsServer
 from scrapers.pipelines.database_pipeline import DatabasePipeline
 from scrapers.pipelines.outage import SPOOLED_STAT
+from tests.project import project_crawler
 from tests.serving import serving
 
 PLAN_FIRST = {
@@ -39,9 +39,7 @@ PLAN_DUPLICATE = {
 def make_pipeline(
     db_url: str, monkeypatch: pytest.MonkeyPatch, **settings: Any
 ) -> tuple[DatabasePipeline, Any]:
-    # The environment wins over settings (scrapers.db.connection), so the test sets both.
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    crawler = get_crawler(settings_dict={"DATABASE_URL": db_url, **settings})
+    crawler = project_crawler(DATABASE_URL=db_url, **settings)
     return DatabasePipeline.from_crawler(crawler), crawler
 
 

@@ -18,6 +18,7 @@ import pytest
 from scrapers.db import connection, migrations
 from scrapers.db.connection import connect, resolve_database_url
 from scrapers.db.embedded import EmbeddedPostgres
+from scrapers.settings_check import project_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,12 +33,14 @@ def throwaway_state_dir(name: str) -> Path:
     return path
 
 
-def test_database_url_setting_wins_over_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+def test_database_url_s_wins_over_the_environment_which_wins_over_embedded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     url = "postgresql://someone@db.example:5999/catalogue"
-    assert resolve_database_url({"DATABASE_URL": url}) == url
     monkeypatch.setenv("DATABASE_URL", "postgresql://env@127.0.0.1/x")
-    assert resolve_database_url({"DATABASE_URL": url}) == "postgresql://env@127.0.0.1/x"
+    assert resolve_database_url() == "postgresql://env@127.0.0.1/x"
+    assert resolve_database_url(project_settings({"DATABASE_URL": url})) == url
+    assert resolve_database_url({"DATABASE_URL": url}) == url
 
 
 def test_embedded_server_starts_persists_and_is_shared(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from scrapers.enrichment.deezer import DeezerClient
 from scrapers.enrichment.musicbrainz import MusicBrainzClient, lucene_query
 from scrapers.enrichment.ratelimit import RateLimiter
 from scrapers.enrichment.spotify import SpotifyClient
+from scrapers.settings_check import project_settings
 from tests.fakes.fixtures import SPOTIFY_SECRET, TEST_RATE, Fakes
 from tests.fakes.sources import (
     DEEZER_QUOTA,
@@ -85,7 +86,7 @@ def test_musicbrainz_reads_video_disambiguation_and_every_isrc() -> None:
     with RecordedAnswers() as server:
         server.case = {"musicbrainz": {"isrc": {"GBAAA0800002": {"recordings": [video]}}}}
         config = EnrichmentConfig.from_settings(
-            {"ENRICHMENT_MUSICBRAINZ_URL": server.url}, environ={}
+            project_settings({"ENRICHMENT_MUSICBRAINZ_URL": server.url}), environ={}
         )
         [found] = MusicBrainzClient(config).lookup_isrc("GBAAA0800002")
     assert found.video is True

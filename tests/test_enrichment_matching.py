@@ -28,6 +28,7 @@ from scrapers.enrichment.matching import (
 )
 from scrapers.enrichment.musicbrainz import lucene_query
 from scrapers.enrichment.spotify import SpotifyClient
+from scrapers.settings_check import project_settings
 from scrapers.statuses import EnrichmentStatus
 from tests.fakes.fixtures import Fakes
 from tests.fakes.sources import MB_THROTTLED, RecordedAnswers
@@ -419,12 +420,14 @@ def _dev_cases() -> list[dict[str, Any]]:
 def recorded() -> Iterator[tuple[RecordedAnswers, Enricher]]:
     with RecordedAnswers() as server:
         config = EnrichmentConfig.from_settings(
-            {
-                "ENRICHMENT_MUSICBRAINZ_URL": server.url,
-                "ENRICHMENT_DEEZER_URL": server.url,
-                "ENRICHMENT_RATES": {"musicbrainz": 1000.0, "deezer": 1000.0, "spotify": 1.0},
-                "ENRICHMENT_MAX_ATTEMPTS": 1,
-            },
+            project_settings(
+                {
+                    "ENRICHMENT_MUSICBRAINZ_URL": server.url,
+                    "ENRICHMENT_DEEZER_URL": server.url,
+                    "ENRICHMENT_RATES": {"musicbrainz": 1000.0, "deezer": 1000.0, "spotify": 1.0},
+                    "ENRICHMENT_MAX_ATTEMPTS": 1,
+                }
+            ),
             environ={},
         )
         yield server, Enricher.from_config(config, cache=None)

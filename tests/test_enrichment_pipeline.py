@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from scrapy.utils.test import get_crawler
 
 from scrapers.enrichment.ratelimit import PostgresRateLimiter
 from scrapers.items import SetlistItem, TrackItem
@@ -27,6 +26,7 @@ from scrapers.pipelines.enrichment_pipeline import EnrichmentPipeline
 from tests.conftest import FIXTURES, REPO_ROOT
 from tests.fakes.fixtures import SPOTIFY_ID, SPOTIFY_SECRET, Fakes, recording
 from tests.fakes.sources import FakeDeezer, FakeMusicBrainz, FakeSpotify
+from tests.project import project_crawler
 
 
 def settings_for(fakes: Fakes, mode: str, **extra: Any) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def settings_for(fakes: Fakes, mode: str, **extra: Any) -> dict[str, Any]:
 
 @contextmanager
 def opened(settings: dict[str, Any]) -> Iterator[EnrichmentPipeline]:
-    pipeline = EnrichmentPipeline.from_crawler(get_crawler(settings_dict=settings))
+    pipeline = EnrichmentPipeline.from_crawler(project_crawler(**settings))
     pipeline.open_spider()
     try:
         yield pipeline
@@ -191,7 +191,7 @@ def test_a_failing_lookup_keeps_the_item_pending(fakes: Fakes, spotify_env) -> N
 
 def test_unknown_mode_is_refused(fakes: Fakes, spotify_env) -> None:
     with pytest.raises(ValueError, match="ENRICHMENT_MODE"):
-        EnrichmentPipeline.from_crawler(get_crawler(settings_dict=settings_for(fakes, "sometimes")))
+        EnrichmentPipeline.from_crawler(project_crawler(**settings_for(fakes, "sometimes")))
 
 
 CRAWL_CATALOGUE = [

@@ -114,6 +114,7 @@ def test_a_path_not_found_says_why_in_json(catalogue: str) -> None:
         ["top", "--since", "2025-02-01", "--until", "2025-01-01"],
         ["track", "Bicep - Glue", "--format", "xspf"],
         ["search", "x" * 201],
+        ["top", "--timeout", "0"],
         # --json or a playlist, not both; no --limit where there is no most-played list
         ["track", "Bicep - Glue", "--json", "--format", "csv"],
         ["setlist", "c1", "--limit", "1"],
@@ -124,6 +125,18 @@ def test_bad_arguments_exit_2(catalogue: str, args: list[str]) -> None:
     done = explore(catalogue, *args)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
+
+
+def test_a_query_past_the_timeout_exits_2_saying_so(catalogue: str) -> None:
+    """A query waiting on a lock another session holds runs past --timeout as a slow one does."""
+    with closing(connect(catalogue)) as holder, holder.cursor() as cursor:
+        cursor.execute("LOCK TABLE setlist_tracks IN ACCESS EXCLUSIVE MODE")
+        done = explore(catalogue, "top", "--timeout", "0.5")
+        holder.rollback()
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.strip() == (
+        "error: the query took longer than 0.5 s (--timeout, or narrow it)"
+    )
 
 
 def test_no_database_exits_2_with_one_line(free_port: int) -> None:

@@ -375,6 +375,9 @@ def script_env(database_url: str, **extra: str) -> dict[str, str]:
         (["--port", "web"], "Cannot start: EXPLORER_PORT must be a whole number"),
         (["-s", "EXPLORER_STATEMENT_TIMEOUT_MS=0"], "Cannot start: EXPLORER_STATEMENT_TIMEOUT_MS"),
         (["--host", "no-such-host.invalid"], "Cannot start: cannot listen on no-such-host.invalid"),
+        # An empty host is every interface to asyncio: it served on 0.0.0.0.
+        (["--host", "", "--port", "0"], "Cannot start: EXPLORER_HOST must be an address"),
+        (["-s", "EXPLORER_HOST=", "--port", "0"], "Cannot start: EXPLORER_HOST must be an address"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(scene, args: list[str], message: str) -> None:

@@ -24,6 +24,7 @@ import pytest
 from scrapers.crawl.refresh import RefreshPolicy
 from scrapers.db.connection import connect
 from scrapers.db.known_setlists import StoredSetlist
+from scrapers.settings_check import project_settings
 from tests.sitegen import GeneratedSite, Row, make_tracklists
 from tests.test_import_bulk import hold_the_catalogue_like_a_bulk_load, wait_until_a_session_waits
 
@@ -255,7 +256,7 @@ def stored(*, set_age: float, checked_ago: float, id_rows: bool) -> StoredSetlis
 def test_refresh_policy_defaults(
     set_age: float, checked_ago: float, id_rows: bool, reason: str | None
 ) -> None:
-    policy = RefreshPolicy.from_settings({}, None)
+    policy = RefreshPolicy.from_settings(project_settings({}), None)
     assert (
         policy.skip_reason(stored(set_age=set_age, checked_ago=checked_ago, id_rows=id_rows), NOW)
         == reason
@@ -264,17 +265,17 @@ def test_refresh_policy_defaults(
 
 def test_refresh_policy_modes_and_bad_settings() -> None:
     fresh = stored(set_age=1, checked_ago=0, id_rows=True)
-    assert RefreshPolicy.from_settings({}, "all").skip_reason(fresh, NOW) is None
+    assert RefreshPolicy.from_settings(project_settings({}), "all").skip_reason(fresh, NOW) is None
     assert (
-        RefreshPolicy.from_settings({"CRAWL_REFRESH": "none"}, None).skip_reason(
+        RefreshPolicy.from_settings(project_settings({"CRAWL_REFRESH": "none"}), None).skip_reason(
             stored(set_age=1, checked_ago=10, id_rows=True), NOW
         )
         == "refresh_none"
     )
     with pytest.raises(ValueError, match="CRAWL_REFRESH_RECENT_DAYS"):
-        RefreshPolicy.from_settings({"CRAWL_REFRESH_RECENT_DAYS": "soon"}, None)
+        RefreshPolicy.from_settings(project_settings({"CRAWL_REFRESH_RECENT_DAYS": "soon"}), None)
     with pytest.raises(ValueError, match="refresh"):
-        RefreshPolicy.from_settings({}, "weekly")
+        RefreshPolicy.from_settings(project_settings({}), "weekly")
 
 
 def test_a_crawl_on_a_schema_older_than_the_code_stops_and_exits_1(

@@ -17,7 +17,8 @@ import pytest
 from scrapers import identity
 from scrapers.db import records
 from scrapers.db.records import TrackRecord
-from scrapers.db.resolution import MatchTier, Resolution, Track
+from scrapers.db.resolution import Resolution, Track
+from scrapers.metrics import MatchTier
 
 ISRC = "USRC12345678"
 OTHER_ISRC = "GBAYE0000001"

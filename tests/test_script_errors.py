@@ -154,6 +154,29 @@ def test_an_invalid_service_port_is_exit_2_with_one_line(db_url: str, port: str)
     ]
 
 
+@pytest.mark.parametrize("host", ["", " "])
+def test_an_empty_service_host_is_exit_2_not_every_interface(db_url: str, host: str) -> None:
+    """asyncio binds an empty host on every interface: the service served on 0.0.0.0."""
+    done = run(["scripts/enrichment_service.py", "--host", host, "--port", "0"], db_url)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines() == [
+        "Cannot start: ENRICHMENT_SERVICE_HOST must be an address to listen on (0.0.0.0 for"
+        f" every interface, on purpose), got {host!r}"
+    ]
+
+
+def test_a_setting_without_a_value_is_refused(db_url: str) -> None:
+    """``-s NAME`` alone set NAME to the empty text (an empty host: every interface)."""
+    done = run(["scripts/enrichment_service.py", "--port", "0", "-s", "LOG_LEVEL"], db_url)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith("argument -s: use -s NAME=VALUE, got 'LOG_LEVEL'")
+    )
+
+
 def test_a_service_port_in_use_is_exit_2_with_one_line(db_url: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

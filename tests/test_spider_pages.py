@@ -22,16 +22,19 @@ from prometheus_client import REGISTRY
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import FormRequest, HtmlResponse, JsonResponse, Response
-from scrapy.utils.test import get_crawler
 
 from scrapers.items import SetlistItem, TrackItem
+from scrapers.settings_check import project_settings
 from scrapers.spiders.blocking import BlockedPageMiddleware
 from scrapers.spiders.budget import ListingBudgetMiddleware
 from scrapers.spiders.parsing import MAX_ROWS
-from scrapers.spiders.tracklists_1001 import SEARCH_URL, SITE, TracklistsSpider, fetch_time
+from scrapers.spiders.tracklists_1001 import SEARCH_PATH, TracklistsSpider, fetch_time
 from tests.conftest import SHARED_SAMPLES
+from tests.project import project_crawler
 
 SAMPLES = SHARED_SAMPLES
+SITE = project_settings()["TRACKLISTS_SITE_URL"]  # the live site
+SEARCH_URL = SITE + SEARCH_PATH
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "1001tracklists"
 DEMO = FIXTURES / "demo_tracklist.html"
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples not present")
@@ -42,7 +45,7 @@ def samples(kind: str) -> list[Path]:
 
 
 def make_spider(**arguments: Any) -> TracklistsSpider:
-    crawler = get_crawler(TracklistsSpider, {"ITEM_PIPELINES": {}})
+    crawler = project_crawler(TracklistsSpider, ITEM_PIPELINES={})
     spider = TracklistsSpider.from_crawler(crawler, **arguments)
     crawler.spider = spider
     return spider

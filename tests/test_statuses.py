@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from scrapers.db import migrations
-from scrapers.importers.driver import RowOutcome
+from scrapers.metrics import MatchTier, RefreshOutcome, RowChange, RowOutcome, SkipReason
 from scrapers.statuses import (
     ConflictResolution,
     CreditRole,
@@ -175,6 +175,12 @@ def test_every_status_label_is_exported_from_the_start() -> None:
         ("enrichment_tracks_total", {"outcome": status}) for status in EnrichmentStatus.outcomes()
     ]
     expected += [("import_rows_total", {"outcome": outcome}) for outcome in RowOutcome]
+    expected += [("tracks_matched_total", {"tier": tier}) for tier in MatchTier]
+    expected += [("setlist_rows_changed_total", {"change": change}) for change in RowChange]
+    expected += [("crawl_tracklists_skipped_total", {"reason": reason}) for reason in SkipReason]
+    expected += [
+        ("crawl_tracklists_refreshed_total", {"outcome": outcome}) for outcome in RefreshOutcome
+    ]
     missing = [
         (name, labels)
         for name, labels in expected

@@ -14,10 +14,10 @@ from prometheus_client import REGISTRY
 from psycopg2 import sql
 
 from scrapers.db.payload import MAX_PAYLOAD_BYTES, payload_text
-from scrapers.db.resolution import MatchTier
 from scrapers.db.writer import BatchWriter, DatabaseUnavailable, new_id
 from scrapers.importers.overlap import OverlappedWriter
 from scrapers.items import SetlistItem, TrackItem
+from scrapers.metrics import MatchTier
 
 ISRC = "USRC12345678"
 SPOTIFY = "4uLU6hMCjMI75M1A2tKUQC"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from scrapers.db.conflicts import assign_identifiers
 from scrapers.db.fields import Rejected
@@ -119,3 +120,22 @@ def test_unknown_track_and_wrong_value_types_raise(db) -> None:
         assign_identifiers(db, track, values={"bpm": ["fast"]}, origin="t")
     with pytest.raises(Rejected, match="not a track value"):
         assign_identifiers(db, track, values={"title": "x"}, origin="t")
+
+
+def _invalid_isrcs_counted() -> float:
+    return REGISTRY.get_sample_value("invalid_identifiers_total", {"identifier_type": "isrc"}) or 0
+
+
+def test_invalid_identifiers_are_counted_only_once_committed(db) -> None:
+    """Work rolled back (an unknown track, a refused value) counts nothing; a commit counts."""
+    before = _invalid_isrcs_counted()
+    with pytest.raises(LookupError):
+        assign_identifiers(
+            db, "00000000-0000-0000-0000-000000000000", isrc="TC-123-45-67890", origin="t"
+        )
+    track = _track(db, "Counted")
+    with pytest.raises(Rejected):
+        assign_identifiers(db, track, isrc="TC-123-45-67890", values={"bpm": ["x"]}, origin="t")
+    assert _invalid_isrcs_counted() == before
+    assign_identifiers(db, track, isrc="TC-123-45-67890", origin="t")
+    assert _invalid_isrcs_counted() == before + 1

@@ -31,7 +31,7 @@ from scrapy.http import Response
 from scrapy.utils.defer import deferred_from_coro
 
 from scrapers import metrics
-from scrapers.crawl.refresh import RefreshOutcome, RefreshPolicy, content_hash
+from scrapers.crawl.refresh import RefreshPolicy, content_hash
 from scrapers.crawl.source import TracklistSource
 from scrapers.db.connection import resolve_database_url
 from scrapers.db.known_setlists import KnownSetlists
@@ -39,6 +39,7 @@ from scrapers.db.locks import LockWaitLog
 from scrapers.db.migrations import SchemaTooOld
 from scrapers.db.records import is_setlist
 from scrapers.items import SetlistItem
+from scrapers.metrics import RefreshOutcome
 
 logger = logging.getLogger(__name__)
 

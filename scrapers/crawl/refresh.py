@@ -21,55 +21,32 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-from scrapers import metrics
 from scrapers.db.known_setlists import StoredSetlist
+from scrapers.metrics import SkipReason
 from scrapers.settings_check import InvalidSetting, number
 
 MODES = ("due", "all", "none")
 
 
-class SkipReason(StrEnum):
-    """Why a known tracklist is not fetched again (the ``reason`` label and stat)."""
-
-    REFRESH_NONE = "refresh_none"
-    RECENT_CHECKED = "recent_checked"
-    ID_ROWS_CHECKED = "id_rows_checked"
-    COMPLETE = "complete"
-    ID_ROWS_TOO_OLD = "id_rows_too_old"
-
-
-class RefreshOutcome(StrEnum):
-    """What a due tracklist's page turned out to be, against its stored digest."""
-
-    CHANGED = "changed"
-    UNCHANGED = "unchanged"
-
-
-# Every label value exported from the start (at 0), so rates and alerts see the series at once.
-for _reason in SkipReason:
-    metrics.CRAWL_TRACKLISTS_SKIPPED.labels(_reason)
-for _outcome in RefreshOutcome:
-    metrics.CRAWL_TRACKLISTS_REFRESHED.labels(_outcome)
 DAY = dt.timedelta(days=1)
-# The settings of the policy, with their defaults (scrapers/settings.py repeats them).
-SETTINGS = {
-    "CRAWL_REFRESH_RECENT_DAYS": 28.0,
-    "CRAWL_REFRESH_RECENT_EVERY_DAYS": 3.0,
-    "CRAWL_REFRESH_ID_ROWS_EVERY_DAYS": 30.0,
-    "CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS": 365.0,
-}
+# The settings of the policy's periods, in the order of its fields.
+DAY_SETTINGS = (
+    "CRAWL_REFRESH_RECENT_DAYS",
+    "CRAWL_REFRESH_RECENT_EVERY_DAYS",
+    "CRAWL_REFRESH_ID_ROWS_EVERY_DAYS",
+    "CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS",
+)
 
 
 @dataclass(frozen=True)
 class RefreshPolicy:
-    mode: str = "due"
-    recent_days: float = SETTINGS["CRAWL_REFRESH_RECENT_DAYS"]
-    recent_every_days: float = SETTINGS["CRAWL_REFRESH_RECENT_EVERY_DAYS"]
-    id_rows_every_days: float = SETTINGS["CRAWL_REFRESH_ID_ROWS_EVERY_DAYS"]
-    id_rows_max_age_days: float = SETTINGS["CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS"]
+    mode: str
+    recent_days: float
+    recent_every_days: float
+    id_rows_every_days: float
+    id_rows_max_age_days: float
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], mode: str | None) -> RefreshPolicy:
@@ -77,19 +54,20 @@ class RefreshPolicy:
 
         Raises ``InvalidSetting`` when a setting is not usable, ValueError for a bad ``mode``.
         """
-        configured = settings.get("CRAWL_REFRESH") or "due"
+        configured = settings.get("CRAWL_REFRESH")
         try:
-            setting_mode = refresh_mode(configured) or "due"
+            setting_mode = refresh_mode(configured)
+            if setting_mode is None:
+                raise ValueError(configured)
         except ValueError:
             raise InvalidSetting(
                 "CRAWL_REFRESH", f"one of {', '.join(MODES)}", configured
             ) from None
         chosen = refresh_mode(mode) or setting_mode  # a bad argument: ValueError, as every -a
         days = [
-            number(name, default if settings.get(name) in (None, "") else settings.get(name),
-                   maximum=36500, what="a number of days")
-            for name, default in SETTINGS.items()
-        ]  # fmt: skip
+            number(name, settings.get(name), maximum=36500, what="a number of days")
+            for name in DAY_SETTINGS
+        ]
         return cls(chosen, *days)
 
     def skip_reason(self, stored: StoredSetlist, now: dt.datetime) -> SkipReason | None:

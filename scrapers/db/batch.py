@@ -18,14 +18,11 @@ from scrapers.db.conflicts import count_conflicts, insert_conflicts
 from scrapers.db.locks import OnLockWait, lock_key, lock_keys
 from scrapers.db.records import Placement, SetlistRecord, TrackRecord
 from scrapers.db.rejected_items import insert_rejections
-from scrapers.db.resolution import MatchTier, Resolution
-from scrapers.db.setlist_statements import RowChange
+from scrapers.db.resolution import Resolution
 from scrapers.db.validation import Rejection
+from scrapers.metrics import MatchTier, RowChange
 
 logger = logging.getLogger(__name__)
-
-for _tier in MatchTier:  # exported at 0 from the start, so rates see the series at once
-    metrics.TRACKS_MATCHED.labels(_tier)
 
 
 @dataclass

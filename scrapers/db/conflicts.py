@@ -131,7 +131,6 @@ def assign_identifiers(
         except identity.InvalidIdentifier:
             parsed[name] = None
             outcome.invalid[name] = str(raw)[:MAX_SHORT_CHARS]
-            metrics.INVALID_IDENTIFIERS.labels(name).inc()
     row = _validated_values(values or {})
     merged_metadata = dict(metadata or {})
     if outcome.invalid:
@@ -155,6 +154,10 @@ def assign_identifiers(
             cursor.execute(rollback)
             raise
         cursor.execute(commit)
+    # Counted once committed (or released into the caller's transaction): rolled-back work is
+    # not counted, as ``batch.Uncounted`` says.
+    for name in outcome.invalid:
+        metrics.INVALID_IDENTIFIERS.labels(name).inc()
     count_conflicts(outcome.recorded)
     return outcome
 

@@ -1,7 +1,7 @@
 """Where the catalogue lives: the one place that answers it.
 
-``DATABASE_URL`` (environment first, then the Scrapy setting of the same name) names a libpq
-URL. Without one, the embedded server (``scrapers.db.embedded``) is started or reused and the
+The ``DATABASE_URL`` setting (``-s`` > the environment > none: ``scrapers/settings.py``) names a
+libpq URL. Without one, the embedded server (``scrapers.db.embedded``) is started or reused and the
 ``tracklists`` database on it is used. Scripts, the spider, tests and benchmarks all come here.
 
 It is also where a connection string's password is kept out of every message: libpq echoes the
@@ -23,6 +23,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from scrapers.db.embedded import EmbeddedDatabaseError, EmbeddedPostgres
+from scrapers.settings_check import project_settings
 
 EMBEDDED_DATABASE = "tracklists"
 APPLICATION_NAME = "tracklists-catalogue"
@@ -56,7 +57,7 @@ NO_DATABASE_ERRORS = (DatabaseUrlError, EmbeddedDatabaseError, psycopg2.Operatio
 
 
 def resolve_database_url(settings: Mapping[str, Any] | None = None) -> str:
-    """``DATABASE_URL`` from the environment or settings, else the embedded server's URL.
+    """``DATABASE_URL`` of ``settings`` (``None``: the project's), else the embedded server's URL.
 
     A configured URL that libpq cannot parse raises ``DatabaseUrlError`` here, before anything
     tries to connect with it (or logs it).
@@ -70,11 +71,14 @@ def resolve_database_url(settings: Mapping[str, Any] | None = None) -> str:
 
 
 def configured_database_url(settings: Mapping[str, Any] | None = None) -> str | None:
-    """The ``DATABASE_URL`` the user gave (environment first), checked; None for "embedded".
+    """The ``DATABASE_URL`` of ``settings`` (``None``: the project's, so ``-s`` > the environment
+    > the default, as everywhere), checked; None for "embedded".
 
     Cheap and offline, so a component can refuse a bad URL before anything starts.
     """
-    configured = os.environ.get("DATABASE_URL") or (settings or {}).get("DATABASE_URL")
+    if settings is None:
+        settings = project_settings()
+    configured = settings.get("DATABASE_URL")
     if not configured:
         return None
     url = str(configured)

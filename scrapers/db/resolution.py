@@ -9,24 +9,13 @@ other too, which is the in-batch dedupe. Identifier conflicts follow ``conflict_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from scrapers.db import merge
 from scrapers.db.conflict_policy import Conflict, decide
 from scrapers.db.ids import new_id
 from scrapers.db.records import TrackRecord
-
-
-class MatchTier(StrEnum):
-    """How an item was actually matched (``tracks_matched_total{tier}``), as opposed to
-    ``TrackRecord.tier``, the strongest identifier it carried."""
-
-    ISRC = "isrc"
-    SPOTIFY = "spotify"
-    SPELLING = "spelling"  # a raw spelling already known (track_lookup, or earlier in the batch)
-    TITLE = "title"
-    NEW = "new"
+from scrapers.metrics import MatchTier
 
 
 @dataclass

@@ -11,14 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from enum import StrEnum
 
 import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from scrapers import metrics
 from scrapers.db.records import Placement, SetlistRecord
+from scrapers.metrics import RowChange
 
 # Sorts before any fetch time: a record that does not say when it was fetched is the oldest.
 _NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -39,18 +38,6 @@ ROW_COLUMNS = (
     "is_unknown",
     "is_partial_id",
 )
-
-
-class RowChange(StrEnum):
-    """How a stored setlist row followed its page (the ``change`` label)."""
-
-    ADDED = "added"
-    UPDATED = "updated"
-    REMOVED = "removed"
-
-
-for _change in RowChange:  # exported at 0 from the start, so rates see the series at once
-    metrics.SETLIST_ROWS_CHANGED.labels(_change)
 
 
 def merged_setlists(setlists: Iterable[SetlistRecord]) -> list[SetlistRecord]:

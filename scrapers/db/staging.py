@@ -32,7 +32,7 @@ from scrapers.db.batch import BatchResult
 from scrapers.db.copy import copy_rows
 from scrapers.db.ids import new_id
 from scrapers.db.records import TrackRecord
-from scrapers.db.resolution import MatchTier
+from scrapers.metrics import MatchTier
 from scrapers.statuses import CreditRole, EnrichmentStatus
 
 _STAGED = (

@@ -40,7 +40,6 @@ from scrapers.db.connection import connect, redacted
 from scrapers.db.ids import new_id
 from scrapers.db.locks import OnLockWait
 from scrapers.db.records import TrackRecord
-from scrapers.db.setlist_statements import RowChange
 from scrapers.db.staging import StagedLoad
 from scrapers.db.statements import SESSION_SETUP
 from scrapers.db.validation import (
@@ -52,6 +51,7 @@ from scrapers.db.validation import (
     validate,
     validation_pool,
 )
+from scrapers.metrics import RowChange
 from scrapers.statuses import RejectionCode
 
 __all__ = [

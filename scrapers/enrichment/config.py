@@ -1,8 +1,9 @@
-"""Enrichment configuration, read once from Scrapy settings (or any mapping) and the environment.
+"""Enrichment configuration, read once from the project's Scrapy settings.
 
 The crawl, the service, the tests and the bench all build their clients from this one object, so
-a base URL or a rate set here is the one every component uses. Spotify credentials and REDIS_URL
-come from the environment only: they are secrets and never belong in a settings file or a log line.
+a base URL or a rate set here is the one every component uses. Spotify's credentials come from the
+environment only (they are secrets, never in a settings file or a log line); REDIS_URL from the
+settings, which take it from the environment unless ``-s`` gives it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scrapers import settings as project_settings
 from scrapers.redis_url import check_redis_url
-from scrapers.settings_check import InvalidSetting, number, whole_number
+from scrapers.settings_check import InvalidSetting, listen_address, number, whole_number
+from scrapers.statuses import SOURCES
 
-SOURCES = ("musicbrainz", "deezer", "spotify")
 MODES = ("inline", "deferred")
 URL_SETTINGS = {
     "musicbrainz": "ENRICHMENT_MUSICBRAINZ_URL",
@@ -38,35 +38,36 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class EnrichmentConfig:
-    mode: str = project_settings.ENRICHMENT_MODE
-    user_agent: str = project_settings.ENRICHMENT_USER_AGENT
-    sources: dict[str, SourceConfig] = field(default_factory=dict)
-    spotify_accounts_url: str = project_settings.ENRICHMENT_SPOTIFY_ACCOUNTS_URL
-    spotify_client_id: str | None = None
-    spotify_client_secret: str | None = field(default=None, repr=False)
-    negative_cache_ttl: float = project_settings.ENRICHMENT_NEGATIVE_CACHE_TTL
-    match_threshold: float = project_settings.ENRICHMENT_MATCH_THRESHOLD
-    isrc_match_threshold: float = project_settings.ENRICHMENT_ISRC_MATCH_THRESHOLD
-    ambiguity_margin: float = project_settings.ENRICHMENT_AMBIGUITY_MARGIN
-    max_attempts: int = project_settings.ENRICHMENT_MAX_ATTEMPTS
-    backoff_base: float = project_settings.ENRICHMENT_BACKOFF_BASE
-    max_retry_after: float = project_settings.ENRICHMENT_MAX_RETRY_AFTER
-    timeout: float = project_settings.ENRICHMENT_TIMEOUT
-    breaker_failures: int = project_settings.ENRICHMENT_BREAKER_FAILURES
-    breaker_reset: float = project_settings.ENRICHMENT_BREAKER_RESET
-    concurrency: int = project_settings.ENRICHMENT_CONCURRENCY
-    retry_failed_after: float = project_settings.ENRICHMENT_RETRY_FAILED_AFTER
-    service_host: str = project_settings.ENRICHMENT_SERVICE_HOST
-    # Set by from_settings, which checks ENRICHMENT_SERVICE_PORT (text when it comes from the
-    # environment); None only in a config built by hand, which serves nothing.
-    service_port: int | None = None
-    service_max_connections: int = project_settings.ENRICHMENT_SERVICE_MAX_CONNECTIONS
-    service_request_timeout: float = project_settings.ENRICHMENT_SERVICE_REQUEST_TIMEOUT
-    catalogue_metrics_ttl: float = project_settings.ENRICHMENT_CATALOGUE_METRICS_TTL
-    claim_lease: float = project_settings.ENRICHMENT_CLAIM_LEASE
+    """Built by ``from_settings`` from the project's settings (``settings_check.project_settings``
+    outside a crawl): the defaults are ``scrapers/settings.py``'s, nowhere else."""
+
+    mode: str
+    user_agent: str
+    sources: dict[str, SourceConfig]
+    spotify_accounts_url: str
+    spotify_client_id: str | None
+    spotify_client_secret: str | None = field(repr=False)
+    negative_cache_ttl: float
+    match_threshold: float
+    isrc_match_threshold: float
+    ambiguity_margin: float
+    max_attempts: int
+    backoff_base: float
+    max_retry_after: float
+    timeout: float
+    breaker_failures: int
+    breaker_reset: float
+    concurrency: int
+    retry_failed_after: float
+    service_host: str
+    service_port: int
+    service_max_connections: int
+    service_request_timeout: float
+    catalogue_metrics_ttl: float
+    claim_lease: float
     # Where the workers' shared rate limits live: Redis when set (REDIS_URL), else PostgreSQL.
-    redis_url: str | None = field(default=None, repr=False)
-    redis_key_prefix: str = project_settings.ENRICHMENT_REDIS_KEY_PREFIX
+    redis_url: str | None = field(repr=False)
+    redis_key_prefix: str
 
     @property
     def spotify_enabled(self) -> bool:
@@ -88,18 +89,22 @@ class EnrichmentConfig:
 
     @classmethod
     def from_settings(
-        cls, settings: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+        cls, settings: Mapping[str, Any], environ: Mapping[str, str] | None = None
     ) -> EnrichmentConfig:
-        """Scrapy settings (or a plain mapping) over the project defaults; secrets from env."""
-        settings = settings or {}
+        """The project's settings, read with no fallback; Spotify's credentials from ``environ``
+        (``os.environ`` by default): secrets never belong in a settings file."""
         environ = os.environ if environ is None else environ
 
         def get(name: str) -> Any:
-            value = settings.get(name)
-            default = getattr(project_settings, name)
-            if isinstance(default, dict) and value is not None:
-                value = _mapping(name, value)  # "-s ENRICHMENT_RATES='{...}'" on a command line
-            return default if value is None else value
+            return settings.get(name)
+
+        def per_source(name: str) -> dict[str, Any]:
+            """``NAME_BASE`` with ``NAME`` over it, so ``-s NAME='{"deezer": 5}'`` changes one
+            source (Scrapy's convention for component dicts)."""
+            return {
+                **_mapping(f"{name}_BASE", get(f"{name}_BASE")),
+                **_mapping(name, get(name) or {}),
+            }
 
         def rate_or_ttl(name: str, source: str, value: Any) -> float:
             rate = name == "ENRICHMENT_RATES"
@@ -112,8 +117,8 @@ class EnrichmentConfig:
             return whole_number(name, get(name), minimum=minimum, maximum=maximum)
 
         urls = {source: get(name) for source, name in URL_SETTINGS.items()}
-        rates = {**project_settings.ENRICHMENT_RATES, **get("ENRICHMENT_RATES")}
-        ttls = {**project_settings.ENRICHMENT_CACHE_TTL, **get("ENRICHMENT_CACHE_TTL")}
+        rates = per_source("ENRICHMENT_RATES")
+        ttls = per_source("ENRICHMENT_CACHE_TTL")
         sources = {
             name: SourceConfig(
                 name,
@@ -142,7 +147,7 @@ class EnrichmentConfig:
             breaker_reset=real("ENRICHMENT_BREAKER_RESET"),
             concurrency=count("ENRICHMENT_CONCURRENCY"),
             retry_failed_after=real("ENRICHMENT_RETRY_FAILED_AFTER"),
-            service_host=str(get("ENRICHMENT_SERVICE_HOST")),
+            service_host=listen_address("ENRICHMENT_SERVICE_HOST", get("ENRICHMENT_SERVICE_HOST")),
             service_port=count("ENRICHMENT_SERVICE_PORT", minimum=0, maximum=65535),
             service_max_connections=count("ENRICHMENT_SERVICE_MAX_CONNECTIONS", maximum=10_000),
             service_request_timeout=real(
@@ -150,7 +155,7 @@ class EnrichmentConfig:
             ),
             catalogue_metrics_ttl=real("ENRICHMENT_CATALOGUE_METRICS_TTL", maximum=86400),
             claim_lease=real("ENRICHMENT_CLAIM_LEASE", minimum=1, maximum=7 * 86400),
-            redis_url=_redis_url(settings, environ),
+            redis_url=_redis_url(settings),
             redis_key_prefix=str(get("ENRICHMENT_REDIS_KEY_PREFIX")),
         )
         config.validate()
@@ -185,7 +190,7 @@ def _mapping(name: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _redis_url(settings: Mapping[str, Any], environ: Mapping[str, str]) -> str | None:
-    """``REDIS_URL``: ``-s`` over the environment (the project settings read it), checked."""
-    url = settings.get("REDIS_URL") or environ.get("REDIS_URL")
+def _redis_url(settings: Mapping[str, Any]) -> str | None:
+    """``REDIS_URL`` (``-s`` over the environment: the project settings read it), checked."""
+    url = settings.get("REDIS_URL")
     return check_redis_url(str(url)) if url else None

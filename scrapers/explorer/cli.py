@@ -26,6 +26,7 @@ from datetime import date
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 
 from scrapers.db import explore
 from scrapers.db.connection import NO_DATABASE_ERRORS, one_line, resolve_database_url
@@ -34,6 +35,7 @@ from scrapers.explorer import playlists
 from scrapers.explorer.playlists import Format
 
 FOUND, NOTHING_FOUND, BAD_ARGUMENTS = 0, 1, 2
+DEFAULT_TIMEOUT = 10.0  # seconds a query may run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments.error("--json and --format are alternatives: give one of them")
     try:
         url = resolve_database_url()
-        with explore.read_only(url) as connection:
+        with explore.read_only(url, round(args.timeout * 1000)) as connection:
             require_current_schema(connection)
             status = args.run(connection, args)
         sys.stdout.flush()
@@ -53,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout again at exit and fail the same way, so stdout now goes nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return FOUND
+    except psycopg2.errors.QueryCanceled:  # an OperationalError too: before NO_DATABASE_ERRORS
+        return _fail(f"the query took longer than {args.timeout:g} s (--timeout, or narrow it)")
     except NO_DATABASE_ERRORS as error:
         return _fail(f"cannot read the database: {one_line(error)}")
     except (ValueError, SchemaTooOld) as error:
@@ -80,6 +84,13 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--limit", type=_limit, default=explore.DEFAULT_LIMIT, help="rows per list (1-200)"
             )
+        sub.add_argument(
+            "--timeout",
+            type=_timeout,
+            default=DEFAULT_TIMEOUT,
+            metavar="SECONDS",
+            help=f"stop a query after this long (default {DEFAULT_TIMEOUT:g}; 0.1-3600)",
+        )
         return sub
 
     search = command("search", run_search, "find tracks by text, ISRC or Spotify ID")
@@ -399,6 +410,16 @@ def _limit(text: str) -> int:
     value = _whole(text)
     if not 1 <= value <= explore.MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"must be between 1 and {explore.MAX_LIMIT}, got {value}")
+    return value
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 seconds, got {text}")
     return value
 
 

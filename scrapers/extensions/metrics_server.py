@@ -17,7 +17,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from scrapers import metrics
-from scrapers.settings_check import InvalidSetting, setting, switch, whole_number
+from scrapers.settings_check import InvalidSetting, switch, whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +35,24 @@ class MetricsServer:
         """Off on purpose is ``NotConfigured``; a value that cannot be used is
         ``InvalidSetting``, which stops the crawl."""
         settings = crawler.settings
-        if not switch("PROMETHEUS_ENABLED", setting(settings, "PROMETHEUS_ENABLED", True)):
+        if not switch("PROMETHEUS_ENABLED", settings.get("PROMETHEUS_ENABLED")):
             raise NotConfigured("PROMETHEUS_ENABLED is off")
-        host = str(setting(settings, "PROMETHEUS_HOST", "127.0.0.1")).strip()
+        host = str(settings.get("PROMETHEUS_HOST") or "").strip()
         if not host:
             raise InvalidSetting("PROMETHEUS_HOST", "an address to listen on", host)
-        pushgateway_url = str(setting(settings, "PROMETHEUS_PUSHGATEWAY_URL", "")).strip()
+        pushgateway_url = str(settings.get("PROMETHEUS_PUSHGATEWAY_URL") or "").strip()
         if pushgateway_url and urlparse(pushgateway_url).scheme not in ("http", "https"):
             # Only the scheme is shown: the URL may carry credentials.
             shown = f"{urlparse(pushgateway_url).scheme}:…"
             raise InvalidSetting("PROMETHEUS_PUSHGATEWAY_URL", "empty or an http(s) URL", shown)
-        job = str(setting(settings, "PROMETHEUS_JOB", "tracklists_crawl")).strip()
+        job = str(settings.get("PROMETHEUS_JOB") or "").strip()
         if not job:
             raise InvalidSetting("PROMETHEUS_JOB", "a job name", job)
         extension = cls(
             host=host,
             port=whole_number(
                 "PROMETHEUS_PORT",
-                setting(settings, "PROMETHEUS_PORT", 9410),
+                settings.get("PROMETHEUS_PORT"),
                 minimum=0,
                 maximum=65535,
             ),

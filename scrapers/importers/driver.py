@@ -52,9 +52,9 @@ from scrapers.importers.summary import (
     DryRunWriter,
     FileOutcome,
     ImportSummary,
-    RowOutcome,
     Writer,
 )
+from scrapers.metrics import RowOutcome
 
 logger = logging.getLogger("scrapers.importers")
 

@@ -13,7 +13,7 @@ from scrapers.db.connection import connect
 from scrapers.db.rejected_items import clear_rejections, insert_rejections
 from scrapers.db.validation import Rejection
 from scrapers.importers.source import SourceRow
-from scrapers.importers.summary import RowOutcome
+from scrapers.metrics import RowOutcome
 from scrapers.statuses import RejectionCode
 
 logger = logging.getLogger("scrapers.importers")

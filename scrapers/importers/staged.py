@@ -25,7 +25,8 @@ from scrapers.importers.csv_reader import CSV_METADATA
 from scrapers.importers.progress import Progress
 from scrapers.importers.rejections import RejectionLog
 from scrapers.importers.source import row_digest
-from scrapers.importers.summary import ImportSummary, RowOutcome
+from scrapers.importers.summary import ImportSummary
+from scrapers.metrics import RowOutcome
 
 if TYPE_CHECKING:
     from scrapers.importers.driver import Importer  # which calls this module

@@ -6,30 +6,14 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
-from scrapers import metrics
 from scrapers.db import records
 from scrapers.db.batch import BatchResult
 from scrapers.db.fields import Rejected
 from scrapers.db.records import TrackRecord, to_record
 from scrapers.importers.progress import format_duration
 from scrapers.statuses import RejectionCode
-
-
-class RowOutcome(StrEnum):
-    """What the importer did with a row before the writer: ``import_rows_total{outcome}``."""
-
-    SENT = "sent"  # handed to the writer
-    DUPLICATE = "duplicate"  # the same row was already sent by this run
-    KNOWN = "known"  # an earlier import stored it (``known_rows``): not sent
-    SKIPPED = "skipped"  # the format says it is not a track (a podcast, a local file)
-    UNREADABLE = RejectionCode.UNREADABLE.value  # kept in rejected_items with that code
-
-
-for _outcome in RowOutcome:
-    metrics.IMPORT_ROWS.labels(_outcome)  # exported at 0 from the start
 
 
 class Writer(Protocol):

@@ -57,7 +57,7 @@ from scrapers.pipelines.outage import (
     Outage,
     watch_for_stop,
 )
-from scrapers.settings_check import InvalidSetting, seconds, setting, whole_number
+from scrapers.settings_check import InvalidSetting, seconds, whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -140,24 +140,24 @@ class DatabasePipeline:
         settings = crawler.settings
         # A DATABASE_URL libpq cannot parse stops the crawl here, before anything starts.
         configured_database_url(settings)
-        spool_dir = str(setting(settings, "DATABASE_SPOOL_DIR", "spool")).strip()
+        spool_dir = str(settings.get("DATABASE_SPOOL_DIR") or "").strip()
         if not spool_dir:
             raise InvalidSetting("DATABASE_SPOOL_DIR", "a folder", spool_dir)
         pipeline = cls(
             crawler,
             batch_size=whole_number(
-                "DATABASE_BATCH_SIZE", setting(settings, "DATABASE_BATCH_SIZE", 500), minimum=1
+                "DATABASE_BATCH_SIZE", settings.get("DATABASE_BATCH_SIZE"), minimum=1
             ),
             max_latency=seconds(
-                "DATABASE_BATCH_MAX_LATENCY", setting(settings, "DATABASE_BATCH_MAX_LATENCY", 5.0)
+                "DATABASE_BATCH_MAX_LATENCY", settings.get("DATABASE_BATCH_MAX_LATENCY")
             ),
             retry_timeout=seconds(
                 "DATABASE_RETRY_TIMEOUT",
-                setting(settings, "DATABASE_RETRY_TIMEOUT", 60.0),
+                settings.get("DATABASE_RETRY_TIMEOUT"),
                 allow_zero=True,
             ),
             probe_interval=seconds(
-                "DATABASE_PROBE_INTERVAL", setting(settings, "DATABASE_PROBE_INTERVAL", 10.0)
+                "DATABASE_PROBE_INTERVAL", settings.get("DATABASE_PROBE_INTERVAL")
             ),
             spool_dir=Path(spool_dir),
         )

@@ -16,7 +16,7 @@ without retry: asking again would not make them exist.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import IgnoreRequest, NotConfigured
@@ -26,7 +26,7 @@ from scrapy.utils.defer import deferred_from_coro
 
 from scrapers.crawl.frontier import BACKOFF_SIGNAL
 from scrapers.metrics import CRAWL_BLOCKED_PAGES
-from scrapers.settings_check import seconds, setting, whole_number
+from scrapers.settings_check import seconds, whole_number
 from scrapers.spiders.parsing import BLOCK_KINDS, CONTENT_KINDS, SOURCE, PageKind, classify_page
 
 if TYPE_CHECKING:
@@ -38,14 +38,6 @@ logger = logging.getLogger(__name__)
 
 PAGE_KIND_META = "page_kind"  # request.meta key: the kind this middleware found
 CLOSE_REASON = "blocked_pages_in_a_row"
-# Used when the project settings do not set them (scrapers/settings.py does).
-DEFAULTS = {
-    "BLOCKED_PAGES_MAX_IN_ROW": 5,
-    "BLOCKED_PAGE_RETRY_TIMES": 3,
-    "BLOCKED_BACKOFF_BASE": 60.0,
-    "BLOCKED_BACKOFF_MAX": 900.0,
-}
-
 
 INCOMPLETE_STAT = "incomplete_pages"
 
@@ -61,26 +53,22 @@ def cut_short(response: HtmlResponse) -> bool:
     )
 
 
-def _setting(settings: Any, name: str) -> Any:
-    return setting(settings, name, DEFAULTS[name])
-
-
 class BlockedPageMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
         self.crawler = crawler
         # A value that cannot be used stops the crawl (InvalidSetting), never silently clamped.
         self.max_in_row = whole_number(
-            "BLOCKED_PAGES_MAX_IN_ROW", _setting(settings, "BLOCKED_PAGES_MAX_IN_ROW"), minimum=1
+            "BLOCKED_PAGES_MAX_IN_ROW", settings.get("BLOCKED_PAGES_MAX_IN_ROW"), minimum=1
         )
         self.retry_times = whole_number(
-            "BLOCKED_PAGE_RETRY_TIMES", _setting(settings, "BLOCKED_PAGE_RETRY_TIMES"), minimum=0
+            "BLOCKED_PAGE_RETRY_TIMES", settings.get("BLOCKED_PAGE_RETRY_TIMES"), minimum=0
         )
         self.backoff_base = seconds(
-            "BLOCKED_BACKOFF_BASE", _setting(settings, "BLOCKED_BACKOFF_BASE"), allow_zero=True
+            "BLOCKED_BACKOFF_BASE", settings.get("BLOCKED_BACKOFF_BASE"), allow_zero=True
         )
         self.backoff_max = seconds(
-            "BLOCKED_BACKOFF_MAX", _setting(settings, "BLOCKED_BACKOFF_MAX"), allow_zero=True
+            "BLOCKED_BACKOFF_MAX", settings.get("BLOCKED_BACKOFF_MAX"), allow_zero=True
         )
         self.base_delay = settings.getfloat("DOWNLOAD_DELAY")
         self.autothrottle = settings.getbool("AUTOTHROTTLE_ENABLED")

@@ -23,13 +23,12 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 
 from scrapers.metrics import CRAWL_LISTING_PAGES_NOT_FOLLOWED
-from scrapers.settings_check import setting, whole_number
+from scrapers.settings_check import whole_number
 
 logger = logging.getLogger(__name__)
 
 LISTING_LINK_META = "listing_link"  # a tracklist link read from a listing page
 NEXT_LISTING_META = "next_listing"  # the request for a listing's next page
-DEFAULT_MAX_LISTING_PAGES = 10_000  # used when the project settings do not set it
 
 
 class ListingBudgetMiddleware:
@@ -37,7 +36,7 @@ class ListingBudgetMiddleware:
         self.crawler = crawler
         self.max_listing_pages = whole_number(
             "CRAWL_MAX_LISTING_PAGES",
-            setting(crawler.settings, "CRAWL_MAX_LISTING_PAGES", DEFAULT_MAX_LISTING_PAGES),
+            crawler.settings.get("CRAWL_MAX_LISTING_PAGES"),
             minimum=1,
         )
         self.listing_pages_followed = 0

@@ -50,9 +50,7 @@ from scrapers.spiders.parsing import (
     tracklist_id_from_url,
 )
 
-SITE = "https://www.1001tracklists.com"  # TRACKLISTS_SITE_URL overrides it (tests, a mirror)
 SEARCH_PATH = "/search/result.php"
-SEARCH_URL = SITE + SEARCH_PATH
 SEARCH_TRACKLISTS = "9"  # the search box's "Tracklists" choice
 MAX_QUERY_LENGTH = 150  # the site's search box accepts no more
 _DJ_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -80,15 +78,15 @@ class TracklistsSpider(FrontierSpider):
         # Started from saved files only: never reach out to the live site.
         self.offline = bool(self.start_urls) and not (self.search or self.dj)
         self.offline = self.offline and all(_is_file(url) for url in self.start_urls)
-        self.site = SITE
-        self.allowed_domains = _hosts([SITE, *self.start_urls])
+        self.site = ""  # TRACKLISTS_SITE_URL, set by from_crawler
+        self.allowed_domains = _hosts(self.start_urls)
         self.tracklist_pages = 0  # tracklist pages read
         self.tracklists_requested = 0  # tracklist links followed from listings
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> TracklistsSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        site = (crawler.settings.get("TRACKLISTS_SITE_URL") or SITE).rstrip("/")
+        site = str(crawler.settings.get("TRACKLISTS_SITE_URL") or "").rstrip("/")
         if urlparse(site).scheme not in ("http", "https"):
             raise InvalidSetting("TRACKLISTS_SITE_URL", "an http(s) URL", site)
         spider.site = site

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from scrapers.enrichment.config import EnrichmentConfig
+from scrapers.settings_check import project_settings
 from tests.fakes.sources import FakeDeezer, FakeMusicBrainz, FakeSpotify, Recording
 
 TEST_RATE = 20.0
@@ -61,20 +62,22 @@ class Fakes:
         """Project defaults, every source pointed at its fake, fast rates and short backoffs."""
         environ = {"SPOTIFY_CLIENT_ID": SPOTIFY_ID, "SPOTIFY_CLIENT_SECRET": SPOTIFY_SECRET}
         config = EnrichmentConfig.from_settings(
-            {
-                "ENRICHMENT_MUSICBRAINZ_URL": self.musicbrainz.url,
-                "ENRICHMENT_DEEZER_URL": self.deezer.url,
-                "ENRICHMENT_SPOTIFY_API_URL": self.spotify.url,
-                "ENRICHMENT_SPOTIFY_ACCOUNTS_URL": self.spotify.url,
-                "ENRICHMENT_RATES": {
-                    "musicbrainz": TEST_RATE,
-                    "deezer": TEST_RATE,
-                    "spotify": TEST_RATE,
-                },
-                "ENRICHMENT_BACKOFF_BASE": 0.05,
-                "ENRICHMENT_MAX_RETRY_AFTER": 2.0,
-                "ENRICHMENT_TIMEOUT": 5.0,
-            },
+            project_settings(
+                {
+                    "ENRICHMENT_MUSICBRAINZ_URL": self.musicbrainz.url,
+                    "ENRICHMENT_DEEZER_URL": self.deezer.url,
+                    "ENRICHMENT_SPOTIFY_API_URL": self.spotify.url,
+                    "ENRICHMENT_SPOTIFY_ACCOUNTS_URL": self.spotify.url,
+                    "ENRICHMENT_RATES": {
+                        "musicbrainz": TEST_RATE,
+                        "deezer": TEST_RATE,
+                        "spotify": TEST_RATE,
+                    },
+                    "ENRICHMENT_BACKOFF_BASE": 0.05,
+                    "ENRICHMENT_MAX_RETRY_AFTER": 2.0,
+                    "ENRICHMENT_TIMEOUT": 5.0,
+                }
+            ),
             environ=environ if spotify else {},
         )
         return replace(config, **changes)  # type: ignore[arg-type]

@@ -11,20 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scrapers import settings as project_settings
 from scrapers.db.connection import DatabaseUrlError, check_database_url, resolve_database_url
-from scrapers.settings_check import number, setting, whole_number
+from scrapers.settings_check import listen_address, number, whole_number
 
 
 @dataclass(frozen=True)
 class WebConfig:
-    host: str = project_settings.EXPLORER_HOST
-    port: int = 8087
-    statement_timeout_ms: int = project_settings.EXPLORER_STATEMENT_TIMEOUT_MS
-    database_connections: int = project_settings.EXPLORER_DATABASE_CONNECTIONS
-    max_connections: int = project_settings.EXPLORER_MAX_CONNECTIONS
-    request_timeout: float = project_settings.EXPLORER_REQUEST_TIMEOUT
-    database_url: str = field(default="", repr=False)
+    """Built by ``from_settings`` from the project's settings: the defaults are
+    ``scrapers/settings.py``'s."""
+
+    host: str
+    port: int
+    statement_timeout_ms: int
+    database_connections: int
+    max_connections: int
+    request_timeout: float
+    database_url: str = field(default="", repr=False)  # set by ``with_database``
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> WebConfig:
@@ -32,13 +34,13 @@ class WebConfig:
         for ``with_database`` (resolving it may start the embedded server)."""
 
         def get(name: str) -> Any:
-            return setting(settings, name, getattr(project_settings, name))
+            return settings.get(name)
 
         def count(name: str, minimum: int, maximum: int) -> int:
             return whole_number(name, get(name), minimum=minimum, maximum=maximum)
 
         return cls(
-            host=str(get("EXPLORER_HOST")).strip(),
+            host=listen_address("EXPLORER_HOST", get("EXPLORER_HOST")),
             port=count("EXPLORER_PORT", 0, 65535),
             statement_timeout_ms=count("EXPLORER_STATEMENT_TIMEOUT_MS", 1, 3_600_000),
             database_connections=count("EXPLORER_DATABASE_CONNECTIONS", 1, 1000),
