@@ -45,6 +45,7 @@ class EndlessSite:
     def __init__(self) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.tracklists_served = 0
 
     @staticmethod
     def listing(page: int) -> bytes:
@@ -68,6 +69,7 @@ class EndlessSite:
             return self.listing(int(listing[1] or 1))
         tracklist = re.fullmatch(r"/tracklist/([0-9a-z]+)/set\.html", path)
         if tracklist:
+            self.tracklists_served += 1
             return DEMO.read_bytes().replace(b"9demo01x", tracklist[1].encode())
         return None
 
@@ -156,9 +158,19 @@ def test_sigterm_in_a_long_outage_spools_every_item_within_seconds(
     command = [sys.executable, "-m", "scrapy", "crawl", "1001tracklists", "-a", "dj=outage"]
     for name, value in settings.items():
         command += ["-s", f"{name}={value}"]
-    exited_after, killed, log, returncode = sigterm_after(
-        command, UNREACHABLE, lambda: time.sleep(15)
-    )
+
+    def well_into_the_outage() -> None:
+        """Until 30 tracklists were fetched and the writer gave up on a batch (a spool file):
+        not a fixed time, which a busy machine (parallel test workers) spent opening the crawl."""
+        deadline = time.monotonic() + 120
+        while endless_site.tracklists_served < 30 or not any(
+            path.stat().st_size for path in spool_dir.glob("*.jsonl")
+        ):
+            assert time.monotonic() < deadline, "the crawl never got into the outage"
+            time.sleep(0.1)
+
+    outcome = sigterm_after(command, UNREACHABLE, well_into_the_outage)
+    exited_after, killed, log, returncode = outcome
 
     spooled = spooled_lines(spool_dir)
     assert not killed, f"still running {KILL_AFTER} s after SIGTERM: {log[-3000:]}"

@@ -96,6 +96,12 @@ def test_nothing_found_exits_1(catalogue: str, args: list[str]) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_track_not_found_in_json_prints_nothing_on_stdout_and_says_why(catalogue: str) -> None:
+    done = explore(catalogue, "track", "Nobody - Nothing At All", "--json")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.strip() == "no track matches 'Nobody - Nothing At All'"
+
+
 def test_a_path_not_found_says_why_in_json(catalogue: str) -> None:
     done = explore(catalogue, "path", "Bonobo - Kerala", "Caribou - Sun", "--json")
     assert done.returncode == 1
@@ -236,6 +242,9 @@ def test_search_dj_and_top_in_json(catalogue: str) -> None:
     assert found["results"][0]["title"] == "Glue" and found["results"][0]["sets"] == 4
     dj = json.loads(explore(catalogue, "dj", "ann", "--json").stdout)
     assert dj["name"] == "Ann" and len(dj["sets"]) == 2
+    # A transition's ends have the names `top --json` gives them.
+    assert {"from", "to"} <= set(dj["top_transitions"][0])
+    assert {"artist", "title"} <= set(dj["top_transitions"][0]["from"])
     top = json.loads(explore(catalogue, "top", "--transitions", "--json").stdout)
     assert top["transitions"][0] == {
         "from": {"artist": "Bicep", "title": "Glue"},

@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg2
@@ -169,11 +170,12 @@ def test_the_setlist_page_shows_rows_as_the_site_does(explorer, ids) -> None:
 def test_the_dj_and_top_pages(explorer, ids) -> None:
     dj = get(f"{explorer.url}/api/dj?name=Ben+UFO").json()
     assert [s["source_id"] for s in dj["sets"]] == ["set-c", "set-a"]
-    transitions = {(t["source"]["id"], t["target"]["id"]): t for t in dj["top_transitions"]}
+    # A transition's ends are "from" and "to" everywhere, as in `tracklists-explore top --json`.
+    transitions = {(t["from"]["id"], t["to"]["id"]): t for t in dj["top_transitions"]}
     assert transitions[(ids[GLUE], ids[APRICOTS])]["plays"]["sets"] == 2
-    top = get(f"{explorer.url}/api/top").json()
+    top = get(f"{explorer.url}/api/top?since=2025-01-01").json()  # the scene is older than a year
     assert top["tracks"][0]["track"]["id"] == ids[GLUE]
-    assert (top["transitions"][0]["source"]["id"], top["transitions"][0]["target"]["id"]) == (
+    assert (top["transitions"][0]["from"]["id"], top["transitions"][0]["to"]["id"]) == (
         ids[GLUE],
         ids[APRICOTS],
     )
@@ -198,6 +200,13 @@ def test_the_set_builder_finds_the_most_played_shortest_path(explorer, ids) -> N
         ids[SO_U_KNO],
     ]
     assert [step["sets"] for step in answer["steps"]] == [None, 2, 3, 1]
+    # Each step also names its track at the top level, as `tracklists-explore path --json` does.
+    assert [(step["artist"], step["title"]) for step in answer["steps"]] == [
+        NEVER_COME_BACK,
+        GLUE,
+        APRICOTS,
+        SO_U_KNO,
+    ]
     # A BPM window of 2 % forbids Apricots (124) -> So U Kno (132) and Glue -> Opus (126 is
     # within 2 % of 125, Opus -> So U Kno is not): no path.
     narrow = get(f"{explorer.url}/api/path?{path_query(NEVER_COME_BACK, SO_U_KNO, bpm_window='2')}")
@@ -467,3 +476,26 @@ def test_names_and_links_from_pages_cannot_script_the_explorer(make_database) ->
     assert 'href="javascript:' not in setlist
     graph = track.split('id="graph-data" type="application/json">')[1].split("</script>")[0]
     assert json.loads(graph)["nodes"][0]["label"].startswith("<script>alert(1)")
+
+
+def test_top_lists_default_to_the_last_year_of_sets(make_database) -> None:
+    """Over every set a big catalogue's top lists outlast the statement timeout (503): by default
+    they read the sets of the last 365 days, a range the page shows and the user can change."""
+    today = date.today()
+    url = make_database()
+    store(
+        url,
+        page_items("old", ["Old Artist - Old Anthem"], ("DJ Past",), str(today - timedelta(400))),
+        page_items("new", ["New Artist - New Tune"], ("DJ Now",), str(today - timedelta(30))),
+    )
+    year_ago = str(today - timedelta(365))
+    with serving(url) as server:
+        default = get(f"{server.url}/api/top").json()
+        assert [t["track"]["title"] for t in default["tracks"]] == ["New Tune"]
+        assert (default["since"], default["until"]) == (year_ago, None)
+        every = get(f"{server.url}/api/top?since={today - timedelta(3650)}").json()
+        assert {t["track"]["title"] for t in every["tracks"]} == {"New Tune", "Old Anthem"}
+        page = get(f"{server.url}/top").text
+        assert f'name="since" value="{year_ago}"' in page
+        assert "New Tune" in page and "Old Anthem" not in page
+        assert "Old Anthem" in get(f"{server.url}/top?until={today}").text

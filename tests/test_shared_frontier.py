@@ -6,6 +6,7 @@ names its own crawl (``FRONTIER_NAME``), so its keys never meet another test's.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -373,3 +374,34 @@ def test_the_last_worker_stopped_with_requests_queued_exits_non_zero(
     again = start_worker(db_url, private_redis.url, "stopped", site, tmp_path).wait()
     assert again.status == 0, again.err[-3000:]
     assert_catalogue_complete(db, site)
+
+
+def test_a_worker_that_left_sends_no_more_heartbeats(
+    redis_server_url: str, frontier_name: str
+) -> None:
+    """Between its leave (``spider_idle``) and its close the worker's heartbeat thread went on
+    beating and put it back in the run's workers: a worker that had exited counted as live."""
+    from scrapers.spiders.tracklists_1001 import TracklistsSpider
+    from tests.project import project_crawler
+
+    crawler = project_crawler(
+        TracklistsSpider,
+        REDIS_URL=redis_server_url,
+        FRONTIER_NAME=frontier_name,
+        FRONTIER_HEARTBEAT=0.001,
+        MAX_IDLE_TIME_BEFORE_CLOSE=1,
+    )
+    spider = TracklistsSpider.from_crawler(crawler)
+    client = redis.Redis.from_url(redis_server_url)
+
+    async def join_then_leave() -> None:
+        spider._opened()
+        spider.spider_idle_start_time -= 10  # idle for long enough to leave
+        spider.spider_idle()  # the only worker, nothing queued: it leaves the run
+        await asyncio.sleep(0.3)  # the close has not come yet; the heartbeat thread runs on
+
+    try:
+        asyncio.run(join_then_leave())
+        assert client.hlen(f"{frontier_name}:workers") == 0
+    finally:
+        spider._stop_beating.set()

@@ -125,6 +125,7 @@ class FakeSite:
         self.requests: list[tuple[float, str, str]] = []  # (time, path, user agent)
         self.forms: list[dict[str, list[str]]] = []  # bodies of POST requests
         self.tracklist_answers: Callable[[str, int], bytes] = self.demo_page
+        self.tracklist_statuses: dict[str, int] = {}  # tracklist id: an HTTP error it answers
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -151,7 +152,9 @@ class FakeSite:
             def reply(self, path: str) -> None:
                 site.requests.append((time.monotonic(), path, self.headers["User-Agent"]))
                 body, content_type = site.answer(path)
-                self.send_response(200 if body is not None else 404)
+                match = re.match(r"^/tracklist/([0-9a-z]+)/", path)
+                error = site.tracklist_statuses.get(match[1]) if match else None
+                self.send_response(error or (200 if body is not None else 404))
                 self.send_header("Content-Type", content_type)
                 self.end_headers()
                 self.wfile.write(body or b"")
@@ -289,6 +292,40 @@ def test_a_crawl_the_site_keeps_blocking_exits_1(site: FakeSite, db_url: str) ->
     # A scheduler must see that the crawl did not do its work.
     assert "'finish_reason': 'blocked_pages_in_a_row'" in done.stderr, done.stderr[-3000:]
     assert done.returncode == 1
+
+
+def test_a_crawl_that_could_not_fetch_a_page_exits_1_and_the_next_run_fetches_it(
+    site: FakeSite, db_url: str, db: Any
+) -> None:
+    """A page given up after retries (500) is a crawl that ended short; a page that does not
+    exist (404) is not: asking again would not make it exist."""
+    site.tracklist_statuses = {"9demo02x": 500, "9demo03x": 404}
+    urls = ",".join(f"{site.base}/tracklist/9demo0{n}x/a.html" for n in range(1, 4))
+    arguments = ("-a", f"start_urls={urls}", "-s", "DOWNLOAD_DELAY=0",
+                 "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "RETRY_TIMES=1")  # fmt: skip
+    done = scrapy_crawl(*arguments, database_url=db_url)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert (
+        "scrapy crawl: 1 page could not be fetched (gave up retrying); "
+        "run the same command again to retry it"
+    ) in done.stderr
+    assert site.paths().count("/tracklist/9demo02x/a.html") == 2  # the first try and one retry
+
+    site.tracklist_statuses = {"9demo03x": 404}
+    again = scrapy_crawl(*arguments, database_url=db_url)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "could not be fetched" not in again.stderr
+    with db.cursor() as cursor:
+        cursor.execute("SELECT source_id FROM setlists ORDER BY source_id")
+        assert [row[0] for row in cursor.fetchall()] == ["9demo01x", "9demo02x"]
+
+
+def test_a_start_url_that_cannot_be_read_exits_1(tmp_path: Path, db_url: str) -> None:
+    done = scrapy_crawl(
+        "-a", f"start_urls={(tmp_path / 'missing.html').as_uri()}", database_url=db_url
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "scrapy crawl: 1 page could not be fetched" in done.stderr
 
 
 def test_http_cache_replays_content_but_never_a_block_page(site: FakeSite, tmp_path: Path) -> None:

@@ -15,7 +15,14 @@ Scrapy's own command exits 0 whatever the pipelines did. Here:
   writer failed, the schema is older than the code, a shared frontier's run ended short:
   ``scrapers.crawl.frontier.INCOMPLETE_REASONS``), the exit status is 1, so that a script or
   scheduler running the crawl sees it. Any other failure to start the crawl also exits 1, with
-  Scrapy's traceback.
+  Scrapy's traceback;
+* when pages could not be fetched (Scrapy "gave up retrying" them: a 5xx or 429 answer, a
+  network error, a ``file://`` page that cannot be read, a page still incomplete or blocked after
+  its retries), the crawl ended short: the exit status is 1 and one line on stderr says how many
+  and that running the command again retries them (nothing of theirs was stored, so the next
+  run fetches them). Pages dropped on purpose do not count: a page that does not exist (404 and
+  other 4xx answers Scrapy does not retry, the site's "page does not exist"), an empty one, one
+  past ``DOWNLOAD_MAXSIZE``: asking again would not change them.
 """
 
 from __future__ import annotations
@@ -49,6 +56,9 @@ FAILED_REASONS = frozenset(
     {BLOCKED_CLOSE_REASON, WRITER_ERROR_REASON, SCHEMA_CLOSE_REASON, *INCOMPLETE_REASONS}
 )
 REFUSALS = (InvalidSetting, UsageError, DatabaseUrlError, RedisUrlError, RedisUnavailable)
+# Scrapy's count of requests it gave up retrying (RetryMiddleware, and the blocked-page
+# middleware through the same ``get_retry_request``).
+UNFETCHED_STAT = "retry/max_reached"
 
 
 class Command(ScrapyCrawl):
@@ -81,7 +91,15 @@ class Command(ScrapyCrawl):
             return
         # After a forced stop the spider was never closed and pipelines may still hold items.
         crawler.signals.send_catch_log(signal=CRAWL_ENDED)
-        if self.crawler_process.bootstrap_failed or _unfinished(crawler):
+        unfetched = _unfetched(crawler)
+        if unfetched:
+            pages, them = ("1 page", "it") if unfetched == 1 else (f"{unfetched} pages", "them")
+            print(
+                f"scrapy crawl: {pages} could not be fetched (gave up retrying); "
+                f"run the same command again to retry {them}",
+                file=sys.stderr,
+            )
+        if self.crawler_process.bootstrap_failed or unfetched or _unfinished(crawler):
             self.exitcode = 1
 
     def _refuse(self, error: Exception) -> None:
@@ -102,6 +120,14 @@ class Command(ScrapyCrawl):
             self._refused = failure.value
             return None
         return failure
+
+
+def _unfetched(crawler: Crawler) -> int:
+    """How many pages the crawl gave up fetching after their retries (0 without stats)."""
+    try:
+        return int(crawler.stats.get_value(UNFETCHED_STAT, 0))
+    except RuntimeError:
+        return 0
 
 
 def _unfinished(crawler: Crawler) -> bool:

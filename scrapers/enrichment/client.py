@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -73,7 +74,7 @@ class RawResponse:
     body: Any  # parsed JSON, or None when the body was not JSON
 
 
-class SourceClient:
+class SourceClient(ABC):
     """Base class; subclasses set ``name`` and may override ``classify`` and ``auth_headers``."""
 
     name = ""
@@ -118,13 +119,13 @@ class SourceClient:
             self.cache.put(self.name, request_key, CachedAnswer(answer.status, answer.body), ttl)
         return answer
 
+    @abstractmethod
     def lookup_isrc(self, isrc: str, *, refresh: bool = False) -> list[Candidate]:
         """Recordings the source files under this (valid, normalised) ISRC."""
-        raise NotImplementedError
 
+    @abstractmethod
     def search(self, artist: str, title: str, *, refresh: bool = False) -> list[Candidate]:
         """Recordings the source finds for this artist and title, unranked."""
-        raise NotImplementedError
 
     def details(self, candidate: Candidate, *, refresh: bool = False) -> Candidate | None:
         """The complete record of a search result; most sources return it complete already."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class SlotLimiter:
+class SlotLimiter(ABC):
     """What every limiter shares: callers sleep outside any lock until the slot they reserved."""
 
     def __init__(self, rate: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -49,13 +50,13 @@ class SlotLimiter:
             self._sleep(wait)
         return wait
 
+    @abstractmethod
     def hold(self, seconds: float) -> None:
         """No slot starts within ``seconds`` from now (the source asked us to back off)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _reserve(self) -> float:
         """Reserve the next slot; the seconds until it starts."""
-        raise NotImplementedError
 
 
 class RateLimiter(SlotLimiter):
@@ -140,11 +141,13 @@ class SharedRateLimiter(SlotLimiter):
     def close(self) -> None:
         """Release the connection to the store."""
 
+    @abstractmethod
     def _store_reserve(self) -> float:
-        raise NotImplementedError
+        """Reserve the next slot in the store, atomically; the seconds until it starts."""
 
+    @abstractmethod
     def _store_hold(self, seconds: float) -> None:
-        raise NotImplementedError
+        """No slot in the store starts within ``seconds`` from now, atomically."""
 
 
 # GCRA on the database clock: the slot starts at the later of now, the next free slot and any

@@ -8,6 +8,9 @@
 * M3U8: ``#EXTM3U``, then per track ``#EXTINF:SECONDS,ARTIST - TITLE`` and its location: the
   Spotify URI, else the MusicBrainz recording URL, else a Spotify search for it.
 * CSV: one row per track with every identifier, BPM, key and the setlist count where there is one.
+  Artists and titles come from crawled pages: a text cell a spreadsheet would read as a formula
+  (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, OWASP's list) is
+  written with a leading ``'``, which spreadsheets show as text and do not display.
 
 Only identified tracks go in: an unknown row ("ID - ID") has nothing to play.
 """
@@ -30,6 +33,8 @@ SPOTIFY_TRACK = "https://open.spotify.com/track/"
 SPOTIFY_SEARCH = "https://open.spotify.com/search/"
 JSPF_TRACK_EXTENSION = "https://musicbrainz.org/doc/jspf#track"
 CREATOR = "tracklists-catalogue"
+# First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
     "position",
     "artist",
@@ -155,25 +160,32 @@ def location(track: TrackRef) -> str:
 def csv_text(playlist: Playlist) -> str:
     """The CSV text of ``playlist``, with a header row."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180 line ends: the writer then also quotes a cell holding a bare CR or LF.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for position, entry in enumerate(playlist.entries, start=1):
         track = entry.track
         writer.writerow(
             [
                 position,
-                track.artist,
-                track.title,
-                track.isrc or "",
-                track.spotify_id or "",
-                track.musicbrainz_id or "",
+                spreadsheet_text(track.artist),
+                spreadsheet_text(track.title),
+                spreadsheet_text(track.isrc or ""),
+                spreadsheet_text(track.spotify_id or ""),
+                spreadsheet_text(track.musicbrainz_id or ""),
                 track.duration_ms or "",
                 "" if track.bpm is None else f"{track.bpm:g}",
-                track.key or "",
+                spreadsheet_text(track.key or ""),
                 "" if entry.sets is None else entry.sets,
             ]
         )
     return buffer.getvalue()
+
+
+def spreadsheet_text(text: str) -> str:
+    """``text`` as a CSV cell no spreadsheet runs as a formula: a leading ``'`` where it starts
+    like one (a title from a page is untrusted), unchanged otherwise."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _one_line(text: str) -> str:

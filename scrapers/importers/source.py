@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,7 @@ class SourceRow:
         return cls(location, error=reason, payload=payload)
 
 
-class FileReader:
+class FileReader(ABC):
     """Base of every reader: opens the file and reports how far into it reading has got."""
 
     format_name: ClassVar[str]
@@ -95,8 +96,9 @@ class FileReader:
         self._binary: IO[bytes] | None = None
         self._finished = False
 
+    @abstractmethod
     def rows(self) -> Iterator[SourceRow]:
-        raise NotImplementedError
+        """The file's rows, in order, each read or refused with a reason."""
 
     def total_bytes(self) -> int:
         return self.path.stat().st_size

@@ -11,7 +11,7 @@ import dataclasses
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +49,10 @@ class Neighbour:
 
 @dataclasses.dataclass(frozen=True)
 class Transition:
-    """``source`` then ``target``, consecutive played rows of ``plays.sets`` setlists."""
+    """``source`` then ``target``, consecutive played rows of ``plays.sets`` setlists. In JSON
+    its ends are ``from`` and ``to``, the names every command and the API give them."""
+
+    JSON_NAMES: ClassVar[dict[str, str]] = {"source": "from", "target": "to"}
 
     source: TrackRef
     target: TrackRef
@@ -178,8 +181,10 @@ class Path:
 def as_json(value: Any) -> Any:
     """``value`` (dataclasses, tuples, dates, decimals, UUIDs) as plain JSON-ready values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = getattr(value, "JSON_NAMES", {})  # where a field's JSON name is not its own
         return {
-            field.name: as_json(getattr(value, field.name)) for field in dataclasses.fields(value)
+            names.get(field.name, field.name): as_json(getattr(value, field.name))
+            for field in dataclasses.fields(value)
         }
     if isinstance(value, (list, tuple)):
         return [as_json(item) for item in value]

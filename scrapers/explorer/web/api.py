@@ -73,7 +73,12 @@ def setlist(connection: Catalogue, reference: SetlistReference) -> dict[str, Any
     return explore.as_json(views.setlist(connection, reference))
 
 
-@router.get("/top", summary="The most played tracks and transitions, optionally in a scope")
+@router.get(
+    "/top",
+    summary="The most played tracks and transitions, optionally in a scope",
+    description=f"Without `since` and `until`, of the sets of the last {views.DEFAULT_TOP_DAYS} "
+    "days; the answer's `since` and `until` say which range was counted.",
+)
 def top(
     connection: Catalogue,
     since: Since = None,
@@ -94,9 +99,15 @@ def path(
     if asked is None:
         raise views.bad_request(views.GIVE_BOTH_ENDS)
     found = views.build_path(connection, asked)
+    # Each step names its track at the top level too, as ``tracklists-explore path --json``.
+    steps = [
+        {"artist": step.track.artist, "title": step.track.title, **explore.as_json(step)}
+        for step in found.steps
+    ]
     return {
         "from": explore.as_json(asked.source.track),
         "to": explore.as_json(asked.target.track),
         "found": found.found,
         **explore.as_json(found),
+        "steps": steps,
     }

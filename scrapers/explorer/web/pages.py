@@ -114,7 +114,13 @@ def top_page(
     limit: Limit = explore.DEFAULT_LIMIT,
 ) -> HTMLResponse:
     lists = views.top(connection, since, until, genre, limit)
-    return page(request, "top.html", lists=lists, since=since, until=until, genre=genre)
+    return page(
+        request,
+        "top.html",
+        lists=lists,
+        genre=genre,
+        default_days=views.DEFAULT_TOP_DAYS if since is None and until is None else None,
+    )
 
 
 @router.get("/path")

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi import HTTPException
@@ -134,20 +134,35 @@ def setlist(connection: Any, reference: str) -> explore.Setlist:
     return found
 
 
+# The top lists read every played row of their sets: over a big catalogue's every set they take
+# longer than the statement timeout (bench/RESULTS.md), over a year of sets well under it.
+DEFAULT_TOP_DAYS = 365
+
+
 @dataclass(frozen=True)
 class TopLists:
+    """The top lists and the range of set dates they were counted over (``None``: open)."""
+
     tracks: tuple[explore.TrackCount, ...]
     transitions: tuple[explore.Transition, ...]
+    since: date | None
+    until: date | None
 
 
 def top(
     connection: Any, since: date | None, until: date | None, genre: str | None, limit: int
 ) -> TopLists:
+    """The top lists of the sets played from ``since`` to ``until``; with neither given, of the
+    last ``DEFAULT_TOP_DAYS`` days (a range given in part is kept as given)."""
+    if since is None and until is None:
+        since = date.today() - timedelta(days=DEFAULT_TOP_DAYS)
     with user_input():
         scope = explore.SetScope(since=since, until=until, genre=genre or None)
         return TopLists(
             explore.top_tracks(connection, scope, limit),
             explore.top_transitions(connection, scope, limit),
+            since,
+            until,
         )
 
 
