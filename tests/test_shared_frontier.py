@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -395,7 +396,7 @@ def test_a_worker_that_left_sends_no_more_heartbeats(
     client = redis.Redis.from_url(redis_server_url)
 
     async def join_then_leave() -> None:
-        spider._opened()
+        await spider._opened()
         spider.spider_idle_start_time -= 10  # idle for long enough to leave
         spider.spider_idle()  # the only worker, nothing queued: it leaves the run
         await asyncio.sleep(0.3)  # the close has not come yet; the heartbeat thread runs on
@@ -405,3 +406,79 @@ def test_a_worker_that_left_sends_no_more_heartbeats(
         assert client.hlen(f"{frontier_name}:workers") == 0
     finally:
         spider._stop_beating.set()
+
+
+def watch_log(worker: Worker) -> list[str]:
+    """The worker's log lines as they come (``Worker.wait`` is not used with this)."""
+    lines: list[str] = []
+    assert worker.process.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(worker.process.stderr), daemon=True)
+    reader.start()
+    return lines
+
+
+def wait_for_line(lines: list[str], text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in lines):
+        assert time.monotonic() < deadline, "".join(lines)[-3000:]
+        time.sleep(0.02)
+
+
+def finish_watched(worker: Worker, lines: list[str], timeout: float = 240) -> str:
+    try:
+        worker.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
+        raise AssertionError(f"still running after {timeout} s: {''.join(lines)[-3000:]}") from None
+    time.sleep(0.5)  # the reader thread takes the last lines
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("private_redis", [True], indirect=True)
+@pytest.mark.parametrize("comes_back", [True, False], ids=["comes-back", "never-comes-back"])
+def test_redis_gone_between_the_start_up_check_and_the_engine_is_an_outage_too(
+    site: GeneratedSite,
+    db_url: str,
+    db: Any,
+    tmp_path: Path,
+    private_redis: RedisProcess,
+    comes_back: bool,
+) -> None:
+    worker = start_worker(
+        db_url, private_redis.url, "startup", site, tmp_path, FRONTIER_REDIS_OUTAGE_TIMEOUT=4
+    )
+    lines = watch_log(worker)
+    # Logged by the spider once the start-up check passed, before the scheduler is built.
+    wait_for_line(lines, "Reading start URLs from redis key")
+    private_redis.kill()
+    wait_for_line(lines, "Spider opened")  # the scheduler is being built: Redis is down
+    if comes_back:
+        time.sleep(2)
+        private_redis.start()
+    log = finish_watched(worker, lines)
+    assert "Traceback" not in log, log[-3000:]
+    assert "has not answered" in log  # the outage was seen, and said
+    if comes_back:
+        assert worker.process.returncode == 0, log[-3000:]
+        assert_catalogue_complete(db, site)
+    else:
+        assert worker.process.returncode == 1, log[-3000:]
+        assert "frontier_unavailable" in log
+        assert "run the same command again to complete it" in log
+
+
+@pytest.mark.parametrize("private_redis", [False], indirect=True)
+def test_sigterm_while_riding_out_a_redis_outage_at_start_up_ends_the_worker_at_once(
+    site: GeneratedSite, db_url: str, tmp_path: Path, private_redis: RedisProcess
+) -> None:
+    worker = start_worker(db_url, private_redis.url, "startup-stop", site, tmp_path)
+    lines = watch_log(worker)
+    wait_for_line(lines, "Reading start URLs from redis key")
+    private_redis.kill()
+    wait_for_line(lines, "has not answered")  # riding it out (FRONTIER_REDIS_OUTAGE_TIMEOUT: 300)
+    worker.process.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    log = finish_watched(worker, lines, timeout=30)
+    assert time.monotonic() - stopped < 5, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    assert site.tracklist_fetches() == []  # it never started crawling

@@ -29,7 +29,8 @@ How a run ends honestly (a close reason in ``INCOMPLETE_REASONS`` makes ``scrapy
 - a Redis error is an outage each worker rides out (``RedisOutage``): requests wait for their
   turn, new ones are held in memory, the heartbeat resumes. One WARNING per
   ``OUTAGE_WARNING_INTERVAL``; after ``FRONTIER_REDIS_OUTAGE_TIMEOUT`` seconds the worker
-  leaves with ``frontier_unavailable``, every page it fetched stored.
+  leaves with ``frontier_unavailable``, every page it fetched stored. The same holds at start-up,
+  once Redis answered the worker's first check (``ride_out_start_up``).
 
 In each case running the same command again completes the crawl. ``scrapy frontier
 show|clear`` (``scrapers.commands.frontier``) reads and clears the shared state.
@@ -46,7 +47,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from contextlib import suppress
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -58,11 +60,13 @@ from scrapy.settings import BaseSettings
 from scrapy.utils.defer import deferred_from_coro
 from scrapy_redis.scheduler import Scheduler
 from scrapy_redis.spiders import RedisSpider
+from twisted.internet.defer import Deferred
 
 from scrapers.redis_url import check_redis_url, redis_error
 from scrapers.settings_check import InvalidSetting, seconds
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POLITENESS_MIDDLEWARE = "scrapers.crawl.frontier.GlobalPoliteness"
 POLITENESS_PRIORITY = 950  # nearest the downloader: the wait ends right before the request leaves
@@ -399,14 +403,18 @@ class FrontierSpider(RedisSpider):
         self.spider_idle_start_time = int(time.time())
         self._idle = False
 
-    def _opened(self) -> None:
+    async def _opened(self) -> None:
         """Join the run (before any start request meets the duplicate filter), then beat."""
-        self._loop = asyncio.get_running_loop()
-        generation, new_run = self._join(
-            keys=[self._keys[k] for k in ("workers", "idle", "dupefilter", "generation")],
-            args=[self.worker_id, self._worker_timeout, uuid.uuid4().hex],
+        generation, new_run = await ride_out_start_up(
+            self.crawler,
+            self.outage,
+            lambda: self._join(
+                keys=[self._keys[k] for k in ("workers", "idle", "dupefilter", "generation")],
+                args=[self.worker_id, self._worker_timeout, uuid.uuid4().hex],
+            ),
         )
         self.generation = generation.decode() if isinstance(generation, bytes) else generation
+        self._loop = asyncio.get_running_loop()  # from now on, giving up on Redis closes
         self._beating = threading.Thread(
             target=self._beat_forever, name="frontier-heartbeat", daemon=True
         )
@@ -526,18 +534,38 @@ class FrontierScheduler(Scheduler):
     A request discovered while Redis does not answer is held in memory and queued when it
     answers again; the worker then counts as busy, so it neither idles out nor takes anything.
     Requests still held when the worker leaves are counted (``UNQUEUED_STAT``) and logged, and
-    the crawl exits 1: the next run finds them again.
+    the crawl exits 1: the next run finds them again. Built in ``open``, which the engine
+    awaits, so that a Redis gone since the start-up check is ridden out there too.
     """
 
     outage: RedisOutage
     held: list[Request]
+    built: bool
+
+    crawler: Crawler
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> FrontierScheduler:
-        scheduler = super().from_crawler(crawler)
+        """An empty scheduler: scrapy-redis's own construction pings Redis, which may have gone
+        away since the worker's start-up check; ``open`` builds it, riding the outage out."""
+        scheduler = cls.__new__(cls)
+        scheduler.crawler = crawler
         scheduler.outage = crawler.spider.outage
         scheduler.held = []
+        scheduler.built = False
         return scheduler
+
+    def open(self, spider: Any) -> Deferred[None]:
+        return deferred_from_coro(self._open(spider))
+
+    async def _open(self, spider: Any) -> None:
+        def build() -> None:
+            vars(self).update(vars(Scheduler.from_crawler(self.crawler)))
+            super(FrontierScheduler, self).open(spider)  # counts the queue: a Redis call
+            self.built = True
+
+        with suppress(CloseSpider):  # the spider closes, on joining the run (engine's rule)
+            await ride_out_start_up(self.crawler, self.outage, build)
 
     def enqueue_request(self, request: Request) -> bool:
         try:
@@ -583,7 +611,30 @@ class FrontierScheduler(Scheduler):
                 "%d requests found while Redis did not answer were never queued; %s",
                 len(self.held), RUN_AGAIN,
             )  # fmt: skip
-        super().close(reason)
+        if self.built:
+            super().close(reason)
+
+
+async def ride_out_start_up(crawler: Crawler, outage: RedisOutage, call: Callable[[], T]) -> T:
+    """``call()`` (a Redis call of the worker's start-up), tried again every ``_OUTAGE_RETRY``
+    seconds while Redis does not answer, as a running worker rides an outage out: bounded by
+    ``FRONTIER_REDIS_OUTAGE_TIMEOUT``, then ``CloseSpider(UNAVAILABLE_REASON)``, for this call
+    and every later one. A stop (SIGTERM, Ctrl-C) ends the wait at once: nothing was fetched
+    yet, and the run is left for the next one."""
+    while not outage.gave_up:
+        try:
+            result = call()
+        except redis.RedisError as error:
+            outage.failed("start-up", error)
+            if not crawler.crawling:
+                outage.gave_up = True
+            if outage.gave_up:
+                break
+            await asyncio.sleep(_OUTAGE_RETRY)
+            continue
+        outage.answered()
+        return result
+    raise CloseSpider(UNAVAILABLE_REASON)
 
 
 def live_workers(server: redis.Redis, key: str, timeout: float) -> dict[str, float]:
