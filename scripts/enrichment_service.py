@@ -21,14 +21,14 @@ from contextlib import closing
 
 import redis
 
-from scrapers.db.connection import (
+from scrapers.db.server.connection import (
     NO_DATABASE_ERRORS,
     connect,
     one_line,
     redacted,
     resolve_database_url,
 )
-from scrapers.db.migrations import SchemaTooOld, require_current_schema
+from scrapers.db.server.migrations import SchemaTooOld, require_current_schema
 from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig

@@ -17,8 +17,8 @@ import logging
 import sys
 from contextlib import closing
 
-from scrapers.db.connection import NO_DATABASE_ERRORS, connect, one_line, redacted
-from scrapers.db.migrations import SchemaTooOld, require_current_schema
+from scrapers.db.server.connection import NO_DATABASE_ERRORS, connect, one_line, redacted
+from scrapers.db.server.migrations import SchemaTooOld, require_current_schema
 from scrapers.explorer.web.app import create_app
 from scrapers.explorer.web.config import WebConfig
 from scrapers.serving import Server, add_settings_option, command_settings, serve_until_stopped

@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from scrapers.db import connection, migrations
-from scrapers.db.connection import connect, resolve_database_url
-from scrapers.db.embedded import EmbeddedPostgres
+from scrapers.db.server import connection, migrations
+from scrapers.db.server.connection import connect, resolve_database_url
+from scrapers.db.server.embedded import EmbeddedPostgres
 from scrapers.settings_check import project_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_embedded_server_starts_persists_and_is_shared(tmp_path: Path) -> None:
             cursor.execute("CREATE TABLE kept (value int); INSERT INTO kept VALUES (42)")
         # A second process sees the same running server instead of starting another.
         probe = (
-            "from pathlib import Path; from scrapers.db.embedded import EmbeddedPostgres;"
+            "from pathlib import Path; from scrapers.db.server.embedded import EmbeddedPostgres;"
             f"print(EmbeddedPostgres(Path({str(state)!r})).ensure_running().port)"
         )
         other = subprocess.run(

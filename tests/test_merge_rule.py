@@ -1,4 +1,4 @@
-"""The merge rule (scrapers/db/merge.py) agrees with its SQL renderings: the writer's and
+"""The merge rule (scrapers/db/write/merge.py) agrees with its SQL renderings: the writer's and
 enrichment's UPDATE (``merge_sql.assignments``) and migration 002's keeper fill; an incoming
 row's columns are the rule's, typed as ``tracks`` types them."""
 
@@ -14,8 +14,9 @@ import psycopg2.extras
 import pytest
 from psycopg2 import sql
 
-from scrapers.db import merge, merge_sql, migrations
-from scrapers.db.connection import connect
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect
+from scrapers.db.write import merge, merge_sql
 
 RULE_COLUMNS = (*merge.OVERWRITE, *merge.FILL_ONLY, "metadata", "enrichment_status")
 MB1 = "11111111-1111-1111-1111-111111111111"

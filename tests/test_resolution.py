@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from scrapers import identity
-from scrapers.db import records
-from scrapers.db.records import TrackRecord
-from scrapers.db.resolution import Resolution, Track
+from scrapers.db.write import records
+from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.resolution import Resolution, Track
 from scrapers.metrics import MatchTier
 
 ISRC = "USRC12345678"
@@ -188,7 +188,7 @@ def test_new_spellings_are_remembered_once_for_the_first_track() -> None:
 def test_resolution_is_pure_it_imports_nothing_that_uses_the_database() -> None:
     """The tiers run in memory: importing them loads no database driver (psycopg2)."""
     probe = (
-        "import sys, scrapers.db.resolution;"
+        "import sys, scrapers.db.write.resolution;"
         " print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg2'))"
     )
     done = subprocess.run(

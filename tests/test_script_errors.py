@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scrapers.db.connection import (
+from scrapers.db.server.connection import (
     DatabaseUrlError,
     connect,
     redacted,

@@ -33,11 +33,11 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapers import metrics
 from scrapers.crawl.refresh import RefreshPolicy, content_hash
 from scrapers.crawl.source import TracklistSource
-from scrapers.db.connection import resolve_database_url
 from scrapers.db.known_setlists import KnownSetlists
-from scrapers.db.locks import LockWaitLog
-from scrapers.db.migrations import SchemaTooOld
-from scrapers.db.records import is_setlist
+from scrapers.db.server.connection import resolve_database_url
+from scrapers.db.server.migrations import SchemaTooOld
+from scrapers.db.write.locks import LockWaitLog
+from scrapers.db.write.records import is_setlist
 from scrapers.items import SetlistItem
 from scrapers.metrics import RefreshOutcome
 

@@ -20,7 +20,7 @@ import psycopg2.extensions
 from psycopg2.extras import Json
 
 from scrapers import metrics
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 from scrapers.statuses import CreditRole, EnrichmentStatus
 
 # Counting the catalogue may scan the tracks table; a scrape never waits longer than this.

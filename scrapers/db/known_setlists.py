@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.extensions
 
-from scrapers.db.connection import connect, redacted
-from scrapers.db.locks import OnLockWait, wait_for_locks
-from scrapers.db.migrations import require_current_schema
+from scrapers.db.server.connection import connect, redacted
+from scrapers.db.server.migrations import require_current_schema
+from scrapers.db.write.locks import OnLockWait, wait_for_locks
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ counted in ``enrichment_rate_limit_unavailable_total{source}``), so the next bat
 again, and the batch stops claiming.
 
 Lookups run in ``ENRICHMENT_CONCURRENCY`` threads; each result is written in a transaction of
-its own through ``scrapers.db.conflicts.assign_identifiers``, the same conflict policy as the
+its own through ``scrapers.db.write.conflicts.assign_identifiers``, the same conflict policy as the
 batch writer. An ISRC that another track already owns stays there and the conflict is recorded:
 never an escaped unique violation, and a crash loses at most the lookups in flight.
 """
@@ -40,9 +40,9 @@ import psycopg2.extensions
 
 from scrapers import metrics
 from scrapers.db import enrichment_queue as queue
-from scrapers.db.conflicts import assign_identifiers
-from scrapers.db.connection import connect
-from scrapers.db.fields import Rejected
+from scrapers.db.server.connection import connect
+from scrapers.db.write.conflicts import assign_identifiers
+from scrapers.db.write.fields import Rejected
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher, EnrichmentResult, TrackQuery
 from scrapers.enrichment.ratelimit import RateLimitUnavailableError

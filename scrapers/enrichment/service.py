@@ -37,8 +37,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from scrapers import metrics
-from scrapers.db.connection import connect
 from scrapers.db.enrichment_queue import catalogue_counts
+from scrapers.db.server.connection import connect
 from scrapers.enrichment.backfill import Backfill, BatchCounts
 from scrapers.serving import KnownMethodsOnly, Server
 

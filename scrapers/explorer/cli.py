@@ -29,8 +29,8 @@ import psycopg2
 import psycopg2.errors
 
 from scrapers.db import explore
-from scrapers.db.connection import NO_DATABASE_ERRORS, one_line, resolve_database_url
-from scrapers.db.migrations import SchemaTooOld, require_current_schema
+from scrapers.db.server.connection import NO_DATABASE_ERRORS, one_line, resolve_database_url
+from scrapers.db.server.migrations import SchemaTooOld, require_current_schema
 from scrapers.explorer import playlists
 from scrapers.explorer.playlists import Format
 

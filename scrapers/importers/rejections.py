@@ -9,9 +9,9 @@ from contextlib import contextmanager
 import psycopg2.extensions
 
 from scrapers import metrics
-from scrapers.db.connection import connect
-from scrapers.db.rejected_items import clear_rejections, insert_rejections
-from scrapers.db.validation import Rejection
+from scrapers.db.server.connection import connect
+from scrapers.db.write.rejected_items import clear_rejections, insert_rejections
+from scrapers.db.write.validation import Rejection
 from scrapers.importers.source import SourceRow
 from scrapers.metrics import RowOutcome
 from scrapers.statuses import RejectionCode

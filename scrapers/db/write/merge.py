@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scrapers.db import records
+from scrapers.db.write import records
 from scrapers.statuses import EnrichmentStatus
 
 OVERWRITE = records.OVERWRITE_COLUMNS

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrapers.db import merge
-from scrapers.db.conflict_policy import Conflict, decide
-from scrapers.db.ids import new_id
-from scrapers.db.records import TrackRecord
+from scrapers.db.write import merge
+from scrapers.db.write.conflict_policy import Conflict, decide
+from scrapers.db.write.ids import new_id
+from scrapers.db.write.records import TrackRecord
 from scrapers.metrics import MatchTier
 
 

@@ -11,7 +11,7 @@ tracks, spellings already known) and goes through the batch writer afterwards, i
 shares no key with a simple group, so the order between the two parts changes nothing.
 
 The staging tables are temporary (private to the load's session, never WAL-logged, like UNLOGGED
-tables) and dropped at COMMIT; the load is the bulk transaction of ``scrapers.db.bulk``.
+tables) and dropped at COMMIT; the load is the bulk transaction of ``scrapers.db.write.bulk``.
 ``tests/test_import_staged.py`` compares catalogues loaded this way and by the shared mode.
 """
 
@@ -27,12 +27,12 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from scrapers import identity
-from scrapers.db import known_rows, merge_sql, records
-from scrapers.db import staging_statements as statements
-from scrapers.db.batch import BatchResult
-from scrapers.db.copy import copy_rows
-from scrapers.db.ids import new_id
-from scrapers.db.records import TrackRecord
+from scrapers.db.write import known_rows, merge_sql, records
+from scrapers.db.write import staging_statements as statements
+from scrapers.db.write.batch import BatchResult
+from scrapers.db.write.copy import copy_rows
+from scrapers.db.write.ids import new_id
+from scrapers.db.write.records import TrackRecord
 from scrapers.metrics import MatchTier
 from scrapers.statuses import CreditRole, EnrichmentStatus
 

@@ -20,12 +20,12 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 
 # migrations/ of the checkout; an installed package carries the same files as scrapers/sql
 # (pyproject.toml maps the folder there).
-_INSTALLED = Path(__file__).resolve().parents[1] / "sql"
-_CHECKOUT = Path(__file__).resolve().parents[2] / "migrations"
+_INSTALLED = Path(__file__).resolve().parents[2] / "sql"
+_CHECKOUT = Path(__file__).resolve().parents[3] / "migrations"
 MIGRATIONS_DIR = _INSTALLED if _INSTALLED.is_dir() else _CHECKOUT
 # Arbitrary but fixed: every runner of this project takes the same lock.
 ADVISORY_LOCK_KEY = 0x7472_6163_6B73  # "tracks"

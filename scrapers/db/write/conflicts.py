@@ -18,10 +18,10 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from scrapers import identity, metrics
-from scrapers.db import merge, merge_sql, records
-from scrapers.db.conflict_policy import Conflict, decide
-from scrapers.db.fields import MAX_SHORT_CHARS, Rejected
-from scrapers.db.locks import lock_key, lock_keys
+from scrapers.db.write import merge, merge_sql, records
+from scrapers.db.write.conflict_policy import Conflict, decide
+from scrapers.db.write.fields import MAX_SHORT_CHARS, Rejected
+from scrapers.db.write.locks import lock_key, lock_keys
 from scrapers.statuses import ConflictResolution, IdentifierType
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
-from scrapers.db.validation import Rejection
+from scrapers.db.write.validation import Rejection
 
 
 def insert_rejections(

@@ -12,11 +12,11 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from scrapers import identity
-from scrapers.db import merge, merge_sql, records
-from scrapers.db.copy import copy_rows
-from scrapers.db.ids import new_id
-from scrapers.db.records import TrackRecord
-from scrapers.db.resolution import Resolution, Track
+from scrapers.db.write import merge, merge_sql, records
+from scrapers.db.write.copy import copy_rows
+from scrapers.db.write.ids import new_id
+from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.resolution import Resolution, Track
 from scrapers.statuses import EnrichmentStatus
 
 # The writer's statements are many short index lookups. The planner cannot know that each

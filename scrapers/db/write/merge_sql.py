@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg2 import sql
 
-from scrapers.db.merge import COLUMN_TYPES, ENRICHMENT_OUTCOMES, FILL_ONLY, OVERWRITE
+from scrapers.db.write.merge import COLUMN_TYPES, ENRICHMENT_OUTCOMES, FILL_ONLY, OVERWRITE
 
 
 def _merged(stored: str, incoming: str) -> list[tuple[str, sql.Composable]]:
