@@ -27,7 +27,7 @@ from typing import Any
 import psycopg2.extensions
 
 from bench.bench_pipeline import drop_database, fresh_database
-from scrapers.db.connection import resolve_database_url
+from scrapers.db.server.connection import resolve_database_url
 from tests.sitegen import GeneratedSite, make_tracklists
 
 REPO = Path(__file__).resolve().parents[1]

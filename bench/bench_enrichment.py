@@ -42,9 +42,9 @@ import psycopg2.extensions
 import redis
 from psycopg2 import sql
 
-from scrapers.db import migrations
-from scrapers.db.connection import connect, resolve_database_url
-from scrapers.db.writer import BatchWriter
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect, resolve_database_url
+from scrapers.db.write.writer import BatchWriter
 from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig

@@ -43,8 +43,9 @@ from psycopg2 import sql
 
 from bench.generate_catalogue import foreign_keys_dropped
 from bench.throwaway import throwaway_database
-from scrapers.db import explore, migrations
-from scrapers.db.connection import connect
+from scrapers.db import explore
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect
 
 SEED = 20
 DJS = 5_000

@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from bench.throwaway import throwaway_database
-from scrapers.db import migrations
-from scrapers.db.writer import BatchWriter
+from scrapers.db.server import migrations
+from scrapers.db.write.writer import BatchWriter
 from tests.explore_pages import page_items
 
 BASELINE = "009_import_row_digests"

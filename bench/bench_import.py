@@ -3,7 +3,7 @@
     python -m bench.bench_import                 # 1,000,000 rows (about 10 minutes here)
     python -m bench.bench_import --rows 50000    # a quick run
 
-Steps, each on a fresh database of the server ``scrapers.db.connection`` resolves:
+Steps, each on a fresh database of the server ``scrapers.db.server.connection`` resolves:
 
 1. generate a CSV of ``--rows`` rows (``generate_import_file.py``: mixed identifiers, 30% repeats);
 2. import it into an empty catalogue, then again into the now full one (the re-run case), each in
@@ -39,9 +39,9 @@ from psycopg2 import sql
 
 from bench.generate_import_file import generate
 from bench.schema_floor import floor_seconds
-from scrapers.db import migrations
-from scrapers.db.connection import connect, resolve_database_url
-from scrapers.db.writer import BatchWriter
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect, resolve_database_url
+from scrapers.db.write.writer import BatchWriter
 from scrapers.importers.csv_reader import CsvReader
 from scrapers.importers.driver import DEFAULT_BATCH_SIZE, Importer
 

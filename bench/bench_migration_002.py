@@ -23,8 +23,8 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from bench.generate_catalogue import generate
-from scrapers.db import migrations
-from scrapers.db.connection import connect, resolve_database_url
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect, resolve_database_url
 
 TARGET_SECONDS_PER_MILLION = 60.0
 

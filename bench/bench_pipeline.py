@@ -12,7 +12,7 @@ line again), as a re-crawl or an overlapping export would. References:
 * floor: the rows the writer stored, inserted set-based into the real schema from temporary
   tables (``schema_floor``): what PostgreSQL alone needs, with no resolution work at all.
 
-Each runs in a fresh database created on the server ``scrapers.db.connection`` resolves and
+Each runs in a fresh database created on the server ``scrapers.db.server.connection`` resolves and
 dropped at the end. Peak RSS is printed after each fifth of the items: flat means memory does
 not grow with the number of items.
 """
@@ -34,9 +34,9 @@ from psycopg2 import sql
 
 from bench.schema_floor import floor_seconds
 from scrapers import identity
-from scrapers.db import migrations
-from scrapers.db.connection import connect, resolve_database_url
-from scrapers.db.writer import BatchWriter
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect, resolve_database_url
+from scrapers.db.write.writer import BatchWriter
 from scrapers.importers.overlap import OverlappedWriter
 
 VERSIONS = ("", " (Extended Mix)", " (Radio Edit)", " (Original Mix)", " (Dub Mix)")

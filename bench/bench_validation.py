@@ -13,8 +13,8 @@ process's CPU time: on a shared machine wall time measures the neighbours too):
 - repeat pass: the same again with every spelling already seen (a re-import in one process).
 
 All run with the garbage collector set as the importer's validation worker sets it
-(``scrapers.db.garbage``). Baseline and repeat figures are the best of ``--repeat`` runs (other
-processes only ever add time). Not part of the test suite.
+(``scrapers.db.write.garbage``). Baseline and repeat figures are the best of ``--repeat`` runs
+(other processes only ever add time). Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.generate_import_file import generate
-from scrapers.db import records
-from scrapers.db.fields import Rejected
-from scrapers.db.garbage import rare_collection
+from scrapers.db.write import records
+from scrapers.db.write.fields import Rejected
+from scrapers.db.write.garbage import rare_collection
 from scrapers.importers.csv_reader import CsvReader
 
 

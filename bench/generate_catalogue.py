@@ -29,7 +29,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from scrapers.db.connection import connect, resolve_database_url
+from scrapers.db.server.connection import connect, resolve_database_url
 
 # Track n's id: md5 of its number, so relationships can be generated without a lookup.
 TRACK_ID = "md5('t' || ({n}))::uuid"

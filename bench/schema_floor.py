@@ -16,8 +16,8 @@ from contextlib import closing
 
 from psycopg2 import sql
 
-from scrapers.db import bulk
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
+from scrapers.db.write import bulk
 
 # Parents before children, as the foreign keys require. The digests of imported rows
 # (migration 009) are part of what an import stores; a crawl stores none.
@@ -30,7 +30,7 @@ def floor_seconds(
     """Seconds to insert ``filled_url``'s catalogue rows into ``empty_url``, and row counts.
 
     ``foreign_keys`` False: the bulk mode's floor, the child tables' foreign keys dropped
-    first and added back, validated, before COMMIT (``scrapers.db.bulk``), in the timed part.
+    first and added back, validated, before COMMIT (``scrapers.db.write.bulk``), in the timed part.
     """
     counts: dict[str, int] = {}
     with (

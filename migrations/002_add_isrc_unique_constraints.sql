@@ -20,14 +20,14 @@
 --    hyphens and dots, upper-case ASCII letters; other letters fail the format). A value that is then empty becomes NULL. A value that fails
 --    ^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$ or starts with TC (TuneCore) is not an ISRC: isrc becomes NULL
 --    and the raw value is kept in metadata->'invalid'->'isrc' (where the writer keeps every
---    invalid value, scrapers.db.records). Every rewrite is recorded in
+--    invalid value, scrapers.db.write.records). Every rewrite is recorded in
 --    isrc_normalization_audit (the rollback puts the raw value back).
 -- 2. Duplicates are connected components over the two identifiers (A shares an ISRC with B, B
 --    shares a Spotify ID with C: one group), found set-based by propagating the smallest label
 --    along shared ISRCs and Spotify IDs until nothing changes.
 -- 3. Keeper rule: in each group the keeper is the most complete row (most non-NULL columns),
 --    then the oldest (created_at), then the smallest id. The keeper takes its duplicates by the
---    writer's merge rule (scrapers/db/merge.py; tests/test_merge_rule.py checks they agree): the
+--    writer's merge rule (scrapers/db/write/merge.py; tests/test_merge_rule.py checks they agree): the
 --    keeper is the stored row, and the incoming record holds, per column, the best-ranked
 --    duplicate's non-NULL value and, per metadata key, the best-ranked duplicate's value. So a
 --    duplicate's descriptive values (bpm, duration_ms, key, label, release_date, genre) replace
@@ -80,7 +80,7 @@ DECLARE
 BEGIN
     PERFORM set_config('lock_timeout', current_setting('migrations.lock_timeout', true), true)
     WHERE current_setting('migrations.lock_timeout', true) <> '';
-    -- The same key as scrapers.db.migrations.ADVISORY_LOCK_KEY: psql runs queue behind runners.
+    -- The same key as scrapers.db.server.migrations.ADVISORY_LOCK_KEY: psql runs queue behind runners.
     PERFORM pg_advisory_xact_lock(128034608999283);
     IF EXISTS (SELECT 1 FROM schema_migrations WHERE migration_name = migration) THEN
         RAISE NOTICE 'Migration % already applied. Skipping.', migration;
@@ -277,7 +277,7 @@ BEGIN
 
     -- The incoming record: for every column, the value of the best-ranked duplicate that has
     -- one. Arrays go through text: array_agg of arrays would stack them. Then the merge rule
-    -- (scrapers/db/merge.py): descriptive columns take the incoming value, an enrichment
+    -- (scrapers/db/write/merge.py): descriptive columns take the incoming value, an enrichment
     -- outcome replaces the keeper's status, every other column is only filled where empty.
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
            string_agg(CASE

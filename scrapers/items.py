@@ -8,7 +8,7 @@ page's digest: storing it marks the page as read whole, which lets an incrementa
 plain dicts in the testing plan's shape (``track_name``, ``artist_name``, ``isrc``,
 ``spotify_id``, ``bpm``, ...); the batch writer accepts both.
 
-These classes are the one list of an item's fields: ``scrapers.db.records`` validates exactly
+These classes are the one list of an item's fields: ``scrapers.db.write.records`` validates exactly
 these, and every importer reads them (``RECORDING_FIELDS`` for formats that describe recordings
 rather than setlist rows, such as a CSV catalogue).
 """

@@ -99,7 +99,8 @@ TRACKS_MATCHED = Counter(
     ["tier"],
 )
 
-# The batch writer (scrapers.db.writer): what happened to each item, and how long flushes take.
+# The batch writer (scrapers.db.write.writer): what happened to each item, and how long flushes
+# take.
 TRACKS_WRITTEN = Counter(
     "tracks_written",
     "Track items stored, by whether they created a track or updated an existing one",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scrapers.db.connection import DatabaseUrlError, resolve_database_url
-from scrapers.db.embedded import EmbeddedDatabaseError, EmbeddedPostgres
+from scrapers.db.server.connection import DatabaseUrlError, resolve_database_url
+from scrapers.db.server.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,13 +21,14 @@ from contextlib import closing
 
 import redis
 
-from scrapers.db.connection import (
+from scrapers.db.server.connection import (
     NO_DATABASE_ERRORS,
     connect,
     one_line,
     redacted,
     resolve_database_url,
 )
+from scrapers.db.server.migrations import SchemaTooOld, require_current_schema
 from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
@@ -67,18 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = EnrichmentConfig.from_settings(settings)
         url = resolve_database_url(settings)
-        with closing(connect(url, autocommit=True)) as connection, connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT to_regclass('enrichment_cache') IS NOT NULL"
-                " AND to_regclass('enrichment_rate_limits') IS NOT NULL"
-            )
-            if not cursor.fetchone()[0]:
-                print(
-                    "The schema is not current: run `python scripts/migrate.py up` first.",
-                    file=sys.stderr,
-                )
-                return 2
-    except (ValueError, *NO_DATABASE_ERRORS) as error:
+        with closing(connect(url, autocommit=True)) as connection:
+            require_current_schema(connection)
+    except (ValueError, SchemaTooOld, *NO_DATABASE_ERRORS) as error:
         print(f"Cannot start: {one_line(error)}", file=sys.stderr)
         return 2
     try:

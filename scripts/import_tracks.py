@@ -22,8 +22,13 @@ from types import FrameType
 import psycopg2
 
 from scrapers import metrics
-from scrapers.db.connection import NO_DATABASE_ERRORS, one_line, redacted, resolve_database_url
-from scrapers.db.writer import DatabaseUnavailable
+from scrapers.db.server.connection import (
+    NO_DATABASE_ERRORS,
+    one_line,
+    redacted,
+    resolve_database_url,
+)
+from scrapers.db.write.writer import DatabaseUnavailable
 from scrapers.importers.detect import FORMATS
 from scrapers.importers.driver import DEFAULT_BATCH_SIZE, Importer
 

@@ -13,8 +13,8 @@ import os
 import sys
 
 from scrapers import metrics
-from scrapers.db import migrations
-from scrapers.db.connection import NO_DATABASE_ERRORS, one_line, resolve_database_url
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import NO_DATABASE_ERRORS, one_line, resolve_database_url
 
 PUSHGATEWAY_JOB = "tracklists_migrate"
 

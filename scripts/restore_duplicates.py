@@ -18,8 +18,18 @@ from uuid import UUID
 
 import psycopg2
 
-from scrapers.db.connection import NO_DATABASE_ERRORS, connect, one_line, resolve_database_url
-from scrapers.db.merge_audit import MergeGroup, RestoreError, find_groups, restore_groups
+from scrapers.db.maintenance.merge_audit import (
+    MergeGroup,
+    RestoreError,
+    find_groups,
+    restore_groups,
+)
+from scrapers.db.server.connection import (
+    NO_DATABASE_ERRORS,
+    connect,
+    one_line,
+    resolve_database_url,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

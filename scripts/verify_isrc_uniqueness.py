@@ -16,8 +16,13 @@ from contextlib import closing
 
 import psycopg2
 
-from scrapers.db.connection import NO_DATABASE_ERRORS, connect, one_line, resolve_database_url
-from scrapers.db.verify import MIGRATION, Report, verify
+from scrapers.db.maintenance.verify import MIGRATION, Report, verify
+from scrapers.db.server.connection import (
+    NO_DATABASE_ERRORS,
+    connect,
+    one_line,
+    resolve_database_url,
+)
 
 SYMBOLS = {"pass": "✓", "warn": "⚠", "fail": "✗"}
 RULE = "=" * 43

@@ -17,17 +17,13 @@ import logging
 import sys
 from contextlib import closing
 
-from scrapers.db.connection import NO_DATABASE_ERRORS, connect, one_line, redacted
+from scrapers.db.server.connection import NO_DATABASE_ERRORS, connect, one_line, redacted
+from scrapers.db.server.migrations import SchemaTooOld, require_current_schema
 from scrapers.explorer.web.app import create_app
 from scrapers.explorer.web.config import WebConfig
 from scrapers.serving import Server, add_settings_option, command_settings, serve_until_stopped
 
 logger = logging.getLogger("web")
-
-SCHEMA_CHECK = (
-    "SELECT to_regclass('setlist_tracks') IS NOT NULL"
-    " AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')"
-)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,17 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = command_settings(args.overrides, EXPLORER_HOST=args.host, EXPLORER_PORT=args.port)
     try:
         config = WebConfig.from_settings(settings).with_database(settings)
-        database = connect(config.database_url, autocommit=True)
-        with closing(database) as connection, connection.cursor() as cursor:
-            cursor.execute(SCHEMA_CHECK)
-            current = cursor.fetchone()[0]
-        if not current:
-            print(
-                "Cannot start: the schema is not current: run `python scripts/migrate.py up`.",
-                file=sys.stderr,
-            )
-            return 2
-    except (ValueError, *NO_DATABASE_ERRORS) as error:
+        with closing(connect(config.database_url, autocommit=True)) as connection:
+            require_current_schema(connection)
+    except (ValueError, SchemaTooOld, *NO_DATABASE_ERRORS) as error:
         print(f"Cannot start: {one_line(error)}", file=sys.stderr)
         return 2
     app = create_app(config)

@@ -1,7 +1,8 @@
 """Shared fixtures: every test that needs PostgreSQL gets a database of its own.
 
-The server is the one ``scrapers.db.connection`` resolves (``DATABASE_URL``, else the embedded
-server). Tests never use an existing database: they create ``test_…`` databases and drop them.
+The server is the one ``scrapers.db.server.connection`` resolves (``DATABASE_URL``, else the
+embedded server). Tests never use an existing database: they create ``test_…`` databases and drop
+them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from scrapers.db.connection import connect, resolve_database_url
+from scrapers.db.server.connection import connect, resolve_database_url
 from tests.databases import TestDatabases, database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

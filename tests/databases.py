@@ -19,8 +19,8 @@ from contextlib import closing
 import psycopg2.extensions
 from psycopg2 import sql
 
-from scrapers.db import migrations
-from scrapers.db.connection import connect
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect
 
 # Drops in flight per session: few, the server (max_connections) is shared.
 CONCURRENT_DROPS = 4

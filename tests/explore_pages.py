@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scrapers.db.writer import BatchWriter
+from scrapers.db.write.writer import BatchWriter
 from scrapers.items import SetlistItem, TrackItem
 
 

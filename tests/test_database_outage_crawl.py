@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from scrapers.db import migrations
-from scrapers.db.connection import connect
-from scrapers.db.embedded import EmbeddedPostgres
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect
+from scrapers.db.server.embedded import EmbeddedPostgres
 from tests.serving import serving
 from tests.sitegen import make_tracklists, tracklist_page
 from tests.test_database_pipeline import query, spooled_lines

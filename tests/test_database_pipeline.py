@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scrapers.db.connection import connect
-from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
+from scrapers.db.server.connection import connect
+from scrapers.db.write.locks import LOCK_BUCKETS, LOCK_CLASS
 from scrapers.extensions.metrics_server import MetricsServer
 from scrapers.pipelines.database_pipeline import DatabasePipeline
 from scrapers.pipelines.outage import SPOOLED_STAT

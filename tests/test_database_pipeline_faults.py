@@ -25,9 +25,9 @@ import psycopg2.extensions
 import pytest
 import scrapy
 
-from scrapers.db import migrations
-from scrapers.db.connection import connect, ensure_database
-from scrapers.db.embedded import EmbeddedPostgres
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect, ensure_database
+from scrapers.db.server.embedded import EmbeddedPostgres
 from scrapers.pipelines.database_pipeline import CLOSE_GRACE, DatabasePipeline
 from tests.test_database_pipeline import make_pipeline, query, run_items, spooled_lines
 from tests.test_database_setup import throwaway_state_dir

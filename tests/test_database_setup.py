@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from scrapers.db import connection, migrations
-from scrapers.db.connection import connect, resolve_database_url
-from scrapers.db.embedded import EmbeddedPostgres
+from scrapers.db.server import connection, migrations
+from scrapers.db.server.connection import connect, resolve_database_url
+from scrapers.db.server.embedded import EmbeddedPostgres
 from scrapers.settings_check import project_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_embedded_server_starts_persists_and_is_shared(tmp_path: Path) -> None:
             cursor.execute("CREATE TABLE kept (value int); INSERT INTO kept VALUES (42)")
         # A second process sees the same running server instead of starting another.
         probe = (
-            "from pathlib import Path; from scrapers.db.embedded import EmbeddedPostgres;"
+            "from pathlib import Path; from scrapers.db.server.embedded import EmbeddedPostgres;"
             f"print(EmbeddedPostgres(Path({str(state)!r})).ensure_running().port)"
         )
         other = subprocess.run(
@@ -93,6 +93,19 @@ def test_migrate_up_status_down(make_database) -> None:
         assert cursor.fetchall() == [("schema_migrations",)]
         cursor.execute("SELECT count(*) FROM schema_migrations")
         assert cursor.fetchone() == (0,)
+
+
+def test_require_current_schema_names_every_migration_not_applied(make_database) -> None:
+    names = [migration.name for migration in migrations.discover()]
+    for upto, pending in (("", names), (names[1], names[2:]), (None, [])):
+        with closing(connect(make_database(upto), autocommit=True)) as conn:
+            if not pending:
+                migrations.require_current_schema(conn)
+                continue
+            with pytest.raises(migrations.SchemaTooOld) as raised:
+                migrations.require_current_schema(conn)
+            assert raised.value.pending == pending
+            assert "migrate.py up" in str(raised.value)
 
 
 def test_failed_migration_is_rolled_back_and_unrecorded(make_database, tmp_path: Path) -> None:

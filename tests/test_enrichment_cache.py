@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from scrapers.db import migrations
+from scrapers.db.server import migrations
 from scrapers.enrichment.cache import CachedAnswer, ResponseCache
 
 

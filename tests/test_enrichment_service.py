@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from scrapers.db.writer import BatchWriter
+from scrapers.db.write.writer import BatchWriter
 from scrapers.enrichment.backfill import Backfill
 from scrapers.enrichment.cache import CachedAnswer, ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig

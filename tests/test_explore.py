@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from scrapers.db import explore, migrations
-from scrapers.db.connection import connect
+from scrapers.db import explore
 from scrapers.db.explore import MixRules, camelot, harmonic
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect
 from scrapers.pipelines.spool import Spool
 from tests.explore_pages import page_items, store, track_id
 from tests.test_migration_002 import MIGRATION, execute, insert_tracks, run_script

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 from tests.explore_pages import page_items, store
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "explore.py"

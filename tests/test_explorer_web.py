@@ -23,8 +23,8 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from scrapers.db.connection import connect
 from scrapers.db.explore import TrackRef
+from scrapers.db.server.connection import connect
 from scrapers.explorer import playlists
 from scrapers.explorer.web import views
 from scrapers.explorer.web.catalogue import ReadOnlyCatalogue

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from scrapers.db.garbage import BULK_THRESHOLDS
-from scrapers.db.writer import validation_pool
+from scrapers.db.write.garbage import BULK_THRESHOLDS
+from scrapers.db.write.writer import validation_pool
 from scrapers.importers.driver import Importer
 
 

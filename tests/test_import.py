@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 from scrapers.importers.csv_reader import UNCLOSED_QUOTE
 from scrapers.importers.lines import TOO_LONG
 

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg2.extensions
 import pytest
 
-from scrapers.db.bulk import CHILD_TABLES
-from scrapers.db.connection import connect
-from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS
-from scrapers.db.writer import BatchWriter, DatabaseUnavailable
+from scrapers.db.server.connection import connect
+from scrapers.db.write.bulk import CHILD_TABLES
+from scrapers.db.write.locks import LOCK_BUCKETS, LOCK_CLASS
+from scrapers.db.write.writer import BatchWriter, DatabaseUnavailable
 from tests.conftest import THIS_DATABASE
 from tests.test_import import (
     FIXTURES,

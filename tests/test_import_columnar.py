@@ -18,8 +18,8 @@ import pytest
 
 from bench.generate_import_file import generate
 from scrapers import identity, identity_columns
-from scrapers.db import records
-from scrapers.db.fields import Rejected
+from scrapers.db.write import records
+from scrapers.db.write.fields import Rejected
 from scrapers.importers.columnar import ColumnarCsvReader, FastRow
 from scrapers.importers.csv_reader import CsvReader
 from scrapers.importers.driver import row_digest

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from scrapers.db.writer import BatchWriter
+from scrapers.db.write.writer import BatchWriter
 from scrapers.importers.driver import Importer, row_digest
 from scrapers.importers.summary import ImportSummary
 from tests.test_import import FIXTURES, generate, query, run_import, summary_value

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scrapers.db import records
-from scrapers.db.payload import MAX_PAYLOAD_BYTES
+from scrapers.db.write import records
+from scrapers.db.write.payload import MAX_PAYLOAD_BYTES
 from scrapers.importers.csv_reader import COLUMNS, STRAY_QUOTE, UNCLOSED_QUOTE
 from scrapers.importers.detect import READERS, UnknownFormat, detect_format
 from scrapers.importers.jsonstream import JsonStreamError, iter_array

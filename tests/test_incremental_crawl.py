@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from scrapers.crawl.refresh import RefreshPolicy, StoredSetlist
-from scrapers.db.connection import connect
+from scrapers.crawl.refresh import RefreshPolicy
+from scrapers.db.known_setlists import StoredSetlist
+from scrapers.db.server.connection import connect
 from scrapers.settings_check import project_settings
 from tests.sitegen import GeneratedSite, Row, make_tracklists
 from tests.test_import_bulk import hold_the_catalogue_like_a_bulk_load, wait_until_a_session_waits

@@ -59,5 +59,7 @@ def test_no_module_imports_one_of_a_higher_layer() -> None:
 
 def test_a_higher_import_is_caught() -> None:
     assert (
-        layer("scrapers.crawl.incremental") > layer("scrapers.db.writer") > layer("scrapers.items")
+        layer("scrapers.crawl.incremental")
+        > layer("scrapers.db.write.writer")
+        > layer("scrapers.items")
     )

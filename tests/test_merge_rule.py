@@ -1,5 +1,6 @@
-"""The merge rule (scrapers/db/merge.py) agrees with its SQL renderings: the writer's and
-enrichment's UPDATE (``merge.assignments``) and migration 002's keeper fill."""
+"""The merge rule (scrapers/db/write/merge.py) agrees with its SQL renderings: the writer's and
+enrichment's UPDATE (``merge_sql.assignments``) and migration 002's keeper fill; an incoming
+row's columns are the rule's, typed as ``tracks`` types them."""
 
 from __future__ import annotations
 
@@ -13,25 +14,11 @@ import psycopg2.extras
 import pytest
 from psycopg2 import sql
 
-from scrapers.db import merge, migrations
-from scrapers.db.connection import connect
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect
+from scrapers.db.write import merge, merge_sql
 
 RULE_COLUMNS = (*merge.OVERWRITE, *merge.FILL_ONLY, "metadata", "enrichment_status")
-TYPES = {
-    "bpm": "numeric",
-    "duration_ms": "integer",
-    "key": "text",
-    "label": "text",
-    "release_date": "date",
-    "genre": "text",
-    "musicbrainz_id": "uuid",
-    "version": "text",
-    "isrc": "text",
-    "spotify_id": "text",
-    "title_key": "text",
-    "metadata": "jsonb",
-    "enrichment_status": "text",
-}
 MB1 = "11111111-1111-1111-1111-111111111111"
 MB2 = "22222222-2222-2222-2222-222222222222"
 DAY = dt.date(2020, 1, 2)
@@ -88,12 +75,23 @@ def adapted(row: dict[str, Any]) -> list[Any]:
     ]
 
 
+def test_an_incoming_row_has_the_rule_s_columns_typed_as_tracks_types_them(db) -> None:
+    assert tuple(merge.COLUMN_TYPES) == RULE_COLUMNS
+    with db.cursor() as cursor:
+        cursor.execute(
+            # The type without its modifier: an incoming bpm is numeric, rounded as it is stored.
+            "SELECT attname::text, format_type(atttypid, NULL) FROM pg_attribute"
+            " WHERE attrelid = 'tracks'::regclass AND attname = ANY(%s::name[])",
+            (list(RULE_COLUMNS),),
+        )
+        in_tracks = dict(cursor.fetchall())
+    assert in_tracks == merge.COLUMN_TYPES
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_sql_assignments_agree_with_the_python_rule(server_url: str, case: str) -> None:
     stored, incoming = (full_row(values) for values in CASES[case])
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(TYPES[c])) for c in RULE_COLUMNS
-    )
+    columns = merge_sql.incoming_columns()
     names = sql.SQL(", ").join(map(sql.Identifier, RULE_COLUMNS))
     with closing(connect(server_url)) as connection, connection.cursor() as cursor:
         cursor.execute(
@@ -111,10 +109,12 @@ def test_sql_assignments_agree_with_the_python_rule(server_url: str, case: str) 
                 ),
                 adapted(row),
             )
-        cursor.execute(sql.SQL("SELECT {} FROM t JOIN u ON t.id = u.id").format(merge.changes()))
+        cursor.execute(
+            sql.SQL("SELECT {} FROM t JOIN u ON t.id = u.id").format(merge_sql.changes())
+        )
         changes = cursor.fetchone()[0]
         cursor.execute(
-            sql.SQL("UPDATE t SET {} FROM u WHERE t.id = u.id").format(merge.assignments())
+            sql.SQL("UPDATE t SET {} FROM u WHERE t.id = u.id").format(merge_sql.assignments())
         )
         cursor.execute(sql.SQL("SELECT {} FROM t").format(names))
         in_sql = dict(zip(RULE_COLUMNS, cursor.fetchone(), strict=True))

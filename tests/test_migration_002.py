@@ -17,8 +17,8 @@ import psycopg2.extras
 import pytest
 from psycopg2 import sql
 
-from scrapers.db import migrations
-from scrapers.db.connection import connect
+from scrapers.db.server import migrations
+from scrapers.db.server.connection import connect
 from scrapers.identity import normalize_isrc
 from tests.conftest import THIS_DATABASE
 
@@ -637,7 +637,7 @@ def test_run_migration_script_applies_then_skips(before_002: str) -> None:
 
 
 def test_invalid_isrc_is_kept_where_the_writer_keeps_it_and_rolled_back(before_002: str) -> None:
-    """metadata.invalid.isrc, as scrapers.db.records stores an invalid ISRC; other invalid
+    """metadata.invalid.isrc, as scrapers.db.write.records stores an invalid ISRC; other invalid
     values already there stay, and the rollback gives back exactly what was stored."""
     insert_tracks(before_002, [(1, "A", "TC1234567890", None), (2, "B", "bad", None)])
     execute(

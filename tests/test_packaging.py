@@ -112,7 +112,7 @@ def test_installed_wheel_runs_its_commands_outside_the_checkout(
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert expected in done.stdout
-    probe = "import scrapers.db.migrations as m; print(m.MIGRATIONS_DIR)"
+    probe = "import scrapers.db.server.migrations as m; print(m.MIGRATIONS_DIR)"
     where = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
         check=True,

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 from tests.fakes.fixtures import Fakes
 from tests.prometheus_servers import (
     DEPLOY,

@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from scrapers.db import migrations
+from scrapers.db.server import migrations
 from tests.prometheus_servers import DEPLOY, REPO, binary, get, pushgateway
 
 ALERT_TESTS = DEPLOY / "tests" / "alerts_test.yml"

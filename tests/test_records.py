@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from scrapers.db import records
-from scrapers.db.fields import Rejected
+from scrapers.db.write import records
+from scrapers.db.write.fields import Rejected
 from scrapers.statuses import EnrichmentStatus
 
 

@@ -7,14 +7,17 @@ one by name, or ``new1``, ``new2``… in order of creation) and how it was match
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from scrapers import identity
-from scrapers.db import records
-from scrapers.db.records import TrackRecord
-from scrapers.db.resolution import Resolution, Track
+from scrapers.db.write import records
+from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.resolution import Resolution, Track
 from scrapers.metrics import MatchTier
 
 ISRC = "USRC12345678"
@@ -180,3 +183,20 @@ def test_new_spellings_are_remembered_once_for_the_first_track() -> None:
     resolution.resolve(item("Artist", "Song", bpm=120))
     resolution.resolve(item("artist", "song"))
     assert resolution.new_spellings == {("Artist", "Song"): first.id, ("artist", "song"): first.id}
+
+
+def test_resolution_is_pure_it_imports_nothing_that_uses_the_database() -> None:
+    """The tiers run in memory: importing them loads no database driver (psycopg2)."""
+    probe = (
+        "import sys, scrapers.db.write.resolution;"
+        " print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg2'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "[]"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scrapers.db import migrations
+from scrapers.db.server import migrations
 from tests.test_migration_002 import (
     execute,
     insert_tracks,

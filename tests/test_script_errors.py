@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scrapers.db.connection import (
+from scrapers.db.server.connection import (
     DatabaseUrlError,
     connect,
     redacted,
@@ -187,3 +187,28 @@ def test_a_service_port_in_use_is_exit_2_with_one_line(db_url: str) -> None:
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"Cannot start: cannot listen on 127.0.0.1:{port}: "), last
+
+
+@pytest.fixture(scope="module")
+def schema_before_011(make_database) -> str:
+    return make_database("010_setlist_fetched_at")
+
+
+@pytest.mark.parametrize(
+    ("command", "prefix"),
+    [
+        (COMMANDS["enrichment_service"], "Cannot start: "),
+        (["scripts/web.py", "--port", "0"], "Cannot start: "),
+        (COMMANDS["explore search"], "error: "),
+    ],
+)
+def test_a_schema_older_than_the_code_is_exit_2_naming_the_migration(
+    schema_before_011: str, command: list[str], prefix: str
+) -> None:
+    """Every process asks ``require_current_schema`` the one same way, and says the same."""
+    done = run(command, schema_before_011)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines() == [
+        f"{prefix}the catalogue's schema is older than this code (not applied:"
+        " 011_explore_indexes): run `python scripts/migrate.py up`"
+    ]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from scrapers.db import migrations
-from scrapers.db.writer import BatchWriter
+from scrapers.db.server import migrations
+from scrapers.db.write.writer import BatchWriter
 from scrapers.items import SetlistItem, TrackItem
 from tests.test_database_pipeline import make_pipeline, run_items
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from scrapers.db.writer import BatchWriter
+from scrapers.db.write.writer import BatchWriter
 from scrapers.items import SetlistItem, TrackItem
 from tests.sitegen import GeneratedSite, Row, make_tracklists
 from tests.test_import import query, run_import, summary_value

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from scrapers.db import migrations
+from scrapers.db.server import migrations
 from scrapers.metrics import MatchTier, RefreshOutcome, RowChange, RowOutcome, SkipReason
 from scrapers.statuses import (
     ConflictResolution,

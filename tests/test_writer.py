@@ -13,8 +13,8 @@ import pytest
 from prometheus_client import REGISTRY
 from psycopg2 import sql
 
-from scrapers.db.payload import MAX_PAYLOAD_BYTES, payload_text
-from scrapers.db.writer import BatchWriter, DatabaseUnavailable, new_id
+from scrapers.db.write.payload import MAX_PAYLOAD_BYTES, payload_text
+from scrapers.db.write.writer import BatchWriter, DatabaseUnavailable, new_id
 from scrapers.importers.overlap import OverlappedWriter
 from scrapers.items import SetlistItem, TrackItem
 from scrapers.metrics import MatchTier

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from scrapers.db.conflicts import assign_identifiers
-from scrapers.db.fields import Rejected
+from scrapers.db.write.conflicts import assign_identifiers
+from scrapers.db.write.fields import Rejected
 from scrapers.statuses import ConflictResolution
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from scrapers.db.connection import connect
-from scrapers.db.writer import BatchWriter
+from scrapers.db.server.connection import connect
+from scrapers.db.write.writer import BatchWriter
 
 ARTISTS = [f"Artist {n}" for n in range(40)]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import closing
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 from tests.explore_pages import page_items, store, track_id
 
 GLUE = ("Bicep", "Glue")

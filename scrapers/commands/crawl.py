@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 
 from scrapers.crawl.frontier import INCOMPLETE_REASONS, INCOMPLETE_STATS, RedisUnavailable
 from scrapers.crawl.incremental import SCHEMA_CLOSE_REASON
-from scrapers.db.connection import DatabaseUrlError
+from scrapers.db.server.connection import DatabaseUrlError
 from scrapers.pipelines.database_pipeline import CRAWL_ENDED, WRITER_ERROR_REASON
 from scrapers.pipelines.outage import LOST_STAT, SPOOLED_STAT
 from scrapers.redis_url import RedisUrlError

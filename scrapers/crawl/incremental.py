@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import psycopg2
 from itemadapter import ItemAdapter
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
@@ -32,11 +31,13 @@ from scrapy.http import Response
 from scrapy.utils.defer import deferred_from_coro
 
 from scrapers import metrics
-from scrapers.crawl.refresh import KnownSetlists, RefreshPolicy, content_hash
+from scrapers.crawl.refresh import RefreshPolicy, content_hash
 from scrapers.crawl.source import TracklistSource
-from scrapers.db.connection import resolve_database_url
-from scrapers.db.locks import LockWaitLog
-from scrapers.db.records import is_setlist
+from scrapers.db.known_setlists import KnownSetlists
+from scrapers.db.server.connection import resolve_database_url
+from scrapers.db.server.migrations import SchemaTooOld
+from scrapers.db.write.locks import LockWaitLog
+from scrapers.db.write.records import is_setlist
 from scrapers.items import SetlistItem
 from scrapers.metrics import RefreshOutcome
 
@@ -154,12 +155,8 @@ class IncrementalCrawlMiddleware:
             )
         except CrawlStopping:
             return {}, None  # nothing is fetched any more: which links are known is moot
-        except psycopg2.ProgrammingError as error:
-            logger.error(
-                "The catalogue's schema is older than this crawler (%s): run"
-                " `python scripts/migrate.py` first.",
-                str(error).strip(),
-            )
+        except SchemaTooOld as error:
+            logger.error("The crawl stops: %s", error)
             deferred_from_coro(self.crawler.engine.close_spider_async(reason=SCHEMA_CLOSE_REASON))
             return {}, None
 

@@ -19,22 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
-import threading
 from collections.abc import Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg2
-import psycopg2.extensions
-
-from scrapers.db.connection import connect, redacted
-from scrapers.db.locks import OnLockWait, wait_for_locks
+from scrapers.db.known_setlists import StoredSetlist
 from scrapers.metrics import SkipReason
 from scrapers.settings_check import InvalidSetting, number
-
-logger = logging.getLogger(__name__)
 
 MODES = ("due", "all", "none")
 
@@ -47,18 +38,6 @@ DAY_SETTINGS = (
     "CRAWL_REFRESH_ID_ROWS_EVERY_DAYS",
     "CRAWL_REFRESH_ID_ROWS_MAX_AGE_DAYS",
 )
-
-
-@dataclass(frozen=True)
-class StoredSetlist:
-    """What the catalogue knows of one tracklist, as the policy needs it."""
-
-    source_id: str
-    content_hash: str | None
-    checked_at: dt.datetime
-    set_date: dt.date | None
-    created_at: dt.datetime
-    has_id_rows: bool
 
 
 @dataclass(frozen=True)
@@ -129,64 +108,3 @@ def content_hash(setlist: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) 
         digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
         digest.update(b"\n")
     return digest.hexdigest()
-
-
-# The stored, wholly read setlists among some source ids, with the database's time.
-_KNOWN_SETLISTS = """
-    SELECT n.now, s.source_id, s.content_hash, s.checked_at, s.set_date, s.created_at,
-           EXISTS (SELECT 1 FROM setlist_tracks t
-                   WHERE t.setlist_id = s.id AND (t.is_unknown OR t.is_partial_id))
-    FROM (SELECT now()) AS n (now)
-    LEFT JOIN setlists s ON s.source = %s AND s.source_id = ANY(%s) AND s.checked_at IS NOT NULL
-"""
-
-
-class KnownSetlists:
-    """Looks up which tracklists the catalogue holds, one query per listing page.
-
-    psycopg2 blocks: call ``lookup`` from a worker thread, never the reactor's. A lost database
-    makes the lookup answer "none known" after logging it: fetching a page again is safe. A
-    lookup behind a bulk import's locks waits for them, telling ``on_lock_wait`` each second
-    (``locks.wait_for_locks``).
-    """
-
-    def __init__(self, url: str, on_lock_wait: OnLockWait | None = None) -> None:
-        self.url = url
-        self.on_lock_wait = on_lock_wait
-        self._connection: psycopg2.extensions.connection | None = None
-        self._lock = threading.Lock()
-
-    def lookup(
-        self, source: str, source_ids: list[str]
-    ) -> tuple[dict[str, StoredSetlist], dt.datetime]:
-        """The stored, wholly read setlists among ``source_ids``, and the database's time."""
-        with self._lock:
-            try:
-                return self._query(source, source_ids)
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-                self.close()
-                logger.warning(
-                    "Could not look up known tracklists on %s (%s); fetching them all",
-                    redacted(self.url),
-                    str(error).strip(),
-                )
-                return {}, dt.datetime.now(dt.UTC)
-
-    def _query(
-        self, source: str, source_ids: list[str]
-    ) -> tuple[dict[str, StoredSetlist], dt.datetime]:
-        if self._connection is None or self._connection.closed:
-            self._connection = connect(self.url, autocommit=True)
-        with self._connection.cursor() as cursor:
-            query = (_KNOWN_SETLISTS, (source, source_ids))
-            wait_for_locks(cursor, lambda reading: reading.execute(*query), self.on_lock_wait)
-            rows = cursor.fetchall()
-        now = rows[0][0]
-        found = {row[1]: StoredSetlist(*row[1:]) for row in rows if row[1] is not None}
-        return found, now
-
-    def close(self) -> None:
-        if self._connection is not None:
-            with suppress(psycopg2.Error):
-                self._connection.close()
-            self._connection = None

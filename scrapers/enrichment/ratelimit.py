@@ -20,7 +20,7 @@ import psycopg2
 import psycopg2.extensions
 import redis
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 
 if TYPE_CHECKING:
     from scrapers.enrichment.config import EnrichmentConfig

@@ -37,18 +37,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from scrapers import metrics
-from scrapers.db.connection import connect
+from scrapers.db.enrichment_queue import catalogue_counts
+from scrapers.db.server.connection import connect
 from scrapers.enrichment.backfill import Backfill, BatchCounts
 from scrapers.serving import KnownMethodsOnly, Server
-from scrapers.statuses import EnrichmentStatus
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TRACKS = 100
 MAX_TRACKS_LIMIT = 10_000
 MAX_BODY_BYTES = 16 * 1024
-# Counting the catalogue may scan the tracks table; a scrape never waits longer than this.
-CATALOGUE_STATEMENT_TIMEOUT_MS = 5000
 
 
 class BadRequestError(ValueError):
@@ -96,22 +94,6 @@ def _explain(error: ValidationError) -> str:
         return "body must be a JSON object"
     field = str(first["loc"][0])
     return _FIELD_ERRORS.get(first["type"], "{field}: " + first["msg"]).format(field=field)
-
-
-def catalogue_counts(database_url: str) -> dict[str, int]:
-    """The ``metrics.CATALOGUE_GAUGES``: one scan of ``tracks`` and a count of ``setlists``."""
-    with closing(connect(database_url)) as connection, connection.cursor() as cursor:
-        cursor.execute("SET LOCAL statement_timeout = %s", (CATALOGUE_STATEMENT_TIMEOUT_MS,))
-        cursor.execute(
-            "SELECT count(*), count(isrc), count(spotify_id),"
-            " count(*) FILTER (WHERE isrc IS NULL AND enrichment_status = %s),"
-            " (SELECT count(*) FROM setlists)"
-            " FROM tracks",
-            (EnrichmentStatus.PENDING,),
-        )
-        row = cursor.fetchone()
-        connection.rollback()
-    return dict(zip(metrics.CATALOGUE_GAUGES, row, strict=True))
 
 
 class EnrichmentService(Server):

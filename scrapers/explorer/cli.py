@@ -29,7 +29,8 @@ import psycopg2
 import psycopg2.errors
 
 from scrapers.db import explore
-from scrapers.db.connection import NO_DATABASE_ERRORS, one_line, resolve_database_url
+from scrapers.db.server.connection import NO_DATABASE_ERRORS, one_line, resolve_database_url
+from scrapers.db.server.migrations import SchemaTooOld, require_current_schema
 from scrapers.explorer import playlists
 from scrapers.explorer.playlists import Format
 
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         url = resolve_database_url()
         with explore.read_only(url, round(args.timeout * 1000)) as connection:
+            require_current_schema(connection)
             status = args.run(connection, args)
         sys.stdout.flush()
         return status
@@ -57,10 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"the query took longer than {args.timeout:g} s (--timeout, or narrow it)")
     except NO_DATABASE_ERRORS as error:
         return _fail(f"cannot read the database: {one_line(error)}")
-    except ValueError as error:
+    except (ValueError, SchemaTooOld) as error:
         return _fail(one_line(error))
-    except psycopg2.errors.UndefinedFunction as error:
-        return _fail(f"the schema is older than this command (run migrations): {one_line(error)}")
     except psycopg2.Error as error:
         return _fail(f"a query failed: {error.diag.message_primary or one_line(error)}")
 

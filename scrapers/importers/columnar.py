@@ -28,9 +28,9 @@ from typing import Any
 
 import polars as pl
 
-from scrapers.db import record_columns
-from scrapers.db.payload import Payload
-from scrapers.db.records import TrackRecord
+from scrapers.db.write import record_columns
+from scrapers.db.write.payload import Payload
+from scrapers.db.write.records import TrackRecord
 from scrapers.importers.csv_reader import CSV_METADATA, CsvLines
 from scrapers.importers.lines import read_lines
 from scrapers.importers.source import FileReader, SourceRow

@@ -22,7 +22,7 @@ import csv
 import logging
 from collections.abc import Iterator
 
-from scrapers.db.payload import Payload
+from scrapers.db.write.payload import Payload
 from scrapers.importers.lines import MAX_LINE_BYTES, TOO_LONG, read_lines, without_line_end
 from scrapers.importers.source import FileReader, SourceRow, track_row
 from scrapers.items import RECORDING_FIELDS

@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from scrapers import metrics
-from scrapers.db.batch import BatchResult
-from scrapers.db.garbage import rare_collection
-from scrapers.db.records import TrackRecord
-from scrapers.db.validation import validation_pool
-from scrapers.db.writer import BatchWriter
+from scrapers.db.write.batch import BatchResult
+from scrapers.db.write.garbage import rare_collection
+from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.validation import validation_pool
+from scrapers.db.write.writer import BatchWriter
 from scrapers.importers import staged
 from scrapers.importers.columnar import ColumnarCsvReader, FastRow
 from scrapers.importers.detect import READERS, detect_format
@@ -75,8 +75,8 @@ class Importer:
     """Imports files into the catalogue at ``url`` (``None`` with ``dry_run``).
 
     ``validation_process`` False validates in this process (one core's worth of Python).
-    ``bulk``: each file is loaded in one transaction (``scrapers.db.bulk``): other sessions wait
-    for the catalogue's tables until it ends, and a file not loaded to its end stores nothing.
+    ``bulk``: each file is loaded in one transaction (``scrapers.db.write.bulk``): other sessions
+    wait for the catalogue's tables until it ends, and a file not loaded to its end stores nothing.
     ``reapply``: rows an earlier import stored are sent to the writer again instead of skipped.
     """
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, TextIO
 
-from scrapers.db.payload import Payload, PayloadDigest, utf8_bytes
+from scrapers.db.write.payload import Payload, PayloadDigest, utf8_bytes
 from scrapers.importers.lines import TOO_LONG, read_lines, without_line_end
 
 CHUNK_CHARS = 1 << 20

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO
 
-from scrapers.db.payload import Payload, PayloadDigest
+from scrapers.db.write.payload import Payload, PayloadDigest
 
 MAX_LINE_BYTES = 1 << 20
 TOO_LONG = f"line longer than {MAX_LINE_BYTES:,} bytes"

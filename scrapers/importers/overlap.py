@@ -22,13 +22,13 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from scrapers.db import known_rows
-from scrapers.db.batch import BatchResult
-from scrapers.db.connection import connect
-from scrapers.db.locks import OnLockWait
-from scrapers.db.records import TrackRecord
-from scrapers.db.validation import Validated, validate
-from scrapers.db.writer import BatchWriter
+from scrapers.db.server.connection import connect
+from scrapers.db.write import known_rows
+from scrapers.db.write.batch import BatchResult
+from scrapers.db.write.locks import OnLockWait
+from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.validation import Validated, validate
+from scrapers.db.write.writer import BatchWriter
 
 
 class OverlappedWriter:

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg2.extensions
-from psycopg2.extras import execute_values
 
 from scrapers import metrics
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
+from scrapers.db.write.rejected_items import clear_rejections, insert_rejections
+from scrapers.db.write.validation import Rejection
 from scrapers.importers.source import SourceRow
 from scrapers.metrics import RowOutcome
 from scrapers.statuses import RejectionCode
@@ -35,9 +36,9 @@ class RejectionLog:
         if self.url is None:
             return
         with self._cursor() as cursor:
-            cursor.execute("DELETE FROM rejected_items WHERE origin = %s", (self.origin,))
-            if cursor.rowcount:
-                logger.info("%s: cleared %d earlier rejections", self.origin, cursor.rowcount)
+            cleared = clear_rejections(cursor, self.origin)
+        if cleared:
+            logger.info("%s: cleared %d earlier rejections", self.origin, cleared)
 
     def store(self, rows: list[SourceRow]) -> None:
         if not rows:
@@ -46,22 +47,14 @@ class RejectionLog:
         self._log(rows)
         if self.url is None:
             return
-        values = []
+        code = RejectionCode.UNREADABLE
+        refused = []
         for row in rows:
             assert row.payload is not None
-            reason = f"{RejectionCode.UNREADABLE}: {row.error}"
-            payload = row.payload
-            values.append(
-                (self.origin, row.location, reason, payload.text, payload.size, payload.sha256)
-            )
+            refused.append(Rejection(row.location, code, f"{code}: {row.error}", row.payload))
         with self._cursor() as cursor:
-            execute_values(
-                cursor,
-                "INSERT INTO rejected_items (origin, location, reason, payload, payload_bytes,"
-                " payload_sha256) VALUES %s",
-                values,
-            )
-        metrics.ITEMS_REJECTED.labels(RejectionCode.UNREADABLE).inc(len(rows))
+            insert_rejections(cursor, refused, self.origin)
+        metrics.ITEMS_REJECTED.labels(code).inc(len(rows))
 
     def close(self) -> None:
         if self._connection is not None:

@@ -2,8 +2,8 @@
 
 Readers only translate a format into ``TrackItem``/``SetlistItem`` fields. Deciding whether an
 item can be stored (artist and title present, no NUL bytes, ISRC valid, numbers in range) is the
-batch writer's job (``scrapers.db.records``), the same for the crawl and the importer; a reader
-rejects only what it cannot read at all (broken JSON or CSV, undecodable bytes).
+batch writer's job (``scrapers.db.write.records``), the same for the crawl and the importer; a
+reader rejects only what it cannot read at all (broken JSON or CSV, undecodable bytes).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from scrapers.db.payload import Payload
+from scrapers.db.write.payload import Payload
 from scrapers.identity import normalize_isrc
 from scrapers.importers.jsonstream import ArrayElement
 from scrapers.statuses import EnrichmentStatus

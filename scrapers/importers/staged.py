@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from scrapers import metrics
-from scrapers.db.records import TrackRecord
-from scrapers.db.validation import validate
-from scrapers.db.writer import BatchWriter
+from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.validation import validate
+from scrapers.db.write.writer import BatchWriter
 from scrapers.importers.columnar import Chunk, ColumnarCsvReader
 from scrapers.importers.csv_reader import CSV_METADATA
 from scrapers.importers.progress import Progress

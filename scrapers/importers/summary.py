@@ -8,10 +8,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from scrapers.db import records
-from scrapers.db.batch import BatchResult
-from scrapers.db.fields import Rejected
-from scrapers.db.records import TrackRecord, to_record
+from scrapers.db.write import records
+from scrapers.db.write.batch import BatchResult
+from scrapers.db.write.fields import Rejected
+from scrapers.db.write.records import TrackRecord, to_record
 from scrapers.importers.progress import format_duration
 from scrapers.statuses import RejectionCode
 

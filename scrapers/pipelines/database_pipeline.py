@@ -1,6 +1,6 @@
 """Scrapy's front door to the batch writer.
 
-Items are buffered and handed to ``scrapers.db.writer.BatchWriter`` in batches of
+Items are buffered and handed to ``scrapers.db.write.writer.BatchWriter`` in batches of
 ``DATABASE_BATCH_SIZE``, or after ``DATABASE_BATCH_MAX_LATENCY`` seconds, on one worker thread:
 psycopg2 blocks, and the reactor must not. One thread also keeps flushes in order, so a
 setlist is always written before (or with) its rows. The pipeline never holds more than
@@ -44,10 +44,10 @@ from typing import Any
 
 from scrapy.crawler import Crawler
 
-from scrapers.db.connection import configured_database_url, resolve_database_url
-from scrapers.db.locks import LockWaitLog
-from scrapers.db.records import is_setlist
-from scrapers.db.writer import BatchResult, BatchWriter, DatabaseUnavailable
+from scrapers.db.server.connection import configured_database_url, resolve_database_url
+from scrapers.db.write.locks import LockWaitLog
+from scrapers.db.write.records import is_setlist
+from scrapers.db.write.writer import BatchResult, BatchWriter, DatabaseUnavailable
 from scrapers.items import to_plain
 from scrapers.pipelines.outage import (
     TICK,

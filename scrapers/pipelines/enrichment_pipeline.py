@@ -25,8 +25,8 @@ from itemadapter import ItemAdapter
 from scrapy.crawler import Crawler
 
 from scrapers import metrics
-from scrapers.db.connection import resolve_database_url
-from scrapers.db.records import is_setlist
+from scrapers.db.server.connection import resolve_database_url
+from scrapers.db.write.records import is_setlist
 from scrapers.enrichment.cache import ResponseCache
 from scrapers.enrichment.config import EnrichmentConfig
 from scrapers.enrichment.enricher import Enricher, EnrichmentResult, TrackQuery

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from scrapers.db.payload import payload_text
+from scrapers.db.write.payload import payload_text
 
 
 class Spool:

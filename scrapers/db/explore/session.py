@@ -8,7 +8,7 @@ from contextlib import closing, contextmanager
 
 import psycopg2.extensions
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 
 DEFAULT_STATEMENT_TIMEOUT_MS = 10_000
 

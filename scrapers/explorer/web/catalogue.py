@@ -19,7 +19,7 @@ import psycopg2
 import psycopg2.extensions
 from fastapi import Request
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 
 BORROW_TIMEOUT = 10.0
 

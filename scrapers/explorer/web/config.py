@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scrapers.db.connection import DatabaseUrlError, check_database_url, resolve_database_url
+from scrapers.db.server.connection import DatabaseUrlError, check_database_url, resolve_database_url
 from scrapers.settings_check import listen_address, number, whole_number
 
 

@@ -1,8 +1,9 @@
 """Where the catalogue lives: the one place that answers it.
 
 The ``DATABASE_URL`` setting (``-s`` > the environment > none: ``scrapers/settings.py``) names a
-libpq URL. Without one, the embedded server (``scrapers.db.embedded``) is started or reused and the
-``tracklists`` database on it is used. Scripts, the spider, tests and benchmarks all come here.
+libpq URL. Without one, the embedded server (``scrapers.db.server.embedded``) is started or reused
+and the ``tracklists`` database on it is used. Scripts, the spider, tests and benchmarks all come
+here.
 
 It is also where a connection string's password is kept out of every message: libpq echoes the
 whole URL (or a piece of it) when it cannot parse one, so errors leave here with it removed.
@@ -22,7 +23,7 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from scrapers.db.embedded import EmbeddedDatabaseError, EmbeddedPostgres
+from scrapers.db.server.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 from scrapers.settings_check import project_settings
 
 EMBEDDED_DATABASE = "tracklists"

@@ -3,7 +3,7 @@
 A batch's candidates (stored tracks any of its items could match) are added first, oldest
 first; then each item is resolved in order: ISRC, then Spotify ID, then the Koito lookup of raw
 spellings, then the title key, else a new track. Items of the same batch resolve against each
-other too, which is the in-batch dedupe. Identifier conflicts follow ``conflicts.decide``.
+other too, which is the in-batch dedupe. Identifier conflicts follow ``conflict_policy.decide``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrapers.db import merge
-from scrapers.db.conflicts import Conflict, decide
-from scrapers.db.copy import new_id
-from scrapers.db.records import TrackRecord
+from scrapers.db.write import merge
+from scrapers.db.write.conflict_policy import Conflict, decide
+from scrapers.db.write.ids import new_id
+from scrapers.db.write.records import TrackRecord
 from scrapers.metrics import MatchTier
 
 

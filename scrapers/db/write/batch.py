@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 import psycopg2.extensions
 
 from scrapers import identity, metrics
-from scrapers.db import known_rows, records, setlist_statements, statements
-from scrapers.db.conflicts import Conflict, count_conflicts, insert_conflicts
-from scrapers.db.locks import OnLockWait, lock_key, lock_keys
-from scrapers.db.records import Placement, SetlistRecord, TrackRecord
-from scrapers.db.resolution import Resolution
-from scrapers.db.validation import Rejection
+from scrapers.db.write import known_rows, records, setlist_statements, statements
+from scrapers.db.write.conflict_policy import Conflict
+from scrapers.db.write.conflicts import count_conflicts, insert_conflicts
+from scrapers.db.write.locks import OnLockWait, lock_key, lock_keys
+from scrapers.db.write.records import Placement, SetlistRecord, TrackRecord
+from scrapers.db.write.rejected_items import insert_rejections
+from scrapers.db.write.resolution import Resolution
+from scrapers.db.write.validation import Rejection
 from scrapers.metrics import MatchTier, RowChange
 
 logger = logging.getLogger(__name__)
@@ -148,7 +150,7 @@ def apply(
     applied.conflicts = insert_conflicts(cursor, resolution.conflicts, origin)
     result.conflicts = len(applied.conflicts)
     if rejections:
-        statements.insert_rejections(cursor, rejections, origin)
+        insert_rejections(cursor, rejections, origin)
         result.rejected.update(r.code for r in rejections)
     return result, applied
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 import psycopg2.extensions
 from psycopg2 import sql
 
-from scrapers.db.locks import LOCK_BUCKETS, LOCK_CLASS, WRITTEN_TABLES, OnLockWait, wait_for_locks
+from scrapers.db.write.locks import (
+    LOCK_BUCKETS,
+    LOCK_CLASS,
+    WRITTEN_TABLES,
+    OnLockWait,
+    wait_for_locks,
+)
 
 # The tables whose foreign keys are dropped while loading: those the writer fills with rows
 # that reference the parents.

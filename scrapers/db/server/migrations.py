@@ -20,12 +20,12 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from scrapers.db.connection import connect
+from scrapers.db.server.connection import connect
 
 # migrations/ of the checkout; an installed package carries the same files as scrapers/sql
 # (pyproject.toml maps the folder there).
-_INSTALLED = Path(__file__).resolve().parents[1] / "sql"
-_CHECKOUT = Path(__file__).resolve().parents[2] / "migrations"
+_INSTALLED = Path(__file__).resolve().parents[2] / "sql"
+_CHECKOUT = Path(__file__).resolve().parents[3] / "migrations"
 MIGRATIONS_DIR = _INSTALLED if _INSTALLED.is_dir() else _CHECKOUT
 # Arbitrary but fixed: every runner of this project takes the same lock.
 ADVISORY_LOCK_KEY = 0x7472_6163_6B73  # "tracks"
@@ -49,6 +49,18 @@ class MigrationError(RuntimeError):
 
 class UnknownMigration(MigrationError):
     """No migration file has that name: a usage error, nothing was run."""
+
+
+class SchemaTooOld(RuntimeError):
+    """The database lacks migrations this code has: the one answer to "is the schema current?"
+    for every process that reads or writes the catalogue (``require_current_schema``)."""
+
+    def __init__(self, pending: list[str]) -> None:
+        self.pending = pending
+        super().__init__(
+            "the catalogue's schema is older than this code (not applied: "
+            f"{', '.join(pending)}): run `python scripts/migrate.py up`"
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,17 @@ def applied(connection: psycopg2.extensions.connection) -> dict[str, datetime]:
             return {}
         cursor.execute("SELECT migration_name, applied_at FROM schema_migrations")
         return dict(cursor.fetchall())
+
+
+def require_current_schema(connection: psycopg2.extensions.connection) -> None:
+    """Raise ``SchemaTooOld`` unless every migration of this code is applied.
+
+    Runs in the caller's transaction (a read-only one is fine) and leaves it open.
+    """
+    already = applied(connection)
+    pending = [migration.name for migration in discover() if migration.name not in already]
+    if pending:
+        raise SchemaTooOld(pending)
 
 
 def run_sql_file(

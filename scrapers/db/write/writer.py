@@ -34,15 +34,15 @@ import psycopg2
 import psycopg2.extensions
 
 from scrapers import metrics
-from scrapers.db import bulk, known_rows, records
-from scrapers.db.batch import BatchResult, Uncounted, apply
-from scrapers.db.connection import connect, redacted
-from scrapers.db.copy import new_id
-from scrapers.db.locks import OnLockWait
-from scrapers.db.records import TrackRecord
-from scrapers.db.staging import StagedLoad
-from scrapers.db.statements import SESSION_SETUP
-from scrapers.db.validation import (
+from scrapers.db.server.connection import connect, redacted
+from scrapers.db.write import bulk, known_rows, records
+from scrapers.db.write.batch import BatchResult, Uncounted, apply
+from scrapers.db.write.ids import new_id
+from scrapers.db.write.locks import OnLockWait
+from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.staging import StagedLoad
+from scrapers.db.write.statements import SESSION_SETUP
+from scrapers.db.write.validation import (
     Entry,
     Rejection,
     Validated,
@@ -83,7 +83,7 @@ class BatchWriter:
     ("spider:1001tracklists", "import:export.jsonl"). ``retry_timeout`` bounds how long a batch
     waits for a lost database before ``DatabaseUnavailable``.
 
-    ``bulk``: the whole load is one transaction (``scrapers.db.bulk``): ``begin_bulk``, then
+    ``bulk``: the whole load is one transaction (``scrapers.db.write.bulk``): ``begin_bulk``, then
     writes (each batch a savepoint, no retry: a lost connection loses the load), then
     ``finish_bulk``; closing without ``finish_bulk`` rolls everything back.
 

@@ -16,7 +16,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from scrapers.db.records import Placement, SetlistRecord
+from scrapers.db.write.records import Placement, SetlistRecord
 from scrapers.metrics import RowChange
 
 # Sorts before any fetch time: a record that does not say when it was fetched is the oldest.

@@ -20,8 +20,8 @@ import polars as pl
 
 from scrapers import identity
 from scrapers import identity_columns as columns
-from scrapers.db import fields, records
-from scrapers.db.records import TrackRecord
+from scrapers.db.write import fields, records
+from scrapers.db.write.records import TrackRecord
 from scrapers.statuses import CreditRole, EnrichmentStatus
 
 _WHOLE_NUMBER = rf"^[0-9]{{1,{fields._WHOLE_NUMBER_DIGITS}}}$"

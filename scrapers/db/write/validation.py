@@ -16,10 +16,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from scrapers.db import records
-from scrapers.db.fields import Rejected
-from scrapers.db.garbage import collect_rarely
-from scrapers.db.payload import Payload, payload_text
+from scrapers.db.write import records
+from scrapers.db.write.fields import Rejected
+from scrapers.db.write.garbage import collect_rarely
+from scrapers.db.write.payload import Payload, payload_text
 
 
 class Entry(NamedTuple):

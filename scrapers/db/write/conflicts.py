@@ -1,18 +1,6 @@
-"""The identifier conflict policy, in one place for every writer.
-
-Policy (README "Conflict policy"):
-
-* An identifier is never overwritten by a different value. A track that already has an ISRC
-  (or Spotify ID) keeps it; the contradicting value is recorded with resolution ``kept_stored``.
-* An identifier already owned by another track stays on that track; the claim is recorded with
-  resolution ``kept_on_other_track`` and both track ids. Nothing is merged automatically: two
-  tracks that may be one recording are listed in ``identifier_conflicts`` for a person (or a
-  later merge migration, which keeps an audit trail) to decide.
-* Otherwise the track gains the identifier (``assigned``).
-
-So with an item whose ISRC belongs to track A and whose Spotify ID belongs to track B, A wins
-(ISRC is the stronger identifier), the item's other values update A, the Spotify ID stays on B,
-and one conflict row names A and B. No unique violation escapes, and nothing is lost.
+"""The identifier conflict policy's writes: conflicts recorded in ``identifier_conflicts`` and
+counted, and ``assign_identifiers``, which gives an existing track identifiers under the policy.
+The policy itself, pure, is ``conflict_policy.py``.
 """
 
 from __future__ import annotations
@@ -30,54 +18,13 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from scrapers import identity, metrics
-from scrapers.db import merge, records
-from scrapers.db.fields import MAX_SHORT_CHARS, Rejected
-from scrapers.db.locks import lock_key, lock_keys
+from scrapers.db.write import merge, merge_sql, records
+from scrapers.db.write.conflict_policy import Conflict, decide
+from scrapers.db.write.fields import MAX_SHORT_CHARS, Rejected
+from scrapers.db.write.locks import lock_key, lock_keys
 from scrapers.statuses import ConflictResolution, IdentifierType
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """One row of ``identifier_conflicts``."""
-
-    identifier_type: IdentifierType
-    track_id: str
-    other_track_id: str | None
-    stored_value: str | None
-    incoming_value: str
-    resolution: ConflictResolution
-
-
-def decide(
-    identifier_type: IdentifierType,
-    track_id: str,
-    incoming: str | None,
-    stored: str | None,
-    owner_id: str | None,
-) -> tuple[bool, Conflict | None]:
-    """Whether ``track_id`` gains ``incoming``, and the conflict to record if it does not.
-
-    ``stored`` is the track's current value, ``owner_id`` the other track holding ``incoming``.
-    """
-    if incoming is None or stored == incoming:
-        return False, None
-    if owner_id is not None and owner_id != track_id:
-        conflict = Conflict(
-            identifier_type,
-            track_id,
-            owner_id,
-            stored,
-            incoming,
-            ConflictResolution.KEPT_ON_OTHER_TRACK,
-        )
-        return False, conflict
-    if stored is not None:
-        return False, Conflict(
-            identifier_type, track_id, None, stored, incoming, ConflictResolution.KEPT_STORED
-        )
-    return True, None
 
 
 def insert_conflicts(
@@ -257,22 +204,11 @@ def _assign(
         if conflict:
             outcome.conflicts.append(conflict)
     columns = {**row, **outcome.assigned}
-    statement = sql.SQL("UPDATE tracks AS t SET {} FROM (SELECT").format(merge.assignments())
+    statement = sql.SQL("UPDATE tracks AS t SET {} FROM (SELECT {}) AS u WHERE t.id = %(id)s")
     cursor.execute(
-        statement
-        + sql.SQL(
-            "  %(bpm)s::numeric AS bpm, %(duration_ms)s::int AS duration_ms,"
-            " %(key)s::text AS key, %(label)s::text AS label,"
-            " %(release_date)s::date AS release_date,"
-            " %(genre)s::text AS genre, %(musicbrainz_id)s::uuid AS musicbrainz_id,"
-            " %(version)s::text AS version, %(isrc)s::text AS isrc,"
-            " %(spotify_id)s::text AS spotify_id, NULL::text AS title_key,"
-            " %(metadata)s::jsonb AS metadata, NULL::text AS enrichment_status) AS u"
-            " WHERE t.id = %(id)s"
-        ),
+        statement.format(merge_sql.assignments(), merge_sql.incoming_row()),
         {
-            **{name: columns.get(name) for name in (*records.OVERWRITE_COLUMNS, "isrc")},
-            **{name: columns.get(name) for name in (*records.FILL_ONLY_COLUMNS, "spotify_id")},
+            **{name: columns.get(name) for name in merge.COLUMN_TYPES},
             "metadata": json.dumps(metadata),
             "id": track_id,
         },

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from scrapers.db.fields import MAX_METADATA_CHARS
+from scrapers.db.write.fields import MAX_METADATA_CHARS
 from scrapers.items import to_plain
 
 # What rejected_items.payload keeps of a refused input; its full size and hash go beside it.

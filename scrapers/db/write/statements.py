@@ -1,39 +1,34 @@
-"""The SQL of a batch's tracks: candidates, new rows, updates, artists, credits, lookup rows,
-and refused items. Each function is one or two statements, set-based whatever the batch size.
+"""The SQL of a batch's tracks: candidates, new rows, updates, artists, credits, lookup rows.
+Each function is one or two statements, set-based whatever the batch size.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import psycopg2.extensions
 from psycopg2 import sql
-from psycopg2.extras import execute_values
 
 from scrapers import identity
-from scrapers.db import merge, records
-from scrapers.db.copy import copy_rows, new_id
-from scrapers.db.records import TrackRecord
-from scrapers.db.resolution import Resolution, Track
-from scrapers.db.validation import Rejection
+from scrapers.db.write import merge, merge_sql, records
+from scrapers.db.write.copy import copy_rows
+from scrapers.db.write.ids import new_id
+from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.resolution import Resolution, Track
 from scrapers.statuses import EnrichmentStatus
 
 # The writer's statements are many short index lookups. The planner cannot know that each
 # LATERAL lookup finds a row or two, and its estimate (millions of rows) crosses
 # ``jit_above_cost``: compiling the query then took 0.5 s of a 0.57 s candidate fetch.
-SESSION_SETUP = """
+SESSION_SETUP = sql.SQL("""
 SET jit = off;
-CREATE TEMP TABLE IF NOT EXISTS writer_track_updates (
-    id uuid, bpm numeric, duration_ms integer, key text, label text, release_date date,
-    genre text, musicbrainz_id uuid, version text, isrc text, spotify_id text, title_key text,
-    metadata jsonb, enrichment_status text
-) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS writer_track_updates (id uuid, {columns}) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS writer_credits (
     track_id uuid, artist_id uuid, role text, position smallint
 ) ON COMMIT DELETE ROWS;
-"""
+""").format(columns=merge_sql.incoming_columns())
 _NEW_TRACK_COLUMNS = (
     "id",
     "title",
@@ -47,16 +42,7 @@ _NEW_TRACK_COLUMNS = (
     "metadata",
     "enrichment_status",
 )
-_UPDATE_COLUMNS = (
-    "id",
-    *records.OVERWRITE_COLUMNS,
-    *records.FILL_ONLY_COLUMNS,
-    "isrc",
-    "spotify_id",
-    "title_key",
-    "metadata",
-    "enrichment_status",
-)
+_UPDATE_COLUMNS = ("id", *merge.COLUMN_TYPES)
 _CREDIT_COLUMNS = ("track_id", "artist_id", "role", "position")
 
 
@@ -161,7 +147,7 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
         cursor.execute(
             sql.SQL(
                 "UPDATE tracks AS t SET {} FROM writer_track_updates AS u WHERE t.id = u.id AND {}"
-            ).format(merge.assignments(), merge.changes())
+            ).format(merge_sql.assignments(), merge_sql.changes())
         )
     if names:
         write_credits(
@@ -210,35 +196,4 @@ def write_lookup(
         "track_lookup",
         ("raw_artist", "raw_title", "track_id"),
         [(artist, title, track_id) for (artist, title), track_id in spellings.items()],
-    )
-
-
-def insert_rejections(
-    cursor: psycopg2.extensions.cursor, rejections: Sequence[Rejection], origin: str
-) -> None:
-    """Refused items with their reasons; a replayed batch does not list the same refusal twice."""
-    unique = list(
-        dict.fromkeys(
-            (origin, r.location, r.reason, r.payload.text, r.payload.size, r.payload.sha256)
-            for r in rejections
-        )
-    )
-    execute_values(
-        cursor,
-        """
-        INSERT INTO rejected_items
-            (origin, location, reason, payload, payload_bytes, payload_sha256)
-        SELECT v.origin, v.location, v.reason, v.payload, v.payload_bytes, v.payload_sha256
-        FROM (VALUES %s) AS v (n, origin, location, reason, payload, payload_bytes,
-                               payload_sha256)
-        WHERE NOT EXISTS (
-            SELECT 1 FROM rejected_items r
-            WHERE r.reason = v.reason AND r.origin = v.origin
-              AND r.location IS NOT DISTINCT FROM v.location
-              AND r.payload_sha256 = v.payload_sha256)
-        ORDER BY v.n
-        """,
-        [(n, *row) for n, row in enumerate(unique)],
-        template="(%s, %s, %s::text, %s, %s, %s::bigint, %s)",
-        page_size=len(unique),
     )

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import psycopg2.extensions
 
-from scrapers.db.locks import OnLockWait, wait_for_locks
+from scrapers.db.write.locks import OnLockWait, wait_for_locks
 
 # A digest stored before now names the given track.
 _REPLACE = (

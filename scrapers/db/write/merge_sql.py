@@ -1,50 +1,14 @@
-"""The merge rule: what an update of a track takes from an incoming record and what it keeps of
-the stored row. Written once, in Python (``merge``) and, beside it, in SQL (``assignments``);
-``tests/test_merge_rule.py`` checks that the two agree.
-
-* Descriptive columns (``records.OVERWRITE_COLUMNS``): a non-null incoming value replaces the
-  stored one; null never erases.
-* Identity columns (``records.FILL_ONLY_COLUMNS``, the identifiers, the title key): filled only
-  while empty. Which track may take an identifier is ``conflicts.decide``'s policy, before this.
-* ``metadata``: the incoming keys are added, replacing stored keys of the same name.
-* ``enrichment_status``: an outcome (enriched, not_found, failed) replaces what is stored;
-  "pending" never replaces an outcome, so re-crawling an enriched track does not queue it again.
-
-Used by the batch writer (within a batch, ``resolution.Track.absorb``; against the stored row,
-``statements.write_tracks``), by enrichment's store (``conflicts.assign_identifiers``) and by
-migration 002's keeper fill, which renders the same rule in its own SQL (the keeper is the
-stored row, its duplicates' values the incoming record).
+"""The merge rule of ``merge.py`` in SQL: the SET list of an UPDATE (``assignments``), the guard
+that skips rows it would not change (``changes``), the fold of a new track's incoming rows for
+``--bulk``'s staging (``folded``), and an incoming row's typed columns. ``tests/test_merge_rule.py``
+checks that this SQL and ``merge.merge`` agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from psycopg2 import sql
 
-from scrapers.db import records
-from scrapers.statuses import EnrichmentStatus
-
-OVERWRITE = records.OVERWRITE_COLUMNS
-FILL_ONLY = (*records.FILL_ONLY_COLUMNS, "isrc", "spotify_id", "title_key")
-ENRICHMENT_OUTCOMES = EnrichmentStatus.outcomes()
-
-
-def merge(stored: Mapping[str, Any], incoming: Mapping[str, Any]) -> dict[str, Any]:
-    """The row after ``incoming`` is merged into ``stored`` (columns absent count as null)."""
-    merged = dict(stored)
-    for name in OVERWRITE:
-        if incoming.get(name) is not None:
-            merged[name] = incoming[name]
-    for name in FILL_ONLY:
-        if stored.get(name) is None and incoming.get(name) is not None:
-            merged[name] = incoming[name]
-    if "metadata" in stored or incoming.get("metadata"):
-        merged["metadata"] = {**(stored.get("metadata") or {}), **(incoming.get("metadata") or {})}
-    if incoming.get("enrichment_status") in ENRICHMENT_OUTCOMES:
-        merged["enrichment_status"] = incoming["enrichment_status"]
-    return merged
+from scrapers.db.write.merge import COLUMN_TYPES, ENRICHMENT_OUTCOMES, FILL_ONLY, OVERWRITE
 
 
 def _merged(stored: str, incoming: str) -> list[tuple[str, sql.Composable]]:
@@ -151,4 +115,20 @@ def changes(stored: str = "t", incoming: str = "u") -> sql.Composed:
         sql.SQL(", ").join(
             sql.SQL("{}.{}").format(sql.Identifier(stored), sql.Identifier(c)) for c, _ in merged
         ),
+    )
+
+
+def incoming_columns() -> sql.Composed:
+    """An incoming row's columns with their types, as in a table's definition."""
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+        for name, kind in COLUMN_TYPES.items()
+    )
+
+
+def incoming_row() -> sql.Composed:
+    """An incoming row from named parameters, as a SELECT list: ``%(bpm)s::numeric AS bpm, …``."""
+    return sql.SQL(", ").join(
+        sql.SQL("{}::{} AS {}").format(sql.Placeholder(name), sql.SQL(kind), sql.Identifier(name))
+        for name, kind in COLUMN_TYPES.items()
     )

@@ -4,7 +4,7 @@ Items come from the spider (``SetlistItem``/``TrackItem``), from importers and s
 dicts in the testing plan's shape (``track_name``, ``artist_name``, ``isrc``, …), and from spool
 files written by an earlier crawl. Everything PostgreSQL would refuse (NUL bytes, values that
 break a CHECK) is caught here, so that one bad item is rejected alone instead of aborting the
-batch it travels in. Each field's reader is in ``scrapers.db.fields``; normalisation itself is
+batch it travels in. Each field's reader is in ``scrapers.db.write.fields``; normalisation itself is
 ``scrapers.identity``'s job.
 """
 
@@ -19,8 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from scrapers import identity
-from scrapers.db import fields
-from scrapers.db.fields import (
+from scrapers.db.write import fields
+from scrapers.db.write.fields import (
     MAX_LIST_ENTRIES,
     MAX_METADATA_CHARS,
     MAX_NAME_CHARS,
