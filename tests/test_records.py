@@ -8,6 +8,7 @@ import pytest
 
 from scrapers.db.write import records
 from scrapers.db.write.fields import Rejected
+from scrapers.enrichment import matching
 from scrapers.statuses import EnrichmentStatus
 
 
@@ -154,3 +155,30 @@ def test_version_and_remix_read_from_the_title(title: str, version: str, is_remi
 )
 def test_metadata_within_the_limit_is_kept(metadata: dict) -> None:
     assert records.to_record(track(metadata=metadata)).metadata == metadata
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@pytest.mark.parametrize(
+    ("bpm", "duration_ms", "accepted"),
+    [
+        (0.01, 1, True),
+        (999.99, DAY_MS - 1, True),
+        ("128", str(DAY_MS - 1), True),
+        (1000, DAY_MS, False),
+        ("1000", str(DAY_MS), False),
+        (0, 0, False),
+        (-5, -5, False),
+    ],
+)
+def test_the_writer_and_enrichment_take_the_same_bpm_and_duration(
+    bpm: object, duration_ms: object, accepted: bool
+) -> None:
+    """One rule: a duration the writer stored (a day or more) was one enrichment refused."""
+    record = records.to_record(track(bpm=bpm, duration_ms=duration_ms))
+    stored = (record.values["bpm"] is not None, record.values["duration_ms"] is not None)
+    assert stored == (accepted, accepted)
+    if not isinstance(bpm, str):
+        enriched = (matching.valid_bpm(bpm) is not None, matching.valid_duration_ms(duration_ms))
+        assert (enriched[0], enriched[1] is not None) == (accepted, accepted)

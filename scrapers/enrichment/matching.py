@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from scrapers.db.write.fields import MAX_BPM, MAX_DURATION_MS
 from scrapers.enrichment.distance import (
     artist_similarity,
     duration_factor,
@@ -27,7 +28,6 @@ from scrapers.enrichment.distance import (
 )
 from scrapers.identity import InvalidIdentifier, isrc_country_assigned, parse_isrc
 
-MAX_DURATION_MS = 24 * 3600 * 1000
 # The fields enrichment may fill, in the order the README lists them.
 FIELDS = ("isrc", "spotify_id", "musicbrainz_id", "duration_ms", "bpm", "release_date")
 # Why a source gave no match: nothing offered, nothing close enough, or a tie between recordings.
@@ -225,10 +225,10 @@ def valid_duration_ms(raw: Any) -> int | None:
 
 
 def valid_bpm(raw: Any) -> float | None:
-    """Deezer sends 0 for "unknown"; the column allows 0 < bpm < 1000."""
+    """Deezer sends 0 for "unknown"; the rule is the writer's (``fields.MAX_BPM``)."""
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         return None
-    return round(float(raw), 2) if 0 < raw < 1000 else None
+    return round(float(raw), 2) if 0 < raw < MAX_BPM else None
 
 
 def valid_date(raw: Any) -> str | None:

@@ -24,6 +24,11 @@ MAX_URL_CHARS = 2048
 MAX_LIST_ENTRIES = 100
 MAX_METADATA_CHARS = 20_000
 MAX_INT = 2**31 - 1
+# A track's values, one rule for every path (the writer's validation, its columnar fast path,
+# enrichment's reading of a source's answer): a BPM strictly between 0 and the column's bound,
+# a duration of less than a day (longer is a typo or a whole set, not a recording).
+MAX_BPM = 1000
+MAX_DURATION_MS = 24 * 3600 * 1000
 
 # How exports spell a flag; an empty cell is "not given".
 _FLAG_TEXT = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -148,14 +153,16 @@ def number(
     return round(parsed, 2)
 
 
-def bounded_integer(fields: Mapping[str, Any], name: str, invalid: dict[str, Any]) -> int | None:
-    """A positive ``integer`` (a fraction is cut); else noted invalid."""
+def bounded_integer(
+    fields: Mapping[str, Any], name: str, high: int, invalid: dict[str, Any]
+) -> int | None:
+    """A whole number strictly between 0 and ``high`` (a fraction is cut); else noted invalid."""
     value = fields.get(name)
     if type(value) is str and _whole_number_text(value):
         whole = int(value)
-        if 0 < whole < MAX_INT:
+        if 0 < whole < high:
             return whole  # what ``number`` gives, without the Decimal
-    parsed = number(fields, name, 0, MAX_INT, invalid)
+    parsed = number(fields, name, 0, high, invalid)
     return None if parsed is None else int(parsed)
 
 

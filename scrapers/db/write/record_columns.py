@@ -60,8 +60,8 @@ def track_columns(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     frame = rows.with_columns(_in_domain=in_domain)
     isrc, isrc_refused = columns.isrc(text["isrc"])
     spotify_id, spotify_refused = columns.spotify_id(text["spotify_id"])
-    bpm, bpm_exact = _whole_number(text["bpm"], 0, 1000)
-    duration, duration_exact = _whole_number(text["duration_ms"], 0, fields.MAX_INT)
+    bpm, bpm_exact = _whole_number(text["bpm"], 0, fields.MAX_BPM)
+    duration, duration_exact = _whole_number(text["duration_ms"], 0, fields.MAX_DURATION_MS)
     release_date, date_exact = _date(text["release_date"])
     flag = text["is_remix"].str.to_lowercase()
     frame = frame.with_columns(

@@ -242,8 +242,8 @@ def _track_record(item: dict[str, Any]) -> TrackRecord:
     enrichment_status = fields.choice(item, "enrichment_status", ENRICHMENT_STATUSES)
     invalid_identifiers = sorted(invalid)
     values = {
-        "bpm": fields.number(item, "bpm", 0, 1000, invalid),
-        "duration_ms": fields.bounded_integer(item, "duration_ms", invalid),
+        "bpm": fields.number(item, "bpm", 0, fields.MAX_BPM, invalid),
+        "duration_ms": fields.bounded_integer(item, "duration_ms", fields.MAX_DURATION_MS, invalid),
         "key": fields.text(item, "key", MAX_SHORT_CHARS),
         "label": fields.text(item, "label", MAX_NAME_CHARS),
         "release_date": fields.date(item, "release_date", invalid),
