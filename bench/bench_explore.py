@@ -139,58 +139,32 @@ def load(url: str, setlists: int, rows: int, tracks: int) -> dict[str, Any]:
 
             def setlist_rows() -> Iterator[tuple[Any, ...]]:
                 for s in range(setlists):
+                    setlist = track_uuid(10**9 + s)
                     length = max(2, round(rng.gauss(per_set, per_set / 4)))
                     current = popular()
                     index = 0
                     while index < length:
                         roll = rng.random()
                         if roll < 0.08:
-                            yield (track_uuid(10**9 + s), index, index + 1, False, None, None)
+                            yield (setlist, index, index + 1, False, None, None)
                             current = popular()
                         elif roll < 0.13 and index:
-                            yield (
-                                track_uuid(10**9 + s),
-                                index,
-                                None,
-                                True,
-                                None,
-                                track_uuid(popular()),
-                            )
+                            yield (setlist, index, None, True, None, track_uuid(popular()))
                         elif roll < 0.14 and index + 2 < length:
-                            yield (
-                                track_uuid(10**9 + s),
-                                index,
-                                index + 1,
-                                False,
-                                None,
-                                track_uuid(current),
-                            )
+                            yield (setlist, index, index + 1, False, None, track_uuid(current))
                             for part in (1, 2):
-                                yield (
-                                    track_uuid(10**9 + s),
-                                    index + part,
-                                    None,
-                                    False,
-                                    index,
-                                    track_uuid(popular()),
-                                )
+                                part_track = track_uuid(popular())
+                                yield (setlist, index + part, None, False, index, part_track)
                             index += 2
                         else:
-                            yield (
-                                track_uuid(10**9 + s),
-                                index,
-                                index + 1,
-                                False,
-                                None,
-                                track_uuid(current),
-                            )
+                            yield (setlist, index, index + 1, False, None, track_uuid(current))
                             current = (
                                 rng.choice(usual[current]) if rng.random() < 0.5 else popular()
                             )
                         index += 1
                     set_rows.append(
                         (
-                            track_uuid(10**9 + s),
+                            setlist,
                             "bench",
                             str(s),
                             f"Set {s}",
