@@ -12,6 +12,7 @@ lines the csv module reads, non-ASCII spellings, and a few thousand of the bench
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.generate_import_file import generate
@@ -89,13 +90,39 @@ def write(path: Path, rows: list[list[str]], bench: Path, extra: bytes = b"") ->
     return path
 
 
-def import_files(url: str, paths: list[Path], *, bulk: bool) -> list[ImportSummary]:
-    return [
-        Importer(url, bulk=bulk, validation_process=False, interactive=False, batch_size=500).run(
-            [path], "csv"
-        )
-        for path in paths
+def import_both_ways(
+    make_database: Callable[[], str], runs: list[tuple[Path, str]]
+) -> tuple[str, str, list[ImportSummary]]:
+    """Each (file, format) of ``runs`` in turn through the shared mode into one database and
+    through ``--bulk`` into another; asserts that every table, the known rows' digests and the
+    runs' counts are the same. Returns both databases and the shared mode's runs."""
+    shared, staged = make_database(), make_database()
+    shared_runs, staged_runs = (
+        [
+            Importer(
+                url, bulk=bulk, validation_process=False, interactive=False, batch_size=500
+            ).run([path], fmt)
+            for path, fmt in runs
+        ]
+        for url, bulk in ((shared, False), (staged, True))
+    )
+    expected, got = snapshot(shared), snapshot(staged)
+    for table in expected:
+        assert got[table] == expected[table], table
+    assert digests(staged) == digests(shared)
+    assert [counts(run) for run in staged_runs] == [counts(run) for run in shared_runs]
+    assert [run.files[0].error for run in staged_runs] == [
+        run.files[0].error for run in shared_runs
     ]
+    return shared, staged, shared_runs
+
+
+def bench_files(tmp_path: Path, rows: int, *seeds: int) -> list[Path]:
+    """The bench generator's CSV files of ``rows`` rows (30 % repeats), one per seed."""
+    paths = [tmp_path / f"bench{seed}.csv" for seed in seeds]
+    for path, seed in zip(paths, seeds, strict=True):
+        generate(path, rows, 0.3, seed)
+    return paths
 
 
 def counts(summary: ImportSummary) -> tuple:
@@ -127,9 +154,7 @@ def digests(url: str) -> list[tuple]:
 def test_bulk_resolved_in_sql_stores_the_shared_modes_catalogue(
     make_database, tmp_path: Path
 ) -> None:
-    bench_one, bench_two = tmp_path / "bench1.csv", tmp_path / "bench2.csv"
-    generate(bench_one, 3000, 0.3, 6)
-    generate(bench_two, 3000, 0.3, 7)
+    bench_one, bench_two = bench_files(tmp_path, 3000, 6, 7)
     broken = b'M,"Broken\nN,Stray",\n,,,,,,,\n"O, P",Quoted,,,,,,\n'
     files = [
         write(tmp_path / "first.csv", FIRST, bench_one, broken),
@@ -137,15 +162,7 @@ def test_bulk_resolved_in_sql_stores_the_shared_modes_catalogue(
         # The first file again: every row is known or a repeat, nothing is written.
         tmp_path / "first.csv",
     ]
-    shared, staged = make_database(), make_database()
-    shared_runs = import_files(shared, files, bulk=False)
-    staged_runs = import_files(staged, files, bulk=True)
-
-    expected, got = snapshot(shared), snapshot(staged)
-    for table in expected:
-        assert got[table] == expected[table], table
-    assert digests(staged) == digests(shared)
-    assert [counts(run) for run in staged_runs] == [counts(run) for run in shared_runs]
+    _, _, shared_runs = import_both_ways(make_database, [(path, "csv") for path in files])
     # The files hold what the comparison is about.
     first = counts(shared_runs[0])
     assert first[1] > 0 and first[7] and first[8] > 0 and first[9] > 0  # repeats, rejects, ...

@@ -161,7 +161,7 @@ class Importer:
             if isinstance(writer, OverlappedWriter) and self.bulk:
                 writer.begin_bulk(progress.waiting)
             try:
-                if self.bulk and isinstance(reader, ColumnarCsvReader):
+                if self.bulk:
                     assert isinstance(writer, OverlappedWriter)
                     staged.load_file(
                         self, reader, writer.writer, rejections, summary, progress, done_bytes

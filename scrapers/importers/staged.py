@@ -1,30 +1,33 @@
-"""``--bulk`` of a CSV file: read in columns, staged whole, resolved in SQL (``db.staging``).
+"""``--bulk`` of any file: staged whole, resolved in SQL (``db.write.staging``).
 
-The file is read a chunk at a time (``ColumnarCsvReader.chunks``: memory stays bounded by a
-chunk). Repeats of an earlier row and known rows are dropped as the shared mode drops them (the
-same ``Importer.seen`` and ``known_rows.known``, one query a chunk), so a re-import stages
-nothing. The rows decided in columns are COPYed into the staging table as columns, the others
-are validated here by ``records.to_record`` and staged as records, and refusals are stored in
-the load's transaction with the codes the writer gives them. When the whole file is staged, the
-simple groups are inserted set-based and the tangled rows go through the batch writer in file
-order. Counts and outcomes are those of the shared mode.
+The file is read a chunk at a time (memory stays bounded by a chunk): a CSV file in columns
+(``ColumnarCsvReader.chunks``), any other format row by row (``FileReader.rows``). Repeats of an
+earlier row and known rows are dropped as the shared mode drops them (the same
+``Importer.seen`` and ``known_rows.known``, one query a chunk), so a re-import stages nothing.
+The rows decided in columns are COPYed into the staging table as columns, the others are
+validated here by ``records.to_record`` and staged as records (setlists and the rows placed in
+them held whole for the writer), and refusals are stored in the load's transaction with the
+codes the writer gives them. When the whole file is staged, the simple groups are inserted
+set-based and the tangled and held rows go through the batch writer in file order. Counts and
+outcomes are those of the shared mode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from scrapers import metrics
-from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.staging import StagedLoad
 from scrapers.db.write.validation import validate
 from scrapers.db.write.writer import BatchWriter
-from scrapers.importers.columnar import Chunk, ColumnarCsvReader
+from scrapers.importers.columnar import CHUNK_LINES, Chunk, ColumnarCsvReader
 from scrapers.importers.csv_reader import CSV_METADATA
 from scrapers.importers.progress import Progress
 from scrapers.importers.rejections import RejectionLog
-from scrapers.importers.source import row_digest
+from scrapers.importers.source import FileReader, SourceRow, row_digest
 from scrapers.importers.summary import ImportSummary
 from scrapers.metrics import RowOutcome
 
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 def load_file(
     importer: Importer,
-    reader: ColumnarCsvReader,
+    reader: FileReader,
     writer: BatchWriter,
     rejections: RejectionLog,
     summary: ImportSummary,
@@ -42,61 +45,139 @@ def load_file(
     done_bytes: int,
 ) -> None:
     """Stage every row of ``reader``'s file, then resolve and store them (``writer`` is in its
-    bulk transaction; the caller commits it)."""
+    bulk transaction; the caller commits it). A file the reader cannot go on with (``OSError``,
+    ``ValueError``) has what was read before it resolved and stored, as the shared mode does."""
     load = writer.stage()
-    for chunk in reader.chunks():
-        summary.read += chunk.fast.height + len(chunk.slow)
-        kept, items, lines, locations, digests = _new_rows(importer, chunk, rejections, summary)
-        given = [*kept.values(), *(digest for digest in digests if digest is not None)]
-        known = set() if importer.reapply else writer.known_rows(given)
-        if known:
-            summary.known += len(known)
-            metrics.IMPORT_ROWS.labels(RowOutcome.KNOWN).inc(len(known))
-        fast_lines = [line for line, digest in kept.items() if digest not in known]
-        load.add_columns(
-            chunk.fast.filter(pl.col("line").is_in(fast_lines)),
-            chunk.credits.filter(pl.col("line").is_in(fast_lines)),
-            CSV_METADATA,
-        )
-        new = [i for i, digest in enumerate(digests) if digest not in known]
-        items, lines, locations, digests = (
-            [values[i] for i in new] for values in (items, lines, locations, digests)
-        )
-        valid, refused = validate(items, locations)
-        staged = []
-        for index, record in valid:
-            assert isinstance(record, TrackRecord)  # a CSV row is a track or refused
-            staged.append((lines[index], locations[index], digests[index], record))
-        load.add_records(staged)
-        if refused:
-            # Stored in the load's transaction, as the writer stores every refusal.
-            summary.stored.add(writer.write_validated(([], refused), refused))
-        metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(fast_lines) + len(items))
-        progress.update(summary.read, done_bytes + reader.bytes_read())
-    if load.rows:
-        summary.stored.add(writer.write_staged(load))
-        tangled = False
-        for records, locations, digests in load.tangled(importer.batch_size):
-            validated = (list(enumerate(records)), [])
-            summary.stored.add(
-                writer.write_validated(validated, records, locations, digests=digests)
-            )
-            tangled = True
-        if tangled:
-            load.name_artists()
+    try:
+        if isinstance(reader, ColumnarCsvReader):
+            for chunk in reader.chunks():
+                _stage_chunk(importer, load, writer, chunk, rejections, summary)
+                progress.update(summary.read, done_bytes + reader.bytes_read())
+        else:
+            for chunk_rows in _row_chunks(reader):
+                summary.read += len(chunk_rows)
+                _, *new = _new_rows(importer, {}, chunk_rows, rejections, summary)
+                _stage_items(importer, load, writer, *new, summary)
+                progress.update(summary.read, done_bytes + reader.bytes_read())
+    except (OSError, ValueError):
+        _resolve(importer, load, writer, summary)
+        raise
+    _resolve(importer, load, writer, summary)
+
+
+def _row_chunks(reader: FileReader) -> Iterator[list[tuple[int, SourceRow]]]:
+    """The reader's rows numbered in file order, ``CHUNK_LINES`` at a time; a reader that
+    cannot go on ends its last chunk with the rows read before, then raises."""
+    chunk: list[tuple[int, SourceRow]] = []
+    try:
+        for number, row in enumerate(reader.rows(), start=1):
+            chunk.append((number, row))
+            if len(chunk) == CHUNK_LINES:
+                yield chunk
+                chunk = []
+    except (OSError, ValueError):
+        yield chunk
+        raise
+    if chunk:
+        yield chunk
+
+
+def _stage_chunk(
+    importer: Importer,
+    load: StagedLoad,
+    writer: BatchWriter,
+    chunk: Chunk,
+    rejections: RejectionLog,
+    summary: ImportSummary,
+) -> None:
+    """A chunk of a CSV file read in columns: its fast rows staged as columns, the others as
+    records (``_stage_items``)."""
+    summary.read += chunk.fast.height + len(chunk.slow)
+    fast = dict(zip(chunk.fast["line"].to_list(), chunk.fast["digest"].to_list(), strict=True))
+    kept, items, lines, locations, digests = _new_rows(
+        importer, fast, chunk.slow, rejections, summary
+    )
+    known = _known(importer, writer, list(kept.values()), summary)
+    fast_lines = [line for line, digest in kept.items() if digest not in known]
+    load.add_columns(
+        chunk.fast.filter(pl.col("line").is_in(fast_lines)),
+        chunk.credits.filter(pl.col("line").is_in(fast_lines)),
+        CSV_METADATA,
+    )
+    metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(fast_lines))
+    _stage_items(importer, load, writer, items, lines, locations, digests, summary)
+
+
+def _stage_items(
+    importer: Importer,
+    load: StagedLoad,
+    writer: BatchWriter,
+    items: list[dict[str, Any]],
+    lines: list[int],
+    locations: list[str],
+    digests: list[bytes | None],
+    summary: ImportSummary,
+) -> None:
+    """Rows read as items (``SourceRow``), less known rows, validated by ``records.to_record``
+    and staged (``StagedLoad.add_records``: tracks, setlists and the rows placed in them);
+    refusals are stored in the load's transaction, as the writer stores every refusal."""
+    known = _known(importer, writer, [digest for digest in digests if digest is not None], summary)
+    new = [i for i, digest in enumerate(digests) if digest not in known]
+    items, lines, locations, digests = (
+        [values[i] for i in new] for values in (items, lines, locations, digests)
+    )
+    valid, refused = validate(items, locations)
+    load.add_records(
+        [(lines[index], locations[index], digests[index], record) for index, record in valid]
+    )
+    if refused:
+        summary.stored.add(writer.write_validated(([], refused), refused))
+    metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(items))
+
+
+def _known(
+    importer: Importer, writer: BatchWriter, digests: list[bytes], summary: ImportSummary
+) -> set[bytes]:
+    """The ``digests`` an earlier import stored (none with ``reapply``): one query, counted."""
+    known = set() if importer.reapply else writer.known_rows(digests)
+    if known:
+        summary.known += len(known)
+        metrics.IMPORT_ROWS.labels(RowOutcome.KNOWN).inc(len(known))
+    return known
+
+
+def _resolve(
+    importer: Importer, load: StagedLoad, writer: BatchWriter, summary: ImportSummary
+) -> None:
+    """The staged rows stored: the simple groups set-based, then the tangled and held rows
+    through the batch writer in file order."""
+    if not load.rows:
+        return
+    summary.stored.add(writer.write_staged(load))
+    tangled = False
+    for records, locations, digests in load.tangled(importer.batch_size):
+        validated = (list(enumerate(records)), [])
+        summary.stored.add(writer.write_validated(validated, records, locations, digests=digests))
+        tangled = True
+    if tangled:
+        load.name_artists()
 
 
 def _new_rows(
-    importer: Importer, chunk: Chunk, rejections: RejectionLog, summary: ImportSummary
+    importer: Importer,
+    fast: dict[int, bytes],
+    slow: list[tuple[int, SourceRow]],
+    rejections: RejectionLog,
+    summary: ImportSummary,
 ) -> tuple[dict[int, bytes], list[dict[str, Any]], list[int], list[str], list[bytes | None]]:
     """A chunk's rows in file order less repeats of an earlier row of the run (the shared
-    mode's ``Importer.seen``); unreadable rows are stored. Returns the fast rows kept (line ->
-    digest) and the other rows' items, lines, locations and digests."""
-    fast = dict(zip(chunk.fast["line"].to_list(), chunk.fast["digest"].to_list(), strict=True))
+    mode's ``Importer.seen``): ``fast``, the rows read in columns (line -> digest), and
+    ``slow``, the others (line, row); unreadable rows are stored. Returns the fast rows kept
+    and the other rows' items, lines, locations and digests."""
     kept: dict[int, bytes] = {}
     unreadable, items, lines, locations, digests = [], [], [], [], []
-    slow = iter(chunk.slow)
-    waiting = next(slow, None)
+    rows = iter(slow)
+    waiting = next(rows, None)
     for line, digest in [*fast.items(), (None, None)]:
         while waiting is not None and (line is None or waiting[0] < line):
             row = waiting[1]
@@ -111,7 +192,7 @@ def _new_rows(
                 lines.append(waiting[0])
                 locations.append(row.location)
                 digests.append(digest_of)
-            waiting = next(slow, None)
+            waiting = next(rows, None)
         if line is not None and not _repeat(importer, digest, summary):
             kept[line] = digest
     rejections.store(unreadable)

@@ -1,4 +1,4 @@
-"""``--bulk`` for CSV files: the whole file in one staging table, resolved in SQL where it can be.
+"""``--bulk``: the whole file in one staging table, resolved in SQL where it can be.
 
 The batch writer resolves items one after another, each against the stored tracks and the items
 before it. Over a whole file most of that order does not matter: a title key whose rows carry at
@@ -10,6 +10,12 @@ Those *simple* groups are inserted here, set-based, ordered by primary key. Ever
 tracks, spellings already known) and goes through the batch writer afterwards, in file order: it
 shares no key with a simple group, so the order between the two parts changes nothing.
 
+Setlists and the track rows placed in them (JSONL of this project's items) are *held*: kept
+whole (pickled, in ``import_held``) and written by the batch writer among the tangled rows, in
+file order, so that a placed row resolves its track exactly where the shared mode would. A placed
+row's track is staged too and tangles its title key and every key it touches, so no simple group
+shares a key with a held row either.
+
 The staging tables are temporary (private to the load's session, never WAL-logged, like UNLOGGED
 tables) and dropped at COMMIT; the load is the bulk transaction of ``scrapers.db.write.bulk``.
 ``tests/test_import_staged.py`` compares catalogues loaded this way and by the shared mode.
@@ -19,10 +25,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import pickle
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import polars as pl
+import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -32,7 +41,7 @@ from scrapers.db.write import staging_statements as statements
 from scrapers.db.write.batch import BatchResult
 from scrapers.db.write.copy import copy_rows
 from scrapers.db.write.ids import new_id
-from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.records import SetlistRecord, TrackRecord
 from scrapers.metrics import MatchTier
 from scrapers.statuses import CreditRole, EnrichmentStatus
 
@@ -54,7 +63,9 @@ _STAGED = (
     "invalid_identifiers",
 )
 _CREDITS = ("line", "position", "name", "artist_key", "role")
+_HELD = ("line", "location", "digest", "record", "setlist_source", "setlist_source_id", "row_index")
 _ROLES = {role.value: role for role in CreditRole}
+logger = logging.getLogger(__name__)
 WORK_MEM = "256MB"
 
 
@@ -116,10 +127,32 @@ class StagedLoad:
         )
         self._copy_csv("import_staged_credits", credited)
 
-    def add_records(self, staged: Sequence[tuple[int, str, bytes | None, TrackRecord]]) -> None:
-        """Rows validated by ``records.to_record``: (line, location, digest, record)."""
-        rows, credits = [], []
+    def add_records(self, staged: Sequence[tuple[int, str, bytes | None, records.Record]]) -> None:
+        """Rows validated by ``records.to_record``: (line, location, digest, record).
+
+        A setlist, or a track row placed in one, is *held*: kept whole for the batch writer,
+        which writes it with the tangled rows in file order. A held row that is a track is
+        staged as well, so that its title key, identifiers and spelling tangle whatever they
+        touch (``staging_statements.TANGLED``)."""
+        rows, credits, held = [], [], []
         for line, location, digest, record in staged:
+            if isinstance(record, SetlistRecord) or record.placement is not None:
+                placed = record.placement if isinstance(record, TrackRecord) else None
+                setlist, row_index = (None, None), None
+                if placed is not None:
+                    setlist, row_index = placed.setlist_key, placed.row_index
+                held.append(
+                    (
+                        line,
+                        location,
+                        None if digest is None else "\\x" + digest.hex(),
+                        "\\x" + pickle.dumps(record, pickle.HIGHEST_PROTOCOL).hex(),
+                        *setlist,
+                        row_index,
+                    )
+                )
+                if not (isinstance(record, TrackRecord) and record.is_track):
+                    continue
             rows.append(
                 (
                     line,
@@ -142,14 +175,33 @@ class StagedLoad:
             for position, (name, role) in enumerate(record.credits):
                 credits.append((line, position, name, identity.artist_key(name), str(role)))
         copy_rows(self.cursor, "import_staging", _STAGED, rows)
-        self.rows += len(rows)
         copy_rows(self.cursor, "import_staged_credits", _CREDITS, credits)
+        copy_rows(self.cursor, "import_held", _HELD, held)
+        self.rows += len(staged)
 
     def insert_simple(self) -> tuple[BatchResult, Counter[str]]:
         """Insert the tracks of the simple groups, their credits, spellings and digests; what
-        was stored, and the invalid identifiers of those rows by kind."""
+        was stored, and the invalid identifiers of those rows by kind.
+
+        A row PostgreSQL refuses (a data error) fails the whole set-based insert, and only the
+        writer's bisection can find it and reject it alone: then nothing is inserted here and
+        every group is tangled, so the whole file goes through the writer, as the shared mode
+        would store it."""
         cursor = self.cursor
         cursor.execute(statements.TANGLED, {"track_ids": _id_prefix()})
+        cursor.execute("SAVEPOINT staged_simple")
+        try:
+            inserted = self._insert_new()
+        except (psycopg2.DataError, psycopg2.IntegrityError) as error:
+            cursor.execute("ROLLBACK TO SAVEPOINT staged_simple")
+            cursor.execute(statements.TANGLE_ALL)
+            logger.warning("Bulk load: every row goes through the batch writer: %s", error)
+            return BatchResult(), Counter()
+        cursor.execute("RELEASE SAVEPOINT staged_simple")
+        return inserted
+
+    def _insert_new(self) -> tuple[BatchResult, Counter[str]]:
+        cursor = self.cursor
         # The merge rule over each group's rows: aggregates where a group has several, the
         # row's own values where it has one (most groups: an aggregate per column costs more).
         folded = merge_sql.folded("s", "line")
@@ -214,49 +266,79 @@ class StagedLoad:
 
     def tangled(
         self, batch_size: int
-    ) -> Iterator[tuple[list[TrackRecord], list[str], list[bytes | None]]]:
-        """The tangled rows as records, in file order, ``batch_size`` at a time."""
+    ) -> Iterator[tuple[list[records.Record], list[str], list[bytes | None]]]:
+        """The tangled rows and the held ones as records, in file order, ``batch_size`` at a
+        time."""
         cursor = self.cursor
-        # Set-based joins need no index; paging through the tangled rows by line does.
+        # Set-based joins need no index; paging through the tangled rows by line does. A held
+        # row comes whole from ``import_held``, not from its staged track.
         cursor.execute(
             "CREATE TEMP TABLE import_tangled_rows ON COMMIT DROP AS"
-            " SELECT s.* FROM import_staging s JOIN import_tangled USING (title_key);"
+            " SELECT s.* FROM import_staging s JOIN import_tangled USING (title_key)"
+            " WHERE NOT EXISTS (SELECT 1 FROM import_held h WHERE h.line = s.line);"
             " CREATE INDEX ON import_tangled_rows (line);"
+            " CREATE INDEX ON import_held (line);"
             " CREATE INDEX ON import_staged_credits (line)"
         )
         after = -1
         while True:
-            cursor.execute(
-                sql.SQL(
-                    "SELECT {} FROM import_tangled_rows s"
-                    " WHERE s.line > %s ORDER BY s.line LIMIT %s"
-                ).format(
-                    sql.SQL(", ").join(
-                        sql.SQL("s.{}").format(sql.Identifier(c))
-                        if c != "musicbrainz_id"
-                        else sql.SQL("s.musicbrainz_id::text")
-                        for c in _STAGED
-                    )
-                ),
-                (after, batch_size),
-            )
-            rows = cursor.fetchall()
+            rows = self._tangled_rows(after, batch_size) + self._held_rows(after, batch_size)
             if not rows:
                 return
+            rows = sorted(rows, key=lambda row: row[0])[:batch_size]
             after = rows[-1][0]
-            cursor.execute(
-                "SELECT line, name, role FROM import_staged_credits"
-                " WHERE line = ANY(%s) ORDER BY line, position",
-                ([row[0] for row in rows],),
-            )
-            credits: dict[int, list[tuple[str, CreditRole]]] = {}
-            for line, name, role in cursor.fetchall():
-                credits.setdefault(line, []).append((name, _ROLES[role]))
             yield (
-                [_record(row, credits.get(row[0], [])) for row in rows],
-                [row[1] for row in rows],
-                [None if row[2] is None else bytes(row[2]) for row in rows],
+                [record for _, _, _, record in rows],
+                [location for _, location, _, _ in rows],
+                [digest for _, _, digest, _ in rows],
             )
+
+    def _tangled_rows(
+        self, after: int, limit: int
+    ) -> list[tuple[int, str, bytes | None, records.Record]]:
+        cursor = self.cursor
+        cursor.execute(
+            sql.SQL(
+                "SELECT {} FROM import_tangled_rows s WHERE s.line > %s ORDER BY s.line LIMIT %s"
+            ).format(
+                sql.SQL(", ").join(
+                    sql.SQL("s.{}").format(sql.Identifier(c))
+                    if c != "musicbrainz_id"
+                    else sql.SQL("s.musicbrainz_id::text")
+                    for c in _STAGED
+                )
+            ),
+            (after, limit),
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        cursor.execute(
+            "SELECT line, name, role FROM import_staged_credits"
+            " WHERE line = ANY(%s) ORDER BY line, position",
+            ([row[0] for row in rows],),
+        )
+        credits: dict[int, list[tuple[str, CreditRole]]] = {}
+        for line, name, role in cursor.fetchall():
+            credits.setdefault(line, []).append((name, _ROLES[role]))
+        return [
+            (row[0], row[1], _digest(row[2]), _record(row, credits.get(row[0], []))) for row in rows
+        ]
+
+    def _held_rows(
+        self, after: int, limit: int
+    ) -> list[tuple[int, str, bytes | None, records.Record]]:
+        self.cursor.execute(
+            "SELECT line, location, digest, record FROM import_held"
+            " WHERE line > %s ORDER BY line LIMIT %s",
+            (after, limit),
+        )
+        # Pickled by ``add_records`` into this session's own temporary table: nothing else
+        # writes these bytes.
+        return [
+            (line, location, _digest(digest), pickle.loads(record))
+            for line, location, digest, record in self.cursor.fetchall()
+        ]
 
     def name_artists(self) -> None:
         """After the tangled rows: name each artist this load made as the writer would have."""
@@ -295,6 +377,10 @@ def _record(row: tuple, credits: list[tuple[str, CreditRole]]) -> TrackRecord:
         enrichment_status=named["enrichment_status"],
         invalid_identifiers=list(named["invalid_identifiers"]),
     )
+
+
+def _digest(value: memoryview | None) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 def _id_prefix() -> str:

@@ -15,6 +15,10 @@ CREATE TEMP TABLE import_staged_credits (
     line bigint NOT NULL, position integer NOT NULL, name text NOT NULL, artist_key text NOT NULL,
     role text NOT NULL
 ) ON COMMIT DROP;
+CREATE TEMP TABLE import_held (
+    line bigint NOT NULL, location text, digest bytea, record bytea NOT NULL,
+    setlist_source text, setlist_source_id text, row_index integer
+) ON COMMIT DROP;
 """
 # Title keys whose rows go through the batch writer (see ``staging``'s docstring).
 TANGLED = """
@@ -34,7 +38,8 @@ UNION SELECT s.title_key FROM import_staging s
 UNION SELECT s.title_key FROM import_staging s
       JOIN import_staging o ON o.spotify_id = s.spotify_id AND o.title_key <> s.title_key
 UNION SELECT s.title_key FROM import_staging s
-      JOIN track_lookup l ON l.raw_artist = s.artist AND l.raw_title = s.title;
+      JOIN track_lookup l ON l.raw_artist = s.artist AND l.raw_title = s.title
+UNION SELECT s.title_key FROM import_staging s JOIN import_held h USING (line);
 CREATE TEMP TABLE import_new ON COMMIT DROP AS
 SELECT g.title_key, g.first_line, g.rows,
        (%(track_ids)s || lpad(to_hex(row_number() OVER (ORDER BY g.first_line)), 12, '0'))::uuid
@@ -42,6 +47,11 @@ SELECT g.title_key, g.first_line, g.rows,
 FROM import_groups g
 WHERE NOT EXISTS (SELECT 1 FROM import_tangled t WHERE t.title_key = g.title_key);
 ANALYZE import_new;
+"""
+# After a data error in the simple groups' insert: no group is simple.
+TANGLE_ALL = """
+INSERT INTO import_tangled SELECT title_key FROM import_new;
+TRUNCATE import_new;
 """
 ARTISTS = """
 INSERT INTO artists (id, normalized_name, name)
@@ -88,18 +98,28 @@ GROUP BY 1, 2
 """
 # The writer names a new artist as the first row (in file order) that made a track crediting it
 # spells it. Simple groups are inserted before the tangled rows, so an artist a tangled row made
-# a track with first is named here, once every track is made (a track's row made it first).
+# a track with first is named here, once every track is made (a track's row made it first). A
+# row's track is known by its digest (``known_rows``), or for a setlist row, whose digest the
+# writer does not store, by the setlist row it placed with its spelling.
 ARTIST_NAMES = """
 WITH tangled_keys AS (
     SELECT DISTINCT c.artist_key
     FROM import_staged_credits c JOIN import_staging s USING (line)
     JOIN import_tangled t ON t.title_key = s.title_key
 ), made AS (
-    SELECT DISTINCT ON (d.track_id) s.line
-    FROM import_staging s JOIN import_row_digests d ON d.digest = s.digest
-    JOIN tracks t ON t.id = d.track_id
+    SELECT DISTINCT ON (m.track_id) m.line
+    FROM (
+        SELECT d.track_id, s.line
+        FROM import_staging s JOIN import_row_digests d ON d.digest = s.digest
+        UNION ALL
+        SELECT r.track_id, h.line
+        FROM import_held h JOIN import_staging s USING (line)
+        JOIN setlists l ON l.source = h.setlist_source AND l.source_id = h.setlist_source_id
+        JOIN setlist_tracks r ON r.setlist_id = l.id AND r.row_index = h.row_index
+             AND r.raw_artist = s.artist AND r.raw_title = s.title
+    ) AS m JOIN tracks t ON t.id = m.track_id
     WHERE t.created_at = now()
-    ORDER BY d.track_id, s.line
+    ORDER BY m.track_id, m.line
 ), first_spelling AS (
     SELECT DISTINCT ON (c.artist_key) c.artist_key, c.name
     FROM made JOIN import_staged_credits c USING (line)
