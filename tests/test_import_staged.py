@@ -91,7 +91,10 @@ def write(path: Path, rows: list[list[str]], bench: Path, extra: bytes = b"") ->
 
 
 def import_both_ways(
-    make_database: Callable[[], str], runs: list[tuple[Path, str]]
+    make_database: Callable[[], str],
+    runs: list[tuple[Path, str]],
+    *,
+    validation_process: bool = False,
 ) -> tuple[str, str, list[ImportSummary]]:
     """Each (file, format) of ``runs`` in turn through the shared mode into one database and
     through ``--bulk`` into another; asserts that every table, the known rows' digests and the
@@ -100,7 +103,11 @@ def import_both_ways(
     shared_runs, staged_runs = (
         [
             Importer(
-                url, bulk=bulk, validation_process=False, interactive=False, batch_size=500
+                url,
+                bulk=bulk,
+                validation_process=validation_process,
+                interactive=False,
+                batch_size=500,
             ).run([path], fmt)
             for path, fmt in runs
         ]

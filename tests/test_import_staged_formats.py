@@ -17,6 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from scrapers.importers import staged
 from tests.test_import import FIXTURES, query
 from tests.test_import_staged import bench_files, counts, import_both_ways
 
@@ -189,19 +192,21 @@ SETLIST_COLUMNS = {
 
 
 def test_bulk_stores_the_shared_modes_catalogue_from_jsonl_with_setlists(
-    make_database, tmp_path: Path
+    make_database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Chunks of 1,000 rows: the validation process validates one while the next is read.
+    monkeypatch.setattr(staged, "CHUNK_LINES", 1000)
     bench_one, bench_two = bench_files(tmp_path, 2000, 8, 9)
     files = [
         write_jsonl(tmp_path / "first.jsonl", FIRST, bench_one),
         write_jsonl(tmp_path / "second.jsonl", SECOND, bench_two),
         tmp_path / "first.jsonl",
     ]
-    shared, staged, shared_runs = import_both_ways(
-        make_database, [(path, "jsonl") for path in files]
+    shared, bulk, shared_runs = import_both_ways(
+        make_database, [(path, "jsonl") for path in files], validation_process=True
     )
     for statement in SETLIST_COLUMNS.values():
-        assert query(staged, statement) == query(shared, statement)
+        assert query(bulk, statement) == query(shared, statement)
     # The files hold what the comparison is about.
     assert query(shared, "SELECT title FROM tracks WHERE title_key LIKE '%opening tune%'") == [
         ("Opening Tune",)

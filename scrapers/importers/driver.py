@@ -221,11 +221,17 @@ class Importer:
         )
 
     def _use_validation_process(self, writer: Writer) -> None:
-        if not self.validation_process or not isinstance(writer, OverlappedWriter):
-            return
+        if isinstance(writer, OverlappedWriter):
+            writer.validation_pool = self.validation_process_pool()
+
+    def validation_process_pool(self) -> ProcessPoolExecutor | None:
+        """The process that validates while this one reads, started at its first use; None
+        when items are validated in this process (``validation_process`` False)."""
+        if not self.validation_process:
+            return None
         if self._validation_pool is None:
             self._validation_pool = validation_pool()
-        writer.validation_pool = self._validation_pool
+        return self._validation_pool
 
     def _take(self, row: SourceRow | FastRow, batch: _Batch, summary: ImportSummary) -> None:
         if isinstance(row, FastRow):

@@ -15,13 +15,15 @@ outcomes are those of the shared mode.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from scrapers import metrics
 from scrapers.db.write.staging import StagedLoad
-from scrapers.db.write.validation import validate
+from scrapers.db.write.validation import Validated, validate
 from scrapers.db.write.writer import BatchWriter
 from scrapers.importers.columnar import CHUNK_LINES, Chunk, ColumnarCsvReader
 from scrapers.importers.csv_reader import CSV_METADATA
@@ -54,11 +56,7 @@ def load_file(
                 _stage_chunk(importer, load, writer, chunk, rejections, summary)
                 progress.update(summary.read, done_bytes + reader.bytes_read())
         else:
-            for chunk_rows in _row_chunks(reader):
-                summary.read += len(chunk_rows)
-                _, *new = _new_rows(importer, {}, chunk_rows, rejections, summary)
-                _stage_items(importer, load, writer, *new, summary)
-                progress.update(summary.read, done_bytes + reader.bytes_read())
+            _stage_rows(importer, load, writer, reader, rejections, summary, progress, done_bytes)
     except (OSError, ValueError):
         _resolve(importer, load, writer, summary)
         raise
@@ -108,6 +106,54 @@ def _stage_chunk(
     _stage_items(importer, load, writer, items, lines, locations, digests, summary)
 
 
+@dataclass
+class _Rows:
+    """Rows read as items (``SourceRow``) to validate and stage, with where they came from."""
+
+    items: list[dict[str, Any]]
+    lines: list[int]
+    locations: list[str]
+    digests: list[bytes | None]
+
+
+def _stage_rows(
+    importer: Importer,
+    load: StagedLoad,
+    writer: BatchWriter,
+    reader: FileReader,
+    rejections: RejectionLog,
+    summary: ImportSummary,
+    progress: Progress,
+    done_bytes: int,
+) -> None:
+    """Every row of a reader of items, a chunk at a time: each chunk is validated in the
+    validation process while the next is read, as the shared mode validates its batches (a
+    file of one chunk starts no process), then staged."""
+    pending: tuple[Future[Validated], _Rows] | None = None
+    stopped: OSError | ValueError | None = None
+    try:
+        for chunk_rows in _row_chunks(reader):
+            summary.read += len(chunk_rows)
+            _, *new = _new_rows(importer, {}, chunk_rows, rejections, summary)
+            rows = _unknown(importer, writer, _Rows(*new), summary)
+            pool = importer.validation_process_pool() if len(chunk_rows) == CHUNK_LINES else None
+            if pool is None:
+                validated: Future[Validated] = Future()
+                validated.set_result(validate(rows.items, rows.locations))
+            else:
+                validated = pool.submit(validate, rows.items, rows.locations)
+            if pending is not None:
+                _add_validated(load, writer, pending[0].result(), pending[1], summary)
+            pending = (validated, rows)
+            progress.update(summary.read, done_bytes + reader.bytes_read())
+    except (OSError, ValueError) as error:
+        stopped = error  # the reader cannot go on: the rows read before are staged first
+    if pending is not None:
+        _add_validated(load, writer, pending[0].result(), pending[1], summary)
+    if stopped is not None:
+        raise stopped
+
+
 def _stage_items(
     importer: Importer,
     load: StagedLoad,
@@ -118,21 +164,41 @@ def _stage_items(
     digests: list[bytes | None],
     summary: ImportSummary,
 ) -> None:
-    """Rows read as items (``SourceRow``), less known rows, validated by ``records.to_record``
-    and staged (``StagedLoad.add_records``: tracks, setlists and the rows placed in them);
-    refusals are stored in the load's transaction, as the writer stores every refusal."""
-    known = _known(importer, writer, [digest for digest in digests if digest is not None], summary)
-    new = [i for i, digest in enumerate(digests) if digest not in known]
-    items, lines, locations, digests = (
-        [values[i] for i in new] for values in (items, lines, locations, digests)
+    """A CSV chunk's rows read as items (``SourceRow``), less known rows, validated here (they
+    are few) and staged."""
+    rows = _unknown(importer, writer, _Rows(items, lines, locations, digests), summary)
+    _add_validated(load, writer, validate(rows.items, rows.locations), rows, summary)
+
+
+def _unknown(importer: Importer, writer: BatchWriter, rows: _Rows, summary: ImportSummary) -> _Rows:
+    """``rows`` less those an earlier import stored (``_known``)."""
+    known = _known(
+        importer, writer, [digest for digest in rows.digests if digest is not None], summary
     )
-    valid, refused = validate(items, locations)
+    new = [i for i, digest in enumerate(rows.digests) if digest not in known]
+    return _Rows(*([values[i] for i in new] for values in vars(rows).values()))
+
+
+def _add_validated(
+    load: StagedLoad,
+    writer: BatchWriter,
+    validated: Validated,
+    rows: _Rows,
+    summary: ImportSummary,
+) -> None:
+    """Stage the records of ``rows`` (``StagedLoad.add_records``: tracks, setlists and the rows
+    placed in them); refusals are stored in the load's transaction, as the writer stores every
+    refusal."""
+    valid, refused = validated
     load.add_records(
-        [(lines[index], locations[index], digests[index], record) for index, record in valid]
+        [
+            (rows.lines[index], rows.locations[index], rows.digests[index], record)
+            for index, record in valid
+        ]
     )
     if refused:
         summary.stored.add(writer.write_validated(([], refused), refused))
-    metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(items))
+    metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(rows.items))
 
 
 def _known(
