@@ -2,10 +2,12 @@
 
     python -m bench.bench_import                 # 1,000,000 rows (about 10 minutes here)
     python -m bench.bench_import --rows 50000    # a quick run
+    python -m bench.bench_import --rows 200000 --format jsonl   # the imports read JSON lines
 
 Steps, each on a fresh database of the server ``scrapers.db.server.connection`` resolves:
 
 1. generate a CSV of ``--rows`` rows (``generate_import_file.py``: mixed identifiers, 30% repeats);
+   with ``--format jsonl`` the imports of step 2 read the same rows as JSON lines (``to_jsonl``);
 2. import it into an empty catalogue, then again into the now full one (the re-run case), each in
    a child process whose peak resident memory is measured; the same twice more with ``--bulk``;
 3. baseline (a): the same engine driven one row per transaction (a naive per-row upsert loop)
@@ -24,6 +26,7 @@ Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import resource
 import subprocess
@@ -55,7 +58,7 @@ TARGET_REIMPORT_SPEEDUP = 4.0
 
 
 def import_in_child(
-    url: str, path: Path, batch_size: int, *, bulk: bool = False
+    url: str, path: Path, batch_size: int, fmt: str, *, bulk: bool = False
 ) -> dict[str, float]:
     """Run the import in a fresh process, so that its peak memory is the import's alone."""
     output = subprocess.run(
@@ -68,6 +71,8 @@ def import_in_child(
             str(path),
             "--batch-size",
             str(batch_size),
+            "--format",
+            fmt,
             *(["--bulk"] if bulk else []),
         ],
         check=True,
@@ -78,10 +83,10 @@ def import_in_child(
     return json.loads(output.strip().splitlines()[-1])
 
 
-def child(url: str, path: Path, batch_size: int, bulk: bool) -> None:
+def child(url: str, path: Path, batch_size: int, fmt: str, bulk: bool) -> None:
     started = time.perf_counter()
     importer = Importer(url, batch_size=batch_size, interactive=False, log_every=3600, bulk=bulk)
-    summary = importer.run([path], "csv")
+    summary = importer.run([path], fmt)
     seconds = time.perf_counter() - started
     # The importer and its validation process, each at its own peak: an upper bound.
     peak_mb = sum(
@@ -98,6 +103,18 @@ def child(url: str, path: Path, batch_size: int, bulk: bool) -> None:
         "rejected": summary.rejected,
     }
     print(json.dumps(result))
+
+
+def to_jsonl(source: Path, target: Path) -> None:
+    """The CSV's rows as JSON lines of the project's items: the fields a row has, numbers as
+    JSON numbers (what a crawl's ``-O items.jsonl`` of tracks holds)."""
+    with source.open(encoding="utf-8", newline="") as rows, target.open("w") as out:
+        for row in csv.DictReader(rows):
+            item: dict[str, str | int] = {name: value for name, value in row.items() if value}
+            for name in ("duration_ms", "bpm"):
+                if name in item:
+                    item[name] = int(item[name])
+            out.write(json.dumps(item) + "\n")
 
 
 def naive_loop(url: str, sample: Path) -> tuple[int, float]:
@@ -159,11 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=20_000, help="rows of the per-row loop")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--file", type=Path, help="reuse a generated file instead")
+    parser.add_argument(
+        "--format", choices=("csv", "jsonl"), default="csv", help="what the imports read"
+    )
     parser.add_argument("--child", nargs=2, metavar=("URL", "FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--bulk", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child[0], Path(args.child[1]), args.batch_size, args.bulk)
+        child(args.child[0], Path(args.child[1]), args.batch_size, args.format, args.bulk)
         return 0
 
     databases = Databases()
@@ -174,17 +194,23 @@ def main(argv: list[str] | None = None) -> int:
             generate(path, args.rows, 0.3, 6)
             print(f"generated {args.rows:,} rows in {time.perf_counter() - started:.1f} s: {path}")
         rows = sum(1 for _ in path.open(encoding="utf-8")) - 1
+        imported = path
+        if args.format == "jsonl":
+            imported = Path(folder) / "catalogue.jsonl"
+            to_jsonl(path, imported)
         sample = Path(folder) / "sample.csv"
         with path.open(encoding="utf-8") as source, sample.open("w", encoding="utf-8") as out:
             for _ in range(min(args.sample, rows) + 1):
                 out.write(source.readline())
         try:
             bulk_url = databases.create()
-            empty = import_in_child(bulk_url, path, args.batch_size)
-            full = import_in_child(bulk_url, path, args.batch_size)
+            empty = import_in_child(bulk_url, imported, args.batch_size, args.format)
+            full = import_in_child(bulk_url, imported, args.batch_size, args.format)
             bulk_empty_url = databases.create()
-            bulk_empty = import_in_child(bulk_empty_url, path, args.batch_size, bulk=True)
-            bulk_full = import_in_child(bulk_empty_url, path, args.batch_size, bulk=True)
+            bulk_empty, bulk_full = (
+                import_in_child(bulk_empty_url, imported, args.batch_size, args.format, bulk=True)
+                for _ in range(2)
+            )
             naive_rows, naive_seconds = naive_loop(databases.create(), sample)
             copy_seconds = raw_copy(databases.create(), path)
             floor, counts = floor_seconds(bulk_url, databases.create())
@@ -195,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     empty_rate = rows / empty["seconds"]
     naive_rate = naive_rows / naive_seconds
     copy_rate = rows / copy_seconds
-    print(f"\nimport of {rows:,} rows (batch size {args.batch_size}):")
+    print(f"\nimport of {rows:,} rows, {args.format} (batch size {args.batch_size}):")
     runs = (
         ("into an empty catalogue", empty),
         ("again, into the full one", full),
