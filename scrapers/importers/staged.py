@@ -23,7 +23,7 @@ import polars as pl
 
 from scrapers import metrics
 from scrapers.db.write.staging import StagedLoad
-from scrapers.db.write.validation import Validated, validate
+from scrapers.db.write.staging_rows import ValidatedText, validated_text
 from scrapers.db.write.writer import BatchWriter
 from scrapers.importers.columnar import CHUNK_LINES, Chunk, ColumnarCsvReader
 from scrapers.importers.csv_reader import CSV_METADATA
@@ -129,7 +129,7 @@ def _stage_rows(
     """Every row of a reader of items, a chunk at a time: each chunk is validated in the
     validation process while the next is read, as the shared mode validates its batches (a
     file of one chunk starts no process), then staged."""
-    pending: tuple[Future[Validated], _Rows] | None = None
+    pending: tuple[Future[ValidatedText], _Rows] | None = None
     stopped: OSError | ValueError | None = None
     try:
         for chunk_rows in _row_chunks(reader):
@@ -138,10 +138,14 @@ def _stage_rows(
             rows = _unknown(importer, writer, _Rows(*new), summary)
             pool = importer.validation_process_pool() if len(chunk_rows) == CHUNK_LINES else None
             if pool is None:
-                validated: Future[Validated] = Future()
-                validated.set_result(validate(rows.items, rows.locations))
+                validated: Future[ValidatedText] = Future()
+                validated.set_result(
+                    validated_text(rows.items, rows.locations, rows.lines, rows.digests)
+                )
             else:
-                validated = pool.submit(validate, rows.items, rows.locations)
+                validated = pool.submit(
+                    validated_text, rows.items, rows.locations, rows.lines, rows.digests
+                )
             if pending is not None:
                 _add_validated(load, writer, pending[0].result(), pending[1], summary)
             pending = (validated, rows)
@@ -167,7 +171,13 @@ def _stage_items(
     """A CSV chunk's rows read as items (``SourceRow``), less known rows, validated here (they
     are few) and staged."""
     rows = _unknown(importer, writer, _Rows(items, lines, locations, digests), summary)
-    _add_validated(load, writer, validate(rows.items, rows.locations), rows, summary)
+    _add_validated(
+        load,
+        writer,
+        validated_text(rows.items, rows.locations, rows.lines, rows.digests),
+        rows,
+        summary,
+    )
 
 
 def _unknown(importer: Importer, writer: BatchWriter, rows: _Rows, summary: ImportSummary) -> _Rows:
@@ -182,20 +192,15 @@ def _unknown(importer: Importer, writer: BatchWriter, rows: _Rows, summary: Impo
 def _add_validated(
     load: StagedLoad,
     writer: BatchWriter,
-    validated: Validated,
+    validated: ValidatedText,
     rows: _Rows,
     summary: ImportSummary,
 ) -> None:
     """Stage the records of ``rows`` (``StagedLoad.add_records``: tracks, setlists and the rows
     placed in them); refusals are stored in the load's transaction, as the writer stores every
     refusal."""
-    valid, refused = validated
-    load.add_records(
-        [
-            (rows.lines[index], rows.locations[index], rows.digests[index], record)
-            for index, record in valid
-        ]
-    )
+    text, refused = validated
+    load.add_records(text)
     if refused:
         summary.stored.add(writer.write_validated(([], refused), refused))
     metrics.IMPORT_ROWS.labels(RowOutcome.SENT).inc(len(rows.items))

@@ -17,6 +17,12 @@ def copy_rows(
     rows: Iterable[Sequence[Any]],
 ) -> None:
     """COPY ``rows`` into ``table`` in PostgreSQL's text format (the fastest bulk path)."""
+    copy_text(cursor, table, columns, text_of(rows))
+
+
+def text_of(rows: Iterable[Sequence[Any]]) -> str:
+    """``rows`` in COPY's text format ("" for none): built where the rows are made, a process
+    can send the text instead of the rows."""
     # Plain text needs no escaping and, with NULL, is by far the common value: test both
     # inline, without a function call per value, which is most of the cost of building the text.
     lines = [
@@ -37,9 +43,17 @@ def copy_rows(
         for row in rows
     ]
     if not lines:
-        return
+        return ""
     lines.append("")
-    text = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def copy_text(
+    cursor: psycopg2.extensions.cursor, table: str, columns: Sequence[str], text: str
+) -> None:
+    """COPY ``text`` (``text_of``) into ``table``; nothing for no text."""
+    if not text:
+        return
     # One read of the whole text: psycopg2 reads ``size`` characters at a time and needs the GIL
     # for each read, which a busy producer thread holds for up to the switch interval (5 ms).
     cursor.copy_expert(

@@ -28,42 +28,23 @@ import json
 import logging
 import pickle
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import polars as pl
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from scrapers import identity
 from scrapers.db.write import known_rows, merge_sql, records
 from scrapers.db.write import staging_statements as statements
 from scrapers.db.write.batch import BatchResult
-from scrapers.db.write.copy import copy_rows
+from scrapers.db.write.copy import copy_text
 from scrapers.db.write.ids import new_id
-from scrapers.db.write.records import SetlistRecord, TrackRecord
+from scrapers.db.write.records import TrackRecord
+from scrapers.db.write.staging_rows import CREDITS, HELD, STAGED, StagingText
 from scrapers.metrics import MatchTier
 from scrapers.statuses import CreditRole, EnrichmentStatus
 
-_STAGED = (
-    "line",
-    "location",
-    "digest",
-    "artist",
-    "title",
-    "title_key",
-    "normalized_title",
-    "isrc",
-    "spotify_id",
-    "is_remix",
-    *records.OVERWRITE_COLUMNS,
-    *records.FILL_ONLY_COLUMNS,
-    "metadata",
-    "enrichment_status",
-    "invalid_identifiers",
-)
-_CREDITS = ("line", "position", "name", "artist_key", "role")
-_HELD = ("line", "location", "digest", "record", "setlist_source", "setlist_source_id", "row_index")
 _ROLES = {role.value: role for role in CreditRole}
 logger = logging.getLogger(__name__)
 WORK_MEM = "256MB"
@@ -127,57 +108,12 @@ class StagedLoad:
         )
         self._copy_csv("import_staged_credits", credited)
 
-    def add_records(self, staged: Sequence[tuple[int, str, bytes | None, records.Record]]) -> None:
-        """Rows validated by ``records.to_record``: (line, location, digest, record).
-
-        A setlist, or a track row placed in one, is *held*: kept whole for the batch writer,
-        which writes it with the tangled rows in file order. A held row that is a track is
-        staged as well, so that its title key, identifiers and spelling tangle whatever they
-        touch (``staging_statements.TANGLED``)."""
-        rows, credits, held = [], [], []
-        for line, location, digest, record in staged:
-            if isinstance(record, SetlistRecord) or record.placement is not None:
-                placed = record.placement if isinstance(record, TrackRecord) else None
-                setlist, row_index = (None, None), None
-                if placed is not None:
-                    setlist, row_index = placed.setlist_key, placed.row_index
-                held.append(
-                    (
-                        line,
-                        location,
-                        None if digest is None else "\\x" + digest.hex(),
-                        "\\x" + pickle.dumps(record, pickle.HIGHEST_PROTOCOL).hex(),
-                        *setlist,
-                        row_index,
-                    )
-                )
-                if not (isinstance(record, TrackRecord) and record.is_track):
-                    continue
-            rows.append(
-                (
-                    line,
-                    location,
-                    None if digest is None else "\\x" + digest.hex(),
-                    record.artist,
-                    record.title,
-                    record.title_key,
-                    record.normalized_title,
-                    record.isrc,
-                    record.spotify_id,
-                    record.is_remix,
-                    *(record.values.get(c) for c in records.OVERWRITE_COLUMNS),
-                    *(record.values.get(c) for c in records.FILL_ONLY_COLUMNS),
-                    json.dumps(record.metadata, default=str),
-                    record.enrichment_status,
-                    "{" + ",".join(record.invalid_identifiers) + "}",
-                )
-            )
-            for position, (name, role) in enumerate(record.credits):
-                credits.append((line, position, name, identity.artist_key(name), str(role)))
-        copy_rows(self.cursor, "import_staging", _STAGED, rows)
-        copy_rows(self.cursor, "import_staged_credits", _CREDITS, credits)
-        copy_rows(self.cursor, "import_held", _HELD, held)
-        self.rows += len(staged)
+    def add_records(self, text: StagingText) -> None:
+        """Rows validated by ``records.to_record``, as ``staging_text`` wrote them."""
+        copy_text(self.cursor, "import_staging", STAGED, text.staging)
+        copy_text(self.cursor, "import_staged_credits", CREDITS, text.credits)
+        copy_text(self.cursor, "import_held", HELD, text.held)
+        self.rows += text.rows
 
     def insert_simple(self) -> tuple[BatchResult, Counter[str]]:
         """Insert the tracks of the simple groups, their credits, spellings and digests; what
@@ -305,7 +241,7 @@ class StagedLoad:
                     sql.SQL("s.{}").format(sql.Identifier(c))
                     if c != "musicbrainz_id"
                     else sql.SQL("s.musicbrainz_id::text")
-                    for c in _STAGED
+                    for c in STAGED
                 )
             ),
             (after, limit),
@@ -357,7 +293,7 @@ class StagedLoad:
 
 
 def _record(row: tuple, credits: list[tuple[str, CreditRole]]) -> TrackRecord:
-    named = dict(zip(_STAGED, row, strict=True))
+    named = dict(zip(STAGED, row, strict=True))
     values = {
         name: named[name] for name in (*records.OVERWRITE_COLUMNS, *records.FILL_ONLY_COLUMNS)
     }
