@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import psycopg2
+
 from scrapers import metrics
 from scrapers.db.write.batch import BatchResult
 from scrapers.db.write.garbage import rare_collection
 from scrapers.db.write.records import TrackRecord
 from scrapers.db.write.validation import validation_pool
-from scrapers.db.write.writer import BatchWriter
+from scrapers.db.write.writer import BatchWriter, DatabaseUnavailable
 from scrapers.importers import staged
 from scrapers.importers.columnar import ColumnarCsvReader, FastRow
 from scrapers.importers.detect import READERS, detect_format
@@ -65,6 +67,9 @@ MAX_REMEMBERED_ROWS = 4_000_000
 PROGRESS_EVERY_ROWS = 1024
 # Raw text of unreadable rows held before it is written out (each row keeps up to 64 KiB).
 MAX_PENDING_REJECTED_CHARS = 16 << 20
+# After Ctrl-C or SIGTERM, how long the batches already handed to the writer may take to commit
+# before their statement is cancelled (a supervisor's `kill -9` follows SIGTERM within seconds).
+STOP_GRACE_SECONDS = 2.0
 
 
 # Formats read in columns (validated there too for the rows they decide exactly).
@@ -105,12 +110,16 @@ class Importer:
         self.log_every = log_every
         self._sent: set[bytes] = set()
         self._pending: deque[Future[BatchResult]] = deque()
+        # The writer of the file being imported, for ``interrupt`` (another thread).
+        self._storing: BatchWriter | None = None
+        self._interrupted = False
 
     def run(self, paths: Iterable[Path], fmt: str = "auto") -> ImportSummary:
         """Import every file in turn; a file that cannot be read at all does not stop the rest.
 
         A Ctrl-C (``KeyboardInterrupt``) stops reading; the batches already handed to the writer
-        (at most two) are committed first, and the summary says the run was interrupted.
+        (at most two) are committed first, and the summary says the run was interrupted. A
+        statement that would keep it waiting is cancelled by ``interrupt``.
         """
         paths = list(paths)
         summary = ImportSummary(dry_run=self.dry_run)
@@ -129,6 +138,11 @@ class Importer:
                     done_bytes += file_size(path)
         except KeyboardInterrupt:
             summary.interrupted = True
+        except (DatabaseUnavailable, psycopg2.Error):
+            # What a cancelled statement raises, when it gets here before the KeyboardInterrupt.
+            if not self._interrupted:
+                raise
+            summary.interrupted = True
         finally:
             if self._validation_pool is not None:
                 self._validation_pool.shutdown(wait=True)
@@ -136,6 +150,21 @@ class Importer:
             progress.close()
             summary.elapsed = time.monotonic() - started
         return summary
+
+    def interrupt(self, waited: float, signals: int) -> None:
+        """Ctrl-C or SIGTERM came ``waited`` seconds ago (``signals`` of them so far): cancel
+        the writer's statement if it keeps the run from stopping. From another thread
+        (``stopping.SignalWatcher``), since the thread running the statement hears nothing until
+        it ends; called again and again.
+
+        A bulk load is cancelled at once (it is rolled back whole anyway); the shared mode's
+        batches already handed over get ``STOP_GRACE_SECONDS`` to commit first, unless a second
+        signal insists.
+        """
+        self._interrupted = True
+        writer = self._storing
+        if writer is not None and (self.bulk or signals > 1 or waited >= STOP_GRACE_SECONDS):
+            writer.cancel()
 
     def _import_file(
         self, path: Path, fmt: str, summary: ImportSummary, progress: Progress, done_bytes: int
@@ -153,6 +182,8 @@ class Importer:
         reader = (READERS | COLUMNAR_READERS)[outcome.format](path)
         origin = f"import:{path.resolve()}"
         writer = self._writer(origin, progress)
+        if isinstance(writer, OverlappedWriter):
+            self._storing = writer.writer
         rejections = RejectionLog(None if self.dry_run else self.url, origin)
         batch = _Batch()
         stored_before, finished = copy.deepcopy(summary.stored), False
@@ -184,6 +215,7 @@ class Importer:
             # After Ctrl-C this waits for the batches already handed over (at most two) to commit;
             # a bulk load not finished is rolled back whole.
             writer.close()
+            self._storing = None
             rejections.close()
             self._collect(summary, wait=False)
             if self.bulk and not finished:
@@ -216,7 +248,11 @@ class Importer:
         assert self.url is not None
         return OverlappedWriter(
             BatchWriter(
-                self.url, origin=origin, bulk=self.bulk, on_lock_wait=progress.writes_waiting
+                self.url,
+                origin=origin,
+                bulk=self.bulk,
+                on_lock_wait=progress.writes_waiting,
+                on_step=progress.step,
             )
         )
 

@@ -44,6 +44,7 @@ def load_file(
     """Stage every row of ``reader``'s file, then resolve and store them (``writer`` is in its
     bulk transaction; the caller commits it)."""
     load = writer.stage()
+    progress.step("staging the file's rows")
     for chunk in reader.chunks():
         summary.read += chunk.fast.height + len(chunk.slow)
         kept, items, lines, locations, digests = _new_rows(importer, chunk, rejections, summary)
@@ -76,6 +77,7 @@ def load_file(
     if load.rows:
         summary.stored.add(writer.write_staged(load))
         tangled = False
+        progress.step("storing the tangled rows through the batch writer, in file order")
         for records, locations, digests in load.tangled(importer.batch_size):
             validated = (list(enumerate(records)), [])
             summary.stored.add(

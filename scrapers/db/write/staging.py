@@ -27,7 +27,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from scrapers import identity
-from scrapers.db.write import known_rows, merge_sql, records
+from scrapers.db.write import bulk, known_rows, merge_sql, records
 from scrapers.db.write import staging_statements as statements
 from scrapers.db.write.batch import BatchResult
 from scrapers.db.write.copy import copy_rows
@@ -59,10 +59,12 @@ WORK_MEM = "256MB"
 
 
 class StagedLoad:
-    """One file's rows in the staging tables of the load's transaction (``cursor``)."""
+    """One file's rows in the staging tables of the load's transaction (``cursor``);
+    ``on_step`` is told which statement runs."""
 
-    def __init__(self, cursor: psycopg2.extensions.cursor) -> None:
+    def __init__(self, cursor: psycopg2.extensions.cursor, on_step: bulk.OnStep) -> None:
         self.cursor = cursor
+        self.on_step = on_step
         self.rows = 0  # rows staged
         # Sorts, hashes and index builds over a whole file: in memory, not in temporary files
         # (the defaults, 4 MB and 64 MB, spill at a few thousand rows); for this transaction only.
@@ -149,12 +151,14 @@ class StagedLoad:
         """Insert the tracks of the simple groups, their credits, spellings and digests; what
         was stored, and the invalid identifiers of those rows by kind."""
         cursor = self.cursor
+        self.on_step("resolving the staged rows")
         cursor.execute(statements.TANGLED, {"track_ids": _id_prefix()})
         # The merge rule over each group's rows: aggregates where a group has several, the
         # row's own values where it has one (most groups: an aggregate per column costs more).
         folded = merge_sql.folded("s", "line")
         alone = dict(merge_sql.folded("f", "line", one_row=True))
         columns = [name for name, _ in folded]
+        self.on_step("inserting the new tracks")
         cursor.execute(
             sql.SQL(
                 "INSERT INTO tracks (id, title, normalized_title, title_key, is_remix, {columns},"
@@ -186,7 +190,9 @@ class StagedLoad:
                 ),
             )
         )
+        self.on_step("inserting their artists, credits and spellings")
         cursor.execute(statements.ARTISTS, {"artist_ids": _id_prefix()})
+        self.on_step("remembering the rows stored (known rows)")
         known_rows.store_staged(
             cursor,
             "SELECT s.digest, n.id FROM import_staging s JOIN import_new n USING (title_key)"
@@ -260,6 +266,7 @@ class StagedLoad:
 
     def name_artists(self) -> None:
         """After the tangled rows: name each artist this load made as the writer would have."""
+        self.on_step("naming the artists the load made")
         self.cursor.execute(statements.ARTIST_NAMES)
 
     def _copy_csv(self, table: str, frame: pl.DataFrame) -> None:
