@@ -44,8 +44,9 @@ from scrapers.db.write.records import TrackRecord
 from scrapers.db.write.validation import validation_pool
 from scrapers.db.write.writer import BatchWriter, DatabaseUnavailable
 from scrapers.importers import staged
-from scrapers.importers.columnar import ColumnarCsvReader, FastRow
+from scrapers.importers.columnar import Chunk, ColumnarCsvReader, FastRow
 from scrapers.importers.detect import READERS, detect_format
+from scrapers.importers.fresh import fresh_rows
 from scrapers.importers.overlap import OverlappedWriter
 from scrapers.importers.progress import Progress
 from scrapers.importers.rejections import RejectionLog
@@ -233,7 +234,14 @@ class Importer:
         progress: Progress,
         done_bytes: int,
     ) -> None:
-        """Every row of ``reader`` to the writer, a batch at a time."""
+        """Every row of ``reader`` to the writer, a batch at a time (a chunk at a time when it
+        reads in columns: known rows are then dropped before a batch is made)."""
+        if isinstance(reader, ColumnarCsvReader):
+            batch.checked = True
+            for chunk in reader.chunks():
+                self._take_chunk(chunk, batch, writer, rejections, summary)
+                progress.update(summary.read, done_bytes + reader.bytes_read())
+            return
         for row in reader.rows():
             summary.read += 1
             self._take(row, batch, summary)
@@ -241,6 +249,30 @@ class Importer:
                 self._flush(batch, writer, rejections, summary, full=True)
             if summary.read % PROGRESS_EVERY_ROWS == 0:
                 progress.update(summary.read, done_bytes + reader.bytes_read())
+
+    def _take_chunk(
+        self,
+        chunk: Chunk,
+        batch: _Batch,
+        writer: Writer,
+        rejections: RejectionLog,
+        summary: ImportSummary,
+    ) -> None:
+        """A chunk of a file read in columns: its repeats and known rows are dropped before
+        they are validated (``fresh``), the rest goes into batches."""
+        fresh = fresh_rows(chunk, self.seen, None if self.reapply else writer.known, summary)
+        for unreadable in fresh.unreadable:
+            batch.reject(unreadable)
+            if batch.full(self.batch_size):
+                self._flush(batch, writer, rejections, summary, full=True)
+        for _, digest, row in fresh.rows():
+            if isinstance(row, FastRow):
+                batch.add(row.item, row.location, digest, row.record)
+            else:
+                assert row.item is not None
+                batch.add(row.item, row.location, digest, None)
+            if batch.full(self.batch_size):
+                self._flush(batch, writer, rejections, summary, full=True)
 
     def _writer(self, origin: str, progress: Progress) -> Writer:
         if self.dry_run:
@@ -263,15 +295,8 @@ class Importer:
             self._validation_pool = validation_pool()
         writer.validation_pool = self._validation_pool
 
-    def _take(self, row: SourceRow | FastRow, batch: _Batch, summary: ImportSummary) -> None:
-        if isinstance(row, FastRow):
-            # Read, validated and digested in columns (``scrapers.importers.columnar``).
-            if self.seen(row.digest):
-                summary.duplicates += 1
-                metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
-            else:
-                batch.add(row.item, row.location, row.digest, row.record)
-        elif row.error is not None:
+    def _take(self, row: SourceRow, batch: _Batch, summary: ImportSummary) -> None:
+        if row.error is not None:
             summary.unreadable[row.error] += 1
             batch.reject(row)
         elif row.skipped is not None:
@@ -307,7 +332,7 @@ class Importer:
     ) -> None:
         """Hand the batch over; a ``full`` one may start the validation process."""
         rejections.store(batch.unreadable)
-        if not self.reapply:
+        if not self.reapply and not batch.checked:
             self._drop_known(batch, writer, summary)
         if batch.items:
             # Rows read in columns come validated and the few others are validated in this
@@ -355,6 +380,8 @@ class _Batch:
     records: list[TrackRecord | None] = field(default_factory=list)
     unreadable: list[SourceRow] = field(default_factory=list)
     unreadable_chars: int = 0
+    # Known rows already dropped (a chunk at a time, ``fresh``): none to look up at a flush.
+    checked: bool = False
 
     def full(self, size: int) -> bool:
         return (
