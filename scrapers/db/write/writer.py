@@ -317,7 +317,7 @@ class BatchWriter:
         return StagedLoad(self._connect().cursor())
 
     def write_staged(self, load: StagedLoad) -> BatchResult:
-        """Insert ``load``'s simple groups (``StagedLoad.insert_simple``) in the load's
+        """Store what ``load`` resolves in SQL (``StagedLoad.insert_simple``) in the load's
         transaction, counted at its COMMIT; its tangled rows are for ``write_validated``."""
         if self._foreign_keys is None:
             self._foreign_keys = bulk.drop_foreign_keys(load.cursor)
