@@ -79,7 +79,7 @@ SECOND = [
     ["L", "", "", "", "", "", "", ""],
 ]
 
-SPOTIFY_G = "5aBcDeFgHiJkLmNoPqRsTu"
+SPOTIFY_G, SPOTIFY_H = "5aBcDeFgHiJkLmNoPqRsTu", "6aBcDeFgHiJkLmNoPqRsTu"
 MBID_3 = "b3b1c2d4-1234-4abc-8def-0123456789ab"
 # Each group updates one stored track, whatever the order: resolved in SQL.
 UPDATES = [
@@ -99,6 +99,10 @@ UPDATES = [
     ["K", "Tune Core", "", "", "122", "", "", ""],
     ["Chase & Status x Bou", "Baddadan (feat. Flowdan, IRAH & Trigga)", "GBAAA0000030", "", "", "",
      "", ""],
+    # By ISRC, with a Spotify ID that contradicts the stored one: it keeps its own, the conflict is
+    # recorded (kept_stored); a row of the same key without identifiers matches by title key.
+    ["e", "song e", "", "", "", "E Label", "", ""],
+    ["E", "Song E", "GBAAA0000004", SPOTIFY_H, "124", "", "", ""],
 ]  # fmt: skip
 # Left to the writer: an ISRC that contradicts the stored track's (a new track), a title key two
 # stored tracks hold, and a stored track reached by ISRC under another title key, after a row of
@@ -107,7 +111,7 @@ TANGLED_UPDATES = [
     ["F", "Song F", "GBAAA0000011", "", "99", "", "", ""],
     ["Artist C", "Song C", "", "", "", "Label C2", "", ""],
     ["Someone Else", "Song Z", "", "", "100", "", "", ""],
-    ["Someone Else", "Song Z", "GBAAA0000004", "", "", "Label Z", "", ""],
+    ["Someone Else", "Song Z", "GBAAA0000020", "", "", "Label Z", "", ""],
 ]
 ENRICHED = """
 UPDATE tracks SET enrichment_status = 'enriched',
@@ -221,3 +225,4 @@ def test_bulk_resolved_in_sql_stores_the_shared_modes_catalogue(
     sent = staged_update.read - staged_update.duplicates - staged_update.known
     assert staged_rows(caplog) == (sent, 0, sent - len(TANGLED_UPDATES), len(TANGLED_UPDATES))
     assert counts(shared_update)[6] > 2000  # updated: the bench's rows, each a stored track
+    assert counts(shared_update)[8] == 1  # the Spotify ID that contradicts a stored one

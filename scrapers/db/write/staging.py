@@ -14,17 +14,19 @@ set-based, when the writer would give them the same result whatever came before 
 * *Update* groups: the same conditions on identifiers, and exactly one stored track T within reach
   of all the group's rows together (by title key, ISRC, Spotify ID or known spelling), which no
   other group's rows reach, which has a title key, and whose ISRC and Spotify ID are each null or
-  the group's; and every row finds T by itself or through an earlier row of the group: its
-  identifier is T's, its spelling is known (T's, then), T holds the group's title key, or an
-  earlier row of the group carried its identifier or its spelling (T has gained them by then).
-  Then every row matches T (never a new track: nothing else is within reach), T gains the group's
-  identifiers where it has none (``decide``: no other track owns them, T holds no other value, so
-  no conflict), nothing else reaches T, so the group's rows are the only ones that change it; the
-  writer's update is the merge rule of the rows folded in file order merged onto the stored row
-  (``merge_sql.folded``, ``assignments``, guarded by ``changes``: a group that brings nothing new
-  writes nothing), T's credits are left as they are, each spelling not known yet joins the lookup
-  naming T, every row's digest names T, and each row counts as an update under the tier the
-  writer's order gives it (``import_matched``).
+  the group's (or, for the Spotify ID, another one, when every row carrying the group's also
+  carries the ISRC T holds); and every row finds T by itself or through an earlier row of the
+  group: its identifier is T's, its spelling is known (T's, then), T holds the group's title key,
+  or an earlier row of the group carried its identifier or its spelling (T has gained them by
+  then). Then every row matches T (never a new track: nothing else is within reach), T gains the
+  group's identifiers where it has none (``decide``: no other track owns them), keeps the Spotify
+  ID it holds against another (``decide``: one ``kept_stored`` conflict, recorded unless it is
+  already, ``CONFLICTS``), and nothing else reaches T, so the group's rows are the only ones
+  that change it. The writer's update is the merge rule of the rows folded in file order merged
+  onto the stored row (``merge_sql.folded``, ``assignments``, guarded by ``changes``: a group
+  that brings nothing new writes nothing); T's credits are left as they are, each spelling not
+  known yet joins the lookup naming T, every row's digest names T, and each row counts as an
+  update under the tier the writer's order gives it (``import_matched``).
 
 Every other group is *tangled* and goes through the batch writer afterwards, in file order,
 because there the order decides the result:
@@ -42,12 +44,16 @@ because there the order decides the result:
 * a stored track without a title key (rows from before title keys): it takes the title key and
   the credits of whichever row reaches it first.
 
-Identifier conflicts with stored tracks stay with the writer for the same reason: each one comes
-from a stored track holding another value than a row (``kept_stored``) or another track owning the
-row's value (``kept_on_other_track``), that is from a contradiction or a second track within
-reach, and then which track the row lands on, and so which conflict is recorded, depends on the
-rows before it (a Spotify ID that contradicts the ISRC's track makes a new track of the rows
-that carry it without the ISRC, which the rows after it may join). A group is tangled as a whole:
+The other identifier conflicts with stored tracks stay with the writer. Each comes from a stored
+track holding another value than a row (``kept_stored``) or another track owning the row's value
+(``kept_on_other_track``), and mostly the order then decides which track a row lands on, and so
+which conflict is recorded: a contradicting ISRC makes the tiers skip the stored track (a new
+track, which takes the conflicts), and so does a contradicting Spotify ID carried by a row
+without the stored ISRC, after which the rows carrying neither join the new track or the stored
+one by their spelling and what came before. One more case would not depend on the order but is
+not done here: a Spotify ID another stored track owns, carried only by rows with the ISRC of T
+(``kept_on_other_track``; T must then not take the Spotify ID even when it has none, which the
+folded UPDATE would give it). A group is tangled as a whole:
 it shares no key with a resolved group (identifiers, title key, spellings, stored tracks within
 reach), so the order between the two parts changes nothing.
 
@@ -73,11 +79,12 @@ from scrapers import identity
 from scrapers.db.write import known_rows, merge_sql, records
 from scrapers.db.write import staging_statements as statements
 from scrapers.db.write.batch import BatchResult
+from scrapers.db.write.conflict_policy import Conflict
 from scrapers.db.write.copy import copy_rows
 from scrapers.db.write.ids import new_id
 from scrapers.db.write.records import TrackRecord
 from scrapers.metrics import MatchTier
-from scrapers.statuses import CreditRole, EnrichmentStatus
+from scrapers.statuses import ConflictResolution, CreditRole, EnrichmentStatus, IdentifierType
 
 _STAGED = (
     "line",
@@ -193,11 +200,12 @@ class StagedLoad:
         self.rows += len(rows)
         copy_rows(self.cursor, "import_staged_credits", _CREDITS, credits)
 
-    def insert_simple(self) -> tuple[BatchResult, Counter[str]]:
+    def insert_simple(self, origin: str) -> tuple[BatchResult, Counter[str], list[Conflict]]:
         """Resolve in SQL what the order of the rows cannot change: insert the tracks of the new
-        groups with their credits, update the stored track of each updating group, and store
-        both kinds' spellings and digests; what was stored, and the invalid identifiers of those
-        rows by kind. ``resolved`` counts the rows each way, and those left to the writer."""
+        groups with their credits, update the stored track of each updating group (recording
+        its conflicts as from ``origin``), and store both kinds' spellings and digests; what was
+        stored, the invalid identifiers of those rows by kind, and the conflicts recorded.
+        ``resolved`` counts the rows each way, and those left to the writer."""
         cursor = self.cursor
         cursor.execute(statements.CLASSIFY, {"track_ids": _id_prefix()})
         columns = [name for name, _ in merge_sql.folded("s", "line")]
@@ -231,6 +239,25 @@ class StagedLoad:
                 changes=merge_sql.changes("t", "u"),
             )
         )
+        cursor.execute(
+            statements.CONFLICTS,
+            {
+                "origin": origin,
+                "spotify_id": IdentifierType.SPOTIFY_ID.value,
+                "kept_stored": ConflictResolution.KEPT_STORED.value,
+            },
+        )
+        conflicts = [
+            Conflict(
+                IdentifierType.SPOTIFY_ID,
+                track_id,
+                None,
+                stored,
+                incoming,
+                ConflictResolution.KEPT_STORED,
+            )
+            for track_id, stored, incoming in cursor.fetchall()
+        ]
         cursor.execute(statements.LOOKUP)
         known_rows.store_staged(
             cursor,
@@ -238,7 +265,7 @@ class StagedLoad:
             " WHERE s.digest IS NOT NULL",
         )
         cursor.execute(statements.OUTCOMES)
-        result = BatchResult()
+        result = BatchResult(conflicts=len(conflicts))
         for tier, matched, count in cursor.fetchall():
             created = matched == MatchTier.NEW
             result.items += count
@@ -266,7 +293,7 @@ class StagedLoad:
             self.resolved["updated"],
             self.resolved["tangled"],
         )
-        return result, invalid
+        return result, invalid, conflicts
 
     def tangled(
         self, batch_size: int

@@ -26,7 +26,8 @@ ANALYZE import_staging;
 ANALYZE import_staged_credits;
 CREATE TEMP TABLE import_groups ON COMMIT DROP AS
 SELECT title_key, min(line) AS first_line, count(*) AS rows, count(DISTINCT isrc) AS isrcs,
-       count(DISTINCT spotify_id) AS spotify_ids, min(isrc) AS isrc, min(spotify_id) AS spotify_id
+       count(DISTINCT spotify_id) AS spotify_ids, min(isrc) AS isrc, min(spotify_id) AS spotify_id,
+       count(*) FILTER (WHERE isrc IS NULL AND spotify_id IS NOT NULL) AS spotify_alone
 FROM import_staging GROUP BY title_key;
 -- Per row: the stored track its spelling names, and whether an earlier row of its title key
 -- carried an identifier or its spelling (the writer's track has them by then).
@@ -62,7 +63,8 @@ FROM import_groups g
 WHERE NOT EXISTS (SELECT 1 FROM import_crossed c WHERE c.title_key = g.title_key)
   AND NOT EXISTS (SELECT 1 FROM import_reach r WHERE r.title_key = g.title_key);
 -- One stored track within reach, reached by no other title key, holding a title key and no
--- identifier that contradicts the rows'.
+-- identifier that contradicts the rows', but for a Spotify ID that only rows carrying the
+-- track's ISRC carry (each matches it by ISRC; it keeps its own: a conflict, ``CONFLICTS``).
 CREATE TEMP TABLE import_target ON COMMIT DROP AS
 SELECT g.title_key, g.first_line, g.rows, r.id
 FROM (SELECT title_key, (array_agg(track_id))[1] AS id FROM import_reach
@@ -73,7 +75,8 @@ WHERE NOT EXISTS (SELECT 1 FROM import_crossed c WHERE c.title_key = g.title_key
                   AND o.title_key <> g.title_key)
   AND t.title_key IS NOT NULL
   AND (g.isrc IS NULL OR t.isrc IS NULL OR t.isrc = g.isrc)
-  AND (g.spotify_id IS NULL OR t.spotify_id IS NULL OR t.spotify_id = g.spotify_id);
+  AND (g.spotify_id IS NULL OR t.spotify_id IS NULL OR t.spotify_id = g.spotify_id
+       OR (t.isrc = g.isrc AND g.spotify_alone = 0));
 -- The writer's tiers, in its order (``resolution.Resolution._match``); NULL: the row would
 -- match no track (it would make one).
 CREATE TEMP TABLE import_matched ON COMMIT DROP AS
@@ -131,6 +134,23 @@ WHERE NOT EXISTS (
     SELECT 1 FROM track_lookup l WHERE l.raw_artist = s.artist AND l.raw_title = s.title
 )
 ORDER BY s.artist, s.title, s.line;
+"""
+# ``conflict_policy.decide`` for the updated tracks: the one conflict they can have (a Spotify ID
+# that contradicts the stored one, ``import_target``), recorded unless it is already, as
+# ``conflicts.insert_conflicts`` does.
+CONFLICTS = """
+INSERT INTO identifier_conflicts (identifier_type, track_id, other_track_id, stored_value,
+                                  incoming_value, origin, resolution)
+SELECT %(spotify_id)s, t.id, NULL, t.spotify_id, g.spotify_id, %(origin)s, %(kept_stored)s
+FROM import_target c JOIN import_groups g USING (title_key) JOIN tracks t ON t.id = c.id
+WHERE t.spotify_id <> g.spotify_id
+  AND NOT EXISTS (
+      SELECT 1 FROM identifier_conflicts x
+      WHERE x.identifier_type = %(spotify_id)s AND x.track_id = t.id
+        AND x.other_track_id IS NULL AND x.stored_value = t.spotify_id
+        AND x.incoming_value = g.spotify_id AND x.resolution = %(kept_stored)s)
+ORDER BY c.first_line
+RETURNING track_id::text, stored_value, incoming_value
 """
 # Per resolved row: its tier, whether it made its track, and how the writer would have matched it.
 OUTCOMES = "SELECT tier, matched, count(*) FROM import_matched GROUP BY 1, 2"

@@ -321,9 +321,10 @@ class BatchWriter:
         transaction, counted at its COMMIT; its tangled rows are for ``write_validated``."""
         if self._foreign_keys is None:
             self._foreign_keys = bulk.drop_foreign_keys(load.cursor)
-        result, invalid = load.insert_simple()
+        result, invalid, conflicts = load.insert_simple(self.origin)
         self._uncounted.result.add(result)
         self._uncounted.invalid.update(invalid)
+        self._uncounted.conflicts += conflicts
         return result
 
     def begin_bulk(self, on_wait: OnLockWait) -> None:
