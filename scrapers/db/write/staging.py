@@ -116,8 +116,9 @@ class StagedLoad:
     def __init__(self, cursor: psycopg2.extensions.cursor) -> None:
         self.cursor = cursor
         self.rows = 0  # rows staged
-        # Staged rows by how they were resolved: "inserted" and "updated" in SQL (the rows
-        # that made or updated a track), "tangled" by the batch writer (``insert_simple``).
+        # Staged rows by how they were resolved (``insert_simple``): in SQL, "new" (rows of the
+        # groups that made a track) and "updated" (of the groups that updated a stored one), or
+        # "tangled" (by the batch writer).
         self.resolved: Counter[str] = Counter()
         # Sorts, hashes and index builds over a whole file: in memory, not in temporary files
         # (the defaults, 4 MB and 64 MB, spill at a few thousand rows); for this transaction only.
@@ -266,7 +267,9 @@ class StagedLoad:
         )
         cursor.execute(statements.OUTCOMES)
         result = BatchResult(conflicts=len(conflicts))
-        for tier, matched, count in cursor.fetchall():
+        resolved: Counter[str] = Counter()
+        for stored, tier, matched, count in cursor.fetchall():
+            resolved["updated" if stored else "new"] += count
             created = matched == MatchTier.NEW
             result.items += count
             result.tiers[tier] += count
@@ -282,16 +285,15 @@ class StagedLoad:
         )
         invalid = Counter(dict(cursor.fetchall()))
         result.invalid_identifiers = sum(invalid.values())
-        self.resolved = Counter(
-            inserted=result.inserted, updated=result.updated, tangled=self.rows - result.items
-        )
+        resolved["tangled"] = self.rows - result.items
+        self.resolved = resolved
         logger.info(
-            "Staged %d rows: %d made new tracks and %d updated stored tracks in SQL,"
+            "Staged %d rows: %d made or joined new tracks and %d updated stored tracks in SQL,"
             " %d go through the batch writer in file order",
             self.rows,
-            self.resolved["inserted"],
-            self.resolved["updated"],
-            self.resolved["tangled"],
+            resolved["new"],
+            resolved["updated"],
+            resolved["tangled"],
         )
         return result, invalid, conflicts
 

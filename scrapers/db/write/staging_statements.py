@@ -80,7 +80,7 @@ WHERE NOT EXISTS (SELECT 1 FROM import_crossed c WHERE c.title_key = g.title_key
 -- The writer's tiers, in its order (``resolution.Resolution._match``); NULL: the row would
 -- match no track (it would make one).
 CREATE TEMP TABLE import_matched ON COMMIT DROP AS
-SELECT r.title_key,
+SELECT r.title_key, t.id IS NOT NULL AS stored,
        CASE WHEN r.isrc IS NOT NULL THEN 'isrc' WHEN r.spotify_id IS NOT NULL THEN 'spotify'
             ELSE 'title' END AS tier,
        CASE WHEN t.id IS NULL AND r.first THEN 'new'
@@ -152,8 +152,9 @@ WHERE t.spotify_id <> g.spotify_id
 ORDER BY c.first_line
 RETURNING track_id::text, stored_value, incoming_value
 """
-# Per resolved row: its tier, whether it made its track, and how the writer would have matched it.
-OUTCOMES = "SELECT tier, matched, count(*) FROM import_matched GROUP BY 1, 2"
+# Per resolved row: whether its track was stored before, its tier, and how the writer would have
+# matched it ("new": it made the track).
+OUTCOMES = "SELECT stored, tier, matched, count(*) FROM import_matched GROUP BY 1, 2, 3"
 # The writer names a new artist as the first row (in file order) that made a track crediting it
 # spells it. Simple groups are inserted before the tangled rows, so an artist a tangled row made
 # a track with first is named here, once every track is made (a track's row made it first).
