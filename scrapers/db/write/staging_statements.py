@@ -42,12 +42,14 @@ LEFT JOIN track_lookup l ON l.raw_artist = s.artist AND l.raw_title = s.title
 WINDOW key AS (PARTITION BY s.title_key),
        earlier AS (PARTITION BY s.title_key ORDER BY s.line
                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING);
+ANALYZE import_rows;
 -- Every stored track a title key's rows could match, by any tier's key.
 CREATE TEMP TABLE import_reach ON COMMIT DROP AS
 SELECT g.title_key, t.id AS track_id FROM import_groups g JOIN tracks t USING (title_key)
 UNION SELECT r.title_key, t.id FROM import_rows r JOIN tracks t ON t.isrc = r.isrc
 UNION SELECT r.title_key, t.id FROM import_rows r JOIN tracks t ON t.spotify_id = r.spotify_id
 UNION SELECT r.title_key, r.spelled FROM import_rows r WHERE r.spelled IS NOT NULL;
+ANALYZE import_reach;
 -- Several identifiers of a kind, or one that another title key's rows carry too.
 CREATE TEMP TABLE import_crossed ON COMMIT DROP AS
 SELECT title_key FROM import_groups WHERE isrcs > 1 OR spotify_ids > 1
@@ -66,7 +68,8 @@ WHERE NOT EXISTS (SELECT 1 FROM import_crossed c WHERE c.title_key = g.title_key
 -- identifier that contradicts the rows', but for a Spotify ID that only rows carrying the
 -- track's ISRC carry (each matches it by ISRC; it keeps its own: a conflict, ``CONFLICTS``).
 CREATE TEMP TABLE import_target ON COMMIT DROP AS
-SELECT g.title_key, g.first_line, g.rows, r.id
+SELECT g.title_key, g.first_line, g.rows, r.id, g.spotify_id, t.isrc AS stored_isrc,
+       t.spotify_id AS stored_spotify_id, t.title_key AS stored_title_key
 FROM (SELECT title_key, (array_agg(track_id))[1] AS id FROM import_reach
       GROUP BY title_key HAVING count(*) = 1) AS r
 JOIN import_groups g USING (title_key) JOIN tracks t ON t.id = r.id
@@ -77,20 +80,20 @@ WHERE NOT EXISTS (SELECT 1 FROM import_crossed c WHERE c.title_key = g.title_key
   AND (g.isrc IS NULL OR t.isrc IS NULL OR t.isrc = g.isrc)
   AND (g.spotify_id IS NULL OR t.spotify_id IS NULL OR t.spotify_id = g.spotify_id
        OR (t.isrc = g.isrc AND g.spotify_alone = 0));
--- The writer's tiers, in its order (``resolution.Resolution._match``); NULL: the row would
--- match no track (it would make one).
+-- The writer's tiers, in its order (``resolution.Resolution._match``), against the stored track
+-- as it was (``import_target``'s copy of its keys); NULL: the row would match no track (it
+-- would make one).
 CREATE TEMP TABLE import_matched ON COMMIT DROP AS
-SELECT r.title_key, t.id IS NOT NULL AS stored,
+SELECT r.title_key, g.id IS NOT NULL AS stored,
        CASE WHEN r.isrc IS NOT NULL THEN 'isrc' WHEN r.spotify_id IS NOT NULL THEN 'spotify'
             ELSE 'title' END AS tier,
-       CASE WHEN t.id IS NULL AND r.first THEN 'new'
-            WHEN r.isrc IS NOT NULL AND (r.isrc = t.isrc OR r.isrc_before) THEN 'isrc'
-            WHEN r.spotify_id IS NOT NULL AND (r.spotify_id = t.spotify_id OR r.spotify_before)
-                THEN 'spotify'
+       CASE WHEN g.id IS NULL AND r.first THEN 'new'
+            WHEN r.isrc IS NOT NULL AND (r.isrc = g.stored_isrc OR r.isrc_before) THEN 'isrc'
+            WHEN r.spotify_id IS NOT NULL
+                 AND (r.spotify_id = g.stored_spotify_id OR r.spotify_before) THEN 'spotify'
             WHEN r.spelled IS NOT NULL OR r.spelling_before THEN 'spelling'
-            WHEN t.id IS NULL OR t.title_key = r.title_key THEN 'title' END AS matched
-FROM import_rows r
-LEFT JOIN import_target g USING (title_key) LEFT JOIN tracks t ON t.id = g.id
+            WHEN g.id IS NULL OR g.stored_title_key = r.title_key THEN 'title' END AS matched
+FROM import_rows r LEFT JOIN import_target g USING (title_key)
 WHERE g.id IS NOT NULL OR r.title_key IN (SELECT title_key FROM import_new);
 -- A row that would make a track makes the order matter: its title key is the writer's.
 DELETE FROM import_target g
@@ -141,15 +144,15 @@ ORDER BY s.artist, s.title, s.line;
 CONFLICTS = """
 INSERT INTO identifier_conflicts (identifier_type, track_id, other_track_id, stored_value,
                                   incoming_value, origin, resolution)
-SELECT %(spotify_id)s, t.id, NULL, t.spotify_id, g.spotify_id, %(origin)s, %(kept_stored)s
-FROM import_target c JOIN import_groups g USING (title_key) JOIN tracks t ON t.id = c.id
-WHERE t.spotify_id <> g.spotify_id
+SELECT %(spotify_id)s, g.id, NULL, g.stored_spotify_id, g.spotify_id, %(origin)s, %(kept_stored)s
+FROM import_target g
+WHERE g.stored_spotify_id <> g.spotify_id
   AND NOT EXISTS (
       SELECT 1 FROM identifier_conflicts x
-      WHERE x.identifier_type = %(spotify_id)s AND x.track_id = t.id
-        AND x.other_track_id IS NULL AND x.stored_value = t.spotify_id
+      WHERE x.identifier_type = %(spotify_id)s AND x.track_id = g.id
+        AND x.other_track_id IS NULL AND x.stored_value = g.stored_spotify_id
         AND x.incoming_value = g.spotify_id AND x.resolution = %(kept_stored)s)
-ORDER BY c.first_line
+ORDER BY g.first_line
 RETURNING track_id::text, stored_value, incoming_value
 """
 # Per resolved row: whether its track was stored before, its tier, and how the writer would have
