@@ -348,13 +348,14 @@ class BatchWriter:
         return StagedLoad(self._connect().cursor(), self._step)
 
     def write_staged(self, load: StagedLoad) -> BatchResult:
-        """Insert ``load``'s simple groups (``StagedLoad.insert_simple``) in the load's
+        """Store what ``load`` resolves in SQL (``StagedLoad.insert_simple``) in the load's
         transaction, counted at its COMMIT; its tangled rows are for ``write_validated``."""
         if self._foreign_keys is None:
             self._foreign_keys = bulk.drop_foreign_keys(load.cursor)
-        result, invalid = load.insert_simple()
+        result, invalid, conflicts = load.insert_simple(self.origin)
         self._uncounted.result.add(result)
         self._uncounted.invalid.update(invalid)
+        self._uncounted.conflicts += conflicts
         return result
 
     def begin_bulk(self, on_wait: OnLockWait) -> None:
