@@ -27,6 +27,8 @@ How a run ends honestly (a close reason in ``INCOMPLETE_REASONS`` makes ``scrapy
   with ``frontier_workers_lost``;
 - a Redis that lost its data (restarted without persistence, or ``scrapy frontier clear``)
   no longer holds the generation: the workers leave with ``frontier_lost``;
+- a Redis restarted while it does not keep every write it acknowledged (``frontier_restarts``)
+  may have lost requests: each worker that saw it crawls on and exits 1;
 - a Redis error is an outage each worker rides out (``RedisOutage``): requests wait for their
   turn, new ones are held in memory, the heartbeat resumes. One WARNING per
   ``OUTAGE_WARNING_INTERVAL``; after ``FRONTIER_REDIS_OUTAGE_TIMEOUT`` seconds the worker
@@ -64,6 +66,7 @@ from scrapy_redis.spiders import RedisSpider
 from twisted.internet.defer import Deferred
 
 from scrapers.crawl.frontier_queue import QUEUE_CLASS, slot_fields
+from scrapers.crawl.frontier_restarts import RESTARTED_STAT, RedisRestarts
 from scrapers.redis_url import check_redis_url, redis_error
 from scrapers.settings_check import InvalidSetting, seconds
 
@@ -87,11 +90,12 @@ WORKERS_LOST_REASON = "frontier_workers_lost"  # a worker died holding requests
 UNAVAILABLE_REASON = "frontier_unavailable"  # Redis did not answer for the outage timeout
 INCOMPLETE_REASONS = frozenset({LOST_REASON, WORKERS_LOST_REASON, UNAVAILABLE_REASON})
 # Stats of a worker that left its run unfinished whatever its close reason; ``scrapy crawl``
-# exits 1 for each: requests found in an outage and never queued, and requests left queued by
-# the last live worker stopped by SIGTERM or Ctrl-C (-1: Redis could not tell).
+# exits 1 for each: requests found in an outage and never queued, requests left queued by the
+# last live worker stopped by SIGTERM or Ctrl-C (-1: Redis could not tell), and restarts of a
+# Redis that may have lost acknowledged writes (``frontier_restarts``).
 UNQUEUED_STAT = "frontier/requests_unqueued"
 LEFT_QUEUED_STAT = "frontier/requests_left_queued"
-INCOMPLETE_STATS = (UNQUEUED_STAT, LEFT_QUEUED_STAT)
+INCOMPLETE_STATS = (UNQUEUED_STAT, LEFT_QUEUED_STAT, RESTARTED_STAT)
 RUN_AGAIN = "the crawl is incomplete: run the same command again to complete it"
 OUTAGE_WARNING_INTERVAL = 10.0  # seconds between the WARNINGs of one outage
 _OUTAGE_RETRY = 1.0  # seconds between a waiting request's tries while Redis does not answer
@@ -403,6 +407,7 @@ class FrontierSpider(RedisSpider):
         # Held by a heartbeat and by leaving: a beat sent just after the leave would put this
         # worker back in the run's workers, alive for FRONTIER_WORKER_TIMEOUT after it exited.
         self._membership = threading.Lock()
+        self.restarts = RedisRestarts(self.server, RUN_AGAIN)
         self._join = self.server.register_script(_JOIN)
         self._beat_script = self.server.register_script(_BEAT)
         self._leave = self.server.register_script(_LEAVE)
@@ -416,14 +421,7 @@ class FrontierSpider(RedisSpider):
 
     async def _opened(self) -> None:
         """Join the run (before any start request meets the duplicate filter), then beat."""
-        generation, new_run = await ride_out_start_up(
-            self.crawler,
-            self.outage,
-            lambda: self._join(
-                keys=[self.frontier_keys[k] for k in JOIN_KEYS],
-                args=[self.worker_id, self._worker_timeout, uuid.uuid4().hex],
-            ),
-        )
+        generation, new_run = await ride_out_start_up(self.crawler, self.outage, self._join_run)
         self.generation = generation.decode() if isinstance(generation, bytes) else generation
         self._loop = asyncio.get_running_loop()  # from now on, giving up on Redis closes
         self._beating = threading.Thread(
@@ -437,6 +435,15 @@ class FrontierSpider(RedisSpider):
             self.frontier_keys["requests"],
         )
 
+    def _join_run(self) -> tuple[bytes | str, int]:
+        """``_JOIN``, and the run id of the Redis joined (``RedisRestarts``)."""
+        joined = self._join(
+            keys=[self.frontier_keys[k] for k in JOIN_KEYS],
+            args=[self.worker_id, self._worker_timeout, uuid.uuid4().hex],
+        )
+        self.restarts.check()
+        return joined[0], joined[1]
+
     def _beat_forever(self) -> None:
         while not self._stop_beating.wait(self._heartbeat):
             try:
@@ -447,6 +454,8 @@ class FrontierSpider(RedisSpider):
                         keys=[self.frontier_keys[k] for k in ("workers", "idle", "generation")],
                         args=[self.worker_id, self.generation, int(self._idle)],
                     )
+                if alive:
+                    self.restarts.check()
             except redis.RedisError as error:
                 self.outage.failed("heartbeat", error)
                 continue
@@ -510,8 +519,13 @@ class FrontierSpider(RedisSpider):
 
     def _closed(self, reason: str) -> None:
         """Leave the run. Stopped (SIGTERM, Ctrl-C) as its last live worker with requests
-        queued, the worker says the run is unfinished (``LEFT_QUEUED_STAT``)."""
+        queued, the worker says the run is unfinished (``LEFT_QUEUED_STAT``); so does a worker
+        that saw Redis restart unsafely (``RESTARTED_STAT``), the last check here."""
         self._stop_beating.set()
+        with suppress(redis.RedisError):
+            self.restarts.check()
+        if self.restarts.unsafe:
+            self.crawler.stats.set_value(RESTARTED_STAT, self.restarts.unsafe)
         with self._membership:
             if self._left:
                 return
