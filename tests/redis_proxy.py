@@ -3,12 +3,12 @@ hears.
 
 That is what a Redis killed between writing its append-only file and sending the reply, a
 network cut, or a reply slower than the client's socket timeout does to a worker. While
-``losing`` is set, the first time the proxy sees a command (its exact bytes; of every
-``every``-th new command only, when given) it forwards it, waits for Redis's reply and drops the
-client's connection instead of passing the reply on; the same bytes sent again (the client's
-retry) go through. ``lost`` counts the replies dropped.
-A connection's set-up and checks (``CLIENT``, ``HELLO``, ``PING``, ``AUTH``, ``SELECT``) always get
-their replies: losing them is a connection that fails before any command is done.
+``losing`` is set, the first time (since it was set) the proxy sees a command, its exact bytes
+(of every ``every``-th new command only, when given), it forwards it, waits for Redis's reply
+and drops the client's connection instead of passing the reply on; the same bytes sent again
+(the client's retry) go through. ``lost`` counts the replies dropped. A connection's set-up and
+checks (``CLIENT``, ``HELLO``, ``PING``, ``AUTH``, ``SELECT``) always get their replies: losing
+them is a connection that fails before any command is done.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class LosingProxy:
     def __init__(self, host: str, port: int, every: int = 1) -> None:
         self.target = (host, port)
         self.every = every
-        self.losing = False
+        self._losing = False
         self.lost = 0
         self._new = 0  # new commands seen while losing
         self._seen: set[bytes] = set()
@@ -40,6 +40,16 @@ class LosingProxy:
         self.port = int(self._listener.getsockname()[1])
         self._closed = threading.Event()
         threading.Thread(target=self._accept, name="redis-proxy", daemon=True).start()
+
+    @property
+    def losing(self) -> bool:
+        return self._losing
+
+    @losing.setter
+    def losing(self, losing: bool) -> None:
+        with self._lock:
+            self._losing = losing
+            self._seen.clear()
 
     @property
     def url(self) -> str:
@@ -55,7 +65,7 @@ class LosingProxy:
 
     def _loses(self, command: bytes) -> bool:
         with self._lock:
-            if not self.losing or command in self._seen or command_name(command) in SET_UP:
+            if not self._losing or command in self._seen or command_name(command) in SET_UP:
                 return False
             self._seen.add(command)
             self._new += 1

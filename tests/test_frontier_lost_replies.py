@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from scrapy import Request
 
-from scrapers.crawl.frontier import FrontierScheduler
+from scrapers.crawl.frontier import UNQUEUED_STAT, FrontierScheduler
 from scrapers.spiders.tracklists_1001 import TracklistsSpider
 from tests.project import project_crawler
 from tests.redis_process import RedisProcess
@@ -51,6 +52,9 @@ def open_scheduler(url: str, **settings: Any) -> FrontierScheduler:
     scheduler = FrontierScheduler.from_crawler(crawler)
     asyncio.run(scheduler._open(crawler.spider))
     assert scheduler.built
+    # Redis knows the pop's script from now on: a lost "unknown script" reply would be a pop
+    # that Redis did not do.
+    assert scheduler.next_request() is None
     return scheduler
 
 
@@ -97,6 +101,35 @@ def test_a_pop_tried_again_after_an_outage_gives_the_same_request(proxy: LosingP
     assert scheduler.outage.since is not None
     proxy.losing = False
     assert sorted(pop_all(scheduler)) == sorted(URLS[:3])
+
+
+def test_a_worker_whose_last_pop_went_unanswered_is_not_idle(proxy: LosingProxy) -> None:
+    """Redis popped the last queued request and the answer was lost: the queue is empty, and a
+    worker that counted only the queue went idle and could leave the run with that request in
+    its slot, never crawled."""
+    scheduler = open_scheduler(proxy.url, REDIS_PARAMS={"retry": Retry(NoBackoff(), 0)})
+    assert scheduler.enqueue_request(Request(URLS[0]))
+    proxy.losing = True
+    assert scheduler.next_request() is None
+    proxy.losing = False
+    assert scheduler.has_pending_requests()
+    assert pop_all(scheduler) == URLS[:1]
+    assert not scheduler.has_pending_requests()
+
+
+def test_a_worker_leaving_with_its_last_pop_unanswered_puts_the_request_back(
+    proxy: LosingProxy,
+) -> None:
+    """Stopped (SIGTERM) while the answer to its pop was lost, the worker left the request in its
+    slot: no other worker would ever take it."""
+    scheduler = open_scheduler(proxy.url, REDIS_PARAMS={"retry": Retry(NoBackoff(), 0)})
+    assert scheduler.enqueue_request(Request(URLS[0]))
+    proxy.losing = True
+    assert scheduler.next_request() is None
+    proxy.losing = False
+    scheduler.close("shutdown")
+    assert not scheduler.stats.get_value(UNQUEUED_STAT)
+    assert redis.Redis.from_url(proxy.url).zcard("lost:requests") == 1  # for another worker
 
 
 @pytest.mark.slow

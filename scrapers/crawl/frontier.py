@@ -622,8 +622,10 @@ class FrontierScheduler(Scheduler):
         return request
 
     def has_pending_requests(self) -> bool:
+        if self.held or (self.built and self.queue.pop_unanswered):
+            return True
         try:
-            return bool(self.held) or bool(super().has_pending_requests())
+            return bool(super().has_pending_requests())
         except redis.RedisError as error:
             self.outage.failed("queue", error)
             return not self.outage.gave_up
@@ -641,14 +643,29 @@ class FrontierScheduler(Scheduler):
         return True
 
     def close(self, reason: str) -> None:
-        if self.held:
-            self.stats.set_value(UNQUEUED_STAT, len(self.held))
+        unqueued = len(self.held) + self._requeue_unanswered_pop()
+        if unqueued:
+            self.stats.set_value(UNQUEUED_STAT, unqueued)
             logger.error(
-                "%d requests found while Redis did not answer were never queued; %s",
-                len(self.held), RUN_AGAIN,
+                "%d requests found or taken while Redis did not answer were never queued; %s",
+                unqueued, RUN_AGAIN,
             )  # fmt: skip
         if self.built:
             super().close(reason)
+
+    def _requeue_unanswered_pop(self) -> int:
+        """Leaving with a pop unanswered (stopped, or Redis given up on): the request Redis
+        moved into this worker's slot, if it did, goes back to the queue, else nobody would
+        crawl it. 1 when Redis does not answer (it may hold one), else 0."""
+        if not (self.built and self.queue.pop_unanswered):
+            return 0
+        try:
+            request = self.queue.pop()
+            if request is not None:
+                self.queue.push(request)
+        except redis.RedisError:
+            return 1
+        return 0
 
 
 async def ride_out_start_up(crawler: Crawler, outage: RedisOutage, call: Callable[[], T]) -> T:

@@ -73,6 +73,12 @@ class FrontierQueue(PriorityQueue):
         keys = [self.key, self.frontier_keys["dupefilter"]]
         return bool(self._add(keys=keys, args=[data, -request.priority, fingerprint]))
 
+    @property
+    def pop_unanswered(self) -> bool:
+        """A pop went unanswered: Redis may have moved a request into this worker's slot, which
+        the next pop returns. The worker is not idle until then."""
+        return self._token is not None
+
     def push(self, request: Request) -> None:
         self.add(request, "")
 
