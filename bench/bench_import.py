@@ -10,6 +10,8 @@ Steps, each on a fresh database of the server ``scrapers.db.server.connection`` 
    with ``--format jsonl`` the imports of step 2 read the same rows as JSON lines (``to_jsonl``);
 2. import it into an empty catalogue, then again into the now full one (the re-run case), each in
    a child process whose peak resident memory is measured; the same twice more with ``--bulk``;
+   then, into each full catalogue, an *update*: a second file of the same rows with other
+   descriptive values (``generate``'s variant 1), every track stored, every row changing it;
 3. baseline (a): the same engine driven one row per transaction (a naive per-row upsert loop)
    over the first ``--sample`` rows, scaled to the full row count;
 4. baseline (b): a raw ``COPY`` of the same file into an unindexed table of text columns;
@@ -194,10 +196,13 @@ def main(argv: list[str] | None = None) -> int:
             generate(path, args.rows, 0.3, 6)
             print(f"generated {args.rows:,} rows in {time.perf_counter() - started:.1f} s: {path}")
         rows = sum(1 for _ in path.open(encoding="utf-8")) - 1
-        imported = path
+        changed_csv = Path(folder) / "changed.csv"
+        generate(changed_csv, rows, 0.3, 6, variant=1)
+        imported, changed = path, changed_csv
         if args.format == "jsonl":
-            imported = Path(folder) / "catalogue.jsonl"
+            imported, changed = Path(folder) / "catalogue.jsonl", Path(folder) / "changed.jsonl"
             to_jsonl(path, imported)
+            to_jsonl(changed_csv, changed)
         sample = Path(folder) / "sample.csv"
         with path.open(encoding="utf-8") as source, sample.open("w", encoding="utf-8") as out:
             for _ in range(min(args.sample, rows) + 1):
@@ -215,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
             copy_seconds = raw_copy(databases.create(), path)
             floor, counts = floor_seconds(bulk_url, databases.create())
             floor_no_keys, _ = floor_seconds(bulk_url, databases.create(), foreign_keys=False)
+            # After the floors, which copy the catalogue of the first import as it was.
+            update = import_in_child(bulk_url, changed, args.batch_size, args.format)
+            bulk_update = import_in_child(
+                bulk_empty_url, changed, args.batch_size, args.format, bulk=True
+            )
         finally:
             databases.drop()
 
@@ -227,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         ("again, into the full one", full),
         ("--bulk, empty catalogue", bulk_empty),
         ("--bulk again, full one", bulk_full),
+        ("update, changed values", update),
+        ("--bulk update", bulk_update),
     )
     for label, run in runs:
         print(
@@ -257,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  re-import of the same rows: shared mode {empty['seconds'] / full['seconds']:.1f}x"
         f" faster than its fresh import, --bulk {bulk_empty['seconds'] / bulk_full['seconds']:.1f}x"
+    )
+    print(
+        f"  update of every stored track (a file of the same rows, other values): shared mode"
+        f" {update['seconds']:.1f} s, --bulk {bulk_update['seconds']:.1f} s:"
+        f" --bulk takes {bulk_update['seconds'] / update['seconds']:.2f}x the shared mode's time"
     )
     per_million = empty["seconds"] * 1_000_000 / rows
     bulk_per_million = bulk_empty["seconds"] * 1_000_000 / rows

@@ -4,6 +4,9 @@ Rows are distinct tracks except for ``--repeat-share`` of them, which name a tra
 earlier: half as an identical row, half spelled differently (hyphenated ISRC, Spotify URI instead
 of a bare id, other letter case), as exports from different tools would. Of the distinct tracks,
 40% carry an ISRC, 30% only a Spotify ID and 30% neither (title tier). Deterministic per seed.
+``--variant`` N > 0 writes the same rows (the same tracks, spellings, identifiers and repeats)
+with other descriptive values (duration, BPM, label, release date): an export of tracks the
+catalogue holds, whose values changed since.
 
     python -m bench.generate_import_file catalogue.csv --rows 1000000
 """
@@ -24,8 +27,9 @@ VERSIONS = ("", "", "", " (Extended Mix)", " (Radio Edit)", " (Dub)", " (VIP)")
 _BASE62 = string.ascii_letters + string.digits
 
 
-def track(number: int, seed: int) -> list[str]:
-    """Distinct track ``number``: its identifiers derive from the number, so they never clash."""
+def track(number: int, seed: int, variant: int = 0) -> list[str]:
+    """Distinct track ``number``: its identifiers derive from the number, so they never clash;
+    ``variant`` draws its descriptive values anew (its name and identifiers stay)."""
     rng = random.Random(seed * 1_000_003 + number)
     kind = number % 10
     letters = f"{chr(65 + number % 26)}{chr(65 + number // 26 % 26)}"
@@ -33,6 +37,8 @@ def track(number: int, seed: int) -> list[str]:
     spotify = _spotify_id(number) if 4 <= kind < 7 or (kind < 4 and number % 3 == 0) else ""
     artist = f"{rng.choice(WORDS).title()} {rng.choice(WORDS).title()} {number % 50_000}"
     title = f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {number}{rng.choice(VERSIONS)}"
+    if variant:
+        rng = random.Random((seed * 1_000_003 + number) * 1_009 + variant)
     return [
         artist,
         title,
@@ -66,7 +72,7 @@ def _spotify_id(number: int) -> str:
     return "".join(digits)
 
 
-def generate(path: Path, rows: int, repeat_share: float, seed: int) -> None:
+def generate(path: Path, rows: int, repeat_share: float, seed: int, variant: int = 0) -> None:
     rng = random.Random(seed)
     distinct = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -74,10 +80,10 @@ def generate(path: Path, rows: int, repeat_share: float, seed: int) -> None:
         writer.writerow(HEADER)
         for _ in range(rows):
             if distinct and rng.random() < repeat_share:
-                earlier = track(rng.randrange(distinct), seed)
+                earlier = track(rng.randrange(distinct), seed, variant)
                 writer.writerow(earlier if rng.random() < 0.5 else respelled(earlier))
                 continue
-            writer.writerow(track(distinct, seed))
+            writer.writerow(track(distinct, seed, variant))
             distinct += 1
 
 
@@ -87,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat-share", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=6)
+    parser.add_argument("--variant", type=int, default=0, help="other descriptive values")
     args = parser.parse_args(argv)
-    generate(args.path, args.rows, args.repeat_share, args.seed)
+    generate(args.path, args.rows, args.repeat_share, args.seed, args.variant)
     return 0
 
 

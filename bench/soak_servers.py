@@ -18,7 +18,8 @@ class PrivateRedis:
     """``tests.redis_process``'s server, restarted two ways: ``start()`` from its append-only
     file (fsynced on every write: an acknowledged write survives ``crash()``, a ``kill -9``), or
     ``start(persisted=False)`` with its data files deleted and no persistence, as a server
-    configured without AOF comes back empty (AOF is switched on again once it answers)."""
+    configured without AOF comes back empty (AOF, fsynced on every write, is switched on again
+    once it answers: else the workers' next restart would count as one that may lose writes)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -34,6 +35,7 @@ class PrivateRedis:
         self.server.start(timeout=60)
         if not persisted:
             client = redis.Redis.from_url(self.url)
+            client.config_set("appendfsync", "always")
             client.config_set("appendonly", "yes")
             client.close()
             self.server.persistent = True

@@ -7,6 +7,10 @@ Exit status: 0 when every file was read (rejected rows do not count as failure),
 could not be read at all, 2 when the database could not be used, 130 when interrupted. An
 interrupted import is finished by running the same command again (with ``--bulk``, an interrupted
 file stored nothing and is loaded whole by running it again).
+
+Ctrl-C and SIGTERM end it within seconds even in the middle of a long statement: the statement is
+cancelled (with ``--bulk`` at once, otherwise once the batches handed to the writer had 2 s to
+commit) and its transaction rolled back (``scrapers.importers.stopping``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from scrapers.db.server.connection import (
 from scrapers.db.write.writer import DatabaseUnavailable
 from scrapers.importers.detect import FORMATS
 from scrapers.importers.driver import DEFAULT_BATCH_SIZE, Importer
+from scrapers.importers.stopping import SignalWatcher
 
 PUSHGATEWAY_JOB = "tracklists_import"
 
@@ -50,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         " added back, validated, before COMMIT: faster for large files into a large catalogue,"
         " and a crash or an error stores nothing of the file. WHILE IT RUNS, OTHER WRITERS AND"
         " READERS OF THE CATALOGUE (a crawl, the enrichment service, queries) WAIT; it first"
-        " waits, with a progress line, for those already running",
+        " waits, with a progress line, for those already running. Ctrl-C or SIGTERM cancels it"
+        " at once, storing nothing",
     )
     parser.add_argument(
         "--reapply",
@@ -72,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # `kill` ends the import like Ctrl-C: reading stops, handed-over batches commit, summary shown.
+    # `kill` ends the import like Ctrl-C: reading stops, handed-over batches commit, summary shown;
+    # a statement that would keep it waiting is cancelled by ``SignalWatcher`` (below).
     # SIGINT is installed too: Python leaves it ignored when the import was started with it ignored
     # (`import_tracks.py ... &` in a script, a test run in the background), and then Ctrl-C or
     # `kill -INT` would be lost and the import would run on to exit 0 (as `scrapy crawl` does not).
@@ -92,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             bulk=args.bulk,
             reapply=args.reapply,
         )
-        summary = importer.run(args.files, args.format)
+        with SignalWatcher(importer.interrupt):
+            summary = importer.run(args.files, args.format)
     except (*NO_DATABASE_ERRORS, DatabaseUnavailable, psycopg2.Error) as error:
         print(f"import_tracks: database error: {one_line(error)}", file=sys.stderr)
         return 2

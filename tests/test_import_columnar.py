@@ -145,6 +145,15 @@ def both_paths(path: Path) -> tuple[int, int]:
         assert new.digest == row_digest(old.item)
         assert new.record == records.to_record(old.item), old.location
         assert repr(new.record) == repr(records.to_record(old.item))
+    # Each row's digest is known before it is validated: the plain rows' from their fields alone.
+    early = [
+        (line, digest)
+        for chunk in ColumnarCsvReader(path, chunk_lines=997).chunks()
+        for line, digest, _ in chunk.in_order()
+    ]
+    assert early == [
+        (int(old.location.rsplit(":", 1)[1]), old.item and row_digest(old.item)) for old in expected
+    ]
     return fast, len(got)
 
 

@@ -4,12 +4,15 @@ import stored as a track that still exists; ``--reapply`` applies them again."""
 from __future__ import annotations
 
 import io
+from functools import partial
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
 from scrapers.db.write.writer import BatchWriter
-from scrapers.importers.driver import Importer, row_digest
+from scrapers.importers.columnar import ColumnarCsvReader
+from scrapers.importers.driver import COLUMNAR_READERS, Importer, row_digest
 from scrapers.importers.summary import ImportSummary
 from tests.test_import import FIXTURES, generate, query, run_import, summary_value
 from tests.test_writer import refuse_poison
@@ -192,6 +195,41 @@ def test_bulk_mode_stores_and_skips_known_rows(db_url: str, tmp_path: Path) -> N
     assert foreign_keys(db_url) == keys
     run_import(db_url, generate(tmp_path / "more.csv", 500, seed=7), "--bulk")
     assert foreign_keys(db_url) != keys
+
+
+# Rows of every path a CSV line can take: their fates are decided by digest before validation.
+MIXED = [
+    '"Bonobo",Kerala,,122\n',  # quoted: read by the csv module, off the columnar path
+    "Bonobo,Kerala,,122\n",  # the same row plain: a repeat of the one read off the columns
+    "Sigur R\u00f3s,Hopp\u00edpolla,,\n",  # outside printable ASCII: off the columnar path
+    "Deadmau5,Strobe,not an isrc,128\n",  # plain, but left to to_record (an invalid ISRC)
+    "Deadmau5,Strobe,not an isrc,128\n",  # its repeat, dropped before it is validated
+    ",,,\n",  # blank: no row
+    "Sigur R\u00f3s,Hopp\u00edpolla,,\n",  # a repeat whose first copy is in an earlier chunk
+    'Broken,"quote,,\n',  # unreadable
+    "Eric Prydz,Opus,GBCPL1500002,126\n",
+    "Eric Prydz,Opus,GBCPL1500002,126\n",
+]
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["shared", "bulk"])
+def test_repeats_and_known_rows_are_counted_on_every_path(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: bool
+) -> None:
+    # Chunks of three lines: the first chunk of the second import is all known or repeated.
+    monkeypatch.setitem(COLUMNAR_READERS, "csv", partial(ColumnarCsvReader, chunk_lines=3))
+    first = import_in_process(db_url, catalogue(tmp_path / "first.csv", MIXED), bulk=bulk)
+    assert (first.read, first.duplicates, first.known) == (9, 4, 0)
+    assert sum(first.unreadable.values()) == 1
+    assert (first.stored.inserted, first.stored.invalid_identifiers) == (4, 1)
+    assert query(db_url, "SELECT count(*) FROM import_row_digests") == [(4,)]
+
+    more = [*MIXED, "New,Row,,\n", "Bonobo,Kerala,,122\n"]
+    again = import_in_process(db_url, catalogue(tmp_path / "again.csv", more), bulk=bulk)
+    assert (again.read, again.duplicates, again.known) == (11, 5, 4)
+    assert sum(again.unreadable.values()) == 1
+    assert (again.stored.inserted, again.stored.updated) == (1, 0)
+    assert query(db_url, "SELECT count(*) FROM import_row_digests") == [(5,)]
 
 
 def foreign_keys(url: str) -> list[tuple]:

@@ -6,14 +6,19 @@ digests of known rows and the import's counts. The files hold what the SQL must 
 writer or get exactly right itself: repeats (identical and respelled), spelling variants, a title
 key with two ISRCs, an ISRC under two title keys, identifier conflicts within the file and with
 stored tracks, updates of stored tracks, known rows, rows the writer rejects, invalid values,
-lines the csv module reads, non-ASCII spellings, and a few thousand of the bench's rows.
+lines the csv module reads, non-ASCII spellings, and a few thousand of the bench's rows. A last
+file updates stored tracks (``UPDATES`` and the bench's rows with other values): those rows are
+resolved in SQL, not by the writer, which the load's count of tangled rows shows.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from bench.generate_import_file import generate
 from scrapers.importers.driver import Importer
@@ -75,6 +80,47 @@ SECOND = [
     ["L", "", "", "", "", "", "", ""],
 ]
 
+SPOTIFY_G, SPOTIFY_H = "5aBcDeFgHiJkLmNoPqRsTu", "6aBcDeFgHiJkLmNoPqRsTu"
+MBID_3 = "b3b1c2d4-1234-4abc-8def-0123456789ab"
+# Each group updates one stored track, whatever the order: resolved in SQL.
+UPDATES = [
+    # Two spellings of one stored track in file order: the last BPM and label win, the release
+    # date is replaced, the new spelling joins the lookup, the Spotify ID is filled (first row,
+    # matched by its known spelling), the second row matched by ISRC.
+    ["Deadmau5", "Strobe", "", SPOTIFY_G, "131", "", "", ""],
+    ["DEADMAU5", "strobe", "CA-7H3-09-00001", "", "", "mau5trap records", "2009-09-23", ""],
+    # By a known spelling (the stored track has no identifier): it gains an ISRC and an MBID.
+    ["Sigur Rós", "Hoppípolla", "ISAAA0500001", "", "140", "", "2005-11-14", MBID_3],
+    # By ISRC, under a title key that is not the stored track's.
+    ["Someone", "Song D Remastered", "GBAAA0000003", "", "125", "", "", ""],
+    # By a known spelling only, whose title key is not the stored track's.
+    ["New", "Track (Remix)", "", "", "", "Remix Label", "", ""],
+    # Stored tracks enriched (or not found) between the runs: a row marked pending or without a
+    # status keeps the outcome; the stored metadata keeps its keys.
+    ["K", "Tune Core", "", "", "122", "", "", ""],
+    ["Chase & Status x Bou", "Baddadan (feat. Flowdan, IRAH & Trigga)", "GBAAA0000030", "", "", "",
+     "", ""],
+    # By ISRC, with a Spotify ID that contradicts the stored one: it keeps its own, the conflict is
+    # recorded (kept_stored); a row of the same key without identifiers matches by title key.
+    ["e", "song e", "", "", "", "E Label", "", ""],
+    ["E", "Song E", "GBAAA0000004", SPOTIFY_H, "124", "", "", ""],
+]  # fmt: skip
+# Left to the writer: an ISRC that contradicts the stored track's (a new track), a title key two
+# stored tracks hold, and a stored track reached by ISRC under another title key, after a row of
+# that key that finds nothing (it makes a new track, the second row updates the stored one).
+TANGLED_UPDATES = [
+    ["F", "Song F", "GBAAA0000011", "", "99", "", "", ""],
+    ["Artist C", "Song C", "", "", "", "Label C2", "", ""],
+    ["Someone Else", "Song Z", "", "", "100", "", "", ""],
+    ["Someone Else", "Song Z", "GBAAA0000020", "", "", "Label Z", "", ""],
+]
+ENRICHED = """
+UPDATE tracks SET enrichment_status = 'enriched',
+       metadata = metadata || '{"musicbrainz": {"score": 100}}'
+WHERE isrc = 'TC1234567890' OR title = 'Tune Core';
+UPDATE tracks SET enrichment_status = 'not_found' WHERE title LIKE 'Baddadan%';
+"""
+
 
 def write(path: Path, rows: list[list[str]], bench: Path, extra: bytes = b"") -> Path:
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -95,11 +141,13 @@ def import_both_ways(
     runs: list[tuple[Path, str]],
     *,
     validation_process: bool = False,
+    into: tuple[str, str] | None = None,
 ) -> tuple[str, str, list[ImportSummary]]:
     """Each (file, format) of ``runs`` in turn through the shared mode into one database and
-    through ``--bulk`` into another; asserts that every table, the known rows' digests and the
-    runs' counts are the same. Returns both databases and the shared mode's runs."""
-    shared, staged = make_database(), make_database()
+    through ``--bulk`` into another (new ones, or ``into``: shared, bulk); asserts that every
+    table, the known rows' digests and the runs' counts are the same. Returns both databases
+    and the shared mode's runs."""
+    shared, staged = into or (make_database(), make_database())
     shared_runs, staged_runs = (
         [
             Importer(
@@ -150,6 +198,12 @@ def counts(summary: ImportSummary) -> tuple:
     )
 
 
+def staged_rows(caplog: pytest.LogCaptureFixture) -> tuple[int, ...]:
+    """What the staging load logged it resolved: (rows, inserted, updated, tangled)."""
+    [record] = [r for r in caplog.records if r.name == "scrapers.db.write.staging"]
+    return record.args
+
+
 def digests(url: str) -> list[tuple]:
     return query(
         url,
@@ -159,7 +213,7 @@ def digests(url: str) -> list[tuple]:
 
 
 def test_bulk_resolved_in_sql_stores_the_shared_modes_catalogue(
-    make_database, tmp_path: Path
+    make_database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     bench_one, bench_two = bench_files(tmp_path, 3000, 6, 7)
     broken = b'M,"Broken\nN,Stray",\n,,,,,,,\n"O, P",Quoted,,,,,,\n'
@@ -169,7 +223,7 @@ def test_bulk_resolved_in_sql_stores_the_shared_modes_catalogue(
         # The first file again: every row is known or a repeat, nothing is written.
         tmp_path / "first.csv",
     ]
-    _, _, shared_runs = import_both_ways(make_database, [(path, "csv") for path in files])
+    shared, staged, shared_runs = import_both_ways(make_database, [(path, "csv") for path in files])
     # The files hold what the comparison is about.
     first = counts(shared_runs[0])
     assert first[1] > 0 and first[7] and first[8] > 0 and first[9] > 0  # repeats, rejects, ...
@@ -177,3 +231,20 @@ def test_bulk_resolved_in_sql_stores_the_shared_modes_catalogue(
     # On the third run every row is known or a repeat; only the refused rows are refused again.
     third = counts(shared_runs[2])
     assert third[4:7] == (sum(third[7].values()), 0, 0)
+
+    # Updates of stored tracks, after enrichment gave some of them an outcome.
+    bench_changed = tmp_path / "bench_changed.csv"
+    generate(bench_changed, 3000, 0.3, 6, variant=1)
+    updates = write(tmp_path / "updates.csv", UPDATES + TANGLED_UPDATES, bench_changed)
+    for url in (shared, staged):
+        query(url, ENRICHED + "SELECT 1")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="scrapers.db.write.staging"):
+        _, _, [shared_update] = import_both_ways(
+            make_database, [(updates, "csv")], into=(shared, staged)
+        )
+    # Every row staged updated its track in SQL, but those left to the writer.
+    sent = shared_update.read - shared_update.duplicates - shared_update.known
+    assert staged_rows(caplog) == (sent, 0, sent - len(TANGLED_UPDATES), len(TANGLED_UPDATES))
+    assert counts(shared_update)[6] > 2000  # updated: the bench's rows, each a stored track
+    assert counts(shared_update)[8] == 1  # the Spotify ID that contradicts a stored one

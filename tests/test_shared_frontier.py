@@ -319,8 +319,37 @@ def test_redis_restarted_with_its_data_is_an_outage_the_workers_ride_out(
         assert worker.status == 0, worker.err[-3000:]
         assert "Traceback" not in worker.err
         assert "has not answered" in worker.err  # the outage was seen, and said
+        assert "restarted; it keeps every write it acknowledged" in worker.err
     assert len(site.tracklist_fetches()) < TRACKLISTS + 20
     assert_catalogue_complete(db, site)  # nothing in flight was lost
+
+
+def test_redis_restarted_without_an_fsync_per_write_ends_the_run_non_zero(
+    site: GeneratedSite, db_url: str, db: Any, tmp_path: Path
+) -> None:
+    """``appendfsync everysec``: a crash of Redis's machine loses up to a second of writes it
+    acknowledged, a request pushed by a page already taken among them. The workers cannot tell
+    a process restart from that: the run ended exit 0 whatever was lost."""
+    server = RedisProcess(tmp_path / "redis", persistent=True, fsync="everysec").start()
+    try:
+        workers = [start_worker(db_url, server.url, "everysec", site, tmp_path) for _ in range(2)]
+        wait_for_fetches(site, 40)
+        server.kill()
+        time.sleep(2)
+        server.start()
+        for worker in workers:
+            worker.wait()
+            assert worker.status == 1, worker.err[-3000:]
+            assert "does not keep every write it acknowledged through a crash" in worker.err
+            assert "restarted, and it does not keep every write it acknowledged" in worker.err
+            assert "appendfsync everysec" in worker.err
+            assert "run the same command again to complete it" in worker.err
+            assert "Traceback" not in worker.err
+        again = start_worker(db_url, server.url, "everysec", site, tmp_path).wait()
+        assert again.status == 0, again.err[-3000:]  # no restart during this run
+        assert_catalogue_complete(db, site)
+    finally:
+        server.kill()
 
 
 @pytest.mark.parametrize("private_redis", [False], indirect=True)

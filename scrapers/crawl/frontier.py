@@ -3,9 +3,10 @@
 With ``REDIS_URL`` set (the environment, or ``-s``), every ``scrapy crawl 1001tracklists``
 process with the same ``FRONTIER_NAME`` shares:
 
-- the request queue and the duplicate filter (scrapy-redis's scheduler, with the default
-  priority queue and ``SCHEDULER_PERSIST = True``: with ``False`` the first worker to finish
-  deletes the queue while others still crawl);
+- the request queue and the duplicate filter (scrapy-redis's scheduler and priority queue, with
+  ``SCHEDULER_PERSIST = True``: with ``False`` the first worker to finish deletes the queue
+  while others still crawl). Its push and pop are scripts safe to send again after a lost reply
+  (``scrapers.crawl.frontier_queue``);
 - the site's politeness (``GlobalPoliteness``): all workers together have one request out
   to a site at a time and wait ``DOWNLOAD_DELAY`` seconds after its answer before the next,
   and a block page seen by one makes all of them back off. The limiter in Redis keeps the
@@ -26,6 +27,8 @@ How a run ends honestly (a close reason in ``INCOMPLETE_REASONS`` makes ``scrapy
   with ``frontier_workers_lost``;
 - a Redis that lost its data (restarted without persistence, or ``scrapy frontier clear``)
   no longer holds the generation: the workers leave with ``frontier_lost``;
+- a Redis restarted while it does not keep every write it acknowledged (``frontier_restarts``)
+  may have lost requests: each worker that saw it crawls on and exits 1;
 - a Redis error is an outage each worker rides out (``RedisOutage``): requests wait for their
   turn, new ones are held in memory, the heartbeat resumes. One WARNING per
   ``OUTAGE_WARNING_INTERVAL``; after ``FRONTIER_REDIS_OUTAGE_TIMEOUT`` seconds the worker
@@ -62,6 +65,8 @@ from scrapy_redis.scheduler import Scheduler
 from scrapy_redis.spiders import RedisSpider
 from twisted.internet.defer import Deferred
 
+from scrapers.crawl.frontier_queue import QUEUE_CLASS, slot_fields
+from scrapers.crawl.frontier_restarts import RESTARTED_STAT, RedisRestarts
 from scrapers.redis_url import check_redis_url, redis_error
 from scrapers.settings_check import InvalidSetting, seconds
 
@@ -85,11 +90,12 @@ WORKERS_LOST_REASON = "frontier_workers_lost"  # a worker died holding requests
 UNAVAILABLE_REASON = "frontier_unavailable"  # Redis did not answer for the outage timeout
 INCOMPLETE_REASONS = frozenset({LOST_REASON, WORKERS_LOST_REASON, UNAVAILABLE_REASON})
 # Stats of a worker that left its run unfinished whatever its close reason; ``scrapy crawl``
-# exits 1 for each: requests found in an outage and never queued, and requests left queued by
-# the last live worker stopped by SIGTERM or Ctrl-C (-1: Redis could not tell).
+# exits 1 for each: requests found in an outage and never queued, requests left queued by the
+# last live worker stopped by SIGTERM or Ctrl-C (-1: Redis could not tell), and restarts of a
+# Redis that may have lost acknowledged writes (``frontier_restarts``).
 UNQUEUED_STAT = "frontier/requests_unqueued"
 LEFT_QUEUED_STAT = "frontier/requests_left_queued"
-INCOMPLETE_STATS = (UNQUEUED_STAT, LEFT_QUEUED_STAT)
+INCOMPLETE_STATS = (UNQUEUED_STAT, LEFT_QUEUED_STAT, RESTARTED_STAT)
 RUN_AGAIN = "the crawl is incomplete: run the same command again to complete it"
 OUTAGE_WARNING_INTERVAL = 10.0  # seconds between the WARNINGs of one outage
 _OUTAGE_RETRY = 1.0  # seconds between a waiting request's tries while Redis does not answer
@@ -98,7 +104,7 @@ REDIS_PARAMS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 
 # A worker joins the crawl. With no live worker this is a new run: the duplicate filter and the
 # idle marks of the last run are dropped and a new generation is written. Returns the
-# generation and 1 for a new run. KEYS: workers, idle, dupefilter, generation.
+# generation and 1 for a new run. KEYS: workers, idle, dupefilter, generation, taken.
 # ARGV: worker, worker timeout, a new generation.
 _JOIN = """
 local t = redis.call('TIME')
@@ -110,13 +116,14 @@ for i = 2, #beats, 2 do
 end
 local generation = redis.call('GET', KEYS[4])
 if not live or not generation then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
   generation = ARGV[3]
   redis.call('SET', KEYS[4], generation)
 end
 redis.call('HSET', KEYS[1], ARGV[1], string.format('%.6f', now))
 return {generation, live and 0 or 1}
 """
+JOIN_KEYS = ("workers", "idle", "dupefilter", "generation", "taken")
 # A heartbeat on Redis's clock, only while the generation is this worker's: 0 means the
 # frontier it works on is gone. KEYS: workers, idle, generation. ARGV: worker, generation,
 # 1 when the worker is idle past MAX_IDLE_TIME_BEFORE_CLOSE.
@@ -135,7 +142,8 @@ return 1
 # An idle worker asks to leave: 'lost' (not this worker's generation), 'wait' (requests queued,
 # or another live worker is busy), else it leaves: 'short' when a worker died (heartbeat older
 # than the timeout) and 'finished' otherwise; the last one out clears the run's state.
-# KEYS: workers, idle, requests, dupefilter, generation. ARGV: worker, timeout, generation.
+# The worker's slot of its last pop goes too (``frontier_queue``).
+# KEYS: workers, idle, requests, dupefilter, generation, taken. ARGV: worker, timeout, generation.
 _LEAVE = """
 if redis.call('GET', KEYS[5]) ~= ARGV[3] then return 'lost' end
 redis.call('HSET', KEYS[2], ARGV[1], '1')
@@ -157,19 +165,24 @@ for i = 1, #beats, 2 do
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-if live == 0 then redis.call('DEL', KEYS[1], KEYS[2], KEYS[4]) end
+redis.call('HDEL', KEYS[6], ARGV[1], ARGV[1] .. ':request')
+if live == 0 then redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[6]) end
 if dead > 0 then return 'short' end
 return 'finished'
 """
+LEAVE_KEYS = ("workers", "idle", "requests", "dupefilter", "generation", "taken")
 
 # Take the site's turn: nobody else's request is out, and the site's next free moment has come.
 # Redis's clock is the one clock every worker shares. The worker that had the last turn waits a
-# little longer (ARGV[4] s), so that workers polling for it get their share. Returns 0 (taken),
-# -1 (another request is out) or the seconds until the free moment.
+# little longer (ARGV[4] s), so that workers polling for it get their share. Returns 0 (taken,
+# also when the turn out is this request's own: a second try after a lost answer), -1 (another
+# request is out) or the seconds until the free moment.
 _TAKE_TURN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-if redis.call('EXISTS', KEYS[2]) == 1 then return '-1' end
+local out = redis.call('GET', KEYS[2])
+if out == ARGV[1] then return '0' end
+if out then return '-1' end
 local free = tonumber(redis.call('GET', KEYS[1]) or '0')
 if redis.call('GET', KEYS[3]) == ARGV[3] then free = free + tonumber(ARGV[4]) end
 if now < free then return string.format('%.6f', free - now) end
@@ -228,6 +241,7 @@ def keys(name: str) -> dict[str, str]:
         "workers": f"{name}:workers",
         "idle": f"{name}:idle",
         "generation": f"{name}:generation",
+        "taken": f"{name}:taken",
         "politeness": f"{name}:politeness",
         "start_urls": f"{name}:start_urls",
     }
@@ -337,6 +351,7 @@ def configure(settings: BaseSettings, spider_name: str) -> None:
         "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
         "SCHEDULER_PERSIST": True,
         "SCHEDULER_QUEUE_KEY": names["requests"],
+        "SCHEDULER_QUEUE_CLASS": QUEUE_CLASS,
         "SCHEDULER_DUPEFILTER_KEY": names["dupefilter"],
         "REDIS_START_URLS_KEY": names["start_urls"],
         "FRONTIER_NAME": name,
@@ -374,7 +389,7 @@ class FrontierSpider(RedisSpider):
         settings = crawler.settings
         self.spider_idle_start_time = int(time.time())
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._keys = keys(settings["FRONTIER_NAME"])
+        self.frontier_keys = keys(settings["FRONTIER_NAME"])
         self._heartbeat = settings.getfloat("FRONTIER_HEARTBEAT")
         self._worker_timeout = settings.getfloat("FRONTIER_WORKER_TIMEOUT")
         self.outage = RedisOutage(
@@ -392,6 +407,7 @@ class FrontierSpider(RedisSpider):
         # Held by a heartbeat and by leaving: a beat sent just after the leave would put this
         # worker back in the run's workers, alive for FRONTIER_WORKER_TIMEOUT after it exited.
         self._membership = threading.Lock()
+        self.restarts = RedisRestarts(self.server, RUN_AGAIN)
         self._join = self.server.register_script(_JOIN)
         self._beat_script = self.server.register_script(_BEAT)
         self._leave = self.server.register_script(_LEAVE)
@@ -405,14 +421,7 @@ class FrontierSpider(RedisSpider):
 
     async def _opened(self) -> None:
         """Join the run (before any start request meets the duplicate filter), then beat."""
-        generation, new_run = await ride_out_start_up(
-            self.crawler,
-            self.outage,
-            lambda: self._join(
-                keys=[self._keys[k] for k in ("workers", "idle", "dupefilter", "generation")],
-                args=[self.worker_id, self._worker_timeout, uuid.uuid4().hex],
-            ),
-        )
+        generation, new_run = await ride_out_start_up(self.crawler, self.outage, self._join_run)
         self.generation = generation.decode() if isinstance(generation, bytes) else generation
         self._loop = asyncio.get_running_loop()  # from now on, giving up on Redis closes
         self._beating = threading.Thread(
@@ -423,8 +432,17 @@ class FrontierSpider(RedisSpider):
             "Worker %s %s frontier %s",
             self.worker_id,
             "started a new run of" if new_run else "joined",
-            self._keys["requests"],
+            self.frontier_keys["requests"],
         )
+
+    def _join_run(self) -> tuple[bytes | str, int]:
+        """``_JOIN``, and the run id of the Redis joined (``RedisRestarts``)."""
+        joined = self._join(
+            keys=[self.frontier_keys[k] for k in JOIN_KEYS],
+            args=[self.worker_id, self._worker_timeout, uuid.uuid4().hex],
+        )
+        self.restarts.check()
+        return joined[0], joined[1]
 
     def _beat_forever(self) -> None:
         while not self._stop_beating.wait(self._heartbeat):
@@ -433,9 +451,11 @@ class FrontierSpider(RedisSpider):
                     if self._left:
                         return
                     alive = self._beat_script(
-                        keys=[self._keys[k] for k in ("workers", "idle", "generation")],
+                        keys=[self.frontier_keys[k] for k in ("workers", "idle", "generation")],
                         args=[self.worker_id, self.generation, int(self._idle)],
                     )
+                if alive:
+                    self.restarts.check()
             except redis.RedisError as error:
                 self.outage.failed("heartbeat", error)
                 continue
@@ -448,7 +468,7 @@ class FrontierSpider(RedisSpider):
         self.logger.error(
             "The shared frontier %s is gone from Redis (restarted without its data, or"
             " cleared): requests it held are lost to this run; %s",
-            self._keys["requests"], RUN_AGAIN,
+            self.frontier_keys["requests"], RUN_AGAIN,
         )  # fmt: skip
         self._close_soon(LOST_REASON)
 
@@ -474,10 +494,9 @@ class FrontierSpider(RedisSpider):
                 raise DontCloseSpider
             with self._membership:
                 outcome = self._leave(
-                    keys=[self._keys[k] for k in ("workers", "idle", "requests", "dupefilter",
-                                                   "generation")],
+                    keys=[self.frontier_keys[k] for k in LEAVE_KEYS],
                     args=[self.worker_id, self._worker_timeout, self.generation],
-                )  # fmt: skip
+                )
                 outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
                 self._left = outcome in ("finished", "short")
         except redis.RedisError as error:
@@ -494,29 +513,37 @@ class FrontierSpider(RedisSpider):
             self.logger.error(
                 "A worker of frontier %s died holding requests (no heartbeat for %g s): they"
                 " are lost to this run; %s",
-                self._keys["requests"], self._worker_timeout, RUN_AGAIN,
+                self.frontier_keys["requests"], self._worker_timeout, RUN_AGAIN,
             )  # fmt: skip
             raise CloseSpider(WORKERS_LOST_REASON)
 
     def _closed(self, reason: str) -> None:
         """Leave the run. Stopped (SIGTERM, Ctrl-C) as its last live worker with requests
-        queued, the worker says the run is unfinished (``LEFT_QUEUED_STAT``)."""
+        queued, the worker says the run is unfinished (``LEFT_QUEUED_STAT``); so does a worker
+        that saw Redis restart unsafely (``RESTARTED_STAT``), the last check here."""
         self._stop_beating.set()
+        with suppress(redis.RedisError):
+            self.restarts.check()
+        if self.restarts.unsafe:
+            self.crawler.stats.set_value(RESTARTED_STAT, self.restarts.unsafe)
         with self._membership:
             if self._left:
                 return
             self._left = True
         queued = 0
         try:
-            self.server.hdel(self._keys["workers"], self.worker_id)
-            self.server.hdel(self._keys["idle"], self.worker_id)
+            self.server.hdel(self.frontier_keys["workers"], self.worker_id)
+            self.server.hdel(self.frontier_keys["idle"], self.worker_id)
+            self.server.hdel(self.frontier_keys["taken"], *slot_fields(self.worker_id))
             if reason == "shutdown":
-                others = live_workers(self.server, self._keys["workers"], self._worker_timeout)
-                queued = 0 if others else self.server.zcard(self._keys["requests"])
+                others = live_workers(
+                    self.server, self.frontier_keys["workers"], self._worker_timeout
+                )
+                queued = 0 if others else self.server.zcard(self.frontier_keys["requests"])
         except redis.RedisError as error:
             self.logger.warning(
                 "Could not leave frontier %s: %s",
-                self._keys["requests"],
+                self.frontier_keys["requests"],
                 redis_error(error, self.crawler.settings["REDIS_URL"]),
             )
             queued = -1 if reason == "shutdown" else 0
@@ -524,7 +551,7 @@ class FrontierSpider(RedisSpider):
             self.crawler.stats.set_value(LEFT_QUEUED_STAT, queued)
             self.logger.error(
                 "Stopped as the last live worker of frontier %s with %s requests queued; %s",
-                self._keys["requests"], "unknown" if queued < 0 else queued, RUN_AGAIN,
+                self.frontier_keys["requests"], "unknown" if queued < 0 else queued, RUN_AGAIN,
             )  # fmt: skip
 
 
@@ -570,10 +597,20 @@ class FrontierScheduler(Scheduler):
     def enqueue_request(self, request: Request) -> bool:
         try:
             if self._queue_held():
-                return bool(super().enqueue_request(request))
+                return self._add(request)
         except redis.RedisError as error:
             self.outage.failed("queue", error)
         self.held.append(request)
+        return True
+
+    def _add(self, request: Request) -> bool:
+        """Queue ``request`` unless the duplicate filter has it (``FrontierQueue.add``: one
+        script, so a second try after a lost answer finds it queued, not dropped)."""
+        fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
+        if not self.queue.add(request, fingerprint):
+            self.df.log(request, self.spider)
+            return False
+        self.stats.inc_value("scheduler/enqueued/redis")
         return True
 
     def next_request(self) -> Request | None:
@@ -585,19 +622,20 @@ class FrontierScheduler(Scheduler):
         return request
 
     def has_pending_requests(self) -> bool:
+        if self.held or (self.built and self.queue.pop_unanswered):
+            return True
         try:
-            return bool(self.held) or bool(super().has_pending_requests())
+            return bool(super().has_pending_requests())
         except redis.RedisError as error:
             self.outage.failed("queue", error)
             return not self.outage.gave_up
 
     def _queue_held(self) -> bool:
-        """Queue the held requests (recorded as seen: a lost answer may have left them out);
-        False while Redis does not answer."""
+        """Queue the held requests (a held one the duplicate filter has was queued by the try
+        whose answer was lost, or found by another worker); False while Redis does not answer."""
         while self.held:
             try:
-                self.df.request_seen(self.held[0])
-                self.queue.push(self.held[0])
+                self._add(self.held[0])
             except redis.RedisError as error:
                 self.outage.failed("queue", error)
                 return False
@@ -605,14 +643,29 @@ class FrontierScheduler(Scheduler):
         return True
 
     def close(self, reason: str) -> None:
-        if self.held:
-            self.stats.set_value(UNQUEUED_STAT, len(self.held))
+        unqueued = len(self.held) + self._requeue_unanswered_pop()
+        if unqueued:
+            self.stats.set_value(UNQUEUED_STAT, unqueued)
             logger.error(
-                "%d requests found while Redis did not answer were never queued; %s",
-                len(self.held), RUN_AGAIN,
+                "%d requests found or taken while Redis did not answer were never queued; %s",
+                unqueued, RUN_AGAIN,
             )  # fmt: skip
         if self.built:
             super().close(reason)
+
+    def _requeue_unanswered_pop(self) -> int:
+        """Leaving with a pop unanswered (stopped, or Redis given up on): the request Redis
+        moved into this worker's slot, if it did, goes back to the queue, else nobody would
+        crawl it. 1 when Redis does not answer (it may hold one), else 0."""
+        if not (self.built and self.queue.pop_unanswered):
+            return 0
+        try:
+            request = self.queue.pop()
+            if request is not None:
+                self.queue.push(request)
+        except redis.RedisError:
+            return 1
+        return 0
 
 
 async def ride_out_start_up(crawler: Crawler, outage: RedisOutage, call: Callable[[], T]) -> T:

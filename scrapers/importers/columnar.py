@@ -6,34 +6,40 @@ a time and decides in columns (polars) what it can decide exactly:
 
 * a *plain* line (printable ASCII, no quote, as many commas as the header) is split on its
   commas: what the csv module would give it, and no such line changes how later lines are read;
-* the plain rows are validated in columns (``record_columns``, the fast path of ``to_record``,
-  with ``identity_columns``, the fast path of ``identity``), and their row digests computed
-  (``row_digest``'s rule, the repr of the item, in columns);
+* the plain rows' digests are computed first, from the split fields alone (``row_digest``'s rule,
+  the repr of the item, in columns), so that a caller can drop repeats and known rows before
+  paying for them (``Chunk.in_order``): a re-import reads, splits and digests, nothing more;
+* only the rows left are validated (``Chunk.decide``): in columns (``record_columns``, the fast
+  path of ``to_record``, with ``identity_columns``, the fast path of ``identity``) where that is
+  exact;
 * every other line (a quote, a byte outside printable ASCII, a value ``to_record`` would refuse or
-  note invalid) goes through ``CsvLines``, today's Python path, in file order.
+  note invalid) goes through ``CsvLines``, today's Python path.
 
-Rows come out in file order: a ``FastRow`` (item, digest and validated record) or a ``SourceRow``
-as ``CsvReader`` gives it. ``tests/test_import_columnar.py`` checks both paths give identical
-items, digests and records.
+``ColumnarCsvReader.rows`` gives every row in file order: a ``FastRow`` (item, digest and
+validated record) or a ``SourceRow`` as ``CsvReader`` gives it. ``tests/test_import_columnar.py``
+checks both paths give identical items, digests and records.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from scrapers import identity_columns
 from scrapers.db.write import record_columns
 from scrapers.db.write.payload import Payload
 from scrapers.db.write.records import TrackRecord
 from scrapers.importers.csv_reader import CSV_METADATA, CsvLines
 from scrapers.importers.lines import read_lines
-from scrapers.importers.source import FileReader, SourceRow
+from scrapers.importers.source import FileReader, SourceRow, digest_of
 from scrapers.statuses import EnrichmentStatus
 
 # Lines decided together: memory is bounded by a chunk (measured: about 3 KB a line at peak,
@@ -56,29 +62,29 @@ class FastRow:
 
 
 @dataclass
-class Chunk:
-    """What a chunk of lines gave: the rows decided in columns and the others, by line."""
+class Decided:
+    """Plain rows of a chunk validated: those decided in columns, and the others as read."""
 
-    # ``record_columns.track_columns`` of the fast rows, with ``line``, ``location``, the
-    # item's fields as read (``names``) and ``digest`` (``row_digest`` of the item).
+    # ``record_columns.track_columns`` of the rows decided in columns, with ``line``,
+    # ``location``, the item's fields as read (``names``) and ``digest``.
     fast: pl.DataFrame
     credits: pl.DataFrame  # ``line``, ``name``, ``role``, ``key`` of the fast rows
     names: list[str]
-    # Every other line's row (``CsvLines``), in file order; blank lines give none.
-    slow: list[tuple[int, SourceRow]]
+    # The rows the columns do not decide (a value ``to_record`` would refuse or note invalid), as
+    # ``CsvLines`` reads them: (line, digest, row).
+    others: list[tuple[int, bytes, SourceRow]]
 
-    def rows(self) -> Iterator[SourceRow | FastRow]:
-        """Every row in file order, the fast ones with their item and record."""
+    def rows(self) -> Iterator[tuple[int, bytes, FastRow | SourceRow]]:
+        """Every row with its line and digest, in file order, the fast ones with their item and
+        record."""
+        return heapq.merge(self._fast_rows(), self.others, key=itemgetter(0))
+
+    def _fast_rows(self) -> Iterator[tuple[int, bytes, FastRow]]:
         records = record_columns.track_records(self.fast, self.credits, CSV_METADATA)
         given = self.fast.select("line", "location", *self.names, "_status", "digest")
-        slow = iter(self.slow)
-        waiting = next(slow, None)
         for line, location, *values, status, digest in zip(
             *(c.to_list() for c in given.iter_columns()), strict=True
         ):
-            while waiting is not None and waiting[0] < line:
-                yield waiting[1]
-                waiting = next(slow, None)
             item = {
                 name: value
                 for name, value in zip(self.names, values, strict=True)
@@ -87,10 +93,63 @@ class Chunk:
             item["metadata"] = dict(CSV_METADATA)
             if status is not None:
                 item["enrichment_status"] = EnrichmentStatus.PENDING
-            yield FastRow(location, item, digest, next(records))
-        while waiting is not None:
-            yield waiting[1]
-            waiting = next(slow, None)
+            yield line, digest, FastRow(location, item, digest, next(records))
+
+
+@dataclass
+class Chunk:
+    """A chunk of lines, read only as far as deciding a row's fate needs: the plain rows split
+    and digested (``row_digest``'s rule, in columns), every other line read by ``CsvLines``.
+
+    A caller drops repeats and known rows by their digests (``in_order``) and only then pays for
+    validating, keying and building what is left (``decide``).
+    """
+
+    # The plain lines with an artist and a title: ``line``, the item's fields as read (``names``:
+    # stripped, null when empty), ``digest`` (``row_digest`` of the item).
+    plain: pl.DataFrame
+    names: list[str]
+    # Every other line's row (``CsvLines``), in file order; blank lines give none.
+    slow: list[tuple[int, SourceRow]]
+    # What ``decide`` reads the plain rows it cannot decide in columns with.
+    parser: CsvLines
+    label: str
+    first: int  # the line number of ``lines[0]``
+    lines: list[bytes | Payload]
+    # The plain rows' ``line`` and ``digest`` as Python values (``in_order`` walks them).
+    plain_lines: list[int]
+    plain_digests: list[bytes]
+
+    def __len__(self) -> int:
+        """The rows of the chunk (blank lines are none)."""
+        return len(self.plain_lines) + len(self.slow)
+
+    def in_order(self) -> Iterator[tuple[int, bytes | None, SourceRow | None]]:
+        """Every row in file order: (line, digest, None) for a plain row, (line, digest or None,
+        row) for another line's row (its ``row_digest`` when it has an item)."""
+        plain = zip(self.plain_lines, self.plain_digests, repeat(None))
+        slow = ((line, digest_of(row), row) for line, row in self.slow)
+        return heapq.merge(plain, slow, key=itemgetter(0))
+
+    def decide(self, lines: list[int]) -> Decided:
+        """The plain rows at ``lines`` (in file order) validated: in columns where that is
+        exact, by ``CsvLines`` (for ``to_record`` to decide) otherwise."""
+        kept = self.plain.filter(pl.col("line").is_in(lines))
+        frame, credits = record_columns.track_columns(
+            kept.select(pl.col("line").alias("row"), *self.names)
+        )
+        fast = frame.filter("fast").rename({"row": "line"})
+        fast = fast.join(kept.select("line", "digest"), on="line", how="left").with_columns(
+            location=pl.concat_str(pl.lit(f"{self.label}:"), pl.col("line"))
+        )
+        others = []
+        digests = dict(zip(kept["line"].to_list(), kept["digest"].to_list(), strict=True))
+        for line in frame.filter(~pl.col("fast"))["row"].to_list():
+            row = self.parser.row(line, self.lines[line - self.first])
+            assert row is not None  # a plain row with an artist is never blank
+            others.append((line, digests[line], row))
+        credits = credits.rename({"row": "line"}).select("line", "name", "role", "key")
+        return Decided(fast, credits, self.names, others)
 
 
 class ColumnarCsvReader(FileReader):
@@ -101,8 +160,11 @@ class ColumnarCsvReader(FileReader):
         self.chunk_lines = chunk_lines
 
     def rows(self) -> Iterator[SourceRow | FastRow]:
+        """Every row in file order, every plain one validated (no row dropped)."""
         for chunk in self.chunks():
-            yield from chunk.rows()
+            decided = ((line, row) for line, _, row in chunk.decide(chunk.plain_lines).rows())
+            for _, row in heapq.merge(decided, chunk.slow, key=itemgetter(0)):
+                yield row
 
     def chunks(self) -> Iterator[Chunk]:
         """The file a chunk of ``chunk_lines`` lines at a time (memory stays bounded)."""
@@ -116,36 +178,28 @@ class ColumnarCsvReader(FileReader):
         self.finish()
 
     def _chunk(self, parser: CsvLines, first: int, lines: list[bytes | Payload]) -> Chunk:
-        frame, credits = _plain_rows(parser, lines)
         names = list(parser.columns)
-        fast = frame.filter("fast").with_columns(line=pl.col("row") + first, digest=_repr(names))
-        fast = fast.with_columns(
-            location=pl.concat_str(pl.lit(f"{self.label}:"), pl.col("line")),
-            digest=pl.Series(
-                [
-                    hashlib.blake2b(text.encode(), digest_size=16).digest()
-                    for text in fast["digest"].to_list()
-                ],
-                dtype=pl.Binary,
-            ),
-        )
-        fast_rows = set(fast["row"].to_list())
+        plain = _plain_rows(parser, lines).with_columns(line=pl.col("row") + first)
+        plain = plain.filter(pl.col("artist").is_not_null() & pl.col("title").is_not_null())
+        texts = plain.select(_repr(names))["repr"].to_list()
+        digests = [hashlib.blake2b(text.encode(), digest_size=16).digest() for text in texts]
+        plain_rows = set(plain["row"].to_list())
         slow = []
         for index, line in enumerate(lines):
-            if index not in fast_rows:
+            if index not in plain_rows:
                 row = parser.row(first + index, line)
                 if row is not None:
                     slow.append((first + index, row))
-        credits = credits.join(fast.select("row", "line"), on="row").select(
-            "line", "name", "role", "key"
+        plain_lines = plain["line"].to_list()
+        plain = plain.select("line", *names).with_columns(
+            digest=pl.Series(digests, dtype=pl.Binary)
         )
-        return Chunk(fast, credits, names, slow)
+        return Chunk(plain, names, slow, parser, self.label, first, lines, plain_lines, digests)
 
 
-def _plain_rows(
-    parser: CsvLines, chunk: list[bytes | Payload]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``record_columns.track_columns`` of the chunk's plain lines (``row``: index in chunk)."""
+def _plain_rows(parser: CsvLines, chunk: list[bytes | Payload]) -> pl.DataFrame:
+    """The fields of the chunk's plain lines (``row``: index in chunk), stripped, null when
+    empty."""
     joined = b"".join(line if type(line) is bytes else b"\n" for line in chunk)
     if not joined.endswith(b"\n"):
         joined += b"\n"  # the file's last line, without a line end
@@ -156,14 +210,13 @@ def _plain_rows(
         texts.str.count_matches(",", literal=True) == width - 1
     )
     split = texts.filter(plain).str.split_exact(",", width - 1).struct.unnest()
-    frame = split.select(
+    return split.select(
         pl.Series("row", range(len(chunk)), pl.Int64).filter(plain),
         *(
             pl.col(f"field_{index}").str.strip_chars(" ").replace("", None).alias(name)
             for name, index in parser.columns.items()
         ),
     )
-    return record_columns.track_columns(frame)
 
 
 def _repr(names: list[str]) -> pl.Expr:
@@ -181,13 +234,14 @@ def _repr(names: list[str]) -> pl.Expr:
             .otherwise(pl.concat_str(pl.lit("'"), value, pl.lit("'")))
         )
         parts.append(pl.concat_str(pl.lit(f"{name!r}: "), quoted, pl.lit(", ")).fill_null(""))
-    status = pl.when(pl.col("_status").is_not_null()).then(
-        pl.lit(f", 'enrichment_status': {_PENDING_REPR}")
-    )
+    # ``track_row``: marked for enrichment without a valid ISRC (``identity_columns.isrc`` is
+    # ``normalize_isrc`` on printable ASCII).
+    pending = identity_columns.isrc(pl.col("isrc"))[0].is_null() if "isrc" in names else True
+    status = pl.when(pending).then(pl.lit(f", 'enrichment_status': {_PENDING_REPR}"))
     return pl.concat_str(
         pl.lit("{"),
         *parts,
         pl.lit(f"'metadata': {_METADATA_REPR}"),
-        status.fill_null(""),
+        status.otherwise(pl.lit("")),
         pl.lit("}"),
-    )
+    ).alias("repr")

@@ -35,15 +35,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import psycopg2
+
 from scrapers import metrics
 from scrapers.db.write.batch import BatchResult
 from scrapers.db.write.garbage import rare_collection
 from scrapers.db.write.records import TrackRecord
 from scrapers.db.write.validation import validation_pool
-from scrapers.db.write.writer import BatchWriter
+from scrapers.db.write.writer import BatchWriter, DatabaseUnavailable
 from scrapers.importers import staged
-from scrapers.importers.columnar import ColumnarCsvReader, FastRow
+from scrapers.importers.columnar import Chunk, ColumnarCsvReader, FastRow
 from scrapers.importers.detect import READERS, detect_format
+from scrapers.importers.fresh import fresh_rows
 from scrapers.importers.overlap import OverlappedWriter
 from scrapers.importers.progress import Progress
 from scrapers.importers.rejections import RejectionLog
@@ -65,6 +68,9 @@ MAX_REMEMBERED_ROWS = 4_000_000
 PROGRESS_EVERY_ROWS = 1024
 # Raw text of unreadable rows held before it is written out (each row keeps up to 64 KiB).
 MAX_PENDING_REJECTED_CHARS = 16 << 20
+# After Ctrl-C or SIGTERM, how long the batches already handed to the writer may take to commit
+# before their statement is cancelled (a supervisor's `kill -9` follows SIGTERM within seconds).
+STOP_GRACE_SECONDS = 2.0
 
 
 # Formats read in columns (validated there too for the rows they decide exactly).
@@ -105,12 +111,16 @@ class Importer:
         self.log_every = log_every
         self._sent: set[bytes] = set()
         self._pending: deque[Future[BatchResult]] = deque()
+        # The writer of the file being imported, for ``interrupt`` (another thread).
+        self._storing: BatchWriter | None = None
+        self._interrupted = False
 
     def run(self, paths: Iterable[Path], fmt: str = "auto") -> ImportSummary:
         """Import every file in turn; a file that cannot be read at all does not stop the rest.
 
         A Ctrl-C (``KeyboardInterrupt``) stops reading; the batches already handed to the writer
-        (at most two) are committed first, and the summary says the run was interrupted.
+        (at most two) are committed first, and the summary says the run was interrupted. A
+        statement that would keep it waiting is cancelled by ``interrupt``.
         """
         paths = list(paths)
         summary = ImportSummary(dry_run=self.dry_run)
@@ -129,6 +139,11 @@ class Importer:
                     done_bytes += file_size(path)
         except KeyboardInterrupt:
             summary.interrupted = True
+        except (DatabaseUnavailable, psycopg2.Error):
+            # What a cancelled statement raises, when it gets here before the KeyboardInterrupt.
+            if not self._interrupted:
+                raise
+            summary.interrupted = True
         finally:
             if self._validation_pool is not None:
                 self._validation_pool.shutdown(wait=True)
@@ -136,6 +151,21 @@ class Importer:
             progress.close()
             summary.elapsed = time.monotonic() - started
         return summary
+
+    def interrupt(self, waited: float, signals: int) -> None:
+        """Ctrl-C or SIGTERM came ``waited`` seconds ago (``signals`` of them so far): cancel
+        the writer's statement if it keeps the run from stopping. From another thread
+        (``stopping.SignalWatcher``), since the thread running the statement hears nothing until
+        it ends; called again and again.
+
+        A bulk load is cancelled at once (it is rolled back whole anyway); the shared mode's
+        batches already handed over get ``STOP_GRACE_SECONDS`` to commit first, unless a second
+        signal insists.
+        """
+        self._interrupted = True
+        writer = self._storing
+        if writer is not None and (self.bulk or signals > 1 or waited >= STOP_GRACE_SECONDS):
+            writer.cancel()
 
     def _import_file(
         self, path: Path, fmt: str, summary: ImportSummary, progress: Progress, done_bytes: int
@@ -153,6 +183,8 @@ class Importer:
         reader = (READERS | COLUMNAR_READERS)[outcome.format](path)
         origin = f"import:{path.resolve()}"
         writer = self._writer(origin, progress)
+        if isinstance(writer, OverlappedWriter):
+            self._storing = writer.writer
         rejections = RejectionLog(None if self.dry_run else self.url, origin)
         batch = _Batch()
         stored_before, finished = copy.deepcopy(summary.stored), False
@@ -184,6 +216,7 @@ class Importer:
             # After Ctrl-C this waits for the batches already handed over (at most two) to commit;
             # a bulk load not finished is rolled back whole.
             writer.close()
+            self._storing = None
             rejections.close()
             self._collect(summary, wait=False)
             if self.bulk and not finished:
@@ -201,7 +234,14 @@ class Importer:
         progress: Progress,
         done_bytes: int,
     ) -> None:
-        """Every row of ``reader`` to the writer, a batch at a time."""
+        """Every row of ``reader`` to the writer, a batch at a time (a chunk at a time when it
+        reads in columns: known rows are then dropped before a batch is made)."""
+        if isinstance(reader, ColumnarCsvReader):
+            batch.checked = True
+            for chunk in reader.chunks():
+                self._take_chunk(chunk, batch, writer, rejections, summary)
+                progress.update(summary.read, done_bytes + reader.bytes_read())
+            return
         for row in reader.rows():
             summary.read += 1
             self._take(row, batch, summary)
@@ -210,13 +250,41 @@ class Importer:
             if summary.read % PROGRESS_EVERY_ROWS == 0:
                 progress.update(summary.read, done_bytes + reader.bytes_read())
 
+    def _take_chunk(
+        self,
+        chunk: Chunk,
+        batch: _Batch,
+        writer: Writer,
+        rejections: RejectionLog,
+        summary: ImportSummary,
+    ) -> None:
+        """A chunk of a file read in columns: its repeats and known rows are dropped before
+        they are validated (``fresh``), the rest goes into batches."""
+        fresh = fresh_rows(chunk, self.seen, None if self.reapply else writer.known, summary)
+        for unreadable in fresh.unreadable:
+            batch.reject(unreadable)
+            if batch.full(self.batch_size):
+                self._flush(batch, writer, rejections, summary, full=True)
+        for _, digest, row in fresh.rows():
+            if isinstance(row, FastRow):
+                batch.add(row.item, row.location, digest, row.record)
+            else:
+                assert row.item is not None
+                batch.add(row.item, row.location, digest, None)
+            if batch.full(self.batch_size):
+                self._flush(batch, writer, rejections, summary, full=True)
+
     def _writer(self, origin: str, progress: Progress) -> Writer:
         if self.dry_run:
             return DryRunWriter()
         assert self.url is not None
         return OverlappedWriter(
             BatchWriter(
-                self.url, origin=origin, bulk=self.bulk, on_lock_wait=progress.writes_waiting
+                self.url,
+                origin=origin,
+                bulk=self.bulk,
+                on_lock_wait=progress.writes_waiting,
+                on_step=progress.step,
             )
         )
 
@@ -233,15 +301,8 @@ class Importer:
             self._validation_pool = validation_pool()
         return self._validation_pool
 
-    def _take(self, row: SourceRow | FastRow, batch: _Batch, summary: ImportSummary) -> None:
-        if isinstance(row, FastRow):
-            # Read, validated and digested in columns (``scrapers.importers.columnar``).
-            if self.seen(row.digest):
-                summary.duplicates += 1
-                metrics.IMPORT_ROWS.labels(RowOutcome.DUPLICATE).inc()
-            else:
-                batch.add(row.item, row.location, row.digest, row.record)
-        elif row.error is not None:
+    def _take(self, row: SourceRow, batch: _Batch, summary: ImportSummary) -> None:
+        if row.error is not None:
             summary.unreadable[row.error] += 1
             batch.reject(row)
         elif row.skipped is not None:
@@ -277,7 +338,7 @@ class Importer:
     ) -> None:
         """Hand the batch over; a ``full`` one may start the validation process."""
         rejections.store(batch.unreadable)
-        if not self.reapply:
+        if not self.reapply and not batch.checked:
             self._drop_known(batch, writer, summary)
         if batch.items:
             # Rows read in columns come validated and the few others are validated in this
@@ -325,6 +386,8 @@ class _Batch:
     records: list[TrackRecord | None] = field(default_factory=list)
     unreadable: list[SourceRow] = field(default_factory=list)
     unreadable_chars: int = 0
+    # Known rows already dropped (a chunk at a time, ``fresh``): none to look up at a flush.
+    checked: bool = False
 
     def full(self, size: int) -> bool:
         return (

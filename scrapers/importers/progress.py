@@ -69,11 +69,25 @@ class Progress:
             f" {format_duration(seconds)}"
         )
 
+    def step(self, text: str) -> None:
+        """The step a bulk load is at (``bulk.OnStep``): said at once, each step being one or a
+        few statements that may run for minutes with nothing else to show (after the last row
+        is read the bar stays at 100%)."""
+        self.last_shown = self.clock()
+        self._say(
+            f"bulk load: {text} ({self.rows:,} rows read,"
+            f" {format_duration(self.last_shown - self.started)} in)"
+        )
+
     def _say_waiting(self, text: str) -> None:
         now = self.clock()
         if self._waited and now - self.last_shown < self.every:
             return
         self._waited, self.last_shown = True, now
+        self._say(text)
+
+    def _say(self, text: str) -> None:
+        """``text`` as a log line, or on a terminal in place of the bar."""
         if not self.interactive:
             logger.info("import progress: %s", text)
             return

@@ -206,3 +206,8 @@ def row_digest(item: dict[str, Any]) -> bytes | None:
     if not item.get("artist") or not item.get("title") or "\\x00" in text:
         return None
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def digest_of(row: SourceRow) -> bytes | None:
+    """``row_digest`` of a row read with an item; None for a row without one (unreadable)."""
+    return None if row.item is None else row_digest(row.item)

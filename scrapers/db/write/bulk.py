@@ -12,6 +12,7 @@ those tables (a crawl, the enrichment service, queries) wait until the import en
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2.extensions
@@ -28,6 +29,10 @@ from scrapers.db.write.locks import (
 # The tables whose foreign keys are dropped while loading: those the writer fills with rows
 # that reference the parents.
 CHILD_TABLES = ("track_artists", "track_lookup", "setlist_tracks", "identifier_conflicts")
+
+# Told which step of a load runs ("inserting the new tracks"): once the file is read, a load is
+# a few long statements, each silent until it ends.
+OnStep = Callable[[str], None]
 
 
 @dataclass(frozen=True)

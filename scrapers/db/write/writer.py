@@ -69,6 +69,11 @@ logger = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 # Errors caused by some item's data: split the batch to find and reject that item.
 DATA_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
+# How often a backend running one of the writer's statements checks that the writer is still
+# connected (PostgreSQL 14 and later; Linux servers): the statement of a killed writer ends, and
+# its locks are released, this soon after the kill, not when the statement would have finished.
+CLIENT_CHECK_INTERVAL = "1s"
+CLIENT_CHECK_SINCE = 140000  # server_version of PostgreSQL 14
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -89,13 +94,19 @@ class BatchWriter:
 
     ``on_lock_wait`` is told, each second, how long a batch has waited for another session's
     locks and how many sessions hold them (a bulk import holds every writer's locks until it
-    commits); ``give_up`` ends such a wait too.
+    commits); ``give_up`` ends such a wait too. ``on_step`` is told which step of a bulk load's
+    SQL runs (``staging``, ``finish_bulk``): long statements with nothing else to show.
 
     ``write`` validates and stores one batch in the caller's thread; ``write_validated`` stores
     one validated elsewhere (the importer's validation process). Concurrency is the caller's:
     the crawl's pipeline writes from its one worker thread, the importer overlaps reading with
     writing (``scrapers.importers.overlap``). Use one ``BatchWriter`` from one thread; only
-    ``give_up`` may be called from another.
+    ``give_up`` and ``cancel`` may be called from another.
+
+    Every session asks PostgreSQL to check, during a statement, that the client is still there
+    (``CLIENT_CHECK_INTERVAL``): a writer killed with ``kill -9`` in a long statement (say a bulk
+    load's, holding the catalogue's tables) has its statement ended and its locks released within
+    about a second, instead of when the statement would have finished.
     """
 
     def __init__(
@@ -106,14 +117,19 @@ class BatchWriter:
         retry_timeout: float = 60.0,
         bulk: bool = False,
         on_lock_wait: OnLockWait | None = None,
+        on_step: bulk.OnStep | None = None,
     ) -> None:
         self.url = url
         self.origin = origin
         self.retry_timeout = retry_timeout
         self.bulk = bulk
         self.on_lock_wait = on_lock_wait
+        self.on_step = on_step
         self._connection: psycopg2.extensions.connection | None = None
         self._give_up = threading.Event()
+        self._cancelled = threading.Event()
+        # ``cancel`` (another thread) never uses a connection ``close`` is freeing.
+        self._closing = threading.Lock()
         # Bulk mode: whether the load's transaction is open, and the foreign keys it dropped
         # (at its first write: a load of rows that are all known drops and checks nothing).
         self._in_bulk = False
@@ -128,10 +144,11 @@ class BatchWriter:
 
     def close(self) -> None:
         """Release the connection; a bulk load not finished is rolled back, keys included."""
-        if self._connection is not None:
-            with suppress(psycopg2.Error):
-                self._connection.close()
-            self._connection = None
+        with self._closing:
+            if self._connection is not None:
+                with suppress(psycopg2.Error):
+                    self._connection.close()
+                self._connection = None
         self._in_bulk = False
         self._foreign_keys = None
 
@@ -198,6 +215,20 @@ class BatchWriter:
         """From now on make one attempt per batch: a write retrying a lost database stops at
         once with ``DatabaseUnavailable``. Thread-safe; for a caller that is shutting down."""
         self._give_up.set()
+
+    def cancel(self) -> None:
+        """Cancel the statement running now and start nothing more: the write in progress fails
+        with ``DatabaseUnavailable`` (or the statement's ``QueryCanceledError``), its
+        transaction rolled back, and so does every later one. Thread-safe; for a caller that is
+        stopping and cannot wait for a long statement to end (SIGTERM with ``kill -9`` close
+        behind). A cancel that reaches the server between two statements is lost: call again."""
+        self._cancelled.set()
+        self._give_up.set()
+        with self._closing:
+            connection = self._connection
+            if connection is not None and not connection.closed:
+                with suppress(psycopg2.Error):
+                    connection.cancel()
 
     def known_rows(self, digests: Sequence[bytes]) -> set[bytes]:
         """``known_rows.known`` in this writer's session. In bulk mode that is the load's
@@ -314,16 +345,17 @@ class BatchWriter:
         """Staging tables for a whole file in the bulk load's transaction (``staging``)."""
         if not self._in_bulk:
             raise RuntimeError("a bulk BatchWriter stages only between begin_bulk and finish_bulk")
-        return StagedLoad(self._connect().cursor())
+        return StagedLoad(self._connect().cursor(), self._step)
 
     def write_staged(self, load: StagedLoad) -> BatchResult:
-        """Insert ``load``'s simple groups (``StagedLoad.insert_simple``) in the load's
+        """Store what ``load`` resolves in SQL (``StagedLoad.insert_simple``) in the load's
         transaction, counted at its COMMIT; its tangled rows are for ``write_validated``."""
         if self._foreign_keys is None:
             self._foreign_keys = bulk.drop_foreign_keys(load.cursor)
-        result, invalid = load.insert_simple()
+        result, invalid, conflicts = load.insert_simple(self.origin)
         self._uncounted.result.add(result)
         self._uncounted.invalid.update(invalid)
+        self._uncounted.conflicts += conflicts
         return result
 
     def begin_bulk(self, on_wait: OnLockWait) -> None:
@@ -347,8 +379,10 @@ class BatchWriter:
         connection = self._connect()
         try:
             if self._foreign_keys is not None:
+                self._step("adding the foreign keys back, checking every row")
                 with connection.cursor() as cursor:
                     bulk.add_foreign_keys(cursor, self._foreign_keys)
+            self._step("committing")
             connection.commit()
         except BaseException:
             with suppress(psycopg2.Error):
@@ -369,11 +403,22 @@ class BatchWriter:
         if self.on_lock_wait is not None:
             self.on_lock_wait(seconds, holders)
 
+    def _step(self, text: str) -> None:
+        if self.on_step is not None:
+            self.on_step(text)
+
     def _connect(self) -> psycopg2.extensions.connection:
+        if self._cancelled.is_set():
+            raise DatabaseUnavailable("the writer was cancelled; nothing more is written")
         if self._connection is None or self._connection.closed:
             connection = connect(self.url)
             with connection.cursor() as cursor:
                 cursor.execute(SESSION_SETUP)
+                if connection.server_version >= CLIENT_CHECK_SINCE:
+                    cursor.execute(
+                        "SET client_connection_check_interval = %s", (CLIENT_CHECK_INTERVAL,)
+                    )
             connection.commit()
-            self._connection = connection
+            with self._closing:
+                self._connection = connection
         return self._connection
