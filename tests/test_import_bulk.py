@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg2.extensions
 import pytest
+from psycopg2 import sql
 
 from scrapers.db.server.connection import connect
 from scrapers.db.write.bulk import CHILD_TABLES
@@ -152,18 +153,48 @@ def test_a_bad_item_in_a_bulk_load_is_rejected_alone(db_url: str, tmp_path: Path
         catalogue.write_text("artist,title\n" + "".join(f"{a},{t}\n" for a, t in rows))
     else:
         catalogue.write_text("".join(f'{{"artist": "{a}", "title": "{t}"}}\n' for a, t in rows))
-    query(
-        db_url,
-        """
-        ALTER TABLE tracks ADD CONSTRAINT no_refused CHECK (title <> 'Refused');
-        SELECT 1
-        """,
-    )
+    refuse(db_url, "title")
     run_import(db_url, catalogue, "--bulk", "--batch-size", "7")
     assert query(db_url, "SELECT count(*) FROM tracks") == [(20,)]
     assert query(db_url, "SELECT count(*) FROM track_artists") == [(20,)]
-    (reason,) = query(db_url, "SELECT reason FROM rejected_items")[0]
+    assert_refused_alone(db_url)
+
+
+def refuse(url: str, column: str) -> None:
+    """A constraint the importer does not know: tracks refuse the value 'Refused' in ``column``."""
+    with closing(connect(url, autocommit=True)) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("ALTER TABLE tracks ADD CONSTRAINT no_refused CHECK ({} <> 'Refused')").format(
+                sql.Identifier(column)
+            )
+        )
+
+
+def assert_refused_alone(url: str) -> None:
+    """One row rejected, by the constraint of ``refuse``."""
+    [(reason,)] = query(url, "SELECT reason FROM rejected_items")
     assert "no_refused" in reason
+
+
+def test_a_bad_update_in_a_bulk_load_is_rejected_alone(db_url: str, tmp_path: Path) -> None:
+    """The same when PostgreSQL refuses the set-based update of a stored track: the insert of
+    the new tracks before it is rolled back too, and the writer takes every row."""
+    stored = tmp_path / "stored.csv"
+    stored.write_text("artist,title\n" + "".join(f"A{n},T{n}\n" for n in range(10)))
+    run_import(db_url, stored)
+    updates = tmp_path / "updates.csv"
+    updates.write_text(
+        "artist,title,label\n"
+        + "".join(f"A{n},T{n},Label {n}\n" for n in range(9))
+        + "A9,T9,Refused\n"
+        + "".join(f"B{n},U{n},\n" for n in range(5))
+    )
+    refuse(db_url, "label")
+    run_import(db_url, updates, "--bulk", "--batch-size", "4")
+    assert query(db_url, "SELECT count(*) FROM tracks") == [(15,)]
+    assert query(db_url, "SELECT count(*) FROM tracks WHERE label LIKE 'Label %'") == [(9,)]
+    assert query(db_url, "SELECT label FROM tracks WHERE title = 'T9'") == [(None,)]
+    assert_refused_alone(db_url)
 
 
 @pytest.mark.slow
