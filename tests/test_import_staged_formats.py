@@ -195,7 +195,7 @@ def test_bulk_stores_the_shared_modes_catalogue_from_jsonl_with_setlists(
     make_database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Chunks of 1,000 rows: the validation process validates one while the next is read.
-    monkeypatch.setattr(staged, "CHUNK_LINES", 1000)
+    monkeypatch.setattr(staged, "ITEM_CHUNK_ROWS", 1000)
     bench_one, bench_two = bench_files(tmp_path, 2000, 8, 9)
     files = [
         write_jsonl(tmp_path / "first.jsonl", FIRST, bench_one),

@@ -23,7 +23,7 @@ from scrapers import metrics
 from scrapers.db.write.staging import StagedLoad
 from scrapers.db.write.staging_rows import ValidatedText, validated_text
 from scrapers.db.write.writer import BatchWriter
-from scrapers.importers.columnar import CHUNK_LINES, ColumnarCsvReader
+from scrapers.importers.columnar import ColumnarCsvReader
 from scrapers.importers.csv_reader import CSV_METADATA
 from scrapers.importers.fresh import Known, fresh_items, fresh_rows
 from scrapers.importers.progress import Progress
@@ -34,6 +34,12 @@ from scrapers.metrics import RowOutcome
 
 if TYPE_CHECKING:
     from scrapers.importers.driver import Importer  # which calls this module
+
+# Rows of a file of items (not CSV) checked and validated together. Fewer than a CSV chunk's
+# lines (``columnar.CHUNK_LINES``): an item, its record and its COPY text weigh far more than a
+# line split in columns, and two chunks are held at once (one validated while the next is read);
+# still enough that the known-row query and the validation process's round trip are paid rarely.
+ITEM_CHUNK_ROWS = 10_000
 
 
 def load_file(
@@ -94,7 +100,9 @@ def _stage_items(
         for rows in _row_chunks(reader):
             fresh = fresh_items(rows, importer.seen, known, summary)
             rejections.store(fresh.unreadable)
-            pool = importer.validation_process_pool() if len(rows) == CHUNK_LINES else None
+            # A file of one chunk, or a chunk with nothing left to validate, starts no process.
+            full = len(rows) == ITEM_CHUNK_ROWS and bool(fresh.slow)
+            pool = importer.validation_process_pool() if full else None
             if pool is None:
                 validated: Future[ValidatedText] = Future()
                 validated.set_result(validated_text(*_columns(fresh.slow)))
@@ -113,13 +121,13 @@ def _stage_items(
 
 
 def _row_chunks(reader: FileReader) -> Iterator[list[tuple[int, SourceRow]]]:
-    """The reader's rows numbered in file order, ``CHUNK_LINES`` at a time; a reader that
+    """The reader's rows numbered in file order, ``ITEM_CHUNK_ROWS`` at a time; a reader that
     cannot go on ends its last chunk with the rows read before, then raises."""
     chunk: list[tuple[int, SourceRow]] = []
     try:
         for number, row in enumerate(reader.rows(), start=1):
             chunk.append((number, row))
-            if len(chunk) == CHUNK_LINES:
+            if len(chunk) == ITEM_CHUNK_ROWS:
                 yield chunk
                 chunk = []
     except (OSError, ValueError):
