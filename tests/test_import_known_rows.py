@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from scrapers.db.write.writer import BatchWriter
+from scrapers.importers import staged
 from scrapers.importers.columnar import ColumnarCsvReader
 from scrapers.importers.driver import COLUMNAR_READERS, Importer, row_digest
 from scrapers.importers.summary import ImportSummary
@@ -230,6 +231,43 @@ def test_repeats_and_known_rows_are_counted_on_every_path(
     assert sum(again.unreadable.values()) == 1
     assert (again.stored.inserted, again.stored.updated) == (1, 0)
     assert query(db_url, "SELECT count(*) FROM import_row_digests") == [(5,)]
+
+
+# JSON lines: a reader of items, whose rows' fates are decided by their items' digests.
+ITEMS = [
+    '{"artist": "Bonobo", "title": "Kerala", "bpm": 122}\n',
+    '{"artist": "Bonobo", "title": "Kerala", "bpm": 122}\n',  # a repeat in the same chunk
+    "not json\n",  # unreadable
+    '{"artist": "Deadmau5", "title": "Strobe", "isrc": "not an isrc"}\n',
+    '{"artist": "Eric Prydz", "title": "Opus"}\n',
+    '{"artist": "Bonobo", "title": "Kerala", "bpm": 122}\n',  # a repeat in a later chunk
+]
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["shared", "bulk"])
+def test_repeats_and_known_rows_of_items_are_counted(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: bool
+) -> None:
+    # Chunks of two rows with --bulk (``fresh.fresh_items``): the repeats cross chunks.
+    monkeypatch.setattr(staged, "ITEM_CHUNK_ROWS", 2)
+
+    def run(path: Path, rows: list[str]) -> ImportSummary:
+        path.write_text("".join(rows))
+        importer = Importer(
+            db_url, bulk=bulk, interactive=False, validation_process=False, batch_size=2
+        )
+        return importer.run([path], "jsonl")
+
+    first = run(tmp_path / "first.jsonl", ITEMS)
+    assert (first.read, first.duplicates, first.known) == (6, 2, 0)
+    assert sum(first.unreadable.values()) == 1
+    assert (first.stored.inserted, first.stored.invalid_identifiers) == (3, 1)
+
+    more = [*ITEMS, '{"artist": "New", "title": "Row"}\n']
+    again = run(tmp_path / "again.jsonl", more)
+    assert (again.read, again.duplicates, again.known) == (7, 2, 3)
+    assert (again.stored.inserted, again.stored.updated) == (1, 0)
+    assert query(db_url, "SELECT count(*) FROM import_row_digests") == [(4,)]
 
 
 def foreign_keys(url: str) -> list[tuple]:
