@@ -14,7 +14,7 @@ from psycopg2 import sql
 from scrapers import identity
 from scrapers.db.write import merge, merge_sql, records
 from scrapers.db.write.copy import copy_rows
-from scrapers.db.write.ids import new_id
+from scrapers.db.write.ids import new_ids
 from scrapers.db.write.records import TrackRecord
 from scrapers.db.write.resolution import Resolution, Track
 from scrapers.statuses import EnrichmentStatus
@@ -168,7 +168,11 @@ def write_credits(
         (sorted(names),),
     )
     artist_ids = dict(cursor.fetchall())
-    missing = [(new_id(), key, names[key]) for key in sorted(names) if key not in artist_ids]
+    keys = [key for key in sorted(names) if key not in artist_ids]
+    missing = [
+        (artist_id, key, names[key])
+        for artist_id, key in zip(new_ids(len(keys)), keys, strict=True)
+    ]
     copy_rows(cursor, "artists", ("id", "normalized_name", "name"), missing)
     artist_ids.update((key, artist_id) for artist_id, key, _ in missing)
     rows = [
