@@ -11,7 +11,6 @@ from collections.abc import Mapping
 import psycopg2.extensions
 from psycopg2 import sql
 
-from scrapers import identity
 from scrapers.db.write import merge, merge_sql, records
 from scrapers.db.write.copy import copy_rows
 from scrapers.db.write.ids import new_ids
@@ -136,8 +135,8 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
             )
         if track.source is not None:
             positions: Counter[str] = Counter()
-            for name, role in track.source.credits:
-                key = identity.artist_key(name)
+            source = track.source
+            for (name, role), key in zip(source.credits, source.artist_keys(), strict=True):
                 names.setdefault(key, name)
                 credits.append((track.id, key, role, positions[role]))
                 positions[role] += 1
