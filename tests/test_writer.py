@@ -450,6 +450,25 @@ def test_the_writer_session_never_jit_compiles(writer) -> None:
     connection.rollback()
 
 
+def test_metadata_equal_in_python_but_not_in_json_is_stored_as_given(writer, db) -> None:
+    """A batch serialises each distinct metadata once: {"n": 1} and {"n": True} compare equal
+    in Python but are other JSON, and each track must keep its own."""
+    writer.write(
+        [
+            track("Artist", "One", metadata={"n": 1, "source": "a"}),
+            track("Artist", "True", metadata={"n": True, "source": "a"}),
+            track("Artist", "Text", metadata={"source": "a"}),
+            track("Artist", "Text again", metadata={"source": "a"}),
+        ]
+    )
+    assert query(db, "SELECT title, metadata::text FROM tracks ORDER BY title") == [
+        ("One", '{"n": 1, "source": "a"}'),
+        ("Text", '{"source": "a"}'),
+        ("Text again", '{"source": "a"}'),
+        ("True", '{"n": true, "source": "a"}'),
+    ]
+
+
 def test_new_ids_are_version_7_uuids_that_sort_by_creation() -> None:
     first = new_id()
     time.sleep(0.002)
