@@ -13,6 +13,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from scrapers.db.write import merge, merge_sql, records
+from scrapers.db.write.arrays import text_array
 from scrapers.db.write.copy import copy_rows
 from scrapers.db.write.ids import new_ids
 from scrapers.db.write.records import TrackRecord
@@ -85,11 +86,11 @@ def fetch_candidates(
         ORDER BY 5 NULLS FIRST, 7, 1
         """,
         {
-            "artists": [a for a, _ in spellings],
-            "titles": [t for _, t in spellings],
-            "isrcs": isrcs,
-            "spotify_ids": spotify_ids,
-            "title_keys": title_keys,
+            "artists": text_array(a for a, _ in spellings),
+            "titles": text_array(t for _, t in spellings),
+            "isrcs": text_array(isrcs),
+            "spotify_ids": text_array(spotify_ids),
+            "title_keys": text_array(title_keys),
         },
     )
     # Oldest first: the title tier adopts the oldest track that does not contradict the item.
