@@ -190,8 +190,8 @@ def write_credits(
     """Artists, then their roles. The batch holds the artists' locks, so an artist missing now
     stays missing until commit: plain COPY, no ON CONFLICT round of speculative inserts."""
     cursor.execute(
-        "SELECT normalized_name, id::text FROM artists WHERE normalized_name = ANY(%s)",
-        (sorted(names),),
+        "SELECT normalized_name, id::text FROM artists WHERE normalized_name = ANY(%s::text[])",
+        (text_array(sorted(names)),),
     )
     artist_ids = dict(cursor.fetchall())
     keys = [key for key in sorted(names) if key not in artist_ids]
