@@ -5,7 +5,6 @@ Each function is one or two statements, set-based whatever the batch size.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +29,8 @@ CREATE TEMP TABLE IF NOT EXISTS writer_credits (
     track_id uuid, artist_id uuid, role text, position smallint
 ) ON COMMIT DELETE ROWS;
 """).format(columns=merge_sql.incoming_columns())
+# A track's values, in the order the new rows and the updates take them.
+_VALUE_COLUMNS = (*records.OVERWRITE_COLUMNS, *records.FILL_ONLY_COLUMNS)
 _NEW_TRACK_COLUMNS = (
     "id",
     "title",
@@ -38,8 +39,7 @@ _NEW_TRACK_COLUMNS = (
     "isrc",
     "spotify_id",
     "is_remix",
-    *records.OVERWRITE_COLUMNS,
-    *records.FILL_ONLY_COLUMNS,
+    *_VALUE_COLUMNS,
     "metadata",
     "enrichment_status",
 )
@@ -141,8 +141,7 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
                     track.isrc,
                     track.spotify_id,
                     record.is_remix,
-                    *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
-                    *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
+                    *map(track.values.get, _VALUE_COLUMNS),
                     json_text(track.metadata),
                     track.enrichment_status or EnrichmentStatus.PENDING,
                 )
@@ -151,8 +150,7 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
             updates.append(
                 (
                     track.id,
-                    *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
-                    *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
+                    *map(track.values.get, _VALUE_COLUMNS),
                     track.isrc,
                     track.spotify_id,
                     track.title_key,
@@ -161,12 +159,13 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
                 )
             )
         if track.source is not None:
-            positions: Counter[str] = Counter()
+            positions: dict[str, int] = {}
             source = track.source
             for (name, role), key in zip(source.credits, source.artist_keys(), strict=True):
                 names.setdefault(key, name)
-                credits.append((track.id, key, role, positions[role]))
-                positions[role] += 1
+                position = positions.get(role, 0)
+                credits.append((track.id, key, role, position))
+                positions[role] = position + 1
     copy_rows(cursor, "tracks", _NEW_TRACK_COLUMNS, new_rows)
     if updates:
         copy_rows(cursor, "writer_track_updates", _UPDATE_COLUMNS, updates)
