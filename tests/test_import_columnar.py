@@ -143,8 +143,12 @@ def both_paths(path: Path) -> tuple[int, int]:
         assert (new.location, new.item) == (old.location, old.item)
         assert repr(new.item) == repr(old.item)
         assert new.digest == row_digest(old.item)
-        assert new.record == records.to_record(old.item), old.location
-        assert repr(new.record) == repr(records.to_record(old.item))
+        record = records.to_record(old.item)
+        assert new.record == record, old.location
+        assert repr(new.record) == repr(record)
+        # The credits' keys the columns carry to the writer are identity's.
+        assert new.record.credit_keys == [identity.artist_key(name) for name, _ in record.credits]
+        assert new.record.credit_keys == record.artist_keys()
     # Each row's digest is known before it is validated: the plain rows' from their fields alone.
     early = [
         (line, digest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
 import uuid
@@ -13,6 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 from psycopg2 import sql
 
+from scrapers.db.write import ids
 from scrapers.db.write.payload import MAX_PAYLOAD_BYTES, payload_text
 from scrapers.db.write.writer import BatchWriter, DatabaseUnavailable, new_id
 from scrapers.importers.overlap import OverlappedWriter
@@ -448,6 +450,25 @@ def test_the_writer_session_never_jit_compiles(writer) -> None:
     connection.rollback()
 
 
+def test_metadata_equal_in_python_but_not_in_json_is_stored_as_given(writer, db) -> None:
+    """A batch serialises each distinct metadata once: {"n": 1} and {"n": True} compare equal
+    in Python but are other JSON, and each track must keep its own."""
+    writer.write(
+        [
+            track("Artist", "One", metadata={"n": 1, "source": "a"}),
+            track("Artist", "True", metadata={"n": True, "source": "a"}),
+            track("Artist", "Text", metadata={"source": "a"}),
+            track("Artist", "Text again", metadata={"source": "a"}),
+        ]
+    )
+    assert query(db, "SELECT title, metadata::text FROM tracks ORDER BY title") == [
+        ("One", '{"n": 1, "source": "a"}'),
+        ("Text", '{"source": "a"}'),
+        ("Text again", '{"source": "a"}'),
+        ("True", '{"n": true, "source": "a"}'),
+    ]
+
+
 def test_new_ids_are_version_7_uuids_that_sort_by_creation() -> None:
     first = new_id()
     time.sleep(0.002)
@@ -465,6 +486,25 @@ def test_ids_made_in_one_millisecond_sort_in_the_order_made() -> None:
     assert len(set(ids)) == len(ids)
     assert {uuid.UUID(made).version for made in ids} == {7}
     assert {uuid.UUID(made).variant for made in ids} == {uuid.RFC_4122}
+
+
+def test_ids_made_at_once_are_the_ids_made_one_by_one(monkeypatch) -> None:
+    """``new_ids`` formats the part its ids share once: across a carry of the low random bits
+    into the high ones too, each id must be the one ``new_id`` makes from the same state."""
+    milliseconds = time.time_ns() // 1_000_000 + 60_000  # ahead of the clock: counts up from it
+    carry = 1 << 62
+    monkeypatch.setattr(ids, "_last_id", [milliseconds, carry - 3])
+    at_once = ids.new_ids(5) + list(itertools.islice(ids.id_stream(4), 6))
+    monkeypatch.setattr(ids, "_last_id", [milliseconds, carry - 3])
+    one_by_one = [ids.new_id() for _ in range(5)]
+    assert at_once[:5] == one_by_one
+    assert at_once == sorted(at_once) and len(set(at_once)) == len(at_once)
+    for offset, made in enumerate(at_once, start=-2):
+        value = uuid.UUID(made)
+        assert (value.version, value.variant) == (7, uuid.RFC_4122)
+        assert value.int >> 80 == milliseconds
+        random_part = (value.int >> 64 & 0xFFF) << 62 | value.int & (carry - 1)
+        assert random_part == carry + offset
 
 
 def test_a_forked_child_draws_other_ids_than_its_parent() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import psycopg2.extensions
 
-from scrapers import identity, metrics
+from scrapers import metrics
 from scrapers.db.write import known_rows, records, setlist_statements, statements
 from scrapers.db.write.conflict_policy import Conflict
 from scrapers.db.write.conflicts import count_conflicts, insert_conflicts
@@ -179,8 +179,8 @@ def _lock_keys_for(setlists: Iterable[SetlistRecord], rows: Iterable[TrackRecord
             yield lock_key("isrc", record.isrc)
         if record.spotify_id:
             yield lock_key("spotify_id", record.spotify_id)
-        for name, _ in record.credits:
-            yield lock_key("artist", identity.artist_key(name))
+        for key in record.artist_keys():
+            yield lock_key("artist", key)
 
 
 @dataclass

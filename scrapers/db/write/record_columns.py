@@ -141,10 +141,12 @@ def track_records(
     every item's metadata."""
     fast = frame.filter("fast")
     credits_of: dict[int, list[tuple[str, CreditRole]]] = {}
-    for row, name, role in zip(
-        *(credits[c].to_list() for c in ("line", "name", "role")), strict=True
+    keys_of: dict[int, list[str]] = {}
+    for row, name, role, key in zip(
+        *(credits[c].to_list() for c in ("line", "name", "role", "key")), strict=True
     ):
         credits_of.setdefault(row, []).append((name, _ROLES[role]))
+        keys_of.setdefault(row, []).append(key)
     given = set(fast.columns)
     selected = fast.select(
         "line",
@@ -204,4 +206,5 @@ def track_records(
             metadata=dict(metadata),
             credits=credits_of.get(number, []),
             enrichment_status=status,
+            credit_keys=keys_of.get(number, []),
         )

@@ -117,6 +117,17 @@ class TrackRecord:
     # The importer's digest of the source row, set by the writer: stored with the row's track
     # (``known_rows``) so that importing the row again skips it.
     row_digest: bytes | None = None
+    # ``identity.artist_key`` of each credit, when the producer has them (the columnar reader
+    # computes them with the credits); ``artist_keys`` folds the names otherwise. Derived from
+    # ``credits``, so no part of the record's value.
+    credit_keys: list[str] | None = field(default=None, compare=False, repr=False)
+
+    def artist_keys(self) -> list[str]:
+        """The artist key of each credit, in order: the writer locks and stores artists by them,
+        folded once per record."""
+        if self.credit_keys is None:
+            self.credit_keys = [identity.artist_key(name) for name, _ in self.credits]
+        return self.credit_keys
 
     @property
     def tier(self) -> str:

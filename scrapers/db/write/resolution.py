@@ -13,7 +13,7 @@ from typing import Any
 
 from scrapers.db.write import merge
 from scrapers.db.write.conflict_policy import Conflict, decide
-from scrapers.db.write.ids import new_id
+from scrapers.db.write.ids import id_stream
 from scrapers.db.write.records import TrackRecord
 from scrapers.metrics import MatchTier
 
@@ -69,6 +69,7 @@ class Resolution:
         self.tracks: dict[str, Track] = {}
         self.new_spellings: dict[tuple[str, str], str] = {}
         self.conflicts: list[Conflict] = []
+        self._new_ids = id_stream()
 
     def add(self, track: Track) -> Track:
         track = self.tracks.setdefault(track.id, track)
@@ -84,7 +85,7 @@ class Resolution:
         """The track ``record`` belongs to, and how it was matched (``NEW``: created)."""
         track, tier = self._match(record)
         if track is None:
-            track = self.add(Track(new_id(), None, None, record.title_key, True, record))
+            track = self.add(Track(next(self._new_ids), None, None, record.title_key, True, record))
         elif track.title_key is None:
             # A row from before title keys (hand inserts, old scrapers): give it one and its
             # credits, so the title tier can find it from now on.

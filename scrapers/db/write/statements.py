@@ -5,16 +5,16 @@ Each function is one or two statements, set-based whatever the batch size.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 import psycopg2.extensions
 from psycopg2 import sql
 
-from scrapers import identity
 from scrapers.db.write import merge, merge_sql, records
+from scrapers.db.write.arrays import text_array
 from scrapers.db.write.copy import copy_rows
-from scrapers.db.write.ids import new_id
+from scrapers.db.write.ids import new_ids
 from scrapers.db.write.records import TrackRecord
 from scrapers.db.write.resolution import Resolution, Track
 from scrapers.statuses import EnrichmentStatus
@@ -29,6 +29,8 @@ CREATE TEMP TABLE IF NOT EXISTS writer_credits (
     track_id uuid, artist_id uuid, role text, position smallint
 ) ON COMMIT DELETE ROWS;
 """).format(columns=merge_sql.incoming_columns())
+# A track's values, in the order the new rows and the updates take them.
+_VALUE_COLUMNS = (*records.OVERWRITE_COLUMNS, *records.FILL_ONLY_COLUMNS)
 _NEW_TRACK_COLUMNS = (
     "id",
     "title",
@@ -37,8 +39,7 @@ _NEW_TRACK_COLUMNS = (
     "isrc",
     "spotify_id",
     "is_remix",
-    *records.OVERWRITE_COLUMNS,
-    *records.FILL_ONLY_COLUMNS,
+    *_VALUE_COLUMNS,
     "metadata",
     "enrichment_status",
 )
@@ -85,11 +86,11 @@ def fetch_candidates(
         ORDER BY 5 NULLS FIRST, 7, 1
         """,
         {
-            "artists": [a for a, _ in spellings],
-            "titles": [t for _, t in spellings],
-            "isrcs": isrcs,
-            "spotify_ids": spotify_ids,
-            "title_keys": title_keys,
+            "artists": text_array(a for a, _ in spellings),
+            "titles": text_array(t for _, t in spellings),
+            "isrcs": text_array(isrcs),
+            "spotify_ids": text_array(spotify_ids),
+            "title_keys": text_array(title_keys),
         },
     )
     # Oldest first: the title tier adopts the oldest track that does not contradict the item.
@@ -100,8 +101,33 @@ def fetch_candidates(
             resolution.by_spelling[(raw_artist, raw_title)] = resolution.tracks[track_id]
 
 
+class _JsonTexts:
+    """``json.dumps`` of a batch's metadata, once per distinct value of text fields: an import's
+    rows nearly all carry the same (``{"source": "import:csv"}``), and serialising it again for
+    each row was a tenth of the writer's Python time."""
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[tuple[str, Any], ...], str] = {}
+
+    def __call__(self, metadata: dict[str, Any]) -> str:
+        try:
+            key = tuple(metadata.items())
+            return self._texts[key]
+        except TypeError:  # a nested value: not worth remembering
+            return json.dumps(metadata)
+        except KeyError:
+            pass
+        text = json.dumps(metadata)
+        # Only text values: a key equal to a remembered one then has the same JSON (True == 1
+        # and 1 == 1.0 would not).
+        if all(isinstance(value, str) for value in metadata.values()):
+            self._texts[key] = text
+        return text
+
+
 def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> None:
     new_rows, updates, names, credits = [], [], {}, []
+    json_text = _JsonTexts()
     for track in resolution.tracks.values():
         if track.is_new:
             record = track.source
@@ -115,9 +141,8 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
                     track.isrc,
                     track.spotify_id,
                     record.is_remix,
-                    *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
-                    *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
-                    json.dumps(track.metadata) if track.metadata else "{}",
+                    *map(track.values.get, _VALUE_COLUMNS),
+                    json_text(track.metadata),
                     track.enrichment_status or EnrichmentStatus.PENDING,
                 )
             )
@@ -125,22 +150,22 @@ def write_tracks(cursor: psycopg2.extensions.cursor, resolution: Resolution) -> 
             updates.append(
                 (
                     track.id,
-                    *(track.values.get(c) for c in records.OVERWRITE_COLUMNS),
-                    *(track.values.get(c) for c in records.FILL_ONLY_COLUMNS),
+                    *map(track.values.get, _VALUE_COLUMNS),
                     track.isrc,
                     track.spotify_id,
                     track.title_key,
-                    json.dumps(track.metadata),
+                    json_text(track.metadata),
                     track.enrichment_status,
                 )
             )
         if track.source is not None:
-            positions: Counter[str] = Counter()
-            for name, role in track.source.credits:
-                key = identity.artist_key(name)
+            positions: dict[str, int] = {}
+            source = track.source
+            for (name, role), key in zip(source.credits, source.artist_keys(), strict=True):
                 names.setdefault(key, name)
-                credits.append((track.id, key, role, positions[role]))
-                positions[role] += 1
+                position = positions.get(role, 0)
+                credits.append((track.id, key, role, position))
+                positions[role] = position + 1
     copy_rows(cursor, "tracks", _NEW_TRACK_COLUMNS, new_rows)
     if updates:
         copy_rows(cursor, "writer_track_updates", _UPDATE_COLUMNS, updates)
@@ -164,11 +189,15 @@ def write_credits(
     """Artists, then their roles. The batch holds the artists' locks, so an artist missing now
     stays missing until commit: plain COPY, no ON CONFLICT round of speculative inserts."""
     cursor.execute(
-        "SELECT normalized_name, id::text FROM artists WHERE normalized_name = ANY(%s)",
-        (sorted(names),),
+        "SELECT normalized_name, id::text FROM artists WHERE normalized_name = ANY(%s::text[])",
+        (text_array(sorted(names)),),
     )
     artist_ids = dict(cursor.fetchall())
-    missing = [(new_id(), key, names[key]) for key in sorted(names) if key not in artist_ids]
+    keys = [key for key in sorted(names) if key not in artist_ids]
+    missing = [
+        (artist_id, key, names[key])
+        for artist_id, key in zip(new_ids(len(keys)), keys, strict=True)
+    ]
     copy_rows(cursor, "artists", ("id", "normalized_name", "name"), missing)
     artist_ids.update((key, artist_id) for artist_id, key, _ in missing)
     rows = [
