@@ -328,6 +328,7 @@ BULK_STEPS = [
     "remembering the rows stored (known rows)",
     "storing the tangled rows through the batch writer, in file order",
     "naming the artists the load made",
+    "building the search indexes again",
     "adding the foreign keys back, checking every row",
     "committing",
 ]
@@ -379,3 +380,48 @@ def test_a_bulk_load_shows_its_step_on_the_terminal(db_url: str, tmp_path: Path)
     assert steps == BULK_STEPS, text
     assert "import progress: bulk load" not in text
     assert re.search(r"\r\[#+\] 100%  4 rows", text), text
+
+
+def search_indexes(url: str) -> list[tuple]:
+    """``track_lookup``'s GIN indexes: name, definition, valid, and the index's own oid."""
+    return query(
+        url,
+        "SELECT i.relname, pg_get_indexdef(i.oid), x.indisvalid, i.oid::bigint FROM pg_index x"
+        " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am a ON a.oid = i.relam"
+        " WHERE x.indrelid = 'track_lookup'::regclass AND a.amname = 'gin' ORDER BY 1",
+    )
+
+
+def test_a_first_bulk_load_builds_the_search_indexes_again_as_they_were(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Into an empty catalogue the GIN indexes are dropped and built again after the load: the
+    same definitions, valid, and they find the loaded spellings."""
+    before = search_indexes(db_url)
+    assert len(before) == 2  # migration 011's trigram and full-text indexes
+    result = run_import(db_url, tangled_catalogue(tmp_path / "first.csv"), "--bulk")
+    assert "bulk load: building the search indexes again" in result.stderr, result.stderr
+    after = search_indexes(db_url)
+    assert [row[:2] for row in after] == [row[:2] for row in before]
+    assert all(valid for _, _, valid, _ in after)
+    assert [row[3] for row in after] != [row[3] for row in before]  # built anew
+    with closing(connect(db_url)) as connection, connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute(
+            "SELECT raw_title FROM track_lookup WHERE (raw_artist || ' ' || raw_title) ILIKE %s",
+            ("%b two%",),
+        )
+        assert cursor.fetchall() == [("Two",)]
+
+
+def test_a_small_bulk_load_into_a_larger_catalogue_keeps_the_search_indexes(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Building the indexes reads the whole table: a load that adds fewer spellings than the
+    table holds inserts into them instead."""
+    run_import(db_url, generate(tmp_path / "catalogue.csv", 300))
+    before = search_indexes(db_url)
+    result = run_import(db_url, tangled_catalogue(tmp_path / "small.csv"), "--bulk")
+    assert result.returncode == 0, result.stderr
+    assert "building the search indexes" not in result.stderr
+    assert search_indexes(db_url) == before  # the same indexes, not dropped

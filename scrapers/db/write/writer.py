@@ -134,6 +134,7 @@ class BatchWriter:
         # (at its first write: a load of rows that are all known drops and checks nothing).
         self._in_bulk = False
         self._foreign_keys: list[bulk.ForeignKey] | None = None
+        self._search_indexes: list[bulk.SearchIndex] = []
         self._uncounted = Uncounted()
 
     def __enter__(self) -> BatchWriter:
@@ -151,6 +152,7 @@ class BatchWriter:
                 self._connection = None
         self._in_bulk = False
         self._foreign_keys = None
+        self._search_indexes = []
 
     def write(
         self,
@@ -352,6 +354,7 @@ class BatchWriter:
         transaction, counted at its COMMIT; its tangled rows are for ``write_validated``."""
         if self._foreign_keys is None:
             self._foreign_keys = bulk.drop_foreign_keys(load.cursor)
+        self._search_indexes = bulk.drop_search_indexes(load.cursor)
         result, invalid, conflicts = load.insert_simple(self.origin)
         self._uncounted.result.add(result)
         self._uncounted.invalid.update(invalid)
@@ -373,11 +376,16 @@ class BatchWriter:
         self._uncounted = Uncounted()
 
     def finish_bulk(self) -> None:
-        """Add the dropped foreign keys back, validated, and COMMIT the whole load."""
+        """Build the dropped search indexes again, add the dropped foreign keys back,
+        validated, and COMMIT the whole load."""
         if not self._in_bulk:
             raise RuntimeError("finish_bulk without begin_bulk")
         connection = self._connect()
         try:
+            if self._search_indexes:
+                self._step("building the search indexes again")
+                with connection.cursor() as cursor:
+                    bulk.build_search_indexes(cursor, self._search_indexes)
             if self._foreign_keys is not None:
                 self._step("adding the foreign keys back, checking every row")
                 with connection.cursor() as cursor:
@@ -391,6 +399,7 @@ class BatchWriter:
         finally:
             self._in_bulk = False
             self._foreign_keys = None
+            self._search_indexes = []
         self._uncounted.publish()
         self._uncounted = Uncounted()
 
