@@ -11,7 +11,6 @@ import pickle
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from scrapers import identity
 from scrapers.db.write import records
 from scrapers.db.write.copy import text_of
 from scrapers.db.write.records import SetlistRecord, TrackRecord
@@ -112,6 +111,8 @@ def staging_text(staged: Sequence[tuple[int, str, bytes | None, records.Record]]
                 "{" + ",".join(record.invalid_identifiers) + "}",
             )
         )
-        for position, (name, role) in enumerate(record.credits):
-            credits.append((line, position, name, identity.artist_key(name), str(role)))
+        for position, ((name, role), key) in enumerate(
+            zip(record.credits, record.artist_keys(), strict=True)
+        ):
+            credits.append((line, position, name, key, str(role)))
     return StagingText(len(staged), text_of(rows), text_of(credits), text_of(held))
